@@ -1,0 +1,200 @@
+/**
+ * One client connection on the server: reads frames (JSON or plain text),
+ * hands them to the hub, and writes what the hub sends back.
+ *
+ * @module
+ */
+
+import { helpLines, parseCommand } from "./protocol/commands.ts";
+import type { ClientFrame } from "./protocol/frames.ts";
+import { parseClientFrame, requestIdOf } from "./protocol/frames.ts";
+import { ProtocolError } from "./protocol/errors.ts";
+import type { Limits } from "./protocol/limits.ts";
+import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
+import { type DecodedLine, LineDecoder } from "./protocol/line_decoder.ts";
+import type { Hub, Outbound, Peer } from "./_hub.ts";
+import { Session } from "./_hub.ts";
+import { sanitize } from "./protocol/sanitize.ts";
+import { SendQueue } from "./_send_queue.ts";
+
+const READ_BUFFER_BYTES = 8 * 1024;
+const OPEN_BRACE = 0x7b;
+const encoder = new TextEncoder();
+
+/** How long the server waits for a first byte before greeting a plain-text user, in ms. */
+export const GREETING_DELAY = 300;
+
+function isSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+function textLines(lines: string[]): Uint8Array {
+  return encoder.encode(lines.join("\r\n") + "\r\n");
+}
+
+/** A connection, speaking JSON frames or, for `nc` users, plain text. */
+export class Connection implements Peer {
+  #hub: Hub;
+  #limits: Limits;
+  #conn: Deno.Conn;
+  #queue: SendQueue;
+  #session: Session;
+  #mode: "json" | "text" | undefined;
+  #decoder: LineDecoder | undefined;
+  #nextId = 0;
+  #greetingTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Wraps an accepted connection.
+   *
+   * @param conn The socket.
+   * @param hub The hub to feed.
+   * @param limits The limits to enforce.
+   * @param greeting The first lines a plain-text user sees.
+   */
+  constructor(conn: Deno.Conn, hub: Hub, limits: Limits, readonly greeting: string) {
+    this.#conn = conn;
+    this.#hub = hub;
+    this.#limits = limits;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.#session = new Session(this, `${addr.hostname}:${addr.port}`);
+    this.#queue = new SendQueue(conn, {
+      maxBytes: limits.maxSendQueueBytes,
+      onOverflow: () => {
+        this.#hub.leave(this.#session, "send_queue_exceeded");
+        this.#queue.destroy();
+      },
+    });
+  }
+
+  /** Queues a frame in this connection's format. */
+  deliver(out: Outbound): void {
+    const bytes = this.#mode === "text" ? out.text : out.json;
+    if (bytes !== null) this.#queue.push(bytes);
+  }
+
+  /** Sends what is queued, then closes. */
+  close(): void {
+    this.#queue.close();
+  }
+
+  /** Closes at once. */
+  destroy(): void {
+    this.#queue.destroy();
+  }
+
+  /** Resolves once the socket is closed. */
+  get done(): Promise<void> {
+    return this.#queue.done;
+  }
+
+  /**
+   * Reads until the peer leaves or the connection breaks, then tells the hub.
+   *
+   * @returns A promise that resolves when the connection is finished.
+   */
+  async run(): Promise<void> {
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    this.#greetingTimer = setTimeout(() => {
+      if (this.#mode === undefined) this.#startText(true);
+    }, GREETING_DELAY);
+    try {
+      while (!this.#queue.closed) {
+        const read = await this.#conn.read(buffer);
+        if (read === null) break;
+        let chunk = buffer.subarray(0, read);
+        if (this.#mode === undefined) {
+          const first = chunk.findIndex((byte) => !isSpace(byte));
+          if (first === -1) continue;
+          chunk = chunk.subarray(first);
+          if (chunk[0] === OPEN_BRACE) this.#startJson();
+          else this.#startText(false);
+        }
+        for (const line of this.#decoder!.push(chunk)) {
+          if (this.#mode === "json") this.#jsonLine(line);
+          else this.#textLine(line);
+        }
+      }
+    } catch {
+      // A read error is a lost connection, like EOF without "quit".
+    } finally {
+      clearTimeout(this.#greetingTimer);
+      this.#hub.leave(this.#session, "lost");
+      this.#queue.destroy();
+    }
+  }
+
+  #startJson(): void {
+    clearTimeout(this.#greetingTimer);
+    this.#mode = "json";
+    this.#decoder = new LineDecoder({ maxBytes: this.#limits.maxFrameBytes });
+  }
+
+  #startText(greet: boolean): void {
+    clearTimeout(this.#greetingTimer);
+    this.#mode = "text";
+    this.#decoder = new LineDecoder({ maxBytes: this.#limits.maxFrameBytes, fatal: false });
+    if (greet) this.#say(this.greeting, "Type your name and press Enter:");
+  }
+
+  #say(...lines: string[]): void {
+    this.#queue.push(textLines(lines));
+  }
+
+  #jsonLine(line: DecodedLine): void {
+    if (!line.ok) return this.#hub.reject(this.#session, line.code, line.message);
+    if (line.text.trim() === "") return;
+    let frame: ClientFrame;
+    try {
+      frame = parseClientFrame(line.text);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.#hub.reject(this.#session, error.code, error.message, requestIdOf(error));
+    }
+    this.#hub.receive(this.#session, frame);
+  }
+
+  #textLine(line: DecodedLine): void {
+    if (!line.ok) {
+      return this.#say(`! Line is longer than ${this.#limits.maxFrameBytes} bytes; it was not sent`);
+    }
+    const text = line.text;
+    const id = ++this.#nextId;
+    if (this.#session.name === undefined) {
+      if (text.trim() === "") return this.#say("Type your name and press Enter:");
+      this.#hub.receive(this.#session, { type: "hello", id, v: PROTOCOL_VERSION, name: text.trim() });
+      if (this.#session.name === undefined) this.#say("Type another name and press Enter:");
+      return;
+    }
+    if (text.trim() === "") return;
+    const command = parseCommand(text);
+    switch (command.kind) {
+      case "say":
+        return this.#hub.receive(this.#session, { type: "send", id, room: LOBBY, text: command.text });
+      case "me":
+        return this.#hub.receive(this.#session, {
+          type: "send",
+          id,
+          room: LOBBY,
+          text: command.text,
+          action: true,
+        });
+      case "msg":
+        return this.#hub.receive(this.#session, { type: "dm", id, to: command.to, text: command.text });
+      case "nick":
+        return this.#hub.receive(this.#session, { type: "nick", id, name: command.name });
+      case "who":
+        return this.#hub.receive(this.#session, { type: "who", id, room: LOBBY });
+      case "quit":
+        this.#say("*** Bye");
+        return this.#hub.receive(this.#session, { type: "quit", id });
+      case "help":
+        return this.#say(...helpLines());
+      case "usage":
+        return this.#say(`! ${command.message}`);
+      case "unknown":
+        return this.#say(`! Unknown command "/${sanitize(command.name)}"; type /help for the list`);
+    }
+  }
+}
+

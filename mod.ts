@@ -1,0 +1,59 @@
+/**
+ * A chat server and client in one: start a server with {@linkcode serve},
+ * join it with {@linkcode connect}, and script whole conversations, for
+ * example inside `Deno.test`. People join the same server with
+ * `chat connect` or plain `nc`.
+ *
+ * @example A conversation in a test
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * import { connect, serve } from "./mod.ts";
+ *
+ * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+ * const port = server.addr.port;
+ * await using alice = await connect({ hostname: "127.0.0.1", port, name: "alice" });
+ * await using bob = await connect({ port, name: "bob" });
+ *
+ * const sent = await alice.send("你好, bob 👋");
+ * const got = await bob.next("message", { timeout: 2000 });
+ * assertEquals(got.seq, sent.seq);
+ *
+ * await alice.dm("bob", "psst");
+ * assertEquals((await bob.next("dm")).text, "psst");
+ * assertEquals(await alice.who(), ["alice", "bob"]);
+ * await alice.close();
+ * assertEquals((await bob.next("leave")).reason, "quit");
+ * ```
+ *
+ * @module
+ */
+
+export { serve, SOFTWARE } from "./server.ts";
+export type { ChatServer, ServeOptions } from "./server.ts";
+export { ChatClient, connect } from "./client.ts";
+export type {
+  ChatEvent,
+  ChatEventType,
+  CloseOptions,
+  ConnectOptions,
+  DmOptions,
+  ErrorEvent,
+  NextOptions,
+  RequestOptions,
+  SendOptions,
+  SentDm,
+  SentMessage,
+  WhoOptions,
+} from "./client.ts";
+export { type ErrorCode, ProtocolError } from "./protocol/errors.ts";
+export type {
+  ByeFrame,
+  ByeReason,
+  DmEvent,
+  JoinEvent,
+  LeaveEvent,
+  LeaveReason,
+  MessageEvent,
+  NickEvent,
+} from "./protocol/frames.ts";
+export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";

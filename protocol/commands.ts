@@ -1,0 +1,102 @@
+/**
+ * The slash commands people type, parsed the same way by the terminal client
+ * and by the server for plain-text (`nc`) users.
+ *
+ * @module
+ */
+
+/** What one typed line asks for. */
+export type Command =
+  | { kind: "say"; text: string }
+  | { kind: "me"; text: string }
+  | { kind: "msg"; to: string; text: string }
+  | { kind: "nick"; name: string }
+  | { kind: "who" }
+  | { kind: "help" }
+  | { kind: "quit" }
+  | { kind: "usage"; message: string }
+  | { kind: "unknown"; name: string };
+
+/** One command: how to type it and what it does. */
+export interface CommandHelp {
+  usage: string;
+  summary: string;
+}
+
+/** Every command, for `/help`. */
+export const COMMANDS: readonly CommandHelp[] = [
+  { usage: "/msg NAME TEXT", summary: "send a private message to NAME" },
+  { usage: "/me ACTION", summary: "describe what you are doing (* alice waves)" },
+  { usage: "/nick NEW", summary: "change your name" },
+  { usage: "/who", summary: "list who is in the room" },
+  { usage: "/help", summary: "show this list" },
+  { usage: "/quit", summary: "leave the chat" },
+];
+
+/**
+ * The help text: one line per command. `//text` sends a line that starts
+ * with `/`.
+ *
+ * @returns The lines of the help text.
+ */
+export function helpLines(): string[] {
+  const width = Math.max(...COMMANDS.map((command) => command.usage.length));
+  return [
+    "Commands:",
+    ...COMMANDS.map((command) => `  ${command.usage.padEnd(width)}  ${command.summary}`),
+    `  ${"//TEXT".padEnd(width)}  send a message that starts with "/"`,
+  ];
+}
+
+const WORD = /^(\S+)\s*([\s\S]*)$/;
+
+/**
+ * Parses one typed line. Lines that do not start with `/` are messages; a
+ * leading `//` sends a message that starts with `/`.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * import { parseCommand } from "./commands.ts";
+ *
+ * assertEquals(parseCommand("/msg bob hi there"), { kind: "msg", to: "bob", text: "hi there" });
+ * assertEquals(parseCommand("hello"), { kind: "say", text: "hello" });
+ * ```
+ *
+ * @param line The typed line, without its newline.
+ * @returns What the line asks for.
+ */
+export function parseCommand(line: string): Command {
+  if (!line.startsWith("/")) return { kind: "say", text: line };
+  if (line.startsWith("//")) return { kind: "say", text: line.slice(1) };
+  const [, word, rest] = WORD.exec(line.slice(1)) ?? [, "", ""];
+  const name = word!.toLowerCase();
+  const args = rest!.trim();
+  switch (name) {
+    case "msg":
+    case "m":
+    case "w": {
+      const match = WORD.exec(args);
+      if (!match || match[2]!.trim() === "") return { kind: "usage", message: "Usage: /msg NAME TEXT" };
+      return { kind: "msg", to: match[1]!, text: match[2]! };
+    }
+    case "me":
+      if (args === "") return { kind: "usage", message: "Usage: /me ACTION" };
+      return { kind: "me", text: rest! };
+    case "nick":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /nick NEW" };
+      return { kind: "nick", name: args };
+    case "who":
+    case "names":
+      return { kind: "who" };
+    case "help":
+    case "?":
+      return { kind: "help" };
+    case "quit":
+    case "exit":
+    case "q":
+      return { kind: "quit" };
+    default:
+      return { kind: "unknown", name: word! };
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Splits a byte stream into newline-terminated lines, whatever the chunk
+ * boundaries, without ever buffering more than the frame limit.
+ *
+ * @module
+ */
+
+/** One line out of a {@linkcode LineDecoder}, or the reason it was rejected. */
+export type DecodedLine =
+  | { ok: true; text: string }
+  | { ok: false; code: "frame_too_large" | "bad_utf8"; message: string };
+
+/** Options for {@linkcode LineDecoder}. */
+export interface LineDecoderOptions {
+  /**
+   * Longest line in bytes, newline excluded. A longer line is reported once as
+   * `frame_too_large` and its bytes are skipped up to the next newline.
+   */
+  maxBytes: number;
+  /**
+   * Whether invalid UTF-8 rejects the line (`bad_utf8`). When `false`, invalid
+   * bytes become U+FFFD, which suits people typing into `nc`.
+   *
+   * @default {true}
+   */
+  fatal?: boolean;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const SHRINK_ABOVE = 16 * 1024;
+
+/**
+ * Incremental line splitter. Lines are split on the byte `\n` (which never
+ * occurs inside a multi-byte UTF-8 sequence), so a character split between two
+ * reads is decoded whole. A trailing `\r` is removed, so `\r\n` works too.
+ *
+ * @example Decode a frame that arrives in two pieces
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * import { LineDecoder } from "./line_decoder.ts";
+ *
+ * const decoder = new LineDecoder({ maxBytes: 1024 });
+ * const bytes = new TextEncoder().encode("你好\n");
+ * assertEquals(decoder.push(bytes.subarray(0, 2)), []);
+ * assertEquals(decoder.push(bytes.subarray(2)), [{ ok: true, text: "你好" }]);
+ * ```
+ */
+export class LineDecoder {
+  #maxBytes: number;
+  #decoder: TextDecoder;
+  #buffer = new Uint8Array(0);
+  #length = 0;
+  #discarding = false;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options The line limit and how to treat invalid UTF-8.
+   */
+  constructor(options: LineDecoderOptions) {
+    this.#maxBytes = options.maxBytes;
+    this.#decoder = new TextDecoder("utf-8", { fatal: options.fatal ?? true });
+  }
+
+  /** Bytes held for a line whose end has not arrived yet. */
+  get pendingBytes(): number {
+    return this.#length;
+  }
+
+  /**
+   * Feeds bytes in and returns the lines they complete, in order. The chunk may
+   * be reused by the caller as soon as this returns.
+   *
+   * @param chunk The bytes just read.
+   * @returns The complete lines, or errors in their place.
+   */
+  push(chunk: Uint8Array): DecodedLine[] {
+    const lines: DecodedLine[] = [];
+    let start = 0;
+    while (start < chunk.length) {
+      const end = chunk.indexOf(LF, start);
+      if (end === -1) {
+        this.#hold(chunk.subarray(start), lines);
+        break;
+      }
+      this.#finish(chunk.subarray(start, end), lines);
+      start = end + 1;
+    }
+    return lines;
+  }
+
+  #tooLarge(lines: DecodedLine[]): void {
+    lines.push({
+      ok: false,
+      code: "frame_too_large",
+      message: `Frame is longer than the limit of ${this.#maxBytes} bytes`,
+    });
+    this.#length = 0;
+    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = new Uint8Array(0);
+  }
+
+  #hold(part: Uint8Array, lines: DecodedLine[]): void {
+    if (this.#discarding) return;
+    const length = this.#length + part.length;
+    if (length > this.#maxBytes) {
+      this.#discarding = true;
+      this.#tooLarge(lines);
+      return;
+    }
+    if (length > this.#buffer.length) {
+      const grown = new Uint8Array(Math.min(Math.max(length, this.#buffer.length * 2, 256), this.#maxBytes));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(part, this.#length);
+    this.#length = length;
+  }
+
+  #finish(part: Uint8Array, lines: DecodedLine[]): void {
+    if (this.#discarding) {
+      this.#discarding = false;
+      return;
+    }
+    let line = part;
+    if (this.#length > 0) {
+      const length = this.#length + part.length;
+      if (length > this.#maxBytes) return this.#tooLarge(lines);
+      this.#hold(part, lines);
+      line = this.#buffer.subarray(0, length);
+      this.#length = 0;
+    } else if (part.length > this.#maxBytes) {
+      return this.#tooLarge(lines);
+    }
+    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    try {
+      lines.push({ ok: true, text: this.#decoder.decode(line) });
+    } catch {
+      lines.push({ ok: false, code: "bad_utf8", message: "Frame is not valid UTF-8" });
+    }
+    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = new Uint8Array(0);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Renders events as plain, readable lines: for people on `nc` or telnet, and
+ * for the line-based client. Everything from the network is sanitised, so no
+ * name or message can control the reader's terminal.
+ *
+ * @module
+ */
+
+import type { ServerFrame } from "./frames.ts";
+import { sanitize } from "./sanitize.ts";
+
+const LEAVE_REASONS: Record<string, string> = {
+  quit: "quit",
+  lost: "connection lost",
+  send_queue_exceeded: "too far behind",
+  protocol_error: "protocol error",
+};
+
+function pad(value: number): string {
+  return value < 10 ? `0${value}` : `${value}`;
+}
+
+/**
+ * Formats an ISO-8601 time stamp as local `HH:MM:SS`.
+ *
+ * @param ts The time stamp.
+ * @returns The local time of day.
+ */
+export function clock(ts: string): string {
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) return "--:--:--";
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+function body(prefix: string, text: string): string {
+  const lines = sanitize(text, { newlines: true }).split("\n");
+  if (lines.length === 1) return prefix + lines[0];
+  const indent = " ".repeat(Math.min(prefix.length, 24));
+  return prefix + lines.join("\n" + indent);
+}
+
+/**
+ * Renders one server frame as text, or `undefined` for frames a person does
+ * not need to see (acks). Multi-line messages are indented under their first
+ * line; lines are separated by `\n` without a final newline.
+ *
+ * @example
+ * ```ts
+ * import { assertMatch } from "node:assert/strict";
+ * import { formatFrame } from "./text_format.ts";
+ *
+ * const line = formatFrame({
+ *   type: "message", room: "#lobby", from: "alice", text: "hi", ts: new Date().toISOString(), seq: 1,
+ * });
+ * assertMatch(line!, /^\[\d\d:\d\d:\d\d\] <alice> hi$/);
+ * ```
+ *
+ * @param frame The frame to render.
+ * @returns The text, or `undefined`.
+ */
+export function formatFrame(frame: ServerFrame): string | undefined {
+  switch (frame.type) {
+    case "message": {
+      const from = sanitize(frame.from);
+      const prefix = `[${clock(frame.ts)}] ` + (frame.action ? `* ${from} ` : `<${from}> `);
+      return body(prefix, frame.text);
+    }
+    case "dm": {
+      const from = sanitize(frame.from);
+      const prefix = `[${clock(frame.ts)}] [private] ` + (frame.action ? `* ${from} ` : `<${from}> `);
+      return body(prefix, frame.text);
+    }
+    case "join":
+      return `[${clock(frame.ts)}] -> ${sanitize(frame.name)} joined ${sanitize(frame.room)}`;
+    case "leave":
+      return `[${clock(frame.ts)}] <- ${sanitize(frame.name)} left ${sanitize(frame.room)} (${
+        LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
+      })`;
+    case "nick":
+      return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${sanitize(frame.to)}`;
+    case "bye":
+      return `*** ${sanitize(frame.message)}`;
+    case "error":
+      return `! ${sanitize(frame.message)}`;
+    case "welcome":
+      return `*** You are ${sanitize(frame.name)} in ${sanitize(frame.room)} with ${
+        frame.members.length - 1
+      } other${frame.members.length === 2 ? "" : "s"}${
+        frame.members.length > 1 ? ": " + frame.members.filter((name) => name !== frame.name).map((name) => sanitize(name)).join(", ") : ""
+      }. Type /help for commands.`;
+    case "ack":
+      if (frame.name !== undefined) return `*** You are now known as ${sanitize(frame.name)}`;
+      if (frame.names) return `*** In ${sanitize(frame.room ?? "")}: ${frame.names.map((name) => sanitize(name)).join(", ")}`;
+      return undefined;
+  }
+}
