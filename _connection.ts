@@ -156,13 +156,20 @@ export class Connection implements Peer {
 
   #textLine(line: DecodedLine): void {
     if (!line.ok) {
-      return this.#say(`! Line is longer than ${this.#limits.maxFrameBytes} bytes; it was not sent`);
+      return this.#say(
+        `! Line is longer than ${this.#limits.maxFrameBytes} bytes; it was not sent`,
+      );
     }
     const text = line.text;
     const id = ++this.#nextId;
     if (this.#session.name === undefined) {
       if (text.trim() === "") return this.#say("Type your name and press Enter:");
-      this.#hub.receive(this.#session, { type: "hello", id, v: PROTOCOL_VERSION, name: text.trim() });
+      this.#hub.receive(this.#session, {
+        type: "hello",
+        id,
+        v: PROTOCOL_VERSION,
+        name: text.trim(),
+      });
       if (this.#session.name === undefined) this.#say("Type another name and press Enter:");
       return;
     }
@@ -170,7 +177,12 @@ export class Connection implements Peer {
     const command = parseCommand(text);
     switch (command.kind) {
       case "say":
-        return this.#hub.receive(this.#session, { type: "send", id, room: LOBBY, text: command.text });
+        return this.#hub.receive(this.#session, {
+          type: "send",
+          id,
+          room: LOBBY,
+          text: command.text,
+        });
       case "me":
         return this.#hub.receive(this.#session, {
           type: "send",
@@ -180,7 +192,12 @@ export class Connection implements Peer {
           action: true,
         });
       case "msg":
-        return this.#hub.receive(this.#session, { type: "dm", id, to: command.to, text: command.text });
+        return this.#hub.receive(this.#session, {
+          type: "dm",
+          id,
+          to: command.to,
+          text: command.text,
+        });
       case "nick":
         return this.#hub.receive(this.#session, { type: "nick", id, name: command.name });
       case "who":
@@ -197,4 +214,3 @@ export class Connection implements Peer {
     }
   }
 }
-

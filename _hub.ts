@@ -53,7 +53,9 @@ export class Outbound {
   get text(): Uint8Array | null {
     if (this.#text === undefined) {
       const text = formatFrame(this.frame);
-      this.#text = text === undefined ? null : encoder.encode(text.replaceAll("\n", "\r\n") + "\r\n");
+      this.#text = text === undefined
+        ? null
+        : encoder.encode(text.replaceAll("\n", "\r\n") + "\r\n");
     }
     return this.#text;
   }
@@ -212,7 +214,10 @@ export class Hub {
     const ts = new Date().toISOString();
     for (const room of session.rooms) {
       room.members.delete(session);
-      this.#broadcast(room.members, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      this.#broadcast(
+        room.members,
+        new Outbound({ type: "leave", room: room.name, name, reason, ts }),
+      );
     }
     session.rooms.clear();
     this.#options.log?.(`${name} left (${reason})`);
@@ -221,7 +226,11 @@ export class Hub {
   /** Says goodbye to every session and closes them; the hub accepts nothing more. */
   shutdown(): void {
     this.#closing = true;
-    const bye = new Outbound({ type: "bye", reason: "shutdown", message: "Server is shutting down" });
+    const bye = new Outbound({
+      type: "bye",
+      reason: "shutdown",
+      message: "Server is shutting down",
+    });
     for (const session of this.#names.values()) {
       session.gone = true;
       session.peer.deliver(bye);
@@ -231,7 +240,11 @@ export class Hub {
   }
 
   #fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
-    session.peer.deliver(new Outbound(id === undefined ? { type: "error", code, message } : { type: "error", id, code, message }));
+    session.peer.deliver(
+      new Outbound(
+        id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
+      ),
+    );
   }
 
   #ack(session: Session, ack: AckFrame): void {
@@ -384,8 +397,6 @@ export class Hub {
   }
 
   #namesIn(room: Room): string[] {
-    return [...room.members].map((member) => member.name!).sort((a, b) =>
-      a.localeCompare(b)
-    );
+    return [...room.members].map((member) => member.name!).sort((a, b) => a.localeCompare(b));
   }
 }

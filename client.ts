@@ -169,7 +169,11 @@ function describe(type: ChatEventType | undefined): string {
   return type === undefined ? "an event" : `a "${type}" event`;
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => void): Promise<T> {
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => void,
+): Promise<T> {
   if (signal === undefined) return promise;
   if (signal.aborted) {
     onAbort();
@@ -240,7 +244,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         : error instanceof Error
         ? error.message.replace(/ \(os error \d+\)$/, "").toLowerCase()
         : String(error);
-      throw new ProtocolError("unreachable", `Cannot connect to ${where}: ${reason}`, { cause: error });
+      throw new ProtocolError("unreachable", `Cannot connect to ${where}: ${reason}`, {
+        cause: error,
+      });
     }
     const client = new ChatClient(conn);
     try {
@@ -250,7 +256,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       await client.#reading;
       if (options.signal?.aborted) throw options.signal.reason;
       if (timeout.aborted) {
-        throw new ProtocolError("timeout", `Cannot join ${where}: no welcome from the server in time`);
+        throw new ProtocolError(
+          "timeout",
+          `Cannot join ${where}: no welcome from the server in time`,
+        );
       }
       throw error;
     }
@@ -259,10 +268,22 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
 
   async #hello(name: string, signal: AbortSignal): Promise<void> {
     const id = ++this.#nextId;
-    const ack = new Promise<AckFrame>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    const ack = new Promise<AckFrame>((resolve, reject) =>
+      this.#pending.set(id, { resolve, reject })
+    );
     ack.catch(() => {});
-    this.#write({ type: "hello", id, v: PROTOCOL_VERSION, name, client: `chat/${denoConfig.version}` });
-    const welcome = await abortable(Promise.race([this.#welcome.promise, ack]), signal, () => {}) as WelcomeFrame;
+    this.#write({
+      type: "hello",
+      id,
+      v: PROTOCOL_VERSION,
+      name,
+      client: `chat/${denoConfig.version}`,
+    });
+    const welcome = await abortable(
+      Promise.race([this.#welcome.promise, ack]),
+      signal,
+      () => {},
+    ) as WelcomeFrame;
     this.#pending.delete(id);
     this.#name = welcome.name;
     this.#room = welcome.room;
@@ -316,7 +337,13 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       action ? { type: "send", room, text, action } : { type: "send", room, text },
       options.signal,
     );
-    const sent: SentMessage = { room: ack.room!, from: this.#name, text, ts: ack.ts!, seq: ack.seq! };
+    const sent: SentMessage = {
+      room: ack.room!,
+      from: this.#name,
+      text,
+      ts: ack.ts!,
+      seq: ack.seq!,
+    };
     if (action) sent.action = true;
     return sent;
   }
@@ -348,7 +375,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @returns The names, sorted.
    */
   async who(options: WhoOptions = {}): Promise<string[]> {
-    const ack = await this.#request({ type: "who", room: options.room ?? this.#room }, options.signal);
+    const ack = await this.#request(
+      { type: "who", room: options.room ?? this.#room },
+      options.signal,
+    );
     return ack.names ?? [];
   }
 
@@ -408,7 +438,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     if (options.timeout !== undefined) {
       timer = setTimeout(() => {
         drop();
-        reject(new ProtocolError("timeout", `Timed out after ${options.timeout} ms waiting for ${describe(type)}`));
+        reject(
+          new ProtocolError(
+            "timeout",
+            `Timed out after ${options.timeout} ms waiting for ${describe(type)}`,
+          ),
+        );
       }, options.timeout);
     }
     this.#waiters.push(waiter);
@@ -472,7 +507,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       return Promise.reject(new ProtocolError("closed", "Connection is closed"));
     }
     const id = ++this.#nextId;
-    const promise = new Promise<AckFrame>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    const promise = new Promise<AckFrame>((resolve, reject) =>
+      this.#pending.set(id, { resolve, reject })
+    );
     this.#write({ ...frame, id });
     return abortable(promise, signal, () => this.#pending.delete(id));
   }
@@ -488,7 +525,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
     if (this.#ended && this.#events.length === 0) {
       for (const waiter of this.#waiters.splice(0)) {
-        waiter.reject(new ProtocolError("closed", `Connection closed while waiting for ${describe(waiter.type)}`));
+        waiter.reject(
+          new ProtocolError(
+            "closed",
+            `Connection closed while waiting for ${describe(waiter.type)}`,
+          ),
+        );
       }
     }
   }

@@ -77,7 +77,9 @@ export function parseCommand(line: string): Command {
     case "m":
     case "w": {
       const match = WORD.exec(args);
-      if (!match || match[2]!.trim() === "") return { kind: "usage", message: "Usage: /msg NAME TEXT" };
+      if (!match || match[2]!.trim() === "") {
+        return { kind: "usage", message: "Usage: /msg NAME TEXT" };
+      }
       return { kind: "msg", to: match[1]!, text: match[2]! };
     }
     case "me":

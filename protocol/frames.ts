@@ -261,7 +261,10 @@ export function parseClientFrame(line: string): ClientFrame {
     fail("unknown_type", `Unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`);
   }
   if (id === undefined) {
-    fail("bad_request", 'Field "id" must be a string of 1 to 64 characters or a non-negative integer');
+    fail(
+      "bad_request",
+      'Field "id" must be a string of 1 to 64 characters or a non-negative integer',
+    );
   }
   for (const [field, kind] of Object.entries(shape!)) {
     const optional = kind.endsWith("?");

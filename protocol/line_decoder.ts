@@ -109,7 +109,9 @@ export class LineDecoder {
       return;
     }
     if (length > this.#buffer.length) {
-      const grown = new Uint8Array(Math.min(Math.max(length, this.#buffer.length * 2, 256), this.#maxBytes));
+      const grown = new Uint8Array(
+        Math.min(Math.max(length, this.#buffer.length * 2, 256), this.#maxBytes),
+      );
       grown.set(this.#buffer.subarray(0, this.#length));
       this.#buffer = grown;
     }

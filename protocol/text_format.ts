@@ -67,7 +67,8 @@ export function formatFrame(frame: ServerFrame): string | undefined {
     }
     case "dm": {
       const from = sanitize(frame.from);
-      const prefix = `[${clock(frame.ts)}] [private] ` + (frame.action ? `* ${from} ` : `<${from}> `);
+      const prefix = `[${clock(frame.ts)}] [private] ` +
+        (frame.action ? `* ${from} ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "join":
@@ -77,20 +78,28 @@ export function formatFrame(frame: ServerFrame): string | undefined {
         LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
       })`;
     case "nick":
-      return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${sanitize(frame.to)}`;
+      return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${
+        sanitize(frame.to)
+      }`;
     case "bye":
       return `*** ${sanitize(frame.message)}`;
     case "error":
       return `! ${sanitize(frame.message)}`;
-    case "welcome":
-      return `*** You are ${sanitize(frame.name)} in ${sanitize(frame.room)} with ${
-        frame.members.length - 1
-      } other${frame.members.length === 2 ? "" : "s"}${
-        frame.members.length > 1 ? ": " + frame.members.filter((name) => name !== frame.name).map((name) => sanitize(name)).join(", ") : ""
-      }. Type /help for commands.`;
+    case "welcome": {
+      const others = frame.members.filter((name) => name !== frame.name).map((name) =>
+        sanitize(name)
+      );
+      return `*** You are ${sanitize(frame.name)} in ${sanitize(frame.room)}` +
+        (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
+        ". Type /help for commands.";
+    }
     case "ack":
       if (frame.name !== undefined) return `*** You are now known as ${sanitize(frame.name)}`;
-      if (frame.names) return `*** In ${sanitize(frame.room ?? "")}: ${frame.names.map((name) => sanitize(name)).join(", ")}`;
+      if (frame.names) {
+        return `*** In ${sanitize(frame.room ?? "")}: ${
+          frame.names.map((name) => sanitize(name)).join(", ")
+        }`;
+      }
       return undefined;
   }
 }

@@ -157,8 +157,10 @@ class Server {
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: number | undefined;
-  const timeout = new Promise<undefined>((resolve) => timer = setTimeout(resolve, ms));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
   try {
     return await Promise.race([promise, timeout]);
   } finally {

@@ -1,0 +1,126 @@
+/**
+ * `chat serve`: runs a server until Ctrl-C.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import denoConfig from "../deno.json" with { type: "json" };
+import { serve } from "../server.ts";
+import { DEFAULT_LIMITS } from "../protocol/limits.ts";
+import { clock } from "../protocol/text_format.ts";
+import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
+import { CliError, EXIT_USAGE } from "./_errors.ts";
+import { onInterrupt } from "./_signals.ts";
+
+/** The text of `chat serve --help`. */
+export const SERVE_HELP = `Start a chat server.
+
+Usage: chat serve [options]
+
+Options:
+  --host HOST         address to listen on (default: 0.0.0.0, every interface)
+  --port PORT         port to listen on, 0 for any free port (default: ${DEFAULT_PORT})
+  --max-frame-bytes N longest frame a client may send (default: ${DEFAULT_LIMITS.maxFrameBytes})
+  --max-text N        longest message, in characters (default: ${DEFAULT_LIMITS.maxTextLength})
+  --max-queue-bytes N bytes queued for a client that does not read before it is
+                      disconnected (default: ${DEFAULT_LIMITS.maxSendQueueBytes})
+  -h, --help          show this help
+
+People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
+Ctrl-C stops the server: everyone is told, then disconnected.`;
+
+function positiveInteger(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new CliError(`Invalid ${flag} "${text}": use a whole number above 0`, EXIT_USAGE);
+  }
+  return value;
+}
+
+function joinHosts(hostname: string): string[] {
+  if (hostname !== "0.0.0.0" && hostname !== "::" && hostname !== "[::]") return [hostname];
+  const hosts: string[] = [];
+  try {
+    for (const nic of Deno.networkInterfaces()) {
+      if (nic.family === "IPv4" && !nic.address.startsWith("127.")) hosts.push(nic.address);
+    }
+  } catch {
+    // Not allowed or not supported: fall back to the host name.
+  }
+  if (hosts.length === 0) {
+    try {
+      hosts.push(Deno.hostname());
+    } catch {
+      hosts.push("localhost");
+    }
+  }
+  return [...new Set(hosts)];
+}
+
+function log(line: string): void {
+  console.log(`[${clock(new Date().toISOString())}] ${line}`);
+}
+
+/**
+ * Runs `chat serve`.
+ *
+ * @param args The arguments after `serve`.
+ * @returns The exit code.
+ */
+export async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      "max-frame-bytes": { type: "string" },
+      "max-text": { type: "string" },
+      "max-queue-bytes": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return 0;
+  }
+  const hostname = values.host ?? "0.0.0.0";
+  const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
+  const server = await serve({
+    hostname,
+    port,
+    maxFrameBytes: positiveInteger(
+      values["max-frame-bytes"],
+      "--max-frame-bytes",
+      DEFAULT_LIMITS.maxFrameBytes,
+    ),
+    maxTextLength: positiveInteger(values["max-text"], "--max-text", DEFAULT_LIMITS.maxTextLength),
+    maxSendQueueBytes: positiveInteger(
+      values["max-queue-bytes"],
+      "--max-queue-bytes",
+      DEFAULT_LIMITS.maxSendQueueBytes,
+    ),
+    onLog: log,
+  });
+  const actual = server.addr.port;
+  console.log(
+    `chat ${denoConfig.version} listening on ${formatAddress(server.addr.hostname, actual)}`,
+  );
+  console.log("Others join with:");
+  for (const host of joinHosts(server.addr.hostname)) {
+    console.log(`  chat connect ${formatAddress(host, actual)} --name NAME`);
+    console.log(`  nc ${host} ${actual}`);
+  }
+  console.log("Press Ctrl-C to stop.");
+  const stop = onInterrupt(() => {
+    log(`Shutting down; ${server.users} connected`);
+    server.close();
+  });
+  await server.finished;
+  stop();
+  log("Server stopped");
+  return 0;
+}

@@ -1,0 +1,74 @@
+/**
+ * The `chat` command: `chat serve`, `chat connect`.
+ *
+ * @module
+ */
+
+import denoConfig from "./deno.json" with { type: "json" };
+import { connectCommand } from "./cli/connect_command.ts";
+import { EXIT_USAGE, explain } from "./cli/_errors.ts";
+import { serveCommand } from "./cli/serve_command.ts";
+
+const HELP = `chat ${denoConfig.version}: a chat server and client in one
+
+Usage:
+  chat serve [--host HOST] [--port PORT]      start a server (port ${7777} by default)
+  chat connect [HOST[:PORT]] --name NAME      join a server and talk
+  chat --version                              print the version
+  chat COMMAND --help                         help for a command
+
+Anyone can also join with "nc HOST PORT" or telnet.`;
+
+function version(): string {
+  return `chat ${denoConfig.version} (deno ${Deno.version.deno}, ${Deno.build.target})`;
+}
+
+/**
+ * Runs the command line and returns the exit code.
+ *
+ * @param args The arguments, without the program name.
+ * @returns The exit code.
+ */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "serve":
+      return await serveCommand(rest);
+    case "connect":
+      return await connectCommand(rest);
+    case "-V":
+    case "--version":
+    case "version":
+      console.log(version());
+      return 0;
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(HELP);
+      return command === undefined ? EXIT_USAGE : 0;
+    default:
+      console.error(
+        command.startsWith("-")
+          ? `Unknown option "${command}"; see "chat --help"`
+          : `Unknown command "${command}"; see "chat --help"`,
+      );
+      return EXIT_USAGE;
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    const known = explain(error);
+    if (known === undefined) throw error;
+    const hint = known.exitCode === EXIT_USAGE && ["serve", "connect"].includes(Deno.args[0]!)
+      ? `; see "chat ${Deno.args[0]} --help"`
+      : "";
+    console.error(`chat: ${known.message}${hint}`);
+    code = known.exitCode;
+  }
+  Deno.exit(code);
+}
