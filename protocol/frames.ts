@@ -271,7 +271,8 @@ export function parseClientFrame(line: string): ClientFrame {
     const type = optional ? kind.slice(0, -1) : kind;
     const present = frame[field];
     if (present === undefined && optional) continue;
-    if (typeof present !== type) {
+    const actual: string = typeof present;
+    if (actual !== type) {
       fail("bad_request", `Field "${field}" must be a ${type}`);
     }
   }
