@@ -610,7 +610,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
  *
  * @example Two people talk
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { connect, serve } from "./mod.ts";
  *
  * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
@@ -620,7 +620,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
  *
  * await alice.send("你好, bob 👋");
  * const got = await bob.next("message", { timeout: 2000 });
- * assertEquals(got.text, "你好, bob 👋");
+ * deepEqual(got.text, "你好, bob 👋");
  * ```
  *
  * @param options Where to connect and the name to use.

@@ -6,7 +6,7 @@
  *
  * @example A conversation in a test
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { connect, serve } from "./mod.ts";
  *
  * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
@@ -16,13 +16,13 @@
  *
  * const sent = await alice.send("你好, bob 👋");
  * const got = await bob.next("message", { timeout: 2000 });
- * assertEquals(got.seq, sent.seq);
+ * deepEqual(got.seq, sent.seq);
  *
  * await alice.dm("bob", "psst");
- * assertEquals((await bob.next("dm")).text, "psst");
- * assertEquals(await alice.who(), ["alice", "bob"]);
+ * deepEqual((await bob.next("dm")).text, "psst");
+ * deepEqual(await alice.who(), ["alice", "bob"]);
  * await alice.close();
- * assertEquals((await bob.next("leave")).reason, "quit");
+ * deepEqual((await bob.next("leave")).reason, "quit");
  * ```
  *
  * @module

@@ -56,11 +56,11 @@ const WORD = /^(\S+)\s*([\s\S]*)$/;
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { parseCommand } from "./commands.ts";
  *
- * assertEquals(parseCommand("/msg bob hi there"), { kind: "msg", to: "bob", text: "hi there" });
- * assertEquals(parseCommand("hello"), { kind: "say", text: "hello" });
+ * deepEqual(parseCommand("/msg bob hi there"), { kind: "msg", to: "bob", text: "hi there" });
+ * deepEqual(parseCommand("hello"), { kind: "say", text: "hello" });
  * ```
  *
  * @param line The typed line, without its newline.

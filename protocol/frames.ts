@@ -226,11 +226,11 @@ function isRequestId(value: unknown): value is RequestId {
  *
  * @example Parse a send request
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { parseClientFrame } from "./frames.ts";
  *
  * const frame = parseClientFrame('{"type":"send","id":1,"room":"#lobby","text":"hi"}');
- * assertEquals(frame, { type: "send", id: 1, room: "#lobby", text: "hi" });
+ * deepEqual(frame, { type: "send", id: 1, room: "#lobby", text: "hi" });
  * ```
  *
  * @param line One frame, without its newline.

@@ -37,13 +37,13 @@ const SHRINK_ABOVE = 16 * 1024;
  *
  * @example Decode a frame that arrives in two pieces
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { LineDecoder } from "./line_decoder.ts";
  *
  * const decoder = new LineDecoder({ maxBytes: 1024 });
  * const bytes = new TextEncoder().encode("你好\n");
- * assertEquals(decoder.push(bytes.subarray(0, 2)), []);
- * assertEquals(decoder.push(bytes.subarray(2)), [{ ok: true, text: "你好" }]);
+ * deepEqual(decoder.push(bytes.subarray(0, 2)), []);
+ * deepEqual(decoder.push(bytes.subarray(2)), [{ ok: true, text: "你好" }]);
  * ```
  */
 export class LineDecoder {

@@ -17,11 +17,11 @@ const ROOM = /^#[\p{L}\p{M}\p{N}_.\-]+$/u;
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepEqual } from "node:assert/strict";
  * import { checkName } from "./names.ts";
  *
- * assertEquals(checkName("小明"), { ok: true, name: "小明" });
- * assertEquals(checkName("a b").ok, false);
+ * deepEqual(checkName("小明"), { ok: true, name: "小明" });
+ * deepEqual(checkName("a b").ok, false);
  * ```
  *
  * @param name The name asked for.

@@ -46,13 +46,13 @@ function body(prefix: string, text: string): string {
  *
  * @example
  * ```ts
- * import { assertMatch } from "node:assert/strict";
+ * import { match } from "node:assert/strict";
  * import { formatFrame } from "./text_format.ts";
  *
  * const line = formatFrame({
  *   type: "message", room: "#lobby", from: "alice", text: "hi", ts: new Date().toISOString(), seq: 1,
  * });
- * assertMatch(line!, /^\[\d\d:\d\d:\d\d\] <alice> hi$/);
+ * match(line!, /^\[\d\d:\d\d:\d\d\] <alice> hi$/);
  * ```
  *
  * @param frame The frame to render.

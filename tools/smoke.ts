@@ -3,6 +3,7 @@
  *
  * ```sh
  * deno run -A tools/smoke.ts dist/chat-x86_64-unknown-linux-gnu
+ * deno run -A tools/smoke.ts deno run -q -P=chat main.ts   # the same checks without compiling
  * ```
  *
  * It checks `--version`, `--help` and a bad flag, starts `serve` on a free
@@ -36,6 +37,12 @@ interface RunOptions {
   timeoutMs?: number;
 }
 
+/** The command under test: a binary, plus leading arguments when it is `deno run ...`. */
+interface Program {
+  path: string;
+  prefix: string[];
+}
+
 type Outcome = "PASS" | "FAIL" | "SKIP";
 
 const counts: Record<Outcome, number> = { PASS: 0, FAIL: 0, SKIP: 0 };
@@ -59,9 +66,13 @@ function describe(result: RunResult): string {
 const decoder = new TextDecoder();
 
 /** Runs the binary to completion, killing it when it outlives `timeoutMs`. */
-async function run(bin: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const child = new Deno.Command(bin, {
-    args,
+async function run(
+  program: Program,
+  args: string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(program.path, {
+    args: [...program.prefix, ...args],
     env: { NO_COLOR: "1" },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -106,9 +117,9 @@ class Server {
   #output = "";
   #status: Deno.CommandStatus | undefined;
 
-  constructor(bin: string, port: number) {
-    this.#child = new Deno.Command(bin, {
-      args: ["serve", "--host", "127.0.0.1", "--port", String(port)],
+  constructor(program: Program, port: number) {
+    this.#child = new Deno.Command(program.path, {
+      args: [...program.prefix, "serve", "--host", "127.0.0.1", "--port", String(port)],
       env: { NO_COLOR: "1" },
       stdin: "null",
       stdout: "piped",
@@ -204,7 +215,7 @@ async function waitForText(server: Server, text: string, timeoutMs: number): Pro
   return true;
 }
 
-async function smoke(bin: string): Promise<void> {
+async function smoke(bin: Program): Promise<void> {
   const version = config.version;
 
   const versionRun = await run(bin, ["--version"]);
@@ -293,22 +304,29 @@ async function smoke(bin: string): Promise<void> {
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args.length !== 1 || args[0].startsWith("-")) {
-    console.error("Usage: deno run -A tools/smoke.ts <path to chat binary>");
+  const [path, ...prefix] = args;
+  if (path === undefined || path.startsWith("-")) {
+    console.error("Usage: deno run -A tools/smoke.ts <path to chat binary> [leading arguments]");
     return 2;
   }
-  const bin = resolve(args[0]);
-  try {
-    const info = await Deno.stat(bin);
-    if (!info.isFile) throw new Error("not a file");
-  } catch (error) {
-    console.error(
-      `error: Cannot smoke-test "${args[0]}": ${error instanceof Error ? error.message : error}`,
-    );
-    return 2;
+  // A bare name (`deno`) is looked up on PATH by Deno.Command; a path must exist.
+  const isPath = /[\\/]/.test(path);
+  const bin: Program = { path: isPath ? resolve(path) : path, prefix };
+  if (isPath) {
+    try {
+      const info = await Deno.stat(bin.path);
+      if (!info.isFile) throw new Error("not a file");
+    } catch (error) {
+      console.error(
+        `error: Cannot smoke-test "${path}": ${error instanceof Error ? error.message : error}`,
+      );
+      return 2;
+    }
   }
 
-  console.log(`Smoke-testing ${bin} (expecting version ${config.version})`);
+  console.log(
+    `Smoke-testing ${[bin.path, ...prefix].join(" ")} (expecting version ${config.version})`,
+  );
   const timer = setTimeout(() => {
     report("FAIL", `smoke test finishes within ${TOTAL_TIMEOUT_MS / 1000} s`);
     console.log(`smoke: ${counts.PASS} passed, ${counts.FAIL} failed`);
@@ -316,6 +334,9 @@ async function main(args: string[]): Promise<number> {
   }, TOTAL_TIMEOUT_MS);
   try {
     await smoke(bin);
+  } catch (error) {
+    // Only a failure to start the program gets here; every check reports its own result.
+    report("FAIL", `start "${path}"`, error instanceof Error ? error.message : String(error));
   } finally {
     clearTimeout(timer);
   }
