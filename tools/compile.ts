@@ -183,6 +183,7 @@ async function compile(output: string, target: string | undefined): Promise<void
   const args = [
     "compile",
     `-P=${PERMISSION_SET}`,
+    "--no-prompt",
     ...(target === undefined ? [] : ["--target", target]),
     "--output",
     output,
