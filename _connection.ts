@@ -207,6 +207,8 @@ export class Connection implements Peer {
         return this.#hub.receive(this.#session, { type: "quit", id });
       case "help":
         return this.#say(...helpLines());
+      case "clear":
+        return this.#say("! /clear works in the chat client only");
       case "usage":
         return this.#say(`! ${command.message}`);
       case "unknown":

@@ -1,5 +1,6 @@
 /**
- * `chat connect`: joins a server and chats, line by line.
+ * `chat connect`: joins a server and chats. On a terminal it runs the
+ * full-screen client; with a pipe on either side it works line by line.
  *
  * @module
  */
@@ -9,43 +10,53 @@ import { type ChatClient, connect } from "../client.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
-import { formatFrame } from "../protocol/text_format.ts";
 import { sanitize } from "../protocol/sanitize.ts";
+import { entryFor, flatten, notice } from "../tui/entries.ts";
+import { createStyle, wantsColor } from "../tui/style.ts";
+import { runInteractive } from "../tui/app.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
+import { runCommand } from "./_dispatch.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { onInterrupt } from "./_signals.ts";
 
 /** The text of `chat connect --help`. */
 export const CONNECT_HELP = `Join a chat server and talk.
 
-Usage: chat connect [HOST[:PORT]] --name NAME
+Usage: chat connect [HOST[:PORT]] [options]
 
 HOST defaults to 127.0.0.1 and PORT to ${DEFAULT_PORT}; IPv6 addresses go in brackets
 ([::1]:${DEFAULT_PORT}).
 
 Options:
   -n, --name NAME   the name to use (default: your user name)
+  --json            print one JSON object per event (for scripts and jq)
+  --no-color        no colours (NO_COLOR=1 does the same)
+  --bell            ring the terminal bell when someone mentions you or writes to you
   -h, --help        show this help
 
 Type a line and press Enter to send it. Commands:
 ${helpLines().slice(1).join("\n")}
 
-At the end of input (Ctrl-D, or the end of a pipe) the client waits until the
-server has accepted every message, then leaves. Exit code 0 means all of them
-were accepted.`;
+On a terminal: Up/Down recall earlier lines, Tab completes names and commands,
+PageUp/PageDown scroll, Ctrl-C or Ctrl-D leaves. With a pipe, each input line
+is one message; at the end of input the client waits until the server has
+accepted every message, then leaves. Exit code 0 means all were accepted.`;
 
 const encoder = new TextEncoder();
 const MAX_INPUT_LINE_BYTES = 1024 * 1024;
 
-function print(line: string): void {
+/** Writes a line to standard output. */
+export function print(line: string): void {
   Deno.stdout.writeSync(encoder.encode(line + "\n"));
 }
 
-function warn(line: string): void {
+/** Writes a line to standard error. */
+export function warn(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
-function defaultName(): string | undefined {
+/** The user's login name, the default for `--name`. */
+export function defaultName(): string | undefined {
   try {
     return Deno.env.get("USER") ?? Deno.env.get("USERNAME");
   } catch {
@@ -53,7 +64,12 @@ function defaultName(): string | undefined {
   }
 }
 
-async function* stdinLines(): AsyncGenerator<string> {
+/**
+ * Lines of standard input, split on `\n` (a `\r` before it is dropped).
+ *
+ * @returns The lines.
+ */
+export async function* stdinLines(): AsyncGenerator<string> {
   const decoder = new LineDecoder({ maxBytes: MAX_INPUT_LINE_BYTES, fatal: false });
   const buffer = new Uint8Array(16 * 1024);
   while (true) {
@@ -69,22 +85,61 @@ async function* stdinLines(): AsyncGenerator<string> {
   }
 }
 
+/**
+ * Joins, turning the "name taken" and "invalid name" refusals into one-line
+ * CLI errors that say what to do.
+ *
+ * @param address `HOST[:PORT]` from the command line.
+ * @param name The name to use.
+ * @returns The client.
+ */
+export async function join(address: string, name: string | undefined): Promise<ChatClient> {
+  const { hostname, port } = parseAddress(address);
+  name ??= defaultName();
+  if (name === undefined) {
+    throw new CliError('Missing --name: choose a name with "--name NAME"', EXIT_USAGE);
+  }
+  try {
+    return await connect({ hostname, port, name });
+  } catch (error) {
+    if (
+      error instanceof ProtocolError &&
+      (error.code === "name_taken" || error.code === "invalid_name")
+    ) {
+      throw new CliError(`${error.message}; choose another with --name`);
+    }
+    throw error;
+  }
+}
+
 /** Runs the line-based client until input ends, `/quit`, or the server goes away. */
-async function chat(client: ChatClient): Promise<number> {
+async function chatByLines(client: ChatClient, json: boolean, color: boolean): Promise<number> {
+  const style = createStyle(color);
   let failed = false;
   let leaving = false;
   const inFlight = new Set<Promise<unknown>>();
-  const track = (promise: Promise<unknown>, what: string) => {
-    const tracked = promise.catch((error) => {
-      failed = true;
-      warn(`! ${what} failed: ${error instanceof Error ? sanitize(error.message) : String(error)}`);
-    }).finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
+  const track = (request: Promise<unknown>) => {
+    inFlight.add(request);
+    request.finally(() => inFlight.delete(request));
+  };
+  const output = {
+    info: (text: string) => json ? warn(`*** ${text}`) : print(flatten(notice(style, text))),
+    error: (text: string, requestFailed: boolean) => {
+      if (requestFailed) failed = true;
+      warn(`! ${text}`);
+    },
+    sent: () => {},
+    sentDm: () => {},
+    clear: () => {},
   };
   const events = (async () => {
     for await (const event of client) {
-      const text = formatFrame(event);
-      if (text !== undefined) print(text);
+      if (json) {
+        print(JSON.stringify(event));
+        continue;
+      }
+      const item = entryFor(event, { self: client.name, style });
+      if (item !== undefined) print(flatten(item));
     }
     if (!leaving) {
       warn("*** Connection to the server was lost");
@@ -104,46 +159,7 @@ async function chat(client: ChatClient): Promise<number> {
   try {
     for await (const line of stdinLines()) {
       if (line.trim() === "") continue;
-      const command = parseCommand(line);
-      switch (command.kind) {
-        case "say":
-          track(client.send(command.text), "Sending");
-          break;
-        case "me":
-          track(client.send(command.text, { action: true }), "Sending");
-          break;
-        case "msg":
-          track(client.dm(command.to, command.text), "Private message");
-          break;
-        case "nick":
-          track(
-            client.nick(command.name).then((name) =>
-              print(`*** You are now known as ${sanitize(name)}`)
-            ),
-            "Renaming",
-          );
-          break;
-        case "who":
-          track(
-            client.who().then((names) =>
-              print(`*** In ${client.room}: ${names.map((name) => sanitize(name)).join(", ")}`)
-            ),
-            "Listing",
-          );
-          break;
-        case "help":
-          for (const help of helpLines()) print(help);
-          break;
-        case "usage":
-          warn(`! ${command.message}`);
-          break;
-        case "unknown":
-          warn(`! Unknown command "/${sanitize(command.name)}"; type /help for the list`);
-          break;
-        case "quit":
-          await leave();
-          return failed ? 1 : 0;
-      }
+      if (runCommand(client, parseCommand(line), output, track) === "quit") break;
     }
     await leave();
     return failed ? 1 : 0;
@@ -165,6 +181,9 @@ export async function connectCommand(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       name: { type: "string", short: "n" },
+      json: { type: "boolean" },
+      "no-color": { type: "boolean" },
+      bell: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -173,37 +192,28 @@ export async function connectCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 1) {
-    throw new CliError(
-      `Unexpected argument "${positionals[1]}"; see "chat connect --help"`,
-      EXIT_USAGE,
-    );
+    throw new CliError(`Unexpected argument "${positionals[1]}"`, EXIT_USAGE);
   }
-  const { hostname, port } = parseAddress(positionals[0] ?? "");
-  const name = values.name ?? defaultName();
-  if (name === undefined) {
-    throw new CliError('Missing --name: choose a name with "--name NAME"', EXIT_USAGE);
+  const address = positionals[0] ?? "";
+  const client = await join(address, values.name);
+  const { hostname, port } = parseAddress(address);
+  const where = formatAddress(hostname, port);
+  const interactive = !values.json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  if (interactive) {
+    return await runInteractive(client, {
+      address: where,
+      color: wantsColor(Deno.stdout, values["no-color"] === true),
+      bell: values.bell === true,
+    });
   }
-  let client: ChatClient;
-  try {
-    client = await connect({ hostname, port, name });
-  } catch (error) {
-    if (
-      error instanceof ProtocolError &&
-      (error.code === "name_taken" || error.code === "invalid_name")
-    ) {
-      throw new CliError(`${error.message}; choose another with --name`);
-    }
-    throw error;
-  }
-  const others = client.members.filter((member) => member !== client.name);
-  print(
-    `*** Connected to ${formatAddress(hostname, port)} as ${
-      sanitize(client.name)
-    } in ${client.room}` +
-      (others.length
-        ? ` with ${others.map((other) => sanitize(other)).join(", ")}`
-        : "; nobody else is here yet") +
-      ". Type /help for commands.",
+  const color = !values.json && wantsColor(Deno.stdout, values["no-color"] === true);
+  const others = client.members.filter((member) => member !== client.name).map((name) =>
+    sanitize(name)
   );
-  return await chat(client);
+  const welcome = `Connected to ${where} as ${sanitize(client.name)} in ${client.room}` +
+    (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
+    ". Type /help for commands.";
+  if (values.json) warn(`*** ${welcome}`);
+  else print(flatten(notice(createStyle(color), welcome)));
+  return await chatByLines(client, values.json === true, color);
 }

@@ -13,6 +13,7 @@ export type Command =
   | { kind: "nick"; name: string }
   | { kind: "who" }
   | { kind: "help" }
+  | { kind: "clear" }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -30,6 +31,7 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/nick NEW", summary: "change your name" },
   { usage: "/who", summary: "list who is in the room" },
   { usage: "/help", summary: "show this list" },
+  { usage: "/clear", summary: "clear your screen (chat client only)" },
   { usage: "/quit", summary: "leave the chat" },
 ];
 
@@ -94,6 +96,8 @@ export function parseCommand(line: string): Command {
     case "help":
     case "?":
       return { kind: "help" };
+    case "clear":
+      return { kind: "clear" };
     case "quit":
     case "exit":
     case "q":

@@ -1,0 +1,222 @@
+/**
+ * The interactive client: a full-screen chat with a line editor, run when
+ * both standard input and output are a terminal.
+ *
+ * @module
+ */
+
+import denoConfig from "../deno.json" with { type: "json" };
+import type { ChatClient } from "../client.ts";
+import { runCommand } from "../cli/_dispatch.ts";
+import { COMMANDS, parseCommand } from "../protocol/commands.ts";
+import { sanitize } from "../protocol/sanitize.ts";
+import { type Entry, entryFor, entryForSent, entryForSentDm, notice } from "./entries.ts";
+import { KeyDecoder, type KeyEvent } from "./keys.ts";
+import { LineEditor } from "./line_editor.ts";
+import { composeFrame, entryHeight, paint } from "./screen.ts";
+import { createStyle } from "./style.ts";
+import { Terminal, terminalSize } from "./terminal.ts";
+
+/** Options for {@linkcode runInteractive}. */
+export interface InteractiveOptions {
+  /** The server's address, for the status bar. */
+  address: string;
+  /** Whether to use colours. */
+  color: boolean;
+  /** Whether to ring the bell on mentions and private messages. */
+  bell: boolean;
+}
+
+/** Most entries kept in the log; older ones are dropped. */
+export const MAX_LOG_ENTRIES = 5000;
+const RENDER_DELAY_MS = 16;
+const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!)];
+
+/**
+ * Runs the full-screen client until the user leaves or the server goes away.
+ *
+ * @param client The connected client.
+ * @param options Address, colours and bell.
+ * @returns The exit code: 0 after a clean exit with every message accepted.
+ */
+export async function runInteractive(
+  client: ChatClient,
+  options: InteractiveOptions,
+): Promise<number> {
+  const terminal = new Terminal();
+  const style = createStyle(options.color);
+  const editor = new LineEditor();
+  const decoder = new KeyDecoder();
+  const members = new Set(client.members);
+  const log: Entry[] = [];
+  const inFlight = new Set<Promise<unknown>>();
+  const finished = Promise.withResolvers<number>();
+  let scroll = 0;
+  let failed = false;
+  let leaving = false;
+  let renderTimer: ReturnType<typeof setTimeout> | undefined;
+  let size = terminalSize();
+
+  const render = () => {
+    clearTimeout(renderTimer);
+    renderTimer = undefined;
+    if (leaving && log.length === 0) return;
+    const prompt = `${client.room}> `;
+    const status =
+      `chat ${denoConfig.version} · ${
+        sanitize(client.name)
+      } @ ${options.address} · ${client.room} · ` +
+      `${members.size} here · /help`;
+    const frame = composeFrame({
+      columns: size.columns,
+      rows: size.rows,
+      log,
+      scroll,
+      status,
+      input: editor.render(prompt, size.columns, {
+        stylePrompt: style.bold,
+        stylePlaceholder: style.inverse,
+      }),
+      style,
+    });
+    scroll = frame.scroll;
+    terminal.write(paint(frame));
+  };
+  const schedule = () => {
+    renderTimer ??= setTimeout(render, RENDER_DELAY_MS);
+  };
+  const add = (entry: Entry) => {
+    log.push(entry);
+    if (log.length > MAX_LOG_ENTRIES) log.splice(0, log.length - MAX_LOG_ENTRIES);
+    if (scroll > 0) scroll += entryHeight(entry, size.columns);
+    if (entry.mention && options.bell) terminal.write("\x07");
+    schedule();
+  };
+  const context = () => ({ self: client.name, style });
+  const output = {
+    info: (text: string) => add(notice(style, text)),
+    error: (text: string, requestFailed: boolean) => {
+      if (requestFailed) failed = true;
+      add(notice(style, text, "error"));
+    },
+    sent: (sent: Parameters<typeof entryForSent>[0]) => add(entryForSent(sent, context())),
+    sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => add(entryForSentDm(sent, context())),
+    clear: () => {
+      log.length = 0;
+      scroll = 0;
+      schedule();
+    },
+  };
+  const track = (request: Promise<unknown>) => {
+    inFlight.add(request);
+    request.finally(() => inFlight.delete(request));
+  };
+
+  const leave = async () => {
+    if (leaving) return;
+    leaving = true;
+    add(notice(style, "Leaving…"));
+    render();
+    await Promise.all(inFlight);
+    await client.close();
+    finished.resolve(failed ? 1 : 0);
+  };
+
+  const key = (event: KeyEvent) => {
+    if (event.type === "page-up" || event.type === "page-down") {
+      const page = Math.max(size.rows - 3, 1);
+      scroll = Math.max(scroll + (event.type === "page-up" ? page : -page), 0);
+      return render();
+    }
+    const action = editor.handle(event);
+    switch (action.type) {
+      case "none":
+        return;
+      case "redraw":
+        return render();
+      case "clear-screen":
+        terminal.write("\x1b[2J");
+        return render();
+      case "interrupt":
+      case "eof":
+        leave();
+        return;
+      case "complete": {
+        const word = editor.wordAtCursor();
+        const candidates = word.start === 0 && word.text.startsWith("/")
+          ? COMMAND_NAMES
+          : [...members].filter((name) => name !== client.name);
+        const completion = editor.complete(candidates);
+        if (completion.matches.length > 1) {
+          output.info(completion.matches.map((match) => sanitize(match)).join("  "));
+        }
+        return render();
+      }
+      case "submit": {
+        scroll = 0;
+        if (action.text.trim() === "") return render();
+        if (runCommand(client, parseCommand(action.text), output, track) === "quit") leave();
+        return render();
+      }
+    }
+  };
+
+  terminal.enter();
+  const stopResize = terminal.onResize(() => {
+    size = terminalSize();
+    render();
+  });
+  try {
+    const others = client.members.filter((member) => member !== client.name).map((name) =>
+      sanitize(name)
+    );
+    output.info(
+      `Connected to ${options.address} as ${sanitize(client.name)} in ${client.room}` +
+        (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
+        ". Type /help for commands, Ctrl-C to leave.",
+    );
+    render();
+    (async () => {
+      for await (const event of client) {
+        if (event.type === "join") members.add(event.name);
+        if (event.type === "leave") members.delete(event.name);
+        if (event.type === "nick") {
+          members.delete(event.from);
+          members.add(event.to);
+        }
+        const entry = entryFor(event, context());
+        if (entry !== undefined) add(entry);
+      }
+      if (!leaving) {
+        leaving = true;
+        finished.resolve(-1);
+      }
+    })();
+    (async () => {
+      const buffer = new Uint8Array(4096);
+      while (!leaving) {
+        const read = await Deno.stdin.read(buffer);
+        if (read === null) {
+          leave();
+          break;
+        }
+        for (const event of decoder.decode(buffer.subarray(0, read))) key(event);
+      }
+    })().catch((error) => {
+      terminal.restore();
+      throw error;
+    });
+    const code = await finished.promise;
+    clearTimeout(renderTimer);
+    terminal.restore();
+    if (code === -1) {
+      Deno.stderr.writeSync(new TextEncoder().encode("*** Connection to the server was lost\n"));
+      return 1;
+    }
+    return code;
+  } finally {
+    stopResize();
+    clearTimeout(renderTimer);
+    terminal.restore();
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * What the client shows for each event: lines with a local time, the
+ * sender's name in its colour, and the text, sanitised so nothing from the
+ * network can control the terminal. Pure functions, so they are testable.
+ *
+ * @module
+ */
+
+import type { ChatEvent, SentDm, SentMessage } from "../client.ts";
+import { sanitize } from "../protocol/sanitize.ts";
+import { clock } from "../protocol/text_format.ts";
+import type { Style } from "./style.ts";
+import { displayWidth, wrap } from "./width.ts";
+
+/** One thing shown in the log: a prefix (time, name) and a body that may wrap. */
+export interface Entry {
+  /** The styled prefix, including the time. */
+  prefix: string;
+  /** The prefix's width in columns. */
+  prefixWidth: number;
+  /** The body: sanitised, may hold `\n`. */
+  body: string;
+  /** How to style each row of the body. */
+  bodyStyle?: (text: string) => string;
+  /** Whether this entry mentions the user (for the bell). */
+  mention?: boolean;
+}
+
+/** What {@linkcode entryFor} needs to know about the user. */
+export interface EntryContext {
+  /** The user's current name. */
+  self: string;
+  /** The styles. */
+  style: Style;
+}
+
+const LEAVE_REASONS: Record<string, string> = {
+  quit: "left",
+  lost: "lost connection",
+  send_queue_exceeded: "was disconnected (too far behind)",
+  protocol_error: "was disconnected (protocol error)",
+};
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Tells whether a text mentions a name as a whole word, ignoring case.
+ *
+ * @param text The message.
+ * @param name The name to look for.
+ * @returns Whether it is mentioned.
+ */
+export function mentions(text: string, name: string): boolean {
+  if (name === "") return false;
+  return new RegExp(`(^|[^\\p{L}\\p{N}_])@?${escapeRegExp(name)}($|[^\\p{L}\\p{N}_])`, "iu").test(
+    text,
+  );
+}
+
+function entry(
+  style: Style,
+  ts: string,
+  label: string,
+  labelWidth: number,
+  body: string,
+  bodyStyle?: (text: string) => string,
+): Entry {
+  const time = clock(ts);
+  return {
+    prefix: `${style.dim(time)} ${label}${label === "" ? "" : " "}`,
+    prefixWidth: time.length + 1 + labelWidth + (label === "" ? 0 : 1),
+    body,
+    bodyStyle,
+  };
+}
+
+function who(name: string, context: EntryContext): string {
+  return name === context.self ? context.style.self(name) : context.style.name(name);
+}
+
+/**
+ * Turns an event into an entry, or `undefined` for events not shown.
+ *
+ * @param event The event.
+ * @param context The user's name and the styles.
+ * @returns The entry.
+ */
+export function entryFor(event: ChatEvent, context: EntryContext): Entry | undefined {
+  const { style } = context;
+  switch (event.type) {
+    case "message": {
+      const from = sanitize(event.from);
+      const text = sanitize(event.text, { newlines: true });
+      const mentioned = event.from !== context.self && mentions(event.text, context.self);
+      const result = event.action
+        ? entry(
+          style,
+          event.ts,
+          `* ${who(from, context)}`,
+          2 + displayWidth(from),
+          text,
+          style.italic,
+        )
+        : entry(style, event.ts, `<${who(from, context)}>`, 2 + displayWidth(from), text);
+      if (mentioned) {
+        result.mention = true;
+        result.bodyStyle = style.mention;
+      }
+      return result;
+    }
+    case "dm": {
+      const from = sanitize(event.from);
+      const label = `${style.private("[private]")} ${event.action ? "* " : ""}<${
+        style.name(from)
+      }>`;
+      const width = 10 + (event.action ? 2 : 0) + 2 + displayWidth(from);
+      const result = entry(style, event.ts, label, width, sanitize(event.text, { newlines: true }));
+      result.mention = true;
+      return result;
+    }
+    case "join":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        `→ ${sanitize(event.name)} joined ${sanitize(event.room)}`,
+        style.dim,
+      );
+    case "leave":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        `← ${sanitize(event.name)} ${
+          LEAVE_REASONS[event.reason] ?? `left (${sanitize(event.reason)})`
+        }`,
+        style.dim,
+      );
+    case "nick":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        `${sanitize(event.from)} is now known as ${sanitize(event.to)}`,
+        style.dim,
+      );
+    case "bye":
+      return notice(style, sanitize(event.message), "error");
+    case "error":
+      return notice(style, `Server: ${sanitize(event.message)}`, "error");
+  }
+}
+
+/**
+ * The entry for a message the user sent, as the server stored it.
+ *
+ * @param sent The stored message.
+ * @param context The user's name and the styles.
+ * @returns The entry.
+ */
+export function entryForSent(sent: SentMessage, context: EntryContext): Entry {
+  return entryFor({ type: "message", ...sent }, context)!;
+}
+
+/**
+ * The entry for a private message the user sent.
+ *
+ * @param sent The delivered message.
+ * @param context The styles.
+ * @returns The entry.
+ */
+export function entryForSentDm(sent: SentDm, context: EntryContext): Entry {
+  const { style } = context;
+  const to = sanitize(sent.to);
+  const label = `${style.private(`[private → ${to}]`)}${
+    sent.action ? ` * ${style.self(sanitize(sent.from))}` : ""
+  }`;
+  const width = 13 + displayWidth(to) + (sent.action ? 3 + displayWidth(sanitize(sent.from)) : 0);
+  return entry(style, sent.ts, label, width, sanitize(sent.text, { newlines: true }));
+}
+
+/**
+ * A notice from the client itself: `*** text` for information, `! text` for errors.
+ *
+ * @param style The styles.
+ * @param text The text (sanitise anything that came from the network).
+ * @param kind Information or an error.
+ * @returns The entry.
+ */
+export function notice(style: Style, text: string, kind: "info" | "error" = "info"): Entry {
+  const mark = kind === "error" ? "!" : "***";
+  return {
+    prefix: (kind === "error" ? style.error(mark) : style.info(mark)) + " ",
+    prefixWidth: mark.length + 1,
+    body: text,
+    bodyStyle: kind === "error" ? style.error : style.info,
+  };
+}
+
+/**
+ * Lays an entry out on rows of a given width: the body wraps under itself
+ * (a hanging indent), so names and times stay in a column.
+ *
+ * @param item The entry.
+ * @param columns The terminal width.
+ * @returns The styled rows.
+ */
+export function layout(item: Entry, columns: number): string[] {
+  const styleBody = item.bodyStyle ?? ((text: string) => text);
+  const prefixWidth = Math.min(item.prefixWidth, Math.max(columns - 10, 0));
+  const indent = prefixWidth <= columns / 2 ? prefixWidth : 2;
+  const rows: string[] = [];
+  const firstWidth = Math.max(columns - prefixWidth, 1);
+  const first = wrap(item.body, firstWidth)[0] ?? "";
+  rows.push(item.prefix + styleBody(first));
+  const after = item.body.slice(first.length);
+  const rest = after.startsWith("\n") ? after.slice(1) : after.replace(/^ +/, "");
+  if (rest === "") return rows;
+  const pad = " ".repeat(indent);
+  for (const row of wrap(rest, Math.max(columns - indent, 1))) rows.push(pad + styleBody(row));
+  return rows;
+}
+
+/**
+ * Renders an entry as one line for pipes and plain terminals: continuation
+ * lines of a multi-line message are indented.
+ *
+ * @param item The entry.
+ * @returns The text, lines separated by `\n`.
+ */
+export function flatten(item: Entry): string {
+  const styleBody = item.bodyStyle ?? ((text: string) => text);
+  const pad = " ".repeat(Math.min(item.prefixWidth, 24));
+  return item.prefix + item.body.split("\n").map(styleBody).join("\n" + pad);
+}
