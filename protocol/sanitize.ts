@@ -34,6 +34,12 @@ const _JOINING =
   "\\p{sc=Gujr}\\p{sc=Orya}\\p{sc=Taml}\\p{sc=Telu}\\p{sc=Knda}\\p{sc=Mlym}\\p{sc=Sinh}" +
   "\\p{sc=Mymr}\\p{sc=Khmr}]";
 
+/** Variation selectors other than the emoji and text presentation selectors. */
+const _SELECTORS = "[\\uFE00-\\uFE0D\\u180B-\\u180F\\u{E0100}-\\u{E01EF}]";
+
+/** What a variation selector other than the emoji ones may follow. */
+const _SELECTOR_BASE = "[[\\p{L}\\p{N}\\p{M}\\p{S}\\p{P}]--\\p{ASCII}]";
+
 /** What may stand before a zero-width joiner inside an emoji sequence. */
 const _EMOJI_BEFORE_ZWJ = "\\p{Extended_Pictographic}[\\p{Emoji_Modifier}\\uFE0F]?";
 
@@ -58,10 +64,9 @@ function _pattern(newlines: boolean): RegExp {
     `\\u200D(?!(?<=${_EMOJI_BEFORE_ZWJ}\\u200D)\\p{Extended_Pictographic})` +
     `(?!(?<=${_JOINING}\\u200D)${_JOINING})`,
     // Emoji and text presentation selectors, kept after a character that can be an emoji.
-    "(?<![\\p{Emoji}\\p{Extended_Pictographic}])[\\uFE0E\\uFE0F]",
+    "[\\uFE0E\\uFE0F](?<![\\p{Emoji}\\p{Extended_Pictographic}].)",
     // Other variation selectors, kept after a non-ASCII letter, digit, mark or symbol.
-    "(?:(?<![\\p{L}\\p{N}\\p{M}\\p{S}\\p{P}])|(?<=\\p{ASCII}))" +
-    "[\\uFE00-\\uFE0D\\u180B-\\u180F\\u{E0100}-\\u{E01EF}]",
+    `${_SELECTORS}(?<!${_SELECTOR_BASE}.)`,
     // Tag characters outside a complete emoji tag sequence.
     "[\\u{E0020}-\\u{E007F}]",
     // Lone surrogates (a well-formed pair is one code point in this mode and never matches).

@@ -54,11 +54,6 @@ export class OutputReader {
     return this.#text;
   }
 
-  /** Whether the stream has ended. */
-  get done(): boolean {
-    return this.#done;
-  }
-
   /** Reads one more chunk; `false` at the end of the stream. */
   async #pull(deadline: number, what: string): Promise<boolean> {
     if (this.#done) return false;
@@ -154,11 +149,6 @@ export class ChatProcess implements AsyncDisposable {
     this.stdout = new OutputReader(child.stdout, "stdout");
     this.stderr = new OutputReader(child.stderr, "stderr");
     this.#exited = child.status.then((status) => this.#status = status);
-  }
-
-  /** The process id. */
-  get pid(): number {
-    return this.#child.pid;
   }
 
   /** Writes text to stdin. */

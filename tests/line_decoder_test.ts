@@ -264,16 +264,21 @@ Deno.test("decoder reports a long frame once even when its newline never arrives
   deepEqual(summarize(decoder.push(encoder.encode("\nok\n"))), said("ok"));
 });
 
-// BUG: the limit is documented as "newline excluded", yet the `\r` of a CRLF
-// line ending counts against it, so a frame of exactly `maxBytes` bytes sent
-// from telnet or `nc -C` is rejected as too large while the same frame ending in
-// a bare `\n` is accepted.
+// BUG: the limit excludes the line terminator (LineDecoderOptions.maxBytes,
+// and PROTOCOL.md: "not counting its line terminator"; `\r\n` is one), yet the
+// `\r` of a CRLF counts against it: a frame of exactly `maxBytes` bytes sent
+// from telnet or `nc -C` is rejected as too large, while the same frame ending
+// in a bare `\n` is accepted. Both #hold and #finish compare before the `\r` is
+// removed.
 Deno.test({
   name: "decoder accepts a frame exactly at the limit when it ends in CRLF",
   ignore: true,
   fn() {
-    const decoder = new LineDecoder({ maxBytes: 8 });
-    deepEqual(decode(decoder, [encoder.encode("你好ab\r\n")]), said("你好ab"));
+    const bytes = encoder.encode("你好ab\r\nnext\r\n");
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const decoder = new LineDecoder({ maxBytes: 8 });
+      deepEqual(decode(decoder, splitAt(bytes, cut)), said("你好ab", "next"), `split at ${cut}`);
+    }
   },
 });
 

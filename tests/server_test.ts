@@ -1,5 +1,5 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
-import { type ChatEvent, connect, ProtocolError, serve } from "../mod.ts";
+import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
 import { RawPeer } from "./_raw.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };

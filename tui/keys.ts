@@ -85,9 +85,10 @@ export type KeyEvent = TextEvent | PasteEvent | CtrlKeyEvent | AltKeyEvent | Nam
 /** Options for {@linkcode KeyDecoder}. */
 export interface KeyDecoderOptions {
   /**
-   * Largest paste kept, in bytes. The rest of a longer paste is dropped.
+   * Largest paste kept, in bytes. The rest of a longer paste is dropped. The default is well
+   * above the longest message a server accepts.
    *
-   * @default {1048576}
+   * @default {65536}
    */
   maxPasteBytes?: number;
 }
@@ -263,7 +264,7 @@ export class KeyDecoder {
    * @param options The paste size limit.
    */
   constructor(options?: KeyDecoderOptions) {
-    this.#maxPasteBytes = options?.maxPasteBytes ?? 1024 * 1024;
+    this.#maxPasteBytes = options?.maxPasteBytes ?? 64 * 1024;
   }
 
   /**

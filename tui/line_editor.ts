@@ -5,7 +5,7 @@
  * @module
  */
 
-import { sanitize } from "../protocol/sanitize.ts";
+import { isSafe, sanitize } from "../protocol/sanitize.ts";
 import type { KeyEvent } from "./keys.ts";
 import { displayWidth, graphemes } from "./width.ts";
 
@@ -534,13 +534,15 @@ export class LineEditor {
     if (this.#cells !== undefined) return this.#cells;
     const cells: _Cell[] = [];
     const parts = this.#graphemes;
+    // Most buffers hold nothing to replace: then no grapheme needs sanitizing on its own.
+    const safe = isSafe(this.#text, { newlines: true });
     for (let index = 0; index < parts.length; index++) {
       const grapheme = parts[index];
       if (grapheme === "\n") {
         cells.push({ text: "", width: 0, index, first: true, placeholder: false, newline: true });
         continue;
       }
-      const text = _sanitizeGrapheme(grapheme, parts[index + 1]);
+      const text = safe ? grapheme : _sanitizeGrapheme(grapheme, parts[index + 1]);
       cells.push({
         text,
         width: displayWidth(text),

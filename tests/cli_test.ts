@@ -1,0 +1,217 @@
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import denoConfig from "../deno.json" with { type: "json" };
+import { connect } from "../mod.ts";
+import { type ChatProcess, type ChatResult, runChat, spawnChat } from "./_cli.ts";
+
+const VERSION = denoConfig.version;
+const STACK_TRACE = /^\s+at /m;
+const EVENT_TIMEOUT = 10_000;
+
+/** Asserts the process printed exactly one line on stderr and no stack trace. */
+function assertOneErrorLine(result: ChatResult, pattern: RegExp): void {
+  const lines = result.stderr.trimEnd().split("\n");
+  equal(lines.length, 1, `stderr: ${JSON.stringify(result.stderr)}`);
+  match(lines[0]!, pattern);
+  ok(!STACK_TRACE.test(result.stderr), `stack trace on stderr: ${result.stderr}`);
+}
+
+/** Starts `chat serve` on a free loopback port and reads the port it prints. */
+async function startServer(...args: string[]): Promise<{ server: ChatProcess; port: number }> {
+  const server = spawnChat(["serve", "--host", "127.0.0.1", "--port", "0", ...args]);
+  try {
+    const [, version, port] = await server.stdout.readUntil(
+      /^chat (\S+) listening on 127\.0\.0\.1:(\d+)$/m,
+    );
+    equal(version, VERSION);
+    return { server, port: Number(port) };
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+/**
+ * Stops a server the way Ctrl-C or a service manager does. Windows has no
+ * SIGTERM to catch, so there the process is only ended.
+ */
+async function stopServer(server: ChatProcess): Promise<void> {
+  if (Deno.build.os === "windows") return await server[Symbol.asyncDispose]();
+  server.kill("SIGTERM");
+  const { code, stdout, stderr } = await server.exit();
+  equal(code, 0, stderr);
+  match(stdout, /Server stopped/);
+  ok(!STACK_TRACE.test(stderr), stderr);
+}
+
+Deno.test("chat --version prints the version, the runtime and the target", async () => {
+  const result = await runChat(["--version"]);
+  equal(result.code, 0);
+  equal(result.stdout, `chat ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.target})\n`);
+  equal(result.stderr, "");
+});
+
+Deno.test("chat --help and each command's --help exit 0 and list their options", async (t) => {
+  const cases: Array<[string[], string[]]> = [
+    [["--help"], ["chat serve", "chat connect", "--version", "--help"]],
+    [["serve", "--help"], ["--host", "--port", "--max-frame-bytes", "--max-text", "--help"]],
+    [["serve", "-h"], ["--host", "--port"]],
+    [["connect", "--help"], ["HOST[:PORT]", "--name", "--help", "/msg", "/quit"]],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runChat(args)));
+  for (const [i, [args, expected]] of cases.entries()) {
+    await t.step(`chat ${args.join(" ")}`, () => {
+      const result = results[i]!;
+      equal(result.code, 0, result.stderr);
+      equal(result.stderr, "");
+      for (const text of expected) ok(result.stdout.includes(text), `no ${text} in help`);
+    });
+  }
+});
+
+Deno.test("chat exits 2 with one line and no stack trace on a bad command line", async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [["--bogus"], /Unknown option "--bogus"/],
+    [["frobnicate"], /Unknown command "frobnicate"/],
+    [["serve", "--bogus"], /Unknown option "--bogus"/],
+    [["serve", "--port", "99999"], /"99999"/],
+    [["serve", "--port", "http"], /"http"/],
+    [["serve", "--port"], /--port/],
+    [["serve", "--max-text", "0"], /--max-text/],
+    [["serve", "extra"], /Unexpected argument "extra"/],
+    [["connect", "--bogus"], /Unknown option "--bogus"/],
+    [["connect", "127.0.0.1:notaport", "--name", "alice"], /"notaport"/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runChat(args)));
+  for (const [i, [args, pattern]] of cases.entries()) {
+    await t.step(`chat ${args.join(" ")}`, () => {
+      const result = results[i]!;
+      equal(result.code, 2, result.stderr);
+      assertOneErrorLine(result, pattern);
+    });
+  }
+});
+
+// BUG: for an option that has a short alias, the message names the alias with
+// a stray comma: `chat connect --name` prints `Option "-n," needs a value`.
+// cli/_errors.ts takes the first word of node's "'-n, --name <value>'".
+Deno.test({
+  name: "chat connect --name without a value names the --name option",
+  ignore: true,
+  async fn() {
+    const result = await runChat(["connect", "--name"]);
+    equal(result.code, 2);
+    assertOneErrorLine(result, /Option "--name" needs a value/);
+  },
+});
+
+// BUG: a value given to a flag that takes none is reported as a missing value:
+// `chat serve --help=yes` prints `Option "-h," needs a value`.
+// cli/_errors.ts maps every ERR_PARSE_ARGS_INVALID_OPTION_VALUE to "needs a value".
+Deno.test({
+  name: "chat serve --help=yes says --help takes no value",
+  ignore: true,
+  async fn() {
+    const result = await runChat(["serve", "--help=yes"]);
+    equal(result.code, 2);
+    assertOneErrorLine(result, /"--help".*(takes no value|does not take)/);
+  },
+});
+
+Deno.test("chat connect with two addresses gives the help hint once", async () => {
+  const result = await runChat(["connect", "a", "b", "--name", "alice"]);
+  equal(result.code, 2);
+  assertOneErrorLine(result, /Unexpected argument "b"/);
+  equal(result.stderr.split('see "chat connect --help"').length, 2, result.stderr);
+});
+
+Deno.test("chat connect to a closed port exits 1 with one line", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  const result = await runChat(["connect", `127.0.0.1:${port}`, "--name", "alice"], "hi\n");
+  equal(result.code, 1);
+  assertOneErrorLine(result, new RegExp(`Cannot connect to "127\\.0\\.0\\.1:${port}"`));
+  equal(result.stdout, "");
+});
+
+Deno.test("chat serve on a port already in use exits 1 with one line", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  const result = await runChat(["serve", "--host", "127.0.0.1", "--port", String(port)]);
+  equal(result.code, 1);
+  assertOneErrorLine(result, /address already in use/);
+  ok(result.stderr.includes(String(port)), result.stderr);
+});
+
+Deno.test("chat serve and chat connect talk to each other and to the library", async (t) => {
+  const { server, port } = await startServer();
+  const address = `127.0.0.1:${port}`;
+  try {
+    await t.step("piped chat connect sends a message and an action, then quits", async () => {
+      await using bob = await connect({ hostname: "127.0.0.1", port, name: "bob" });
+      const alice = await runChat(
+        ["connect", address, "--name", "alice"],
+        "hello 世界\n/me waves\n",
+      );
+      equal(alice.code, 0, alice.stderr);
+      equal(alice.stderr, "");
+      match(alice.stdout, new RegExp(`Connected to 127\\.0\\.0\\.1:${port} as alice .*bob`));
+
+      const message = await bob.next("message", { timeout: EVENT_TIMEOUT });
+      deepEqual([message.from, message.text, message.action], ["alice", "hello 世界", undefined]);
+      const action = await bob.next("message", { timeout: EVENT_TIMEOUT });
+      deepEqual([action.from, action.text, action.action], ["alice", "waves", true]);
+      const leave = await bob.next("leave", { timeout: EVENT_TIMEOUT });
+      deepEqual([leave.name, leave.reason], ["alice", "quit"]);
+    });
+
+    await t.step("chat connect with a name that is taken exits 1 with one line", async () => {
+      await using _bob = await connect({ hostname: "127.0.0.1", port, name: "bob" });
+      const result = await runChat(["connect", address, "--name", "bob"], "hi\n");
+      equal(result.code, 1);
+      assertOneErrorLine(result, /"bob".*taken/);
+    });
+
+    await t.step("a second chat connect's line reaches the first one", async () => {
+      await using dave = spawnChat(["connect", address, "--name", "dave"], { stdin: "piped" });
+      await dave.stdout.readUntil(/Connected to .* as dave\b/);
+
+      const erin = await runChat(["connect", address, "--name", "erin"], "line from erin\n");
+      equal(erin.code, 0, erin.stderr);
+      match(erin.stdout, /as erin .*dave/);
+
+      await dave.stdout.readUntil(/<erin> line from erin$/m);
+      const result = await dave.exit();
+      equal(result.code, 0, result.stderr);
+      equal(result.stderr, "");
+    });
+
+    await t.step("the server logs who joins and leaves", async () => {
+      const watcher = await connect({ hostname: "127.0.0.1", port, name: "watcher" });
+      await watcher.close();
+      await server.stdout.readUntil(/watcher joined from /);
+      await server.stdout.readUntil(/watcher left \(quit\)/);
+    });
+  } finally {
+    await stopServer(server).finally(() => server[Symbol.asyncDispose]());
+  }
+});
+
+Deno.test("piped chat connect exits 1 when the server refuses a message as too long", async () => {
+  const { server, port } = await startServer("--max-text", "10");
+  try {
+    await using observer = await connect({ hostname: "127.0.0.1", port, name: "observer" });
+    const result = await runChat(
+      ["connect", `127.0.0.1:${port}`, "--name", "carol"],
+      "short\nthis message is longer than ten characters\n",
+    );
+    equal(result.code, 1);
+    assertOneErrorLine(result, /longer than 10 characters/);
+    const message = await observer.next("message", { timeout: EVENT_TIMEOUT });
+    deepEqual([message.from, message.text], ["carol", "short"]);
+    const leave = await observer.next("leave", { timeout: EVENT_TIMEOUT });
+    deepEqual([leave.name, leave.reason], ["carol", "quit"]);
+  } finally {
+    await stopServer(server).finally(() => server[Symbol.asyncDispose]());
+  }
+});
