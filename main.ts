@@ -7,6 +7,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { connectCommand } from "./cli/connect_command.ts";
 import { EXIT_USAGE, explain } from "./cli/_errors.ts";
+import { sendCommand } from "./cli/send_command.ts";
 import { serveCommand } from "./cli/serve_command.ts";
 
 const HELP = `chat ${denoConfig.version}: a chat server and client in one
@@ -14,6 +15,7 @@ const HELP = `chat ${denoConfig.version}: a chat server and client in one
 Usage:
   chat serve [--host HOST] [--port PORT]      start a server (port ${7777} by default)
   chat connect [HOST[:PORT]] --name NAME      join a server and talk
+  chat send [HOST[:PORT]] --name NAME TEXT    send a message (or stdin lines) and leave
   chat --version                              print the version
   chat COMMAND --help                         help for a command
 
@@ -36,6 +38,8 @@ export async function main(args: string[]): Promise<number> {
       return await serveCommand(rest);
     case "connect":
       return await connectCommand(rest);
+    case "send":
+      return await sendCommand(rest);
     case "-V":
     case "--version":
     case "version":
@@ -64,9 +68,10 @@ if (import.meta.main) {
   } catch (error) {
     const known = explain(error);
     if (known === undefined) throw error;
-    const hint = known.exitCode === EXIT_USAGE && ["serve", "connect"].includes(Deno.args[0]!)
-      ? `; see "chat ${Deno.args[0]} --help"`
-      : "";
+    const hint =
+      known.exitCode === EXIT_USAGE && ["serve", "connect", "send"].includes(Deno.args[0]!)
+        ? `; see "chat ${Deno.args[0]} --help"`
+        : "";
     console.error(`chat: ${known.message}${hint}`);
     code = known.exitCode;
   }
