@@ -20,6 +20,11 @@ import { SendQueue } from "./_send_queue.ts";
 const READ_BUFFER_BYTES = 8 * 1024;
 const OPEN_BRACE = 0x7b;
 const encoder = new TextEncoder();
+const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
+const BYE_QUEUE_JSON = encoder.encode(
+  JSON.stringify({ type: "bye", reason: "send_queue_exceeded", message: BYE_QUEUE_MESSAGE }) + "\n",
+);
+const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
 
 /** How long the server waits for a first byte before greeting a plain-text user, in ms. */
 export const GREETING_DELAY = 300;
@@ -58,11 +63,12 @@ export class Connection implements Peer {
     this.#limits = limits;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.#session = new Session(this, `${addr.hostname}:${addr.port}`);
+    hub.attach(this.#session);
     this.#queue = new SendQueue(conn, {
       maxBytes: limits.maxSendQueueBytes,
       onOverflow: () => {
         this.#hub.leave(this.#session, "send_queue_exceeded");
-        this.#queue.destroy();
+        this.#queue.finish(this.#mode === "text" ? BYE_QUEUE_TEXT : BYE_QUEUE_JSON);
       },
     });
   }

@@ -22,8 +22,11 @@ import type {
 import { type Limits, LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { checkName, isRoomName, nameKey } from "./protocol/names.ts";
 import { formatFrame } from "./protocol/text_format.ts";
+import { sanitize } from "./protocol/sanitize.ts";
 
 const encoder = new TextEncoder();
+/** Sorts names the same way whatever the server's locale. */
+const byName = new Intl.Collator("und");
 
 /**
  * A server frame with its encodings, made at most once however many peers
@@ -136,6 +139,7 @@ function codePoints(text: string): number {
 export class Hub {
   #options: HubOptions;
   #names = new Map<string, Session>();
+  #sessions = new Set<Session>();
   #rooms = new Map<string, Room>([[LOBBY, new Room(LOBBY)]]);
   #closing = false;
 
@@ -146,6 +150,16 @@ export class Hub {
    */
   constructor(options: HubOptions) {
     this.#options = options;
+  }
+
+  /**
+   * Registers a new connection, so it hears about a shutdown even before it
+   * has a name.
+   *
+   * @param session The new session.
+   */
+  attach(session: Session): void {
+    this.#sessions.add(session);
   }
 
   /** How many sessions completed the handshake and are still here. */
@@ -160,6 +174,8 @@ export class Hub {
    * @param frame The request.
    */
   receive(session: Session, frame: ClientFrame): void {
+    // After "quit" (or a disconnect) nothing more is read from the session.
+    if (session.gone) return;
     if (this.#closing) {
       return this.#fail(session, frame.id, "shutting_down", "Server is shutting down");
     }
@@ -208,6 +224,7 @@ export class Hub {
   leave(session: Session, reason: LeaveReason): void {
     if (session.gone) return;
     session.gone = true;
+    this.#sessions.delete(session);
     const name = session.name;
     if (name === undefined) return;
     this.#names.delete(nameKey(name));
@@ -231,11 +248,12 @@ export class Hub {
       reason: "shutdown",
       message: "Server is shutting down",
     });
-    for (const session of this.#names.values()) {
+    for (const session of this.#sessions) {
       session.gone = true;
       session.peer.deliver(bye);
       session.peer.close();
     }
+    this.#sessions.clear();
     this.#names.clear();
   }
 
@@ -318,7 +336,8 @@ export class Hub {
         limits: { maxFrameBytes, maxTextLength },
       }),
     );
-    this.#options.log?.(`${name} joined from ${session.remote}`);
+    const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
+    this.#options.log?.(`${name} joined from ${session.remote}${software}`);
   }
 
   #roomOf(session: Session, id: RequestId, name: string): Room | undefined {
@@ -397,6 +416,6 @@ export class Hub {
   }
 
   #namesIn(room: Room): string[] {
-    return [...room.members].map((member) => member.name!).sort((a, b) => a.localeCompare(b));
+    return [...room.members].map((member) => member.name!).sort(byName.compare);
   }
 }

@@ -85,7 +85,12 @@ export class SendQueue {
     this.#pendingBytes += bytes.length;
     this.#queuedBytes += bytes.length;
     if (this.#queuedBytes > this.#options.maxBytes) {
+      // Drop what has not started to go out, so memory stays bounded; the
+      // write in flight finishes, so no frame is cut in half.
       this.#overflowed = true;
+      this.#queuedBytes -= this.#pendingBytes;
+      this.#chunks = [];
+      this.#pendingBytes = 0;
       queueMicrotask(() => this.#options.onOverflow?.());
       return false;
     }
@@ -123,6 +128,26 @@ export class SendQueue {
       this.#writing = false;
     }
     if (this.#closing) this.destroy();
+  }
+
+  /**
+   * Drops whatever has not started to be written, queues `last` (a goodbye)
+   * past the byte limit, and closes once it is out.
+   *
+   * @param last The final bytes.
+   * @returns A promise that resolves once the connection is closed.
+   */
+  finish(last: Uint8Array): Promise<void> {
+    if (this.#closing || this.#closed) return this.#drained.promise;
+    this.#queuedBytes -= this.#pendingBytes;
+    this.#chunks = [last];
+    this.#pendingBytes = last.length;
+    this.#queuedBytes += last.length;
+    if (!this.#scheduled && !this.#writing) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+    return this.close();
   }
 
   /**

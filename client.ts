@@ -7,12 +7,11 @@
  */
 
 import denoConfig from "./deno.json" with { type: "json" };
-import { ProtocolError } from "./protocol/errors.ts";
+import { type ErrorCode, ProtocolError } from "./protocol/errors.ts";
 import type {
   AckFrame,
   ByeFrame,
   DmEvent,
-  ErrorFrame,
   JoinEvent,
   LeaveEvent,
   MessageEvent,
@@ -25,8 +24,13 @@ import { LineDecoder } from "./protocol/line_decoder.ts";
 import { SendQueue } from "./_send_queue.ts";
 
 /** An `error` frame that answered no request: the server could not read something we sent. */
-export interface ErrorEvent extends Omit<ErrorFrame, "id"> {
+export interface ErrorEvent {
+  /** The frame type. */
   type: "error";
+  /** The machine-readable error code. */
+  code: ErrorCode;
+  /** What happened, for people. */
+  message: string;
 }
 
 /** Every event a client can receive, told apart by `type`. */
@@ -44,22 +48,31 @@ export type ChatEventType = ChatEvent["type"];
 
 /** A room message as the server stored it. */
 export interface SentMessage {
+  /** The room, starting with `#`. */
   room: string;
+  /** Who sent it, as set by the server. */
   from: string;
+  /** The message text; may hold several lines. */
   text: string;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
   /** The message's sequence number in its room. */
   seq: number;
+  /** `true` for an action (`/me waves`). */
   action?: boolean;
 }
 
 /** A private message as the server delivered it. */
 export interface SentDm {
+  /** Who sent it, as set by the server. */
   from: string;
+  /** The recipient's name. */
   to: string;
+  /** The message text; may hold several lines. */
   text: string;
+  /** ISO-8601 UTC time stamped by the server. */
   ts: string;
+  /** `true` for an action (`/me waves`). */
   action?: boolean;
 }
 
@@ -156,13 +169,14 @@ interface Pending {
 }
 
 interface Waiter {
+  /** The frame type. */
   type: ChatEventType | undefined;
   resolve: (event: ChatEvent) => void;
   reject: (error: Error) => void;
 }
 
 const encoder = new TextEncoder();
-const MAX_SERVER_FRAME_BYTES = 1024 * 1024;
+const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 
 function describe(type: ChatEventType | undefined): string {
@@ -542,7 +556,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         const read = await this.#conn.read(buffer);
         if (read === null) break;
         for (const line of this.#decoder.push(buffer.subarray(0, read))) {
-          if (line.ok) this.#frame(line.text);
+          // A frame we cannot read may have been an answer: the stream can no
+          // longer be trusted, so end the connection rather than hang.
+          if (!line.ok) throw new ProtocolError(line.code, line.message);
+          this.#frame(line.text);
         }
       }
     } catch {

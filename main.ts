@@ -46,16 +46,18 @@ export async function main(args: string[]): Promise<number> {
       console.log(version());
       return 0;
     case undefined:
+      console.error(HELP);
+      return EXIT_USAGE;
     case "-h":
     case "--help":
     case "help":
       console.log(HELP);
-      return command === undefined ? EXIT_USAGE : 0;
+      return 0;
     default:
       console.error(
         command.startsWith("-")
-          ? `Unknown option "${command}"; see "chat --help"`
-          : `Unknown command "${command}"; see "chat --help"`,
+          ? `chat: Unknown option "${command}"; see "chat --help"`
+          : `chat: Unknown command "${command}"; see "chat --help"`,
       );
       return EXIT_USAGE;
   }

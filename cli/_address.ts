@@ -37,7 +37,7 @@ export function parseAddress(text: string): { hostname: string; port: number } {
   if (bracketed) {
     return {
       hostname: bracketed[1]!,
-      port: bracketed[2] ? parsePort(bracketed[2], "port") : DEFAULT_PORT,
+      port: bracketed[2] === undefined ? DEFAULT_PORT : parsePort(bracketed[2], "port"),
     };
   }
   const colons = text.split(":").length - 1;

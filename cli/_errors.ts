@@ -52,14 +52,18 @@ export function explain(error: unknown): { message: string; exitCode: number } |
   if (
     error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")
   ) {
-    const option = /'([^']+)'/.exec(error.message)?.[1];
-    const message = error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option
-      ? `Unknown option "${option}"`
-      : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option
-      ? `Option "${option.split(" ")[0]}" needs a value`
-      : error.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" && option
-      ? `Unexpected argument "${option}"`
-      : error.message;
+    const option = /'(?:-\w, )?(--?[\w-]+)/.exec(error.message)?.[1];
+    const positional = /'([^']*)'/.exec(error.message)?.[1];
+    let message = error.message;
+    if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) {
+      message = `Unknown option "${option}"`;
+    } else if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
+      message = /does not take an argument/.test(error.message)
+        ? `Option "${option}" does not take a value`
+        : `Option "${option}" needs a value`;
+    } else if (error.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL" && positional !== undefined) {
+      message = `Unexpected argument "${positional}"`;
+    }
     return { message, exitCode: EXIT_USAGE };
   }
   return undefined;

@@ -13,7 +13,9 @@ export type RequestId = string | number;
 
 /** Opens the session; answered by `welcome` or `error`. */
 export interface HelloFrame {
+  /** The frame type. */
   type: "hello";
+  /** The request id, echoed in the answer. */
   id: RequestId;
   /** The protocol version the client speaks. */
   v: number;
@@ -25,9 +27,13 @@ export interface HelloFrame {
 
 /** Sends a message to a room. */
 export interface SendFrame {
+  /** The frame type. */
   type: "send";
+  /** The request id, echoed in the answer. */
   id: RequestId;
+  /** The room, starting with `#`. */
   room: string;
+  /** The message text; may hold several lines. */
   text: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
@@ -35,23 +41,33 @@ export interface SendFrame {
 
 /** Sends a private message to one user. */
 export interface DmFrame {
+  /** The frame type. */
   type: "dm";
+  /** The request id, echoed in the answer. */
   id: RequestId;
+  /** The recipient's name. */
   to: string;
+  /** The message text; may hold several lines. */
   text: string;
+  /** `true` for an action (`/me waves`). */
   action?: boolean;
 }
 
 /** Changes the sender's name. */
 export interface NickFrame {
+  /** The frame type. */
   type: "nick";
+  /** The request id, echoed in the answer. */
   id: RequestId;
+  /** The name. */
   name: string;
 }
 
 /** Asks who is in a room. */
 export interface WhoFrame {
+  /** The frame type. */
   type: "who";
+  /** The request id, echoed in the answer. */
   id: RequestId;
   /** @default {"#lobby"} */
   room?: string;
@@ -59,13 +75,17 @@ export interface WhoFrame {
 
 /** Asks to leave; the server acknowledges, then closes the connection. */
 export interface QuitFrame {
+  /** The frame type. */
   type: "quit";
+  /** The request id, echoed in the answer. */
   id: RequestId;
 }
 
 /** Asks for an acknowledgement, to check the connection is alive. */
 export interface PingFrame {
+  /** The frame type. */
   type: "ping";
+  /** The request id, echoed in the answer. */
   id: RequestId;
 }
 
@@ -81,7 +101,9 @@ export type ClientFrame =
 
 /** Answers `hello`: the session is open. */
 export interface WelcomeFrame {
+  /** The frame type. */
   type: "welcome";
+  /** The request id, echoed in the answer. */
   id: RequestId;
   v: number;
   /** Server software name and version. */
@@ -98,7 +120,9 @@ export interface WelcomeFrame {
 
 /** Answers a request that succeeded. Which fields are present depends on the request. */
 export interface AckFrame {
+  /** The frame type. */
   type: "ack";
+  /** The request id, echoed in the answer. */
   id: RequestId;
   /** `send`, `who`: the room. */
   room?: string;
@@ -116,18 +140,25 @@ export interface AckFrame {
 
 /** Answers a request that failed, or reports a frame that could not be read. */
 export interface ErrorFrame {
+  /** The frame type. */
   type: "error";
   /** The failed request's id; absent when the frame could not be read. */
   id?: RequestId;
+  /** The machine-readable error code. */
   code: ErrorCode;
+  /** What happened, for people. */
   message: string;
 }
 
 /** A message in a room. */
 export interface MessageEvent {
+  /** The frame type. */
   type: "message";
+  /** The room, starting with `#`. */
   room: string;
+  /** Who sent it, as set by the server. */
   from: string;
+  /** The message text; may hold several lines. */
   text: string;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
@@ -139,19 +170,29 @@ export interface MessageEvent {
 
 /** A private message, sent to its recipient. */
 export interface DmEvent {
+  /** The frame type. */
   type: "dm";
+  /** Who sent it, as set by the server. */
   from: string;
+  /** The recipient's name. */
   to: string;
+  /** The message text; may hold several lines. */
   text: string;
+  /** ISO-8601 UTC time stamped by the server. */
   ts: string;
+  /** `true` for an action (`/me waves`). */
   action?: boolean;
 }
 
 /** Someone entered a room. */
 export interface JoinEvent {
+  /** The frame type. */
   type: "join";
+  /** The room, starting with `#`. */
   room: string;
+  /** The name. */
   name: string;
+  /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
 
@@ -164,20 +205,27 @@ export type LeaveReason = "quit" | "lost" | "send_queue_exceeded" | "protocol_er
 
 /** Someone left a room. */
 export interface LeaveEvent {
+  /** The frame type. */
   type: "leave";
+  /** The room, starting with `#`. */
   room: string;
+  /** The name. */
   name: string;
+  /** Why, as a machine-readable code. */
   reason: LeaveReason;
+  /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
 
 /** Someone changed their name. */
 export interface NickEvent {
+  /** The frame type. */
   type: "nick";
   /** The old name. */
   from: string;
   /** The new name. */
   to: string;
+  /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
 
@@ -186,8 +234,11 @@ export type ByeReason = "shutdown" | "send_queue_exceeded" | "protocol_error";
 
 /** The server is about to close the connection, and says why. */
 export interface ByeFrame {
+  /** The frame type. */
   type: "bye";
+  /** Why, as a machine-readable code. */
   reason: ByeReason;
+  /** What happened, for people. */
   message: string;
 }
 
@@ -216,7 +267,10 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
 };
 
 function isRequestId(value: unknown): value is RequestId {
-  if (typeof value === "string") return value.length > 0 && value.length <= MAX_ID_LENGTH;
+  if (typeof value === "string") {
+    return value.length > 0 &&
+      (value.length <= MAX_ID_LENGTH || [...value].length <= MAX_ID_LENGTH);
+  }
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 

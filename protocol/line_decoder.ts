@@ -60,7 +60,7 @@ export class LineDecoder {
    */
   constructor(options: LineDecoderOptions) {
     this.#maxBytes = options.maxBytes;
-    this.#decoder = new TextDecoder("utf-8", { fatal: options.fatal ?? true });
+    this.#decoder = new TextDecoder("utf-8", { fatal: options.fatal ?? true, ignoreBOM: true });
   }
 
   /** Bytes held for a line whose end has not arrived yet. */
@@ -103,14 +103,15 @@ export class LineDecoder {
   #hold(part: Uint8Array, lines: DecodedLine[]): void {
     if (this.#discarding) return;
     const length = this.#length + part.length;
-    if (length > this.#maxBytes) {
+    // One byte more than the limit may be a "\r" that belongs to the line end.
+    if (length > this.#maxBytes + 1) {
       this.#discarding = true;
       this.#tooLarge(lines);
       return;
     }
     if (length > this.#buffer.length) {
       const grown = new Uint8Array(
-        Math.min(Math.max(length, this.#buffer.length * 2, 256), this.#maxBytes),
+        Math.min(Math.max(length, this.#buffer.length * 2, 256), this.#maxBytes + 1),
       );
       grown.set(this.#buffer.subarray(0, this.#length));
       this.#buffer = grown;
@@ -127,14 +128,13 @@ export class LineDecoder {
     let line = part;
     if (this.#length > 0) {
       const length = this.#length + part.length;
-      if (length > this.#maxBytes) return this.#tooLarge(lines);
+      if (length > this.#maxBytes + 1) return this.#tooLarge(lines);
       this.#hold(part, lines);
       line = this.#buffer.subarray(0, length);
       this.#length = 0;
-    } else if (part.length > this.#maxBytes) {
-      return this.#tooLarge(lines);
     }
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    if (line.length > this.#maxBytes) return this.#tooLarge(lines);
     try {
       lines.push({ ok: true, text: this.#decoder.decode(line) });
     } catch {

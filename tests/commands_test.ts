@@ -127,12 +127,8 @@ Deno.test("parsePort reads whole numbers from 0 to 65535 and names the flag othe
   throws(() => parsePort("x", "--listen"), isUsageError(/^Invalid --listen "x"/));
 });
 
-// BUG: an empty port after a bracketed IPv6 address is silently replaced by the
-// default port, while the same mistake after a host name ("host:") is refused.
-// `bracketed[2] ? ... : DEFAULT_PORT` treats "" like a missing port.
 Deno.test({
   name: "parseAddress rejects an empty port after a bracketed IPv6 address",
-  ignore: true,
   fn() {
     throws(() => parseAddress("[::1]:"), isUsageError(/""/));
   },

@@ -370,3 +370,35 @@ Deno.test("connect rejects an unreachable server", async () => {
       error.message === `Cannot connect to "127.0.0.1:${port}": connection refused`,
   );
 });
+
+Deno.test("nothing sent after quit in the same packet takes effect", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await using raw = await RawPeer.connect(port);
+  await raw.write(
+    [
+      { type: "hello", id: 1, v: 1, name: "eve" },
+      { type: "quit", id: 2 },
+      { type: "nick", id: 3, name: "ghost" },
+      { type: "dm", id: 4, to: "alice", text: "boo" },
+    ].map((frame) => JSON.stringify(frame) + "\n").join(""),
+  );
+  deepEqual((await raw.frame("ack")).id, 2);
+  deepEqual(await raw.line(), null);
+  deepEqual((await alice.next("join", { timeout: 2000 })).name, "eve");
+  const leave = await alice.next(undefined, { timeout: 2000 });
+  deepEqual(leave.type === "leave" && [leave.name, leave.reason], ["eve", "quit"]);
+  deepEqual(await alice.who(), ["alice"]);
+  await using ghost = await connect({ port, name: "ghost" });
+  deepEqual(ghost.name, "ghost");
+});
+
+Deno.test("a plain-text user still choosing a name hears that the server is going away", async () => {
+  const server = await serve(local);
+  await using nc = await RawPeer.connect(server.addr.port);
+  await nc.until(/Type your name/);
+  await server.close();
+  match(await nc.until(/^\*\*\*/), /shutting down/);
+  deepEqual(await nc.line(), null);
+});
