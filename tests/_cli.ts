@@ -7,7 +7,11 @@
  * @module
  */
 
+import { equal, match, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import denoConfig from "../deno.json" with { type: "json" };
+
+const STACK_TRACE = /^\s+at /m;
 
 /** The repository root, where `deno.json` lives. */
 export const ROOT: URL = new URL("../", import.meta.url);
@@ -228,4 +232,34 @@ export async function runChat(args: string[], stdin?: string): Promise<ChatResul
     });
   }
   return await chat.exit();
+}
+
+/** Starts `chat serve` on a free loopback port and reads the port it prints. */
+export async function startServer(
+  ...args: string[]
+): Promise<{ server: ChatProcess; port: number }> {
+  const server = spawnChat(["serve", "--host", "127.0.0.1", "--port", "0", ...args]);
+  try {
+    const [, version, port] = await server.stdout.readUntil(
+      /^chat (\S+) listening on 127\.0\.0\.1:(\d+)$/m,
+    );
+    equal(version, denoConfig.version);
+    return { server, port: Number(port) };
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+/**
+ * Stops a server the way Ctrl-C or a service manager does. Windows has no
+ * SIGTERM to catch, so there the process is only ended.
+ */
+export async function stopServer(server: ChatProcess): Promise<void> {
+  if (Deno.build.os === "windows") return await server[Symbol.asyncDispose]();
+  server.kill("SIGTERM");
+  const { code, stdout, stderr } = await server.exit();
+  equal(code, 0, stderr);
+  match(stdout, /Server stopped/);
+  ok(!STACK_TRACE.test(stderr), stderr);
 }

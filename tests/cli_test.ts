@@ -1,7 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
 import { connect } from "../mod.ts";
-import { type ChatProcess, type ChatResult, runChat, spawnChat } from "./_cli.ts";
+import { type ChatResult, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
 
 const VERSION = denoConfig.version;
 const STACK_TRACE = /^\s+at /m;
@@ -13,34 +13,6 @@ function assertOneErrorLine(result: ChatResult, pattern: RegExp): void {
   equal(lines.length, 1, `stderr: ${JSON.stringify(result.stderr)}`);
   match(lines[0]!, pattern);
   ok(!STACK_TRACE.test(result.stderr), `stack trace on stderr: ${result.stderr}`);
-}
-
-/** Starts `chat serve` on a free loopback port and reads the port it prints. */
-async function startServer(...args: string[]): Promise<{ server: ChatProcess; port: number }> {
-  const server = spawnChat(["serve", "--host", "127.0.0.1", "--port", "0", ...args]);
-  try {
-    const [, version, port] = await server.stdout.readUntil(
-      /^chat (\S+) listening on 127\.0\.0\.1:(\d+)$/m,
-    );
-    equal(version, VERSION);
-    return { server, port: Number(port) };
-  } catch (error) {
-    await server[Symbol.asyncDispose]();
-    throw error;
-  }
-}
-
-/**
- * Stops a server the way Ctrl-C or a service manager does. Windows has no
- * SIGTERM to catch, so there the process is only ended.
- */
-async function stopServer(server: ChatProcess): Promise<void> {
-  if (Deno.build.os === "windows") return await server[Symbol.asyncDispose]();
-  server.kill("SIGTERM");
-  const { code, stdout, stderr } = await server.exit();
-  equal(code, 0, stderr);
-  match(stdout, /Server stopped/);
-  ok(!STACK_TRACE.test(stderr), stderr);
 }
 
 Deno.test("chat --version prints the version, the runtime and the target", async () => {

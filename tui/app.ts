@@ -8,6 +8,7 @@
 import denoConfig from "../deno.json" with { type: "json" };
 import type { ChatClient } from "../client.ts";
 import { runCommand } from "../cli/_dispatch.ts";
+import { onInterrupt } from "../cli/_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { type Entry, entryFor, entryForSent, entryForSentDm, notice } from "./entries.ts";
@@ -30,6 +31,7 @@ export interface InteractiveOptions {
 /** Most entries kept in the log; older ones are dropped. */
 export const MAX_LOG_ENTRIES = 5000;
 const RENDER_DELAY_MS = 16;
+const ESCAPE_DELAY_MS = 50;
 const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!)];
 
 /**
@@ -55,6 +57,8 @@ export async function runInteractive(
   let failed = false;
   let leaving = false;
   let renderTimer: ReturnType<typeof setTimeout> | undefined;
+  let escapeTimer: ReturnType<typeof setTimeout> | undefined;
+  let farewell = "Connection to the server was lost";
   let size = terminalSize();
 
   const render = () => {
@@ -162,6 +166,7 @@ export async function runInteractive(
   };
 
   terminal.enter();
+  const stopSignals = onInterrupt(() => leave());
   const stopResize = terminal.onResize(() => {
     size = terminalSize();
     render();
@@ -184,6 +189,7 @@ export async function runInteractive(
           members.delete(event.from);
           members.add(event.to);
         }
+        if (event.type === "bye") farewell = sanitize(event.message);
         const entry = entryFor(event, context());
         if (entry !== undefined) add(entry);
       }
@@ -200,7 +206,14 @@ export async function runInteractive(
           leave();
           break;
         }
+        clearTimeout(escapeTimer);
         for (const event of decoder.decode(buffer.subarray(0, read))) key(event);
+        // A lone Esc may be the start of a sequence: wait a moment for the rest.
+        if (decoder.pending) {
+          escapeTimer = setTimeout(() => {
+            for (const event of decoder.flush()) key(event);
+          }, ESCAPE_DELAY_MS);
+        }
       }
     })().catch((error) => {
       terminal.restore();
@@ -210,13 +223,15 @@ export async function runInteractive(
     clearTimeout(renderTimer);
     terminal.restore();
     if (code === -1) {
-      Deno.stderr.writeSync(new TextEncoder().encode("*** Connection to the server was lost\n"));
+      Deno.stderr.writeSync(new TextEncoder().encode(`*** ${farewell}\n`));
       return 1;
     }
     return code;
   } finally {
     stopResize();
+    stopSignals();
     clearTimeout(renderTimer);
+    clearTimeout(escapeTimer);
     terminal.restore();
   }
 }
