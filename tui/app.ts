@@ -226,6 +226,11 @@ export async function runInteractive(
       Deno.stderr.writeSync(new TextEncoder().encode(`*** ${farewell}\n`));
       return 1;
     }
+    Deno.stdout.writeSync(
+      new TextEncoder().encode(
+        `*** You left ${options.address}${failed ? "; some messages were not accepted" : ""}\n`,
+      ),
+    );
     return code;
   } finally {
     stopResize();
