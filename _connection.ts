@@ -12,8 +12,7 @@ import { ProtocolError } from "./protocol/errors.ts";
 import type { Limits } from "./protocol/limits.ts";
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "./protocol/line_decoder.ts";
-import type { Hub, Outbound, Peer } from "./_hub.ts";
-import { Session } from "./_hub.ts";
+import type { Hub, Outbound, Peer, Session } from "./_hub.ts";
 import { sanitize } from "./protocol/sanitize.ts";
 import { SendQueue } from "./_send_queue.ts";
 
@@ -62,12 +61,11 @@ export class Connection implements Peer {
     this.#hub = hub;
     this.#limits = limits;
     const addr = conn.remoteAddr as Deno.NetAddr;
-    this.#session = new Session(this, `${addr.hostname}:${addr.port}`);
-    hub.attach(this.#session);
+    this.#session = hub.open(this, `${addr.hostname}:${addr.port}`);
     this.#queue = new SendQueue(conn, {
       maxBytes: limits.maxSendQueueBytes,
       onOverflow: () => {
-        this.#hub.leave(this.#session, "send_queue_exceeded");
+        this.#hub.disconnect(this.#session, this, "send_queue_exceeded");
         this.#queue.finish(this.#mode === "text" ? BYE_QUEUE_TEXT : BYE_QUEUE_JSON);
       },
     });
@@ -77,6 +75,11 @@ export class Connection implements Peer {
   deliver(out: Outbound): void {
     const bytes = this.#mode === "text" ? out.text : out.json;
     if (bytes !== null) this.#queue.push(bytes);
+  }
+
+  /** Carries a resumed session from now on. */
+  adopt(session: Session): void {
+    this.#session = session;
   }
 
   /** Sends what is queued, then closes. */
@@ -125,7 +128,7 @@ export class Connection implements Peer {
       // A read error is a lost connection, like EOF without "quit".
     } finally {
       clearTimeout(this.#greetingTimer);
-      this.#hub.leave(this.#session, "lost");
+      this.#hub.disconnect(this.#session, this, "lost");
       this.#queue.destroy();
     }
   }
@@ -181,36 +184,40 @@ export class Connection implements Peer {
     }
     if (text.trim() === "") return;
     const command = parseCommand(text);
+    const session = this.#session;
+    const room = session.current?.name ?? LOBBY;
+    const receive = (frame: ClientFrame) => this.#hub.receive(session, frame);
     switch (command.kind) {
       case "say":
-        return this.#hub.receive(this.#session, {
-          type: "send",
-          id,
-          room: LOBBY,
-          text: command.text,
-        });
+        return receive({ type: "send", id, room, text: command.text });
       case "me":
-        return this.#hub.receive(this.#session, {
-          type: "send",
-          id,
-          room: LOBBY,
-          text: command.text,
-          action: true,
-        });
+        return receive({ type: "send", id, room, text: command.text, action: true });
       case "msg":
-        return this.#hub.receive(this.#session, {
-          type: "dm",
-          id,
-          to: command.to,
-          text: command.text,
-        });
+        return receive({ type: "dm", id, to: command.to, text: command.text });
       case "nick":
-        return this.#hub.receive(this.#session, { type: "nick", id, name: command.name });
+        return receive({ type: "nick", id, name: command.name });
       case "who":
-        return this.#hub.receive(this.#session, { type: "who", id, room: LOBBY });
+        return receive({ type: "who", id, room: command.room ?? room });
+      case "join":
+        return receive({ type: "join", id, room: command.room });
+      case "leave":
+        return receive({ type: "part", id, room: command.room ?? room });
+      case "switch":
+        if (![...session.rooms].some((joined) => joined.name === command.room)) {
+          return this.#say(`! You are not in "${sanitize(command.room)}"; /join it first`);
+        }
+        return receive({ type: "join", id, room: command.room });
+      case "rooms":
+        return receive({ type: "rooms", id });
+      case "topic":
+        return receive(
+          command.text === undefined
+            ? { type: "topic", id, room }
+            : { type: "topic", id, room, topic: command.text },
+        );
       case "quit":
         this.#say("*** Bye");
-        return this.#hub.receive(this.#session, { type: "quit", id });
+        return receive({ type: "quit", id });
       case "help":
         return this.#say(...helpLines());
       case "clear":

@@ -1,7 +1,8 @@
 /**
  * The chat's rooms and sessions, free of sockets: requests in, frames out.
  * The server's connections feed it parsed frames; tests can drive it with
- * fake peers.
+ * fake peers. Room messages are stored before anyone hears of them: sends
+ * that arrive in the same turn of the event loop are committed together.
  *
  * @module
  */
@@ -10,23 +11,39 @@ import type { ErrorCode } from "./protocol/errors.ts";
 import type {
   AckFrame,
   ClientFrame,
+  DmEvent,
   DmFrame,
   HelloFrame,
+  HistoryFrame,
+  JoinFrame,
   LeaveReason,
+  MessageEvent,
   NickFrame,
+  PartFrame,
   RequestId,
+  RoomInfo,
   SendFrame,
   ServerFrame,
+  TopicFrame,
   WhoFrame,
 } from "./protocol/frames.ts";
 import { type Limits, LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { checkName, isRoomName, nameKey } from "./protocol/names.ts";
-import { formatFrame } from "./protocol/text_format.ts";
 import { sanitize } from "./protocol/sanitize.ts";
+import { formatFrame } from "./protocol/text_format.ts";
+import type { Retention, Store, StoredMessage } from "./_store.ts";
 
 const encoder = new TextEncoder();
 /** Sorts names the same way whatever the server's locale. */
 const byName = new Intl.Collator("und");
+/** Most bytes of messages in one history answer or replay, so it fits any send queue. */
+const HISTORY_BUDGET_BYTES = 256 * 1024;
+/** Most private messages kept for a session while it reconnects. */
+const MAX_HELD_DMS = 100;
+/** Most recent private-message keys remembered per session. */
+const MAX_DM_KEYS = 256;
+/** Prune history after this many stored messages. */
+const PRUNE_EVERY = 10_000;
 
 /**
  * A server frame with its encodings, made at most once however many peers
@@ -70,20 +87,36 @@ export interface Peer {
   deliver(out: Outbound): void;
   /** Sends what is queued, then closes the connection. */
   close(): void;
+  /** This connection now carries another (resumed) session. */
+  adopt(session: Session): void;
 }
 
-/** One person's state on the server. */
+/** One person's state on the server, which can outlive a connection. */
 export class Session {
-  /** The connection. */
-  readonly peer: Peer;
+  /** The connection, or `undefined` while the server holds the session for a reconnect. */
+  peer: Peer | undefined;
   /** Where the connection comes from, for the log. */
-  readonly remote: string;
+  remote: string;
   /** The registered name, once the handshake is done. */
   name: string | undefined;
   /** The rooms the session is in. */
   readonly rooms: Set<Room> = new Set();
+  /** The room plain-text lines go to. */
+  current: Room | undefined;
   /** Set once the session has left, so it is announced only once. */
   gone = false;
+  /** The resume token. */
+  token = "";
+  /** Whether the client reconnects by itself. */
+  reconnect = false;
+  /** The timer that ends a held session. */
+  holdTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Private messages that arrived while the session was held. */
+  heldDms: DmEvent[] = [];
+  /** Recent private-message keys and their acks. */
+  dmKeys: Map<string, AckFrame> = new Map();
+  /** Sends of this session waiting to be committed. */
+  pending = 0;
 
   /**
    * Creates a session for a new connection.
@@ -97,22 +130,28 @@ export class Session {
   }
 }
 
-/** A room and its message counter. */
+/** A room: its members, its last sequence number and its topic. */
 export class Room {
   /** The room's name, starting with `#`. */
   readonly name: string;
   /** Everyone in the room. */
   readonly members: Set<Session> = new Set();
   /** The sequence number of the room's last message. */
-  seq = 0;
+  seq: number;
+  /** The topic, `""` when none. */
+  topic: string;
 
   /**
-   * Creates an empty room.
+   * Creates a room.
    *
    * @param name The room's name.
+   * @param seq The last stored sequence number.
+   * @param topic The stored topic.
    */
-  constructor(name: string) {
+  constructor(name: string, seq: number, topic: string) {
     this.name = name;
+    this.seq = seq;
+    this.topic = topic;
   }
 }
 
@@ -122,6 +161,16 @@ export interface HubOptions {
   limits: Limits;
   /** Server software name and version, sent in `welcome`. */
   software: string;
+  /** Where room messages are stored. */
+  store: Store;
+  /** How many recent messages to replay on joining a room. */
+  historyOnJoin: number;
+  /** Most messages in one `history` answer. */
+  maxHistoryPage: number;
+  /** How long a lost session of a reconnecting client is held, in ms. */
+  resumeGrace: number;
+  /** How much history to keep. */
+  retention: Retention;
   /** Receives one line per join, leave and rename, for the operator. */
   log?: (line: string) => void;
 }
@@ -135,36 +184,62 @@ function codePoints(text: string): number {
   return count;
 }
 
+function token(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
+}
+
+interface PendingSend {
+  session: Session;
+  room: Room;
+  id: RequestId;
+  stored: StoredMessage;
+  out: Outbound;
+}
+
 /** The rooms and sessions of one server. */
 export class Hub {
   #options: HubOptions;
+  #store: Store;
   #names = new Map<string, Session>();
+  #tokens = new Map<string, Session>();
   #sessions = new Set<Session>();
-  #rooms = new Map<string, Room>([[LOBBY, new Room(LOBBY)]]);
+  #rooms = new Map<string, Room>();
+  #pending: PendingSend[] = [];
+  #pendingKeys = new Map<string, PendingSend>();
+  #commitScheduled = false;
+  #storedSincePrune = 0;
   #closing = false;
 
   /**
    * Creates a hub with only `#lobby`.
    *
-   * @param options The limits and where to log.
+   * @param options The store, the limits and where to log.
    */
   constructor(options: HubOptions) {
     this.#options = options;
+    this.#store = options.store;
+    this.#room(LOBBY);
+    this.#store.prune(options.retention);
+  }
+
+  /** How many sessions completed the handshake and are still here (held ones included). */
+  get size(): number {
+    return this.#names.size;
   }
 
   /**
    * Registers a new connection, so it hears about a shutdown even before it
    * has a name.
    *
-   * @param session The new session.
+   * @param peer The connection.
+   * @param remote Where it comes from.
+   * @returns Its session.
    */
-  attach(session: Session): void {
+  open(peer: Peer, remote: string): Session {
+    const session = new Session(peer, remote);
     this.#sessions.add(session);
-  }
-
-  /** How many sessions completed the handshake and are still here. */
-  get size(): number {
-    return this.#names.size;
+    return session;
   }
 
   /**
@@ -179,23 +254,36 @@ export class Hub {
     if (this.#closing) {
       return this.#fail(session, frame.id, "shutting_down", "Server is shutting down");
     }
+    if (frame.type === "send" && session.name !== undefined) return this.#send(session, frame);
+    // Everything else sees the world after the sends before it.
+    this.commit();
     if (frame.type === "hello") return this.#hello(session, frame);
     if (session.name === undefined) {
       return this.#fail(session, frame.id, "not_registered", 'Send "hello" first');
     }
     switch (frame.type) {
       case "send":
-        return this.#send(session, frame);
+        return;
       case "dm":
         return this.#dm(session, frame);
       case "nick":
         return this.#nick(session, frame);
       case "who":
         return this.#who(session, frame);
+      case "join":
+        return this.#join(session, frame);
+      case "part":
+        return this.#part(session, frame);
+      case "rooms":
+        return this.#ack(session, { type: "ack", id: frame.id, rooms: this.#roomList() });
+      case "topic":
+        return this.#topic(session, frame);
+      case "history":
+        return this.#history(session, frame);
       case "quit":
         this.#ack(session, { type: "ack", id: frame.id });
-        this.leave(session, "quit");
-        session.peer.close();
+        this.#leave(session, "quit");
+        session.peer?.close();
         return;
       case "ping":
         return this.#ack(session, { type: "ack", id: frame.id });
@@ -211,20 +299,111 @@ export class Hub {
    * @param id The request id, when one could be read.
    */
   reject(session: Session, code: ErrorCode, message: string, id?: RequestId): void {
+    this.commit();
     this.#fail(session, id, code, message);
   }
 
   /**
-   * Removes a session and tells its rooms why it left. Does nothing the second
-   * time.
+   * A connection ended. If it still carried its session, the session leaves,
+   * or is held for a reconnect when its client said it would come back.
    *
-   * @param session The session that is leaving.
-   * @param reason Why.
+   * @param session The connection's session.
+   * @param peer The connection.
+   * @param reason Why it ended.
    */
-  leave(session: Session, reason: LeaveReason): void {
+  disconnect(session: Session, peer: Peer, reason: LeaveReason): void {
+    if (session.peer !== peer || session.gone) return;
+    this.commit();
+    if (
+      reason === "lost" && session.reconnect && session.name !== undefined &&
+      this.#options.resumeGrace > 0
+    ) {
+      session.peer = undefined;
+      session.holdTimer = setTimeout(() => this.#leave(session, "lost"), this.#options.resumeGrace);
+      this.#options.log?.(`${session.name} lost the connection; holding the name for a reconnect`);
+      return;
+    }
+    this.#leave(session, reason);
+  }
+
+  /**
+   * Commits the sends waiting in the current batch, then delivers them and
+   * their acknowledgements. Called at the end of each event-loop turn, and
+   * before anything that must see them.
+   */
+  commit(): void {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#pendingKeys.clear();
+    try {
+      this.#store.append(batch.map((entry) => entry.stored));
+    } catch (error) {
+      for (const entry of batch) {
+        entry.session.pending--;
+        entry.room.seq = this.#store.lastSeq(entry.room.name);
+      }
+      this.#options.log?.(
+        `Cannot store messages: ${error instanceof Error ? error.message : error}`,
+      );
+      for (const entry of batch) {
+        this.#fail(
+          entry.session,
+          entry.id,
+          "storage_failed",
+          "The server could not store the message; try again",
+        );
+      }
+      return;
+    }
+    for (const entry of batch) {
+      entry.session.pending--;
+      this.#broadcast(entry.room.members, entry.out, entry.session);
+      const { room, seq, ts } = entry.stored;
+      this.#ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+    }
+    this.#storedSincePrune += batch.length;
+    if (this.#storedSincePrune >= PRUNE_EVERY) {
+      this.#storedSincePrune = 0;
+      this.#store.prune(this.#options.retention);
+    }
+  }
+
+  /** Says goodbye to every session and closes them; the hub accepts nothing more. */
+  shutdown(): void {
+    this.commit();
+    this.#closing = true;
+    const bye = new Outbound({
+      type: "bye",
+      reason: "shutdown",
+      message: "Server is shutting down",
+    });
+    for (const session of this.#sessions) {
+      session.gone = true;
+      clearTimeout(session.holdTimer);
+      session.peer?.deliver(bye);
+      session.peer?.close();
+    }
+    this.#sessions.clear();
+    this.#names.clear();
+    this.#tokens.clear();
+  }
+
+  #room(name: string): Room {
+    let room = this.#rooms.get(name);
+    if (room === undefined) {
+      room = new Room(name, this.#store.lastSeq(name), this.#store.topic(name)?.topic ?? "");
+      this.#rooms.set(name, room);
+    }
+    return room;
+  }
+
+  #leave(session: Session, reason: LeaveReason): void {
     if (session.gone) return;
     session.gone = true;
+    clearTimeout(session.holdTimer);
     this.#sessions.delete(session);
+    this.#tokens.delete(session.token);
     const name = session.name;
     if (name === undefined) return;
     this.#names.delete(nameKey(name));
@@ -235,30 +414,19 @@ export class Hub {
         room.members,
         new Outbound({ type: "leave", room: room.name, name, reason, ts }),
       );
+      this.#forget(room);
     }
     session.rooms.clear();
     this.#options.log?.(`${name} left (${reason})`);
   }
 
-  /** Says goodbye to every session and closes them; the hub accepts nothing more. */
-  shutdown(): void {
-    this.#closing = true;
-    const bye = new Outbound({
-      type: "bye",
-      reason: "shutdown",
-      message: "Server is shutting down",
-    });
-    for (const session of this.#sessions) {
-      session.gone = true;
-      session.peer.deliver(bye);
-      session.peer.close();
-    }
-    this.#sessions.clear();
-    this.#names.clear();
+  /** Drops an empty room from memory (its history and topic stay stored). */
+  #forget(room: Room): void {
+    if (room.members.size === 0 && room.name !== LOBBY) this.#rooms.delete(room.name);
   }
 
   #fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
-    session.peer.deliver(
+    session.peer?.deliver(
       new Outbound(
         id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
       ),
@@ -266,12 +434,12 @@ export class Hub {
   }
 
   #ack(session: Session, ack: AckFrame): void {
-    session.peer.deliver(new Outbound(ack));
+    session.peer?.deliver(new Outbound(ack));
   }
 
   #broadcast(members: Iterable<Session>, out: Outbound, except?: Session): void {
     for (const member of members) {
-      if (member !== except) member.peer.deliver(out);
+      if (member !== except) member.peer?.deliver(out);
     }
   }
 
@@ -296,10 +464,42 @@ export class Hub {
     }
     const holder = this.#names.get(nameKey(checked.name));
     if (holder !== undefined && holder !== session) {
-      this.#fail(session, id, "name_taken", `The name "${checked.name}" is taken`);
+      this.#fail(
+        session,
+        id,
+        "name_taken",
+        holder.peer === undefined
+          ? `The name "${checked.name}" is held for someone who is reconnecting`
+          : `The name "${checked.name}" is taken`,
+      );
       return undefined;
     }
     return checked.name;
+  }
+
+  /** Replays the latest messages of a room that fit the budget. */
+  #replay(session: Session, room: Room, count: number): void {
+    const limit = Math.min(count, this.#options.maxHistoryPage);
+    for (const message of this.#fit(this.#store.recent(room.name, limit), true)) {
+      session.peer?.deliver(new Outbound(message));
+    }
+  }
+
+  /** Keeps the newest (`fromEnd`) or oldest messages whose JSON fits the history budget. */
+  #fit(messages: MessageEvent[], fromEnd: boolean): MessageEvent[] {
+    let bytes = 0;
+    const kept: MessageEvent[] = [];
+    const order = fromEnd ? [...messages].reverse() : messages;
+    for (const message of order) {
+      bytes += message.text.length * 3 + 200;
+      if (bytes > HISTORY_BUDGET_BYTES && kept.length > 0) break;
+      kept.push(message);
+    }
+    return fromEnd ? kept.reverse() : kept;
+  }
+
+  #roomState(room: Room): { name: string; seq: number; topic: string; members: string[] } {
+    return { name: room.name, seq: room.seq, topic: room.topic, members: this.#namesIn(room) };
   }
 
   #hello(session: Session, frame: HelloFrame): void {
@@ -314,61 +514,131 @@ export class Hub {
         `Protocol version ${frame.v} is not supported; this server speaks version ${PROTOCOL_VERSION}`,
       );
     }
+    const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
+    const held = frame.resume === undefined ? undefined : this.#tokens.get(frame.resume);
+    if (held !== undefined && !held.gone) return this.#resume(session, held, frame, software);
+
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
     session.name = name;
+    session.token = token();
+    session.reconnect = frame.reconnect === true;
     this.#names.set(nameKey(name), session);
-    const lobby = this.#rooms.get(LOBBY)!;
+    this.#tokens.set(session.token, session);
+    const lobby = this.#room(LOBBY);
     const ts = new Date().toISOString();
     this.#broadcast(lobby.members, new Outbound({ type: "join", room: LOBBY, name, ts }));
     lobby.members.add(session);
     session.rooms.add(lobby);
+    session.current = lobby;
+    this.#welcome(session, frame, false);
+    this.#replay(session, lobby, frame.history ?? this.#options.historyOnJoin);
+    this.#options.log?.(`${name} joined from ${session.remote}${software}`);
+  }
+
+  #welcome(session: Session, frame: HelloFrame, resumed: boolean): void {
     const { maxFrameBytes, maxTextLength } = this.#options.limits;
-    session.peer.deliver(
+    const lobby = this.#room(LOBBY);
+    session.peer?.deliver(
       new Outbound({
         type: "welcome",
         id: frame.id,
         v: PROTOCOL_VERSION,
         server: this.#options.software,
-        name,
+        name: session.name!,
         room: LOBBY,
         members: this.#namesIn(lobby),
+        rooms: [...session.rooms].map((room) => this.#roomState(room)),
+        session: session.token,
+        resumed,
+        resumeGrace: this.#options.resumeGrace,
         limits: { maxFrameBytes, maxTextLength },
       }),
     );
-    const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
-    this.#options.log?.(`${name} joined from ${session.remote}${software}`);
   }
 
-  #roomOf(session: Session, id: RequestId, name: string): Room | undefined {
+  #resume(fresh: Session, held: Session, frame: HelloFrame, software: string): void {
+    const old = held.peer;
+    const peer = fresh.peer!;
+    clearTimeout(held.holdTimer);
+    held.holdTimer = undefined;
+    this.#sessions.delete(fresh);
+    fresh.gone = true;
+    held.peer = peer;
+    held.remote = fresh.remote;
+    held.reconnect = frame.reconnect === true;
+    peer.adopt(held);
+    if (old !== undefined) {
+      // The old connection is still open (its end has not been noticed yet): retire it.
+      old.deliver(
+        new Outbound({
+          type: "bye",
+          reason: "replaced",
+          message: "This session was resumed elsewhere",
+        }),
+      );
+      old.close();
+    }
+    this.#welcome(held, frame, true);
+    for (const dm of held.heldDms.splice(0)) peer.deliver(new Outbound(dm));
+    this.#options.log?.(`${held.name} reconnected from ${held.remote}${software}`);
+  }
+
+  #roomOf(session: Session, id: RequestId, name: string, member = true): Room | undefined {
     if (!isRoomName(name)) {
       this.#fail(session, id, "invalid_room", `Room name ${JSON.stringify(name)} is not valid`);
       return undefined;
     }
     const room = this.#rooms.get(name);
-    if (room === undefined || !session.rooms.has(room)) {
+    if (member && (room === undefined || !session.rooms.has(room))) {
       this.#fail(session, id, "not_in_room", `You are not in "${name}"`);
       return undefined;
     }
-    return room;
+    return room ?? this.#room(name);
   }
 
   #send(session: Session, frame: SendFrame): void {
     const room = this.#roomOf(session, frame.id, frame.room);
     if (room === undefined || !this.#checkText(session, frame.id, frame.text)) return;
+    const from = session.name!;
+    const key = frame.key === undefined ? undefined : `${nameKey(from)}:${frame.key}`;
+    if (key !== undefined) {
+      const pending = this.#pendingKeys.get(`${room.name}\n${key}`);
+      const stored = pending === undefined ? this.#store.findKey(room.name, key) : undefined;
+      if (pending !== undefined || stored !== undefined) {
+        // Already accepted: answer as before, store nothing new.
+        this.commit();
+        const { seq, ts } = pending?.stored ?? stored!;
+        return this.#ack(session, {
+          type: "ack",
+          id: frame.id,
+          room: room.name,
+          seq,
+          ts,
+          duplicate: true,
+        });
+      }
+    }
     const ts = new Date().toISOString();
     const seq = ++room.seq;
-    const from = session.name!;
-    this.#broadcast(
-      room.members,
-      new Outbound(
-        frame.action === true
-          ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
-          : { type: "message", room: room.name, from, text: frame.text, ts, seq },
-      ),
-      session,
+    const action = frame.action === true;
+    const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
+    const out = new Outbound(
+      action
+        ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
+        : { type: "message", room: room.name, from, text: frame.text, ts, seq },
     );
-    this.#ack(session, { type: "ack", id: frame.id, room: room.name, seq, ts });
+    const entry: PendingSend = { session, room, id: frame.id, stored, out };
+    this.#pending.push(entry);
+    if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);
+    session.pending++;
+    if (!this.#commitScheduled) {
+      this.#commitScheduled = true;
+      queueMicrotask(() => {
+        this.#commitScheduled = false;
+        this.commit();
+      });
+    }
   }
 
   #dm(session: Session, frame: DmFrame): void {
@@ -377,17 +647,30 @@ export class Hub {
       return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
     }
     if (!this.#checkText(session, frame.id, frame.text)) return;
+    if (frame.key !== undefined) {
+      const seen = session.dmKeys.get(frame.key);
+      if (seen !== undefined) return this.#ack(session, { ...seen, id: frame.id, duplicate: true });
+    }
     const ts = new Date().toISOString();
     const from = session.name!;
     const to = target.name!;
-    target.peer.deliver(
-      new Outbound(
-        frame.action === true
-          ? { type: "dm", from, to, text: frame.text, ts, action: true }
-          : { type: "dm", from, to, text: frame.text, ts },
-      ),
-    );
-    this.#ack(session, { type: "ack", id: frame.id, to, ts });
+    const dm: DmEvent = frame.action === true
+      ? { type: "dm", from, to, text: frame.text, ts, action: true }
+      : { type: "dm", from, to, text: frame.text, ts };
+    if (target.peer === undefined) {
+      if (target.heldDms.length >= MAX_HELD_DMS) target.heldDms.shift();
+      target.heldDms.push(dm);
+    } else {
+      target.peer.deliver(new Outbound(dm));
+    }
+    const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
+    if (frame.key !== undefined) {
+      session.dmKeys.set(frame.key, ack);
+      if (session.dmKeys.size > MAX_DM_KEYS) {
+        session.dmKeys.delete(session.dmKeys.keys().next().value!);
+      }
+    }
+    this.#ack(session, ack);
   }
 
   #nick(session: Session, frame: NickFrame): void {
@@ -410,9 +693,100 @@ export class Hub {
   }
 
   #who(session: Session, frame: WhoFrame): void {
-    const room = this.#roomOf(session, frame.id, frame.room ?? LOBBY);
+    const room = this.#roomOf(session, frame.id, frame.room ?? session.current?.name ?? LOBBY);
     if (room === undefined) return;
     this.#ack(session, { type: "ack", id: frame.id, room: room.name, names: this.#namesIn(room) });
+  }
+
+  #join(session: Session, frame: JoinFrame): void {
+    const room = this.#roomOf(session, frame.id, frame.room, false);
+    if (room === undefined) return;
+    if (!session.rooms.has(room)) {
+      const name = session.name!;
+      this.#broadcast(
+        room.members,
+        new Outbound({ type: "join", room: room.name, name, ts: new Date().toISOString() }),
+      );
+      room.members.add(session);
+      session.rooms.add(room);
+      this.#replay(session, room, frame.history ?? this.#options.historyOnJoin);
+    }
+    session.current = room;
+    this.#ack(session, {
+      type: "ack",
+      id: frame.id,
+      room: room.name,
+      seq: room.seq,
+      topic: room.topic,
+      names: this.#namesIn(room),
+    });
+  }
+
+  #part(session: Session, frame: PartFrame): void {
+    const room = this.#roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    room.members.delete(session);
+    session.rooms.delete(room);
+    if (session.current === room) session.current = session.rooms.values().next().value;
+    const ts = new Date().toISOString();
+    this.#broadcast(
+      room.members,
+      new Outbound({ type: "leave", room: room.name, name: session.name!, reason: "part", ts }),
+    );
+    this.#forget(room);
+    this.#ack(session, { type: "ack", id: frame.id, room: room.name });
+  }
+
+  #topic(session: Session, frame: TopicFrame): void {
+    const room = this.#roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    if (frame.topic !== undefined) {
+      const topic = frame.topic.trim();
+      if (codePoints(topic) > 300) {
+        return this.#fail(session, frame.id, "invalid_text", "Topic is longer than 300 characters");
+      }
+      const ts = new Date().toISOString();
+      const from = session.name!;
+      try {
+        this.#store.setTopic(room.name, { topic, by: from, ts });
+      } catch {
+        return this.#fail(
+          session,
+          frame.id,
+          "storage_failed",
+          "The server could not store the topic; try again",
+        );
+      }
+      room.topic = topic;
+      this.#broadcast(
+        room.members,
+        new Outbound({ type: "topic", room: room.name, topic, from, ts }),
+        session,
+      );
+    }
+    this.#ack(session, { type: "ack", id: frame.id, room: room.name, topic: room.topic });
+  }
+
+  #history(session: Session, frame: HistoryFrame): void {
+    const room = this.#roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    const limit = Math.min(
+      frame.limit ?? this.#options.maxHistoryPage,
+      this.#options.maxHistoryPage,
+    );
+    const messages = frame.after !== undefined
+      ? this.#fit(this.#store.after(room.name, frame.after, limit, true), false).filter((m) =>
+        frame.before === undefined || m.seq < frame.before
+      )
+      : this.#fit(this.#store.recent(room.name, limit, frame.before), true);
+    this.#ack(session, { type: "ack", id: frame.id, room: room.name, seq: room.seq, messages });
+  }
+
+  #roomList(): RoomInfo[] {
+    return [...this.#rooms.values()]
+      .filter((room) => room.members.size > 0 || room.name === LOBBY)
+      .map((room) => ({ name: room.name, members: room.members.size, topic: room.topic }))
+      .sort((a, b) => byName.compare(a.name, b.name));
   }
 
   #namesIn(room: Room): string[] {

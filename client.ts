@@ -1,7 +1,10 @@
 /**
  * The chat client library: {@linkcode connect} joins a server and returns a
  * {@linkcode ChatClient} to send messages and await events, which makes a
- * whole conversation scriptable from a test.
+ * whole conversation scriptable from a test. With `reconnect: true` the
+ * client survives a broken connection: it reconnects with backoff, resumes
+ * its session, fetches exactly the messages it missed and re-sends what was
+ * not acknowledged, without storing anything twice.
  *
  * @module
  */
@@ -16,7 +19,9 @@ import type {
   LeaveEvent,
   MessageEvent,
   NickEvent,
+  RoomInfo,
   ServerFrame,
+  TopicEvent,
   WelcomeFrame,
 } from "./protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
@@ -33,6 +38,28 @@ export interface ErrorEvent {
   message: string;
 }
 
+/** The connection broke; the client waits `delay` ms and tries again. */
+export interface ReconnectingEvent {
+  /** The event type. */
+  type: "reconnecting";
+  /** Which attempt this is, from 1. */
+  attempt: number;
+  /** How long the client waits before it, in ms. */
+  delay: number;
+  /** Why the last connection or attempt failed. */
+  reason: string;
+}
+
+/** The client is connected again; the missed messages come next, in order. */
+export interface ReconnectedEvent {
+  /** The event type. */
+  type: "reconnected";
+  /** Whether the server still held the session (name and rooms kept). */
+  resumed: boolean;
+  /** How many messages were missed and are delivered now. */
+  missed: number;
+}
+
 /** Every event a client can receive, told apart by `type`. */
 export type ChatEvent =
   | MessageEvent
@@ -40,8 +67,11 @@ export type ChatEvent =
   | JoinEvent
   | LeaveEvent
   | NickEvent
+  | TopicEvent
   | ErrorEvent
-  | ByeFrame;
+  | ByeFrame
+  | ReconnectingEvent
+  | ReconnectedEvent;
 
 /** The type names of {@linkcode ChatEvent}. */
 export type ChatEventType = ChatEvent["type"];
@@ -74,6 +104,18 @@ export interface SentDm {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+}
+
+/** A room after {@linkcode ChatClient.join}. */
+export interface JoinedRoom {
+  /** The room's name. */
+  room: string;
+  /** Its topic, `""` when none. */
+  topic: string;
+  /** Everyone in it, sorted, the client included. */
+  members: string[];
+  /** The sequence number of its last message. */
+  seq: number;
 }
 
 /** Options every request takes. */
@@ -118,12 +160,59 @@ export interface WhoOptions extends RequestOptions {
   room?: string;
 }
 
+/** Options for {@linkcode ChatClient.join}. */
+export interface JoinOptions extends RequestOptions {
+  /**
+   * How many recent messages to replay as `message` events marked
+   * `history: true`; the server caps it.
+   *
+   * @default {50}
+   */
+  history?: number;
+}
+
+/** Options for {@linkcode ChatClient.history}. */
+export interface HistoryOptions extends RequestOptions {
+  /** Only messages before this sequence number (to page backwards). */
+  before?: number;
+  /** Only messages after this sequence number. */
+  after?: number;
+  /**
+   * How many at most; the server caps it (200 by default).
+   *
+   * @default {50}
+   */
+  limit?: number;
+}
+
 /** Options for {@linkcode ChatClient.next}. */
 export interface NextOptions {
   /** Rejects with a `timeout` {@linkcode ProtocolError} after this many ms. */
   timeout?: number;
   /** Stops waiting when aborted. */
   signal?: AbortSignal;
+}
+
+/** How {@linkcode connect} reconnects after a lost connection. */
+export interface ReconnectOptions {
+  /**
+   * The first delay, in ms; each attempt doubles it, with random jitter.
+   *
+   * @default {250}
+   */
+  minDelay?: number;
+  /**
+   * The longest delay, in ms.
+   *
+   * @default {10000}
+   */
+  maxDelay?: number;
+  /**
+   * Gives up after this many attempts in a row; the client then closes.
+   *
+   * @default {Infinity}
+   */
+  maxAttempts?: number;
 }
 
 /** Options for {@linkcode connect}. */
@@ -148,6 +237,20 @@ export interface ConnectOptions {
    * @default {10000}
    */
   timeout?: number;
+  /**
+   * How many recent `#lobby` messages to replay on joining, as `message`
+   * events marked `history: true`.
+   *
+   * @default {50}
+   */
+  history?: number;
+  /**
+   * Reconnect by itself when the connection breaks, keeping the name, the
+   * rooms and every message: `true` for the defaults, or options.
+   *
+   * @default {false}
+   */
+  reconnect?: boolean | ReconnectOptions;
   /** Gives up connecting when aborted. */
   signal?: AbortSignal;
 }
@@ -164,12 +267,12 @@ export interface CloseOptions {
 }
 
 interface Pending {
+  frame: Record<string, unknown>;
   resolve: (ack: AckFrame) => void;
   reject: (error: Error) => void;
 }
 
 interface Waiter {
-  /** The frame type. */
   type: ChatEventType | undefined;
   resolve: (event: ChatEvent) => void;
   reject: (error: Error) => void;
@@ -178,6 +281,7 @@ interface Waiter {
 const encoder = new TextEncoder();
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
+const CATCH_UP_PAGE = 200;
 
 function describe(type: ChatEventType | undefined): string {
   return type === undefined ? "an event" : `a "${type}" event`;
@@ -203,6 +307,55 @@ function abortable<T>(
   });
 }
 
+function describeAddress(hostname: string, port: number): string {
+  return `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
+}
+
+async function dial(
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+  timeout: AbortSignal,
+): Promise<Deno.Conn> {
+  try {
+    return await Deno.connect({ hostname, port, transport: "tcp", signal });
+  } catch (error) {
+    if (signal.aborted && !timeout.aborted) throw signal.reason;
+    const reason = timeout.aborted
+      ? "timed out"
+      : error instanceof Deno.errors.ConnectionRefused
+      ? "connection refused"
+      : error instanceof Error
+      ? error.message.replace(/ \(os error \d+\)$/, "").toLowerCase()
+      : String(error);
+    throw new ProtocolError(
+      "unreachable",
+      `Cannot connect to ${describeAddress(hostname, port)}: ${reason}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** One TCP connection of a client; a reconnecting client has a new one after each break. */
+class Link {
+  readonly conn: Deno.Conn;
+  readonly queue: SendQueue;
+  readonly welcome: PromiseWithResolvers<WelcomeFrame> = Promise.withResolvers();
+  reading: Promise<void> = Promise.resolve();
+
+  constructor(conn: Deno.Conn) {
+    this.conn = conn;
+    this.queue = new SendQueue(conn, { maxBytes: Number.MAX_SAFE_INTEGER });
+    this.welcome.promise.catch(() => {});
+  }
+
+  write(frame: Record<string, unknown>): void {
+    this.queue.push(encoder.encode(JSON.stringify(frame) + "\n"));
+  }
+}
+
 /**
  * A connection to a chat server, made by {@linkcode connect}. Events arrive
  * in order and wait in a queue until read with {@linkcode ChatClient.next} or
@@ -210,69 +363,57 @@ function abortable<T>(
  * returns them.
  */
 export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
-  #conn: Deno.Conn;
-  #queue: SendQueue;
-  #name: string;
-  #room: string;
-  #members: string[];
-  #server: string;
+  #options: ConnectOptions;
+  #hostname: string;
+  #port: number;
+  #link: Link | undefined;
+  #name = "";
+  #room = LOBBY;
+  #members: string[] = [];
+  #server = "";
+  #session = "";
   #nextId = 0;
   #pending = new Map<number, Pending>();
   #events: ChatEvent[] = [];
   #waiters: Waiter[] = [];
+  /** The last sequence number seen in each joined room (events and own acks). */
+  #seen = new Map<string, number>();
+  /** Rooms catching up after a reconnect: live messages wait here until the gap is filled. */
+  #catchingUp = new Map<string, MessageEvent[]>();
   #ended = false;
   #closing: Promise<void> | undefined;
-  #reading: Promise<void>;
-  #decoder: LineDecoder;
-  #welcome: PromiseWithResolvers<WelcomeFrame> = Promise.withResolvers();
+  #stopReconnect = new AbortController();
+  #reconnected: Promise<void> = Promise.resolve();
+  #reconnecting = false;
 
   /** Use {@linkcode connect}. */
-  private constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-    this.#queue = new SendQueue(conn, { maxBytes: Number.MAX_SAFE_INTEGER });
-    this.#decoder = new LineDecoder({ maxBytes: MAX_SERVER_FRAME_BYTES });
-    this.#name = "";
-    this.#room = LOBBY;
-    this.#members = [];
-    this.#server = "";
-    this.#reading = this.#read();
+  private constructor(options: ConnectOptions) {
+    this.#options = options;
+    this.#hostname = options.hostname ?? "127.0.0.1";
+    this.#port = options.port ?? 7777;
   }
 
   /** @internal */
   static async open(options: ConnectOptions): Promise<ChatClient> {
-    const hostname = options.hostname ?? "127.0.0.1";
-    const port = options.port ?? 7777;
-    const where = `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
+    const client = new ChatClient(options);
     const timeout = AbortSignal.timeout(options.timeout ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
-    let conn: Deno.Conn;
+    const conn = await dial(client.#hostname, client.#port, signal, timeout);
+    const link = new Link(conn);
     try {
-      conn = await Deno.connect({ hostname, port, transport: "tcp", signal });
+      const welcome = await client.#hello(link, signal, options.history);
+      client.#adopt(link, welcome);
     } catch (error) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      const reason = timeout.aborted
-        ? "timed out"
-        : error instanceof Deno.errors.ConnectionRefused
-        ? "connection refused"
-        : error instanceof Error
-        ? error.message.replace(/ \(os error \d+\)$/, "").toLowerCase()
-        : String(error);
-      throw new ProtocolError("unreachable", `Cannot connect to ${where}: ${reason}`, {
-        cause: error,
-      });
-    }
-    const client = new ChatClient(conn);
-    try {
-      await client.#hello(options.name, signal);
-    } catch (error) {
-      client.#queue.destroy();
-      await client.#reading;
+      link.queue.destroy();
+      await link.reading;
       if (options.signal?.aborted) throw options.signal.reason;
       if (timeout.aborted) {
         throw new ProtocolError(
           "timeout",
-          `Cannot join ${where}: no welcome from the server in time`,
+          `Cannot join ${
+            describeAddress(client.#hostname, client.#port)
+          }: no welcome from the server in time`,
         );
       }
       throw error;
@@ -280,29 +421,50 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return client;
   }
 
-  async #hello(name: string, signal: AbortSignal): Promise<void> {
+  /** Sends `hello` on a new link and waits for `welcome` (or the refusal). */
+  async #hello(
+    link: Link,
+    signal: AbortSignal,
+    history: number | undefined,
+  ): Promise<WelcomeFrame> {
+    link.reading = this.#read(link);
     const id = ++this.#nextId;
-    const ack = new Promise<AckFrame>((resolve, reject) =>
-      this.#pending.set(id, { resolve, reject })
+    const refused = new Promise<AckFrame>((resolve, reject) =>
+      this.#pending.set(id, { frame: {}, resolve, reject })
     );
-    ack.catch(() => {});
-    this.#write({
+    refused.catch(() => {});
+    const hello: Record<string, unknown> = {
       type: "hello",
       id,
       v: PROTOCOL_VERSION,
-      name,
+      name: this.#name || this.#options.name,
       client: `chat/${denoConfig.version}`,
-    });
-    const welcome = await abortable(
-      Promise.race([this.#welcome.promise, ack]),
-      signal,
-      () => {},
-    ) as WelcomeFrame;
-    this.#pending.delete(id);
+      reconnect: this.#options.reconnect !== undefined && this.#options.reconnect !== false,
+    };
+    if (this.#session) hello.resume = this.#session;
+    if (history !== undefined) hello.history = history;
+    link.write(hello);
+    try {
+      return await abortable(
+        Promise.race([link.welcome.promise, refused]),
+        signal,
+        () => {},
+      ) as WelcomeFrame;
+    } finally {
+      this.#pending.delete(id);
+    }
+  }
+
+  #adopt(link: Link, welcome: WelcomeFrame): void {
+    this.#link = link;
     this.#name = welcome.name;
     this.#room = welcome.room;
     this.#members = welcome.members;
     this.#server = welcome.server;
+    this.#session = welcome.session;
+    for (const room of welcome.rooms) {
+      if (!this.#seen.has(room.name)) this.#seen.set(room.name, room.seq);
+    }
   }
 
   /** The name the server registered for this client. */
@@ -320,18 +482,31 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.#members;
   }
 
+  /** The rooms this client is in. */
+  get joined(): readonly string[] {
+    return [...this.#seen.keys()];
+  }
+
   /** The server's software name and version. */
   get server(): string {
     return this.#server;
   }
 
-  /** Whether the connection has ended. */
+  /** Whether the client has closed for good. */
   get closed(): boolean {
     return this.#ended;
   }
 
+  /** Whether the client is connected right now (`false` while reconnecting). */
+  get connected(): boolean {
+    return this.#link !== undefined && !this.#link.queue.closed;
+  }
+
   /**
-   * Sends a message to a room and resolves once the server has stamped it.
+   * Sends a message to a room and resolves once the server has stored it.
+   * While reconnecting, the message waits and goes out after the reconnect;
+   * its idempotency key makes sure it is stored once, even if it is sent
+   * twice.
    *
    * @example Send and read the stamp
    * ```ts ignore
@@ -347,10 +522,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   async send(text: string, options: SendOptions = {}): Promise<SentMessage> {
     const room = options.room ?? this.#room;
     const action = options.action === true;
-    const ack = await this.#request(
-      action ? { type: "send", room, text, action } : { type: "send", room, text },
-      options.signal,
-    );
+    const frame: Record<string, unknown> = { type: "send", room, text, key: crypto.randomUUID() };
+    if (action) frame.action = true;
+    const ack = await this.#request(frame, options.signal);
+    this.#saw(ack.room!, ack.seq!);
     const sent: SentMessage = {
       room: ack.room!,
       from: this.#name,
@@ -373,10 +548,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async dm(to: string, text: string, options: DmOptions = {}): Promise<SentDm> {
     const action = options.action === true;
-    const ack = await this.#request(
-      action ? { type: "dm", to, text, action } : { type: "dm", to, text },
-      options.signal,
-    );
+    const frame: Record<string, unknown> = { type: "dm", to, text, key: crypto.randomUUID() };
+    if (action) frame.action = true;
+    const ack = await this.#request(frame, options.signal);
     const sent: SentDm = { from: this.#name, to: ack.to!, text, ts: ack.ts! };
     if (action) sent.action = true;
     return sent;
@@ -408,6 +582,83 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const ack = await this.#request({ type: "nick", name }, options.signal);
     this.#name = ack.name!;
     return this.#name;
+  }
+
+  /**
+   * Enters a room, creating it if nobody is there. Its latest messages arrive
+   * first as `message` events marked `history: true`.
+   *
+   * @example Join and talk
+   * ```ts ignore
+   * await client.join("#dev");
+   * await client.send("hi devs", { room: "#dev" });
+   * ```
+   *
+   * @param room The room, starting with `#`.
+   * @param options How much history to replay, and a signal.
+   * @returns The room's topic, members and last sequence number.
+   * @throws {ProtocolError} With `invalid_room` for a bad name.
+   */
+  async join(room: string, options: JoinOptions = {}): Promise<JoinedRoom> {
+    const frame: Record<string, unknown> = { type: "join", room };
+    if (options.history !== undefined) frame.history = options.history;
+    const ack = await this.#request(frame, options.signal);
+    this.#saw(ack.room!, ack.seq!);
+    return { room: ack.room!, topic: ack.topic ?? "", members: ack.names ?? [], seq: ack.seq ?? 0 };
+  }
+
+  /**
+   * Leaves a room; the others see a `leave` event with reason `part`.
+   *
+   * @param room The room.
+   * @param options A signal.
+   * @throws {ProtocolError} With `not_in_room`.
+   */
+  async leave(room: string, options: RequestOptions = {}): Promise<void> {
+    await this.#request({ type: "part", room }, options.signal);
+    this.#seen.delete(room);
+  }
+
+  /**
+   * Lists the rooms that have people in them.
+   *
+   * @param options A signal.
+   * @returns Each room's name, member count and topic, sorted by name.
+   */
+  async rooms(options: RequestOptions = {}): Promise<RoomInfo[]> {
+    const ack = await this.#request({ type: "rooms" }, options.signal);
+    return ack.rooms ?? [];
+  }
+
+  /**
+   * Reads a room's topic, or sets it when `text` is given (`""` clears it).
+   *
+   * @param room The room.
+   * @param text The new topic.
+   * @param options A signal.
+   * @returns The topic now.
+   */
+  async topic(room: string, text?: string, options: RequestOptions = {}): Promise<string> {
+    const frame: Record<string, unknown> = { type: "topic", room };
+    if (text !== undefined) frame.topic = text;
+    const ack = await this.#request(frame, options.signal);
+    return ack.topic ?? "";
+  }
+
+  /**
+   * Reads a room's stored messages, oldest first: the latest `limit` ones,
+   * or those before `before` (to page backwards), or after `after`.
+   *
+   * @param room The room (the client must be in it).
+   * @param options Which messages, and a signal.
+   * @returns The messages, marked `history: true`.
+   */
+  async history(room: string, options: HistoryOptions = {}): Promise<MessageEvent[]> {
+    const frame: Record<string, unknown> = { type: "history", room, limit: options.limit ?? 50 };
+    if (options.before !== undefined) frame.before = options.before;
+    if (options.after !== undefined) frame.after = options.after;
+    const ack = await this.#request(frame, options.signal);
+    return ack.messages ?? [];
   }
 
   /**
@@ -485,7 +736,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /**
    * Leaves through the exit handshake: asks to quit, waits for the server's
    * confirmation and for it to close the connection. Safe to call more than
-   * once.
+   * once. A reconnecting client stops trying.
    *
    * @param options How long to wait for the server.
    */
@@ -494,17 +745,21 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   async #close(timeout: number): Promise<void> {
-    if (!this.#ended) {
+    this.#stopReconnect.abort();
+    await this.#reconnected.catch(() => {});
+    const link = this.#link;
+    if (!this.#ended && link !== undefined && !link.queue.closed) {
       const signal = AbortSignal.timeout(timeout);
       try {
         await this.#request({ type: "quit" }, signal);
-        await abortable(this.#reading, signal, () => {});
+        await abortable(link.reading, signal, () => {});
       } catch {
         // The server is gone or slow; close our side anyway.
       }
     }
-    this.#queue.destroy();
-    await this.#reading;
+    link?.queue.destroy();
+    await link?.reading;
+    this.#end();
   }
 
   /** Same as {@linkcode ChatClient.close}. */
@@ -512,20 +767,22 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.close();
   }
 
-  #write(frame: Record<string, unknown>): void {
-    this.#queue.push(encoder.encode(JSON.stringify(frame) + "\n"));
-  }
-
   #request(frame: Record<string, unknown>, signal: AbortSignal | undefined): Promise<AckFrame> {
     if (this.#ended) {
       return Promise.reject(new ProtocolError("closed", "Connection is closed"));
     }
     const id = ++this.#nextId;
+    const withId = { ...frame, id };
     const promise = new Promise<AckFrame>((resolve, reject) =>
-      this.#pending.set(id, { resolve, reject })
+      this.#pending.set(id, { frame: withId, resolve, reject })
     );
-    this.#write({ ...frame, id });
+    // While reconnecting, the request waits and is sent after the reconnect.
+    if (this.connected) this.#link!.write(withId);
     return abortable(promise, signal, () => this.#pending.delete(id));
+  }
+
+  #saw(room: string, seq: number): void {
+    if (seq > (this.#seen.get(room) ?? 0)) this.#seen.set(room, seq);
   }
 
   #serve(): void {
@@ -549,27 +806,33 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
   }
 
-  async #read(): Promise<void> {
+  async #read(link: Link): Promise<void> {
+    const decoder = new LineDecoder({ maxBytes: MAX_SERVER_FRAME_BYTES });
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    let reason = "the server closed the connection";
     try {
       while (true) {
-        const read = await this.#conn.read(buffer);
+        const read = await link.conn.read(buffer);
         if (read === null) break;
-        for (const line of this.#decoder.push(buffer.subarray(0, read))) {
+        for (const line of decoder.push(buffer.subarray(0, read))) {
           // A frame we cannot read may have been an answer: the stream can no
           // longer be trusted, so end the connection rather than hang.
           if (!line.ok) throw new ProtocolError(line.code, line.message);
-          this.#frame(line.text);
+          this.#frame(link, line.text);
         }
       }
-    } catch {
-      // Closed by us, or the connection broke: both end the client.
+    } catch (error) {
+      reason = error instanceof Error ? error.message : String(error);
     } finally {
-      this.#end();
+      link.queue.destroy();
+      link.welcome.reject(
+        new ProtocolError("closed", "Connection closed before the server answered"),
+      );
+      this.#lost(link, reason);
     }
   }
 
-  #frame(line: string): void {
+  #frame(link: Link, line: string): void {
     if (!line.startsWith("{")) return;
     let frame: ServerFrame;
     try {
@@ -579,7 +842,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
     switch (frame.type) {
       case "welcome":
-        return this.#welcome.resolve(frame);
+        return link.welcome.resolve(frame);
       case "ack":
       case "error": {
         const pending = typeof frame.id === "number" ? this.#pending.get(frame.id) : undefined;
@@ -593,16 +856,29 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         const { type, code, message } = frame;
         return this.#push({ type, code, message });
       }
+      case "message": {
+        const waiting = this.#catchingUp.get(frame.room);
+        if (waiting !== undefined) return void waiting.push(frame);
+        return this.#message(frame);
+      }
       case "nick":
         if (frame.from === this.#name) this.#name = frame.to;
         return this.#push(frame);
-      case "message":
       case "dm":
       case "join":
       case "leave":
+      case "topic":
       case "bye":
         return this.#push(frame);
     }
+  }
+
+  #message(message: MessageEvent): void {
+    const seen = this.#seen.get(message.room);
+    // Never deliver a message twice (a defence: the catch-up is exact).
+    if (seen !== undefined && message.seq <= seen && !message.history) return;
+    this.#saw(message.room, message.seq);
+    this.#push(message);
   }
 
   #push(event: ChatEvent): void {
@@ -610,12 +886,145 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#serve();
   }
 
+  /** A link ended: reconnect if asked to, else end the client. */
+  #lost(link: Link, reason: string): void {
+    if (link !== this.#link || this.#reconnecting) return;
+    const reconnect = this.#options.reconnect;
+    if (
+      this.#closing || this.#ended || reconnect === undefined || reconnect === false ||
+      !this.#session
+    ) {
+      return this.#end();
+    }
+    this.#reconnecting = true;
+    this.#reconnected = this.#reconnect(reason, reconnect === true ? {} : reconnect).finally(() => {
+      this.#reconnecting = false;
+    });
+  }
+
+  async #reconnect(reason: string, options: ReconnectOptions): Promise<void> {
+    const minDelay = options.minDelay ?? 250;
+    const maxDelay = options.maxDelay ?? 10_000;
+    const maxAttempts = options.maxAttempts ?? Infinity;
+    const stop = this.#stopReconnect.signal;
+    for (let attempt = 1; attempt <= maxAttempts && !stop.aborted; attempt++) {
+      // Exponential backoff with full jitter, never below half the minimum.
+      const ceiling = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
+      const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
+      this.#push({ type: "reconnecting", attempt, delay, reason });
+      const slept = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(true), delay);
+        stop.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve(false);
+        }, { once: true });
+      });
+      if (!slept) break;
+      const timeout = AbortSignal.timeout(this.#options.timeout ?? 10_000);
+      const signal = AbortSignal.any([stop, timeout]);
+      let link: Link | undefined;
+      // Live messages on the new connection wait until the gap before them is filled.
+      for (const room of this.#seen.keys()) this.#catchingUp.set(room, []);
+      try {
+        link = new Link(await dial(this.#hostname, this.#port, signal, timeout));
+        const welcome = await this.#hello(link, signal, 0);
+        await this.#resync(link, welcome);
+        return;
+      } catch (error) {
+        link?.queue.destroy();
+        await link?.reading;
+        if (
+          error instanceof ProtocolError &&
+          (error.code === "name_taken" || error.code === "invalid_name")
+        ) {
+          this.#push({
+            type: "error",
+            code: error.code,
+            message: `Cannot reconnect: ${error.message}`,
+          });
+          break;
+        }
+        reason = error instanceof Error ? error.message : String(error);
+      }
+    }
+    this.#end();
+  }
+
+  /** After a reconnect: rejoin rooms, re-send what was not acknowledged, fetch what was missed. */
+  async #resync(link: Link, welcome: WelcomeFrame): Promise<void> {
+    const before = new Map(this.#seen);
+    const held = new Map(welcome.rooms.map((room) => [room.name, room.seq]));
+    for (const room of welcome.rooms) {
+      if (!before.has(room.name)) this.#seen.set(room.name, room.seq);
+    }
+    this.#link = link;
+    this.#name = welcome.name;
+    this.#server = welcome.server;
+    this.#session = welcome.session;
+    // Requests that were never answered go out again, in order; keys make sends safe to repeat.
+    for (const [, pending] of [...this.#pending].sort(([a], [b]) => a - b)) {
+      link.write(pending.frame);
+    }
+    let missed = 0;
+    const gaps: MessageEvent[][] = [];
+    for (const [room, last] of before) {
+      let top = held.get(room);
+      if (top === undefined) {
+        const ack = await this.#raw(link, { type: "join", room, history: 0 });
+        top = ack.seq ?? 0;
+      }
+      const gap: MessageEvent[] = [];
+      let cursor = last;
+      while (cursor < top) {
+        const ack = await this.#raw(link, {
+          type: "history",
+          room,
+          after: cursor,
+          limit: CATCH_UP_PAGE,
+        });
+        const page = ack.messages ?? [];
+        if (page.length === 0) break;
+        for (const message of page) {
+          if (message.seq > top) break;
+          cursor = message.seq;
+          delete message.history;
+          if (message.from !== this.#name) gap.push(message);
+        }
+        if (page[page.length - 1]!.seq >= top) break;
+      }
+      this.#saw(room, top);
+      missed += gap.length;
+      gaps.push(gap);
+    }
+    this.#push({ type: "reconnected", resumed: welcome.resumed, missed });
+    for (const gap of gaps) for (const message of gap) this.#push(message);
+    for (const [room, waiting] of this.#catchingUp) {
+      this.#catchingUp.delete(room);
+      for (const message of waiting) this.#message(message);
+    }
+  }
+
+  /** A request on a specific link, outside the re-send queue. */
+  #raw(link: Link, frame: Record<string, unknown>): Promise<AckFrame> {
+    const id = ++this.#nextId;
+    return new Promise<AckFrame>((resolve, reject) => {
+      const fail = () => {
+        if (!this.#pending.delete(id)) return;
+        reject(new ProtocolError("closed", "Connection closed while catching up"));
+      };
+      this.#pending.set(id, { frame: { ...frame, id }, resolve, reject });
+      link.write({ ...frame, id });
+      link.reading.then(fail);
+      this.#stopReconnect.signal.addEventListener("abort", fail, { once: true });
+    });
+  }
+
   #end(): void {
+    if (this.#ended) return;
     this.#ended = true;
-    this.#queue.destroy();
+    this.#stopReconnect.abort();
+    this.#catchingUp.clear();
     const closed = new ProtocolError("closed", "Connection closed before the server answered");
-    this.#welcome.reject(closed);
-    this.#welcome.promise.catch(() => {});
     for (const pending of this.#pending.values()) pending.reject(closed);
     this.#pending.clear();
     this.#serve();

@@ -38,7 +38,13 @@ export type {
   ConnectOptions,
   DmOptions,
   ErrorEvent,
+  HistoryOptions,
+  JoinedRoom,
+  JoinOptions,
   NextOptions,
+  ReconnectedEvent,
+  ReconnectingEvent,
+  ReconnectOptions,
   RequestOptions,
   SendOptions,
   SentDm,
@@ -55,5 +61,7 @@ export type {
   LeaveReason,
   MessageEvent,
   NickEvent,
+  RoomInfo,
+  TopicEvent,
 } from "./protocol/frames.ts";
 export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";

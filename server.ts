@@ -8,8 +8,10 @@
 
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
+import { dirname } from "node:path";
 import { Connection } from "./_connection.ts";
 import { Hub } from "./_hub.ts";
+import { StorageError, Store } from "./_store.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Partial<Limits> {
@@ -27,6 +29,44 @@ export interface ServeOptions extends Partial<Limits> {
   port?: number;
   /** Closes the server when aborted, like {@linkcode ChatServer.close}. */
   signal?: AbortSignal;
+  /**
+   * The history database: a file path, or `":memory:"` for a server that
+   * forgets everything when it stops. The directory is created if needed.
+   *
+   * @default {":memory:"}
+   */
+  data?: string;
+  /**
+   * How many recent messages are replayed to someone joining a room.
+   *
+   * @default {50}
+   */
+  historyOnJoin?: number;
+  /**
+   * Most messages in one `history` answer (and one replay).
+   *
+   * @default {200}
+   */
+  maxHistoryPage?: number;
+  /**
+   * Most messages kept per room; `0` keeps all.
+   *
+   * @default {100000}
+   */
+  keepMessages?: number;
+  /**
+   * Messages older than this many days are removed; `0` keeps them forever.
+   *
+   * @default {365}
+   */
+  keepDays?: number;
+  /**
+   * How long the server holds the name and rooms of a reconnecting client
+   * whose connection broke, in ms; `0` announces it as lost at once.
+   *
+   * @default {30000}
+   */
+  resumeGrace?: number;
   /** Receives a line for each join, leave and rename, for an operator's log. */
   onLog?: (line: string) => void;
 }
@@ -35,8 +75,10 @@ export interface ServeOptions extends Partial<Limits> {
 export interface ChatServer extends AsyncDisposable {
   /** The address the server listens on, with the real port when `0` was asked for. */
   readonly addr: Deno.NetAddr;
-  /** How many people are connected and named. */
+  /** How many people are connected and named (including those reconnecting). */
   readonly users: number;
+  /** Where history is stored, or `":memory:"`. */
+  readonly data: string;
   /**
    * Stops accepting, tells every client the server is going away, sends what
    * is queued (waiting at most two seconds for clients that do not read), and
@@ -60,21 +102,39 @@ class Server implements ChatServer {
   #closing: Promise<void> | undefined;
   #accepting: Promise<void>;
   #finished = Promise.withResolvers<void>();
+  #store: Store;
 
-  constructor(listener: Deno.Listener, options: ServeOptions) {
+  constructor(listener: Deno.Listener, store: Store, options: ServeOptions) {
     this.#listener = listener;
+    this.#store = store;
     this.addr = listener.addr as Deno.NetAddr;
     this.#limits = {
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
       maxTextLength: options.maxTextLength ?? DEFAULT_LIMITS.maxTextLength,
       maxSendQueueBytes: options.maxSendQueueBytes ?? DEFAULT_LIMITS.maxSendQueueBytes,
     };
-    this.#hub = new Hub({ limits: this.#limits, software: SOFTWARE, log: options.onLog });
+    this.#hub = new Hub({
+      limits: this.#limits,
+      software: SOFTWARE,
+      store,
+      historyOnJoin: options.historyOnJoin ?? 50,
+      maxHistoryPage: options.maxHistoryPage ?? 200,
+      resumeGrace: options.resumeGrace ?? 30_000,
+      retention: {
+        maxMessages: options.keepMessages ?? 100_000,
+        maxAgeDays: options.keepDays ?? 365,
+      },
+      log: options.onLog,
+    });
     this.#accepting = this.#accept();
   }
 
   get users(): number {
     return this.#hub.size;
+  }
+
+  get data(): string {
+    return this.#store.path;
   }
 
   get finished(): Promise<void> {
@@ -122,6 +182,7 @@ class Server implements ChatServer {
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);
+    this.#store.close();
     this.#finished.resolve();
   }
 
@@ -150,11 +211,34 @@ class Server implements ChatServer {
 export function serve(options: ServeOptions = {}): Promise<ChatServer> {
   try {
     options.signal?.throwIfAborted();
-    const server = new Server(listen(options), options);
+    const store = openStore(options.data ?? ":memory:");
+    let listener: Deno.Listener;
+    try {
+      listener = listen(options);
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+    const server = new Server(listener, store, options);
     options.signal?.addEventListener("abort", () => server.close(), { once: true });
     return Promise.resolve(server);
   } catch (error) {
     return Promise.reject(error);
+  }
+}
+
+function openStore(path: string): Store {
+  try {
+    if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
+    return new Store(path);
+  } catch (error) {
+    if (error instanceof StorageError) throw error;
+    const reason = error instanceof Error
+      ? error.message.replace(/ \(os error \d+\)$/, "")
+      : String(error);
+    throw new StorageError(`Cannot open the history database "${path}": ${reason}`, {
+      cause: error,
+    });
   }
 }
 

@@ -22,6 +22,10 @@ export interface CommandOutput {
   sentDm(message: SentDm): void;
   /** `/clear`. */
   clear(): void;
+  /** The room typed lines go to. */
+  room(): string;
+  /** Makes another joined room the one typed lines go to. */
+  switchTo(room: string): void;
 }
 
 /**
@@ -48,16 +52,75 @@ export function runCommand(
   };
   switch (command.kind) {
     case "say":
-      track(client.send(command.text).then((sent) => output.sent(sent), fail("Not sent")));
-      return;
-    case "me":
       track(
-        client.send(command.text, { action: true }).then(
+        client.send(command.text, { room: output.room() }).then(
           (sent) => output.sent(sent),
           fail("Not sent"),
         ),
       );
       return;
+    case "me":
+      track(
+        client.send(command.text, { room: output.room(), action: true }).then(
+          (sent) => output.sent(sent),
+          fail("Not sent"),
+        ),
+      );
+      return;
+    case "join":
+      track(
+        client.join(command.room).then((joined) => {
+          output.switchTo(joined.room);
+          output.info(
+            `You are in ${joined.room}${
+              joined.topic ? ` (topic: ${sanitize(joined.topic)})` : ""
+            } with ${joined.members.map((name) => sanitize(name)).join(", ")}`,
+          );
+        }, fail("Cannot join")),
+      );
+      return;
+    case "leave": {
+      const room = command.room ?? output.room();
+      track(
+        client.leave(room).then(() => {
+          output.info(`You left ${room}`);
+          if (output.room() === room) output.switchTo(client.joined[0] ?? room);
+        }, fail("Cannot leave")),
+      );
+      return;
+    }
+    case "switch":
+      if (!client.joined.includes(command.room)) {
+        output.error(`You are not in "${sanitize(command.room)}"; /join it first`, false);
+      } else {
+        output.switchTo(command.room);
+        output.info(`Now typing into ${command.room}`);
+      }
+      return;
+    case "rooms":
+      track(
+        client.rooms().then(
+          (rooms) =>
+            output.info(
+              "Rooms: " +
+                rooms.map((room) =>
+                  `${room.name} (${room.members})${room.topic ? ` ${sanitize(room.topic)}` : ""}`
+                ).join(", "),
+            ),
+          fail("Cannot list the rooms"),
+        ),
+      );
+      return;
+    case "topic": {
+      const room = output.room();
+      track(
+        client.topic(room, command.text).then(
+          (topic) => output.info(`Topic of ${room}: ${topic ? sanitize(topic) : "(none)"}`),
+          fail("Cannot set the topic"),
+        ),
+      );
+      return;
+    }
     case "msg":
       track(
         client.dm(command.to, command.text).then((sent) => output.sentDm(sent), fail("Not sent")),
@@ -73,9 +136,13 @@ export function runCommand(
       return;
     case "who":
       track(
-        client.who().then(
+        client.who({ room: command.room ?? output.room() }).then(
           (names) =>
-            output.info(`In ${client.room}: ${names.map((name) => sanitize(name)).join(", ")}`),
+            output.info(
+              `In ${command.room ?? output.room()}: ${
+                names.map((name) => sanitize(name)).join(", ")
+              }`,
+            ),
           fail("Cannot list the room"),
         ),
       );

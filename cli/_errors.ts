@@ -6,6 +6,7 @@
  */
 
 import { ProtocolError } from "../protocol/errors.ts";
+import { StorageError } from "../_store.ts";
 
 /** Exit code for a bad command line. */
 export const EXIT_USAGE = 2;
@@ -39,7 +40,9 @@ export class CliError extends Error {
  */
 export function explain(error: unknown): { message: string; exitCode: number } | undefined {
   if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode };
-  if (error instanceof ProtocolError) return { message: error.message, exitCode: EXIT_FAILURE };
+  if (error instanceof ProtocolError || error instanceof StorageError) {
+    return { message: error.message, exitCode: EXIT_FAILURE };
+  }
   if (
     error instanceof Deno.errors.AddrInUse ||
     error instanceof Deno.errors.AddrNotAvailable ||

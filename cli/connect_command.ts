@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ChatClient, connect } from "../client.ts";
+import { type ChatClient, connect, type ReconnectOptions } from "../client.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
@@ -32,6 +32,7 @@ Options:
   --json            print one JSON object per event (for scripts and jq)
   --no-color        no colours (NO_COLOR=1 does the same)
   --bell            ring the terminal bell when someone mentions you or writes to you
+  --no-reconnect    exit when the connection breaks instead of reconnecting
   -h, --help        show this help
 
 Type a line and press Enter to send it. Commands:
@@ -93,14 +94,18 @@ export async function* stdinLines(): AsyncGenerator<string> {
  * @param name The name to use.
  * @returns The client.
  */
-export async function join(address: string, name: string | undefined): Promise<ChatClient> {
+export async function join(
+  address: string,
+  name: string | undefined,
+  reconnect: boolean | ReconnectOptions = false,
+): Promise<ChatClient> {
   const { hostname, port } = parseAddress(address);
   name ??= defaultName();
   if (name === undefined) {
     throw new CliError('Missing --name: choose a name with "--name NAME"', EXIT_USAGE);
   }
   try {
-    return await connect({ hostname, port, name });
+    return await connect({ hostname, port, name, reconnect });
   } catch (error) {
     if (
       error instanceof ProtocolError &&
@@ -122,7 +127,10 @@ async function chatByLines(client: ChatClient, json: boolean, color: boolean): P
     inFlight.add(request);
     request.finally(() => inFlight.delete(request));
   };
+  let current = client.room;
   const output = {
+    room: () => current,
+    switchTo: (room: string) => void (current = room),
     info: (text: string) => json ? warn(`*** ${text}`) : print(flatten(notice(style, text))),
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
@@ -138,7 +146,11 @@ async function chatByLines(client: ChatClient, json: boolean, color: boolean): P
         print(JSON.stringify(event));
         continue;
       }
-      const item = entryFor(event, { self: client.name, style });
+      const item = entryFor(event, {
+        self: client.name,
+        style,
+        manyRooms: client.joined.length > 1,
+      });
       if (item !== undefined) print(flatten(item));
     }
     if (!leaving) {
@@ -183,6 +195,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       name: { type: "string", short: "n" },
       json: { type: "boolean" },
       "no-color": { type: "boolean" },
+      "no-reconnect": { type: "boolean" },
       bell: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -195,10 +208,12 @@ export async function connectCommand(args: string[]): Promise<number> {
     throw new CliError(`Unexpected argument "${positionals[1]}"`, EXIT_USAGE);
   }
   const address = positionals[0] ?? "";
-  const client = await join(address, values.name);
+  const interactive = !values.json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  // A person waits for the server to come back; a script gives up after about a minute.
+  const reconnect = values["no-reconnect"] ? false : interactive ? true : { maxAttempts: 10 };
+  const client = await join(address, values.name, reconnect);
   const { hostname, port } = parseAddress(address);
   const where = formatAddress(hostname, port);
-  const interactive = !values.json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   if (interactive) {
     return await runInteractive(client, {
       address: where,

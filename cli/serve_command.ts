@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { serve } from "../server.ts";
 import { DEFAULT_LIMITS } from "../protocol/limits.ts";
+import { defaultDatabase } from "../_paths.ts";
 import { clock } from "../protocol/text_format.ts";
 import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
@@ -25,10 +26,34 @@ Options:
   --max-text N        longest message, in characters (default: ${DEFAULT_LIMITS.maxTextLength})
   --max-queue-bytes N bytes queued for a client that does not read before it is
                       disconnected (default: ${DEFAULT_LIMITS.maxSendQueueBytes})
+  --data PATH         history database, or :memory: to keep nothing
+                      (default: ${describeDefaultData()})
+  --history N         messages replayed to someone joining a room (default: 50)
+  --keep-messages N   messages kept per room, 0 for all (default: 100000)
+  --keep-days N       days messages are kept, 0 for ever (default: 365)
+  --resume-grace MS   how long a reconnecting user's name and rooms are held
+                      after their connection breaks (default: 30000)
   -h, --help          show this help
 
 People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
 Ctrl-C stops the server: everyone is told, then disconnected.`;
+
+function describeDefaultData(): string {
+  try {
+    return defaultDatabase();
+  } catch {
+    return "chat.db in your data directory";
+  }
+}
+
+function count(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new CliError(`Invalid ${flag} "${text}": use a whole number, 0 or more`, EXIT_USAGE);
+  }
+  return value;
+}
 
 function positiveInteger(text: string | undefined, flag: string, fallback: number): number {
   if (text === undefined) return fallback;
@@ -80,6 +105,11 @@ export async function serveCommand(args: string[]): Promise<number> {
       "max-frame-bytes": { type: "string" },
       "max-text": { type: "string" },
       "max-queue-bytes": { type: "string" },
+      data: { type: "string" },
+      history: { type: "string" },
+      "keep-messages": { type: "string" },
+      "keep-days": { type: "string" },
+      "resume-grace": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -103,11 +133,21 @@ export async function serveCommand(args: string[]): Promise<number> {
       "--max-queue-bytes",
       DEFAULT_LIMITS.maxSendQueueBytes,
     ),
+    data: values.data ?? defaultDatabase(),
+    historyOnJoin: count(values.history, "--history", 50),
+    keepMessages: count(values["keep-messages"], "--keep-messages", 100_000),
+    keepDays: count(values["keep-days"], "--keep-days", 365),
+    resumeGrace: count(values["resume-grace"], "--resume-grace", 30_000),
     onLog: log,
   });
   const actual = server.addr.port;
   console.log(
     `chat ${denoConfig.version} listening on ${formatAddress(server.addr.hostname, actual)}`,
+  );
+  console.log(
+    server.data === ":memory:"
+      ? "History is kept in memory only"
+      : `History is stored in ${server.data}`,
   );
   console.log("Others join with:");
   for (const host of joinHosts(server.addr.hostname)) {

@@ -11,7 +11,12 @@ export type Command =
   | { kind: "me"; text: string }
   | { kind: "msg"; to: string; text: string }
   | { kind: "nick"; name: string }
-  | { kind: "who" }
+  | { kind: "who"; room?: string }
+  | { kind: "join"; room: string }
+  | { kind: "leave"; room?: string }
+  | { kind: "switch"; room: string }
+  | { kind: "rooms" }
+  | { kind: "topic"; text?: string }
   | { kind: "help" }
   | { kind: "clear" }
   | { kind: "quit" }
@@ -29,7 +34,12 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/msg NAME TEXT", summary: "send a private message to NAME" },
   { usage: "/me ACTION", summary: "describe what you are doing (* alice waves)" },
   { usage: "/nick NEW", summary: "change your name" },
-  { usage: "/who", summary: "list who is in the room" },
+  { usage: "/who [#ROOM]", summary: "list who is in the room" },
+  { usage: "/join #ROOM", summary: "enter a room (created if new) and type into it" },
+  { usage: "/leave [#ROOM]", summary: "leave a room (the current one by default)" },
+  { usage: "/room #ROOM", summary: "type into another room you are in" },
+  { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
+  { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
   { usage: "/help", summary: "show this list" },
   { usage: "/clear", summary: "clear your screen (chat client only)" },
   { usage: "/quit", summary: "leave the chat" },
@@ -51,6 +61,11 @@ export function helpLines(): string[] {
 }
 
 const WORD = /^(\S+)\s*([\s\S]*)$/;
+
+/** `dev` and `#dev` both name the room `#dev`. */
+function roomName(text: string): string {
+  return text.startsWith("#") ? text : `#${text}`;
+}
 
 /**
  * Parses one typed line. Lines that do not start with `/` are messages; a
@@ -92,7 +107,24 @@ export function parseCommand(line: string): Command {
       return { kind: "nick", name: args };
     case "who":
     case "names":
-      return { kind: "who" };
+      return args === "" ? { kind: "who" } : { kind: "who", room: roomName(args) };
+    case "join":
+    case "j":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /join #ROOM" };
+      return { kind: "join", room: roomName(args) };
+    case "leave":
+    case "part":
+      if (/\s/.test(args)) return { kind: "usage", message: "Usage: /leave [#ROOM]" };
+      return args === "" ? { kind: "leave" } : { kind: "leave", room: roomName(args) };
+    case "room":
+    case "switch":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /room #ROOM" };
+      return { kind: "switch", room: roomName(args) };
+    case "rooms":
+    case "list":
+      return { kind: "rooms" };
+    case "topic":
+      return args === "" ? { kind: "topic" } : { kind: "topic", text: args };
     case "help":
     case "?":
       return { kind: "help" };

@@ -41,6 +41,8 @@ export type ErrorCode =
   | "invalid_text"
   /** The server is shutting down and accepts no more requests. */
   | "shutting_down"
+  /** The server could not store the message; nothing was stored or sent. */
+  | "storage_failed"
   /** Client side: the connection closed before an answer arrived. */
   | "closed"
   /** Client side: no answer arrived in time. */

@@ -23,6 +23,27 @@ export interface HelloFrame {
   name: string;
   /** Free-form client software name and version, for the server's log. */
   client?: string;
+  /**
+   * A resume token from an earlier `welcome`: take over that session (its
+   * name and rooms) if the server still holds it.
+   */
+  resume?: string;
+  /**
+   * The last sequence number the client saw in each room. The server sends
+   * every later message, so nothing is missed across a reconnect.
+   */
+  last?: Record<string, number>;
+  /**
+   * Whether the client will reconnect when the connection drops. The server
+   * then holds the session for a grace period instead of announcing the
+   * user as lost at once.
+   */
+  reconnect?: boolean;
+  /**
+   * How many recent `#lobby` messages to replay when `last` does not say;
+   * capped by the server.
+   */
+  history?: number;
 }
 
 /** Sends a message to a room. */
@@ -37,6 +58,12 @@ export interface SendFrame {
   text: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /**
+   * An idempotency key (1 to 64 characters, unique per sender): a message
+   * sent again with the same key is acknowledged with the first one's
+   * sequence number instead of being stored twice.
+   */
+  key?: string;
 }
 
 /** Sends a private message to one user. */
@@ -51,6 +78,8 @@ export interface DmFrame {
   text: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** An idempotency key, as for `send`. */
+  key?: string;
 }
 
 /** Changes the sender's name. */
@@ -71,6 +100,66 @@ export interface WhoFrame {
   id: RequestId;
   /** @default {"#lobby"} */
   room?: string;
+}
+
+/** Enters a room, creating it if it does not exist. */
+export interface JoinFrame {
+  /** The frame type. */
+  type: "join";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+  /** Replay every message after this sequence number instead of the last few. */
+  after?: number;
+  /** How many recent messages to replay (when `after` is absent); capped by the server. */
+  history?: number;
+}
+
+/** Leaves a room. */
+export interface PartFrame {
+  /** The frame type. */
+  type: "part";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+}
+
+/** Lists the rooms. */
+export interface RoomsFrame {
+  /** The frame type. */
+  type: "rooms";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+}
+
+/** Reads or sets a room's topic. */
+export interface TopicFrame {
+  /** The frame type. */
+  type: "topic";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+  /** The new topic; absent to read it, `""` to clear it. */
+  topic?: string;
+}
+
+/** Reads a room's stored messages. */
+export interface HistoryFrame {
+  /** The frame type. */
+  type: "history";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+  /** Only messages with a smaller sequence number (to page backwards). */
+  before?: number;
+  /** Only messages with a larger sequence number. */
+  after?: number;
+  /** How many messages at most; capped by the server. */
+  limit?: number;
 }
 
 /** Asks to leave; the server acknowledges, then closes the connection. */
@@ -96,6 +185,11 @@ export type ClientFrame =
   | DmFrame
   | NickFrame
   | WhoFrame
+  | JoinFrame
+  | PartFrame
+  | RoomsFrame
+  | TopicFrame
+  | HistoryFrame
   | QuitFrame
   | PingFrame;
 
@@ -105,17 +199,48 @@ export interface WelcomeFrame {
   type: "welcome";
   /** The request id, echoed in the answer. */
   id: RequestId;
+  /** The protocol version. */
   v: number;
   /** Server software name and version. */
   server: string;
   /** The name the server registered (normalised). */
   name: string;
-  /** The room the user is now in. */
+  /** The room the user is in first: `#lobby`. */
   room: string;
   /** Everyone in that room, the user included. */
   members: string[];
+  /** Every room the user is in (more than one after a resume), with its last sequence number. */
+  rooms: RoomState[];
+  /** The token to resume this session after a lost connection. */
+  session: string;
+  /** Whether an earlier session was resumed (name and rooms kept). */
+  resumed: boolean;
+  /** How long the server holds a lost session for a reconnect, in ms. */
+  resumeGrace: number;
   /** The limits the server enforces. */
   limits: { maxFrameBytes: number; maxTextLength: number };
+}
+
+/** A room the user is in, as `welcome` describes it. */
+export interface RoomState {
+  /** The room's name. */
+  name: string;
+  /** The sequence number of its last message (0 when it has none). */
+  seq: number;
+  /** Its topic, `""` when none. */
+  topic: string;
+  /** Everyone in it, sorted. */
+  members: string[];
+}
+
+/** A room as `rooms` describes it. */
+export interface RoomInfo {
+  /** The room's name. */
+  name: string;
+  /** How many people are in it. */
+  members: number;
+  /** Its topic, `""` when none. */
+  topic: string;
 }
 
 /** Answers a request that succeeded. Which fields are present depends on the request. */
@@ -124,7 +249,7 @@ export interface AckFrame {
   type: "ack";
   /** The request id, echoed in the answer. */
   id: RequestId;
-  /** `send`, `who`: the room. */
+  /** `send`, `who`, `join`, `part`, `topic`, `history`: the room. */
   room?: string;
   /** `send`: the stored message's sequence number in its room. */
   seq?: number;
@@ -134,8 +259,16 @@ export interface AckFrame {
   to?: string;
   /** `nick`: the new name. */
   name?: string;
-  /** `who`: the names in the room, sorted. */
+  /** `who`, `join`: the names in the room, sorted. */
   names?: string[];
+  /** `join`, `topic`: the room's topic. */
+  topic?: string;
+  /** `rooms`: every room with people in it. */
+  rooms?: RoomInfo[];
+  /** `history`: the messages, oldest first. */
+  messages?: MessageEvent[];
+  /** `send`, `dm`: `true` when the key was seen before and nothing new was stored. */
+  duplicate?: boolean;
 }
 
 /** Answers a request that failed, or reports a frame that could not be read. */
@@ -166,6 +299,8 @@ export interface MessageEvent {
   seq: number;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` when replayed from history on joining, not sent just now. */
+  history?: boolean;
 }
 
 /** A private message, sent to its recipient. */
@@ -197,11 +332,12 @@ export interface JoinEvent {
 }
 
 /**
- * Why someone left: `quit` after the exit handshake, `lost` when the connection
- * broke, `send_queue_exceeded` when they stopped reading, `protocol_error`
- * when they broke the protocol.
+ * Why someone left: `quit` after the exit handshake, `part` when they left
+ * the room but not the chat, `lost` when the connection broke (for a client
+ * that reconnects: when it did not come back in time), `send_queue_exceeded`
+ * when they stopped reading, `protocol_error` when they broke the protocol.
  */
-export type LeaveReason = "quit" | "lost" | "send_queue_exceeded" | "protocol_error";
+export type LeaveReason = "quit" | "part" | "lost" | "send_queue_exceeded" | "protocol_error";
 
 /** Someone left a room. */
 export interface LeaveEvent {
@@ -229,8 +365,22 @@ export interface NickEvent {
   ts: string;
 }
 
+/** A room's topic changed. */
+export interface TopicEvent {
+  /** The frame type. */
+  type: "topic";
+  /** The room, starting with `#`. */
+  room: string;
+  /** The new topic, `""` when cleared. */
+  topic: string;
+  /** Who set it. */
+  from: string;
+  /** ISO-8601 UTC time stamped by the server. */
+  ts: string;
+}
+
 /** Why the server is closing the connection. */
-export type ByeReason = "shutdown" | "send_queue_exceeded" | "protocol_error";
+export type ByeReason = "shutdown" | "send_queue_exceeded" | "protocol_error" | "replaced";
 
 /** The server is about to close the connection, and says why. */
 export interface ByeFrame {
@@ -252,19 +402,63 @@ export type ServerFrame =
   | JoinEvent
   | LeaveEvent
   | NickEvent
+  | TopicEvent
   | ByeFrame;
 
-type Shape = Record<string, "string" | "boolean" | "number" | "string?" | "boolean?">;
+type Kind = "string" | "boolean" | "number" | "integer" | "object";
+type Shape = Record<string, Kind | `${Kind}?`>;
 
 const SHAPES: Record<ClientFrame["type"], Shape> = {
-  hello: { v: "number", name: "string", client: "string?" },
-  send: { room: "string", text: "string", action: "boolean?" },
-  dm: { to: "string", text: "string", action: "boolean?" },
+  hello: {
+    v: "number",
+    name: "string",
+    client: "string?",
+    resume: "string?",
+    last: "object?",
+    reconnect: "boolean?",
+    history: "integer?",
+  },
+  send: { room: "string", text: "string", action: "boolean?", key: "string?" },
+  dm: { to: "string", text: "string", action: "boolean?", key: "string?" },
   nick: { name: "string" },
   who: { room: "string?" },
+  join: { room: "string", after: "integer?", history: "integer?" },
+  part: { room: "string" },
+  rooms: {},
+  topic: { room: "string", topic: "string?" },
+  history: { room: "string", before: "integer?", after: "integer?", limit: "integer?" },
   quit: {},
   ping: {},
 };
+
+function kindOf(value: unknown): Kind | "other" {
+  switch (typeof value) {
+    case "string":
+      return "string";
+    case "boolean":
+      return "boolean";
+    case "number":
+      return Number.isSafeInteger(value) && (value as number) >= 0 ? "integer" : "number";
+    case "object":
+      return value !== null && !Array.isArray(value) ? "object" : "other";
+    default:
+      return "other";
+  }
+}
+
+function fits(kind: Kind, value: unknown): boolean {
+  const actual = kindOf(value);
+  return actual === kind || (kind === "number" && actual === "integer");
+}
+
+function isKey(value: unknown): boolean {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}
+
+function isSeqMap(value: Record<string, unknown>): boolean {
+  const entries = Object.entries(value);
+  return entries.length <= 1000 && entries.every(([, seq]) => kindOf(seq) === "integer");
+}
 
 function isRequestId(value: unknown): value is RequestId {
   if (typeof value === "string") {
@@ -320,15 +514,25 @@ export function parseClientFrame(line: string): ClientFrame {
       'Field "id" must be a string of 1 to 64 characters or a non-negative integer',
     );
   }
-  for (const [field, kind] of Object.entries(shape!)) {
-    const optional = kind.endsWith("?");
-    const type = optional ? kind.slice(0, -1) : kind;
+  for (const [field, expected] of Object.entries(shape!)) {
+    const optional = expected.endsWith("?");
+    const kind = (optional ? expected.slice(0, -1) : expected) as Kind;
     const present = frame[field];
     if (present === undefined && optional) continue;
-    const actual: string = typeof present;
-    if (actual !== type) {
-      fail("bad_request", `Field "${field}" must be a ${type}`);
+    if (!fits(kind, present)) {
+      const what = kind === "integer"
+        ? "a non-negative integer"
+        : kind === "object"
+        ? "an object"
+        : `a ${kind}`;
+      fail("bad_request", `Field "${field}" must be ${what}`);
     }
+  }
+  if (frame.key !== undefined && !isKey(frame.key)) {
+    fail("bad_request", 'Field "key" must be a string of 1 to 64 characters');
+  }
+  if (frame.last !== undefined && !isSeqMap(frame.last as Record<string, unknown>)) {
+    fail("bad_request", 'Field "last" must map room names to non-negative integers');
   }
   return frame as unknown as ClientFrame;
 }

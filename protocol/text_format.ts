@@ -7,11 +7,13 @@
  */
 
 import type { ServerFrame } from "./frames.ts";
+import { LOBBY } from "./limits.ts";
 import { sanitize } from "./sanitize.ts";
 
 const LEAVE_REASONS: Record<string, string> = {
   quit: "quit",
   lost: "connection lost",
+  part: "left the room",
   send_queue_exceeded: "too far behind",
   protocol_error: "protocol error",
 };
@@ -62,7 +64,9 @@ export function formatFrame(frame: ServerFrame): string | undefined {
   switch (frame.type) {
     case "message": {
       const from = sanitize(frame.from);
-      const prefix = `[${clock(frame.ts)}] ` + (frame.action ? `* ${from} ` : `<${from}> `);
+      const where = frame.room === LOBBY ? "" : `${sanitize(frame.room)} `;
+      const prefix = `[${clock(frame.ts)}] ${frame.history ? "(history) " : ""}${where}` +
+        (frame.action ? `* ${from} ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "dm": {
@@ -71,6 +75,10 @@ export function formatFrame(frame: ServerFrame): string | undefined {
         (frame.action ? `* ${from} ` : `<${from}> `);
       return body(prefix, frame.text);
     }
+    case "topic":
+      return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} set the topic of ${
+        sanitize(frame.room)
+      }: ${sanitize(frame.topic)}`;
     case "join":
       return `[${clock(frame.ts)}] -> ${sanitize(frame.name)} joined ${sanitize(frame.room)}`;
     case "leave":
@@ -93,13 +101,30 @@ export function formatFrame(frame: ServerFrame): string | undefined {
         (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
         ". Type /help for commands.";
     }
-    case "ack":
+    case "ack": {
+      const room = sanitize(frame.room ?? "");
+      const names = frame.names?.map((name) => sanitize(name)).join(", ");
       if (frame.name !== undefined) return `*** You are now known as ${sanitize(frame.name)}`;
-      if (frame.names) {
-        return `*** In ${sanitize(frame.room ?? "")}: ${
-          frame.names.map((name) => sanitize(name)).join(", ")
-        }`;
+      if (names !== undefined && frame.topic !== undefined) {
+        return `*** You are in ${room}${
+          frame.topic ? ` (topic: ${sanitize(frame.topic)})` : ""
+        } with ${names}`;
+      }
+      if (names !== undefined) return `*** In ${room}: ${names}`;
+      if (frame.rooms) {
+        return "*** Rooms: " +
+          frame.rooms.map((r) =>
+            `${sanitize(r.name)} (${r.members})${r.topic ? ` ${sanitize(r.topic)}` : ""}`
+          )
+            .join(", ");
+      }
+      if (frame.topic !== undefined) {
+        return `*** Topic of ${room}: ${frame.topic ? sanitize(frame.topic) : "(none)"}`;
+      }
+      if (frame.room !== undefined && frame.seq === undefined && frame.messages === undefined) {
+        return `*** You left ${room}`;
       }
       return undefined;
+    }
   }
 }

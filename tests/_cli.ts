@@ -238,7 +238,16 @@ export async function runChat(args: string[], stdin?: string): Promise<ChatResul
 export async function startServer(
   ...args: string[]
 ): Promise<{ server: ChatProcess; port: number }> {
-  const server = spawnChat(["serve", "--host", "127.0.0.1", "--port", "0", ...args]);
+  const server = spawnChat([
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--data",
+    ":memory:",
+    ...args,
+  ]);
   try {
     const [, version, port] = await server.stdout.readUntil(
       /^chat (\S+) listening on 127\.0\.0\.1:(\d+)$/m,

@@ -101,7 +101,15 @@ Deno.test("chat connect to a closed port exits 1 with one line", async () => {
 Deno.test("chat serve on a port already in use exits 1 with one line", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;
-  const result = await runChat(["serve", "--host", "127.0.0.1", "--port", String(port)]);
+  const result = await runChat([
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--data",
+    ":memory:",
+  ]);
   equal(result.code, 1);
   assertOneErrorLine(result, /address already in use/);
   ok(result.stderr.includes(String(port)), result.stderr);

@@ -49,7 +49,8 @@ export async function runInteractive(
   const style = createStyle(options.color);
   const editor = new LineEditor();
   const decoder = new KeyDecoder();
-  const members = new Set(client.members);
+  const members = new Map<string, Set<string>>([[client.room, new Set(client.members)]]);
+  let current = client.room;
   const log: Entry[] = [];
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
@@ -65,12 +66,13 @@ export async function runInteractive(
     clearTimeout(renderTimer);
     renderTimer = undefined;
     if (leaving && log.length === 0) return;
-    const prompt = `${client.room}> `;
+    const prompt = `${current}> `;
+    const others = client.joined.filter((room) => room !== current);
     const status =
-      `chat ${denoConfig.version} · ${
-        sanitize(client.name)
-      } @ ${options.address} · ${client.room} · ` +
-      `${members.size} here · /help`;
+      `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${current} · ` +
+      `${members.get(current)?.size ?? 0} here` +
+      (others.length ? ` · also in ${others.join(" ")}` : "") +
+      (client.connected ? "" : " · reconnecting…") + " · /help";
     const frame = composeFrame({
       columns: size.columns,
       rows: size.rows,
@@ -96,8 +98,20 @@ export async function runInteractive(
     if (entry.mention && options.bell) terminal.write("\x07");
     schedule();
   };
-  const context = () => ({ self: client.name, style });
+  const context = () => ({ self: client.name, style, manyRooms: client.joined.length > 1 });
   const output = {
+    room: () => current,
+    switchTo: (room: string) => {
+      current = room;
+      if (!members.has(room)) {
+        members.set(room, new Set());
+        client.who({ room }).then((names) => {
+          members.set(room, new Set(names));
+          schedule();
+        }, () => {});
+      }
+      schedule();
+    },
     info: (text: string) => add(notice(style, text)),
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
@@ -149,7 +163,9 @@ export async function runInteractive(
         const word = editor.wordAtCursor();
         const candidates = word.start === 0 && word.text.startsWith("/")
           ? COMMAND_NAMES
-          : [...members].filter((name) => name !== client.name);
+          : word.text.startsWith("#")
+          ? [...client.joined]
+          : [...(members.get(current) ?? [])].filter((name) => name !== client.name);
         const completion = editor.complete(candidates);
         if (completion.matches.length > 1) {
           output.info(completion.matches.map((match) => sanitize(match)).join("  "));
@@ -183,11 +199,12 @@ export async function runInteractive(
     render();
     (async () => {
       for await (const event of client) {
-        if (event.type === "join") members.add(event.name);
-        if (event.type === "leave") members.delete(event.name);
+        if (event.type === "join") members.get(event.room)?.add(event.name);
+        if (event.type === "leave") members.get(event.room)?.delete(event.name);
         if (event.type === "nick") {
-          members.delete(event.from);
-          members.add(event.to);
+          for (const names of members.values()) {
+            if (names.delete(event.from)) names.add(event.to);
+          }
         }
         if (event.type === "bye") farewell = sanitize(event.message);
         const entry = entryFor(event, context());

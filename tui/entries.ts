@@ -30,6 +30,8 @@ export interface Entry {
 export interface EntryContext {
   /** The user's current name. */
   self: string;
+  /** Whether the user is in more than one room (lines then show their room). */
+  manyRooms?: boolean;
   /** The styles. */
   style: Style;
 }
@@ -93,17 +95,20 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
     case "message": {
       const from = sanitize(event.from);
       const text = sanitize(event.text, { newlines: true });
-      const mentioned = event.from !== context.self && mentions(event.text, context.self);
-      const result = event.action
-        ? entry(
-          style,
-          event.ts,
-          `* ${who(from, context)}`,
-          2 + displayWidth(from),
-          text,
-          style.italic,
-        )
-        : entry(style, event.ts, `<${who(from, context)}>`, 2 + displayWidth(from), text);
+      const mentioned = !event.history && event.from !== context.self &&
+        mentions(event.text, context.self);
+      const room = context.manyRooms ? sanitize(event.room) + " " : "";
+      const label = style.dim(room) +
+        (event.action ? `* ${who(from, context)}` : `<${who(from, context)}>`);
+      const result = entry(
+        style,
+        event.ts,
+        label,
+        displayWidth(room) + 2 + displayWidth(from),
+        text,
+      );
+      if (event.action) result.bodyStyle = style.italic;
+      if (event.history) result.bodyStyle = style.dim;
       if (mentioned) {
         result.mention = true;
         result.bodyStyle = style.mention;
@@ -148,6 +153,34 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         0,
         `${sanitize(event.from)} is now known as ${sanitize(event.to)}`,
         style.dim,
+      );
+    case "topic":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        `${sanitize(event.from)} set the topic of ${sanitize(event.room)}: ${
+          sanitize(event.topic) || "(none)"
+        }`,
+        style.dim,
+      );
+    case "reconnecting":
+      return notice(
+        style,
+        `Connection lost (${sanitize(event.reason)}); reconnecting in ${
+          (event.delay / 1000).toFixed(1)
+        } s` +
+          (event.attempt > 1 ? ` (attempt ${event.attempt})` : ""),
+        "error",
+      );
+    case "reconnected":
+      return notice(
+        style,
+        `Reconnected${event.resumed ? "" : " as a new session"}` +
+          (event.missed
+            ? `; ${event.missed} missed message${event.missed === 1 ? "" : "s"} follow`
+            : "; nothing was missed"),
       );
     case "bye":
       return notice(style, sanitize(event.message), "error");

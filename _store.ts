@@ -1,0 +1,310 @@
+/**
+ * Durable room history in SQLite (the runtime's `node:sqlite`): messages with
+ * their per-room sequence numbers and idempotency keys, and room topics.
+ * Synchronous, so a batch of messages is committed before anyone is told.
+ *
+ * @module
+ */
+
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { MessageEvent } from "./protocol/frames.ts";
+
+/** The history database cannot be opened or used. */
+export class StorageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What happened.
+   * @param options The cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StorageError";
+  }
+}
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * The migrations, in order: entry `n` takes a database from version `n` to
+ * `n + 1`. Never edit one that has shipped; add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 0 → 1: messages.
+  `CREATE TABLE messages (
+     room TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     sender TEXT NOT NULL,
+     text TEXT NOT NULL,
+     ts TEXT NOT NULL,
+     action INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (room, seq)
+   ) WITHOUT ROWID;`,
+  // 1 → 2: idempotency keys, topics.
+  `ALTER TABLE messages ADD COLUMN key TEXT;
+   CREATE UNIQUE INDEX messages_key ON messages (room, key) WHERE key IS NOT NULL;
+   CREATE INDEX messages_ts ON messages (ts);
+   CREATE TABLE rooms (
+     name TEXT PRIMARY KEY,
+     topic TEXT NOT NULL DEFAULT '',
+     topic_by TEXT NOT NULL DEFAULT '',
+     topic_ts TEXT NOT NULL DEFAULT ''
+   ) WITHOUT ROWID;`,
+];
+
+/** A message to store. */
+export interface StoredMessage {
+  room: string;
+  seq: number;
+  from: string;
+  text: string;
+  ts: string;
+  action: boolean;
+  /** The sender's idempotency key, scoped by sender name. */
+  key: string | undefined;
+}
+
+/** How long history is kept. */
+export interface Retention {
+  /** Most messages kept per room; 0 keeps all. */
+  maxMessages: number;
+  /** Messages older than this many days are removed; 0 keeps them forever. */
+  maxAgeDays: number;
+}
+
+/** A room's topic. */
+export interface Topic {
+  topic: string;
+  by: string;
+  ts: string;
+}
+
+interface MessageRow {
+  room: string;
+  seq: number;
+  sender: string;
+  text: string;
+  ts: string;
+  action: number;
+}
+
+function toEvent(row: MessageRow, history: boolean): MessageEvent {
+  const event: MessageEvent = {
+    type: "message",
+    room: row.room,
+    from: row.sender,
+    text: row.text,
+    ts: row.ts,
+    seq: row.seq,
+  };
+  if (row.action) event.action = true;
+  if (history) event.history = true;
+  return event;
+}
+
+/**
+ * Migrates a database to a schema version, one step at a time, each in its
+ * own transaction.
+ *
+ * @param db The open database.
+ * @param target The version to reach.
+ * @throws {Error} When the database is newer than this code.
+ */
+export function migrate(db: DatabaseSync, target: number = SCHEMA_VERSION): void {
+  const { user_version: current } = db.prepare("PRAGMA user_version").get() as {
+    user_version: number;
+  };
+  if (current > MIGRATIONS.length) {
+    throw new StorageError(
+      `Cannot open the history database: its schema version ${current} is newer than this chat (${SCHEMA_VERSION}); upgrade chat`,
+    );
+  }
+  for (let version = current; version < target; version++) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(MIGRATIONS[version]!);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+/** The history database. */
+export class Store {
+  /** Where the database is, or `:memory:`. */
+  readonly path: string;
+  #db: DatabaseSync;
+  #insert: StatementSync;
+  #lastSeq: StatementSync;
+  #byKey: StatementSync;
+  #recent: StatementSync;
+  #after: StatementSync;
+  #before: StatementSync;
+  #getTopic: StatementSync;
+  #setTopic: StatementSync;
+  #closed = false;
+
+  /**
+   * Opens (creating if needed) and migrates a database.
+   *
+   * @param path A file path, or `:memory:`.
+   */
+  constructor(path: string) {
+    this.path = path;
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+    );
+    migrate(this.#db);
+    this.#insert = this.#db.prepare(
+      "INSERT INTO messages (room, seq, sender, text, ts, action, key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#lastSeq = this.#db.prepare("SELECT max(seq) AS seq FROM messages WHERE room = ?");
+    this.#byKey = this.#db.prepare("SELECT seq, ts FROM messages WHERE room = ? AND key = ?");
+    this.#recent = this.#db.prepare(
+      "SELECT * FROM (SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+    );
+    this.#after = this.#db.prepare(
+      "SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+    );
+    this.#before = this.#recent;
+    this.#getTopic = this.#db.prepare(
+      "SELECT topic, topic_by AS by, topic_ts AS ts FROM rooms WHERE name = ?",
+    );
+    this.#setTopic = this.#db.prepare(
+      "INSERT INTO rooms (name, topic, topic_by, topic_ts) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, topic_by = excluded.topic_by, topic_ts = excluded.topic_ts",
+    );
+  }
+
+  /**
+   * The sequence number of a room's last stored message.
+   *
+   * @param room The room.
+   * @returns The number, 0 for an empty room.
+   */
+  lastSeq(room: string): number {
+    const row = this.#lastSeq.get(room) as { seq: number | null };
+    return row.seq ?? 0;
+  }
+
+  /**
+   * Finds a message stored with an idempotency key.
+   *
+   * @param room The room.
+   * @param key The key, already scoped to its sender.
+   * @returns Its sequence number and time, if stored.
+   */
+  findKey(room: string, key: string): { seq: number; ts: string } | undefined {
+    return this.#byKey.get(room, key) as { seq: number; ts: string } | undefined;
+  }
+
+  /**
+   * Stores messages in one transaction: all or none.
+   *
+   * @param messages The messages.
+   */
+  append(messages: readonly StoredMessage[]): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const m of messages) {
+        this.#insert.run(m.room, m.seq, m.from, m.text, m.ts, m.action ? 1 : 0, m.key ?? null);
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /**
+   * The latest messages of a room, oldest first, marked as history.
+   *
+   * @param room The room.
+   * @param limit How many at most.
+   * @param before Only messages before this sequence number.
+   * @returns The messages.
+   */
+  recent(room: string, limit: number, before: number = Number.MAX_SAFE_INTEGER): MessageEvent[] {
+    if (limit <= 0) return [];
+    return (this.#before.all(room, before, limit) as unknown as MessageRow[]).map((row) =>
+      toEvent(row, true)
+    );
+  }
+
+  /**
+   * The messages of a room after a sequence number, oldest first.
+   *
+   * @param room The room.
+   * @param after The last sequence number already seen.
+   * @param limit How many at most.
+   * @param history Whether to mark them as history.
+   * @returns The messages.
+   */
+  after(room: string, after: number, limit: number, history: boolean): MessageEvent[] {
+    return (this.#after.all(room, after, limit) as unknown as MessageRow[]).map((row) =>
+      toEvent(row, history)
+    );
+  }
+
+  /**
+   * A room's topic.
+   *
+   * @param room The room.
+   * @returns The topic, if one was ever set.
+   */
+  topic(room: string): Topic | undefined {
+    return this.#getTopic.get(room) as Topic | undefined;
+  }
+
+  /**
+   * Sets a room's topic.
+   *
+   * @param room The room.
+   * @param topic The topic.
+   */
+  setTopic(room: string, topic: Topic): void {
+    this.#setTopic.run(room, topic.topic, topic.by, topic.ts);
+  }
+
+  /**
+   * Removes what the retention policy no longer keeps.
+   *
+   * @param retention How much to keep.
+   * @param now The current time.
+   * @returns How many messages were removed.
+   */
+  prune(retention: Retention, now: Date = new Date()): number {
+    let removed = 0;
+    if (retention.maxAgeDays > 0) {
+      const cutoff = new Date(now.getTime() - retention.maxAgeDays * 86_400_000).toISOString();
+      // The newest message of each room stays, so sequence numbers keep growing.
+      removed += Number(
+        this.#db.prepare(
+          "DELETE FROM messages WHERE ts < ? AND seq < (SELECT max(seq) FROM messages AS m WHERE m.room = messages.room)",
+        ).run(cutoff).changes,
+      );
+    }
+    if (retention.maxMessages > 0) {
+      removed += Number(
+        this.#db.prepare(
+          `DELETE FROM messages WHERE (room, seq) IN (
+             SELECT m.room, m.seq FROM messages m
+             JOIN (SELECT room, max(seq) AS top FROM messages GROUP BY room) t ON t.room = m.room
+             WHERE m.seq <= t.top - ?)`,
+        ).run(retention.maxMessages).changes,
+      );
+    }
+    return removed;
+  }
+
+  /** Closes the database (once). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
