@@ -156,10 +156,15 @@ export class Store {
   constructor(path: string) {
     this.path = path;
     this.#db = new DatabaseSync(path);
-    this.#db.exec(
-      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-    );
-    migrate(this.#db);
+    try {
+      this.#db.exec(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+      );
+      migrate(this.#db);
+    } catch (error) {
+      this.#db.close();
+      throw error;
+    }
     this.#insert = this.#db.prepare(
       "INSERT INTO messages (room, seq, sender, text, ts, action, key) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );

@@ -487,6 +487,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return [...this.#seen.keys()];
   }
 
+  /**
+   * The token that resumes this session after a lost connection (what
+   * `reconnect` uses). Treat it like a password: it takes over the name.
+   */
+  get session(): string {
+    return this.#session;
+  }
+
   /** The server's software name and version. */
   get server(): string {
     return this.#server;
@@ -782,7 +790,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   #saw(room: string, seq: number): void {
-    if (seq > (this.#seen.get(room) ?? 0)) this.#seen.set(room, seq);
+    const seen = this.#seen.get(room);
+    if (seen === undefined || seq > seen) this.#seen.set(room, seq);
   }
 
   #serve(): void {
@@ -864,11 +873,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       case "nick":
         if (frame.from === this.#name) this.#name = frame.to;
         return this.#push(frame);
+      case "bye":
+        // Another connection took this session over: reconnecting would take it back.
+        if (frame.reason === "replaced") this.#session = "";
+        return this.#push(frame);
       case "dm":
       case "join":
       case "leave":
       case "topic":
-      case "bye":
         return this.#push(frame);
     }
   }
@@ -877,7 +889,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const seen = this.#seen.get(message.room);
     // Never deliver a message twice (a defence: the catch-up is exact).
     if (seen !== undefined && message.seq <= seen && !message.history) return;
-    this.#saw(message.room, message.seq);
+    if (seen !== undefined) this.#saw(message.room, message.seq);
     this.#push(message);
   }
 

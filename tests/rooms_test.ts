@@ -1,0 +1,142 @@
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
+
+const local = { hostname: "127.0.0.1", port: 0 };
+
+async function nextIn(
+  client: Awaited<ReturnType<typeof connect>>,
+  type: ChatEvent["type"],
+  room: string,
+) {
+  while (true) {
+    const event = await client.next(type, { timeout: 5000 });
+    if ("room" in event && event.room === room) return event;
+  }
+}
+
+Deno.test("rooms keep their messages to their members", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await using bob = await connect({ port, name: "bob" });
+  await using carol = await connect({ port, name: "carol" });
+
+  const joined = await alice.join("#dev");
+  deepEqual([joined.room, joined.members, joined.seq, joined.topic], ["#dev", ["alice"], 0, ""]);
+  await bob.join("#dev");
+  deepEqual((await nextIn(alice, "join", "#dev")).type, "join");
+  deepEqual(alice.joined, ["#lobby", "#dev"]);
+
+  const sent = await alice.send("dev only", { room: "#dev" });
+  deepEqual([sent.room, sent.seq], ["#dev", 1]);
+  const got = await bob.next("message", { timeout: 5000 });
+  deepEqual([got.room, got.text], ["#dev", "dev only"]);
+  // carol is not in #dev: the next message she sees is the lobby one.
+  await alice.send("lobby for all");
+  deepEqual((await carol.next("message", { timeout: 5000 })).text, "lobby for all");
+  await rejects(
+    () => carol.send("x", { room: "#dev" }),
+    (e: ProtocolError) => e.code === "not_in_room",
+  );
+  await rejects(() => carol.who({ room: "#dev" }), (e: ProtocolError) => e.code === "not_in_room");
+  await rejects(() => carol.join("no-hash"), (e: ProtocolError) => e.code === "invalid_room");
+
+  deepEqual(await alice.rooms(), [
+    { name: "#dev", members: 2, topic: "" },
+    { name: "#lobby", members: 3, topic: "" },
+  ]);
+  equal(await alice.topic("#dev", "shipping 1.0"), "shipping 1.0");
+  const topic = await nextIn(bob, "topic", "#dev");
+  deepEqual(topic.type === "topic" && [topic.topic, topic.from], ["shipping 1.0", "alice"]);
+  equal(await bob.topic("#dev"), "shipping 1.0");
+
+  await bob.leave("#dev");
+  const part = await nextIn(alice, "leave", "#dev");
+  deepEqual(part.type === "leave" && [part.name, part.reason], ["bob", "part"]);
+  deepEqual(await alice.who({ room: "#dev" }), ["alice"]);
+  deepEqual(bob.joined, ["#lobby"]);
+});
+
+Deno.test("joining a room replays its latest messages, marked as history", async () => {
+  await using server = await serve({ ...local, historyOnJoin: 3 });
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  for (let i = 1; i <= 5; i++) await alice.send(`m${i}`);
+  await using bob = await connect({ port, name: "bob" });
+  const replayed = [];
+  for (let i = 0; i < 3; i++) replayed.push(await bob.next("message", { timeout: 5000 }));
+  deepEqual(replayed.map((m) => [m.text, m.seq, m.history]), [["m3", 3, true], ["m4", 4, true], [
+    "m5",
+    5,
+    true,
+  ]]);
+  await alice.send("live");
+  const live = await bob.next("message", { timeout: 5000 });
+  deepEqual([live.text, live.seq, live.history], ["live", 6, undefined]);
+
+  await using quiet = await connect({ port, name: "quiet", history: 0 });
+  await alice.send("only this");
+  deepEqual((await quiet.next("message", { timeout: 5000 })).text, "only this");
+});
+
+Deno.test("history pages backwards and forwards", async () => {
+  await using server = await serve(local);
+  await using alice = await connect({ port: server.addr.port, name: "alice" });
+  for (let i = 1; i <= 30; i++) await alice.send(`m${i}`, { action: i === 7 });
+  const latest = await alice.history("#lobby", { limit: 10 });
+  deepEqual(latest.map((m) => m.seq), [21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+  ok(latest.every((m) => m.history === true && m.from === "alice"));
+  const older = await alice.history("#lobby", { before: 21, limit: 10 });
+  deepEqual(older.map((m) => m.seq), [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+  const after = await alice.history("#lobby", { after: 5, limit: 3 });
+  deepEqual(after.map((m) => [m.seq, m.action]), [[6, undefined], [7, true], [8, undefined]]);
+  await rejects(() => alice.history("#nowhere"), (e: ProtocolError) => e.code === "not_in_room");
+});
+
+Deno.test("a message sent twice with the same key is stored once", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using bob = await connect({ port, name: "bob" });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const frames = [
+      { type: "hello", id: 1, v: 1, name: "alice", history: 0 },
+      { type: "send", id: 2, room: "#lobby", text: "once", key: "k-1" },
+      { type: "send", id: 3, room: "#lobby", text: "once", key: "k-1" },
+      { type: "send", id: 4, room: "#lobby", text: "twice?", key: "k-2" },
+      { type: "send", id: 5, room: "#lobby", text: "once", key: "k-1" },
+    ];
+    await conn.write(
+      new TextEncoder().encode(frames.map((f) => JSON.stringify(f) + "\n").join("")),
+    );
+    const acks = new Map<number, Record<string, unknown>>();
+    const decoder = new TextDecoder();
+    let text = "";
+    const buffer = new Uint8Array(4096);
+    while (acks.size < 4) {
+      const read = await conn.read(buffer);
+      if (read === null) break;
+      text += decoder.decode(buffer.subarray(0, read), { stream: true });
+      for (const line of text.split("\n").slice(0, -1)) {
+        const frame = JSON.parse(line);
+        if (frame.type === "ack") acks.set(frame.id, frame);
+      }
+      text = text.slice(text.lastIndexOf("\n") + 1);
+    }
+    deepEqual([acks.get(2)!.seq, acks.get(3)!.seq, acks.get(4)!.seq, acks.get(5)!.seq], [
+      1,
+      1,
+      2,
+      1,
+    ]);
+    deepEqual([acks.get(3)!.duplicate, acks.get(5)!.duplicate, acks.get(2)!.duplicate], [
+      true,
+      true,
+      undefined,
+    ]);
+  } finally {
+    conn.close();
+  }
+  const history = await bob.history("#lobby");
+  deepEqual(history.map((m) => [m.seq, m.text]), [[1, "once"], [2, "twice?"]]);
+});
