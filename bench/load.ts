@@ -566,7 +566,7 @@ async function sync(
   deadline: number,
 ): Promise<number> {
   const round = ++shared.syncRound;
-  const waiting = receivers.filter((client) => client !== sender);
+  const waiting = receivers.filter((client) => client !== sender && !client.stopAfterReady);
   const done = () => waiting.every((client) => client.synced >= round || !client.open);
   try {
     await sender.write(sender.frame(`${SYNC}${round}.`));
@@ -587,6 +587,71 @@ async function sync(
   }
   shared.syncRound = 0;
   return waiting.filter((client) => client.synced >= round).length;
+}
+
+interface Opened {
+  connected: Client[];
+  held: number;
+  failed: number;
+  errors: Record<string, number>;
+  setupMs: number;
+  notes: string[];
+}
+
+/**
+ * Opens clients in steps of `step`. Plain-text relays say nothing on
+ * connect, so for them each step is checked with a broadcast that must reach
+ * every open client (connections still waiting in the listen backlog do not
+ * count); they are opened one at a time. With `stopOnShortfall`, the first
+ * step that fails the check ends the ramp.
+ */
+async function openAll(
+  shared: Shared,
+  clients: Client[],
+  step: number,
+  deadline: number,
+  stopOnShortfall: boolean,
+  progress?: (fields: Record<string, number>) => void,
+): Promise<Opened> {
+  const verify = shared.options.protocol === "lines";
+  const concurrency = verify ? 1 : shared.options.concurrency;
+  const opened: Opened = { connected: [], held: 0, failed: 0, errors: {}, setupMs: 0, notes: [] };
+  const begin = performance.now();
+  for (let offset = 0; offset < clients.length; offset += step) {
+    const joined = await join(
+      clients.slice(offset, offset + step),
+      concurrency,
+      deadline,
+      progress && ((ready) => progress({ ready: opened.connected.length + ready })),
+    );
+    opened.connected.push(...joined.clients);
+    opened.failed += joined.failed;
+    for (const [text, count] of Object.entries(joined.errors)) {
+      opened.errors[text] = (opened.errors[text] ?? 0) + count;
+    }
+    const open = opened.connected.filter((client) => client.open);
+    if (!verify) {
+      opened.held = open.length;
+      continue;
+    }
+    const readers = open.filter((client) => !client.stopAfterReady);
+    const seen = readers.length > 0
+      ? await sync(shared, readers[0]!, readers, Math.min(deadline, performance.now() + 15_000)) +
+        1
+      : 0;
+    opened.held = seen + (open.length - readers.length);
+    progress?.({ verified: seen, open: open.length });
+    if (seen < readers.length || joined.failed > 0 || open.length < opened.connected.length) {
+      opened.notes.push(
+        `after ${Math.min(clients.length, offset + step)} connects: ${open.length} open, ${seen} ` +
+          `reached by a broadcast`,
+      );
+      if (stopOnShortfall) break;
+    }
+    if (performance.now() >= deadline) break;
+  }
+  opened.setupMs = performance.now() - begin;
+  return opened;
 }
 
 /** Waits until every expected delivery arrived, nothing arrived for `quietMs`, or `deadline`. */
@@ -659,19 +724,20 @@ async function fanOut(options: Options): Promise<Record<string, unknown>> {
   const slowClient = slow ? clients[count]! : undefined;
   if (slowClient) slowClient.stopAfterReady = true;
   const setupDeadline = performance.now() + options.connectTimeoutS * 1000;
-  const joined = await join(clients, options.concurrency, setupDeadline);
-  const active = joined.clients.filter((client) => client !== slowClient);
-  const slowJoined = slowClient !== undefined && joined.clients.includes(slowClient);
-  const notes: string[] = [];
-  if (joined.failed > 0) {
-    notes.push(`${joined.failed} of ${total} clients could not join`);
+  const step = options.protocol === "lines" ? 25 : total;
+  const opened = await openAll(shared, clients, step, setupDeadline, false);
+  const active = opened.connected.filter((client) => client !== slowClient && client.open);
+  const slowJoined = slowClient !== undefined && opened.connected.includes(slowClient);
+  const notes: string[] = [...opened.notes];
+  if (opened.failed > 0) {
+    notes.push(`${opened.failed} of ${total} clients could not join`);
   }
   if (active.length < 2) {
     return {
       ok: false,
       error: `only ${active.length} clients joined`,
-      joined: joined.clients.length,
-      errors: joined.errors,
+      joined: opened.connected.length,
+      errors: opened.errors,
     };
   }
   const synced = await sync(shared, active[0]!, active, performance.now() + 30_000);
@@ -763,7 +829,7 @@ async function fanOut(options: Options): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {
     ok: true,
     clients: active.length,
-    setupMs: round(joined.setupMs, 0),
+    setupMs: round(opened.setupMs, 0),
     sent,
     expected: want,
     deliveries: tally.unique,
@@ -805,9 +871,9 @@ async function waitForStdin(ms: number): Promise<void> {
 
 /**
  * idle: open many connections, hold them while the runner measures, close
- * them. Plain-text relays send nothing on connect, so for them a connection
- * counts as held once a broadcast reaches it; they are opened in ten steps,
- * each checked that way, and the ramp stops at the first step that fails.
+ * them. For plain-text relays a connection counts as held once a broadcast
+ * reaches it; they are opened in steps of 250, each checked that way, and the
+ * ramp stops at the first step that fails.
  */
 async function idle(options: Options): Promise<Record<string, unknown>> {
   const shared: Shared = {
@@ -824,47 +890,18 @@ async function idle(options: Options): Promise<Record<string, unknown>> {
   );
   for (const client of clients) client.joinChannel = false;
   const lines = options.protocol === "lines";
-  const step = lines ? Math.max(1, Math.ceil(options.connections / 10)) : options.connections;
+  const step = lines ? 250 : options.connections;
   const deadline = performance.now() + options.connectTimeoutS * 1000;
-  const notes: string[] = [];
-  const errors: Record<string, number> = {};
-  const connected: Client[] = [];
-  let failed = 0;
-  let held = 0;
-  let setupMs = 0;
-  for (let offset = 0; offset < clients.length; offset += step) {
-    const joined = await join(
-      clients.slice(offset, offset + step),
-      options.concurrency,
-      deadline,
-      (ready) => event("progress", { ready: connected.length + ready }),
-    );
-    setupMs += joined.setupMs;
-    connected.push(...joined.clients);
-    failed += joined.failed;
-    for (const [text, count] of Object.entries(joined.errors)) {
-      errors[text] = (errors[text] ?? 0) + count;
-    }
-    const open = connected.filter((client) => client.open);
-    if (!lines) {
-      held = open.length;
-      continue;
-    }
-    const seen = open.length > 0
-      ? await sync(shared, open[0]!, open, performance.now() + 15_000) + 1
-      : 0;
-    held = seen;
-    event("progress", { verified: seen, open: open.length });
-    if (seen < open.length || joined.failed > 0 || open.length < connected.length) {
-      notes.push(
-        `stopped after ${
-          offset + step
-        } attempts: ${open.length} open, ${seen} reached by a broadcast`,
-      );
-      break;
-    }
-    if (performance.now() >= deadline) break;
-  }
+  const opened = await openAll(
+    shared,
+    clients,
+    step,
+    deadline,
+    true,
+    (fields) => event("progress", fields),
+  );
+  const { connected, held, failed, errors, setupMs } = opened;
+  const notes = [...opened.notes];
   event("holding", { held, connections: options.connections });
   await waitForStdin(options.holdS * 1000);
   const stillOpen = connected.filter((client) => client.open).length;

@@ -168,10 +168,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
     case "reconnecting":
       return notice(
         style,
-        `Connection lost (${sanitize(event.reason)}); reconnecting in ${
-          (event.delay / 1000).toFixed(1)
-        } s` +
-          (event.attempt > 1 ? ` (attempt ${event.attempt})` : ""),
+        event.attempt === 1
+          ? `Connection lost (${sanitize(event.reason)}); reconnecting in ${(event.delay / 1000).toFixed(1)} s`
+          : `Still reconnecting: attempt ${event.attempt} in ${(event.delay / 1000).toFixed(1)} s`,
         "error",
       );
     case "reconnected":
