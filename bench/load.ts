@@ -249,7 +249,9 @@ interface Shared {
   options: Options;
   tally: Tally | undefined;
   started: boolean;
-  /** The marker round being waited for, or 0. */
+  /** The first marker round of the check in progress, or 0. */
+  syncFrom: number;
+  /** The last marker round sent. */
   syncRound: number;
   syncWaiters: Set<() => void>;
 }
@@ -409,10 +411,14 @@ class Client {
         }
       }
     }
-    const round = this.shared.syncRound;
-    if (round > this.synced && complete && end - start >= SYNC.length) {
+    const from = this.shared.syncFrom;
+    if (from > this.synced && complete && end - start >= SYNC.length) {
       const line = decoder.decode(bytes.subarray(start, Math.min(end, start + 400)));
-      if (line.includes(`${SYNC}${round}.`)) this.#sawSync(round);
+      const at = line.indexOf(SYNC);
+      if (at !== -1) {
+        const round = parseInt(line.slice(at + SYNC.length), 10);
+        if (round >= from) this.#sawSync(round);
+      }
     }
   }
 
@@ -556,8 +562,9 @@ async function join(
 }
 
 /**
- * One client sends a marker line; resolves with how many of the others saw
- * it, once all have or at `deadline`.
+ * One client sends a marker line, again every 500 ms (a relay only sends a
+ * line to the clients it has accepted so far); resolves with how many of the
+ * others saw one, once all have or at `deadline`.
  */
 async function sync(
   shared: Shared,
@@ -565,18 +572,22 @@ async function sync(
   receivers: Client[],
   deadline: number,
 ): Promise<number> {
-  const round = ++shared.syncRound;
+  const from = shared.syncRound + 1;
+  shared.syncFrom = from;
   const waiting = receivers.filter((client) => client !== sender && !client.stopAfterReady);
-  const done = () => waiting.every((client) => client.synced >= round || !client.open);
-  try {
-    await sender.write(sender.frame(`${SYNC}${round}.`));
-  } catch {
-    shared.syncRound = 0;
-    return 0;
-  }
+  const done = () => waiting.every((client) => client.synced >= from || !client.open);
+  let resend = 0;
   while (!done() && performance.now() < deadline) {
+    if (performance.now() >= resend) {
+      resend = performance.now() + 500;
+      try {
+        await sender.write(sender.frame(`${SYNC}${++shared.syncRound}.`));
+      } catch {
+        break;
+      }
+    }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(wake, 100);
+      const timer = setTimeout(wake, 50);
       function wake() {
         clearTimeout(timer);
         shared.syncWaiters.delete(wake);
@@ -585,8 +596,8 @@ async function sync(
       shared.syncWaiters.add(wake);
     });
   }
-  shared.syncRound = 0;
-  return waiting.filter((client) => client.synced >= round).length;
+  shared.syncFrom = 0;
+  return waiting.filter((client) => client.synced >= from).length;
 }
 
 interface Opened {
@@ -717,6 +728,7 @@ async function fanOut(options: Options): Promise<Record<string, unknown>> {
     options,
     tally: undefined,
     started: false,
+    syncFrom: 0,
     syncRound: 0,
     syncWaiters: new Set(),
   };
@@ -880,6 +892,7 @@ async function idle(options: Options): Promise<Record<string, unknown>> {
     options,
     tally: undefined,
     started: false,
+    syncFrom: 0,
     syncRound: 0,
     syncWaiters: new Set(),
   };
