@@ -1,5 +1,6 @@
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
+import { RawPeer } from "./_raw.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };
 
@@ -139,4 +140,32 @@ Deno.test("a message sent twice with the same key is stored once", async () => {
   }
   const history = await bob.history("#lobby");
   deepEqual(history.map((m) => [m.seq, m.text]), [[1, "once"], [2, "twice?"]]);
+});
+
+Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await alice.join("#dev");
+  await using nc = await RawPeer.connect(port);
+  await nc.write("bob\n");
+  await nc.until(/You are bob/);
+  await nc.write("/join dev\n");
+  match(await nc.until(/You are in #dev/), /with alice, bob/);
+  await nc.write("hello devs\n");
+  const dev = await nextIn(alice, "message", "#dev");
+  deepEqual(dev.type === "message" && [dev.from, dev.text], ["bob", "hello devs"]);
+  await alice.send("welcome", { room: "#dev" });
+  match(await nc.until(/welcome/), /^\[\d\d:\d\d:\d\d\] #dev <alice> welcome$/);
+  await nc.write("/topic ship it\n");
+  match(await nc.until(/Topic of/), /Topic of #dev: ship it/);
+  await nc.write("/room #lobby\nin the lobby\n");
+  const lobby = await nextIn(alice, "message", "#lobby");
+  deepEqual(lobby.type === "message" && lobby.text, "in the lobby");
+  await nc.write("/rooms\n");
+  match(await nc.until(/Rooms:/), /#dev \(2\) ship it, #lobby \(2\)/);
+  await nc.write("/leave #dev\n");
+  match(await nc.until(/You left/), /You left #dev/);
+  const part = await nextIn(alice, "leave", "#dev");
+  deepEqual(part.type === "leave" && [part.name, part.reason], ["bob", "part"]);
 });
