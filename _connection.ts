@@ -24,6 +24,7 @@ const BYE_QUEUE_JSON = encoder.encode(
   JSON.stringify({ type: "bye", reason: "send_queue_exceeded", message: BYE_QUEUE_MESSAGE }) + "\n",
 );
 const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
+const PING = encoder.encode('{"type":"ping"}\n');
 
 /** How long the server waits for a first byte before greeting a plain-text user, in ms. */
 export const GREETING_DELAY = 300;
@@ -47,6 +48,11 @@ export class Connection implements Peer {
   #decoder: LineDecoder | undefined;
   #nextId = 0;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  #opened = performance.now();
+  #lastInput = performance.now();
+  #pinged = false;
+  /** The peer's IP address. */
+  readonly ip: string;
 
   /**
    * Wraps an accepted connection.
@@ -61,6 +67,7 @@ export class Connection implements Peer {
     this.#hub = hub;
     this.#limits = limits;
     const addr = conn.remoteAddr as Deno.NetAddr;
+    this.ip = addr.hostname;
     this.#session = hub.open(this, `${addr.hostname}:${addr.port}`);
     this.#queue = new SendQueue(conn, {
       maxBytes: limits.maxSendQueueBytes,
@@ -111,6 +118,8 @@ export class Connection implements Peer {
       while (!this.#queue.closed) {
         const read = await this.#conn.read(buffer);
         if (read === null) break;
+        this.#lastInput = performance.now();
+        this.#pinged = false;
         let chunk = buffer.subarray(0, read);
         if (this.#mode === undefined) {
           const first = chunk.findIndex((byte) => !isSpace(byte));
@@ -131,6 +140,37 @@ export class Connection implements Peer {
       this.#hub.disconnect(this.#session, this, "lost");
       this.#queue.destroy();
     }
+  }
+
+  /**
+   * Enforces the time limits; the server calls this every few seconds.
+   *
+   * @param now `performance.now()`.
+   */
+  sweep(now: number): void {
+    if (this.#queue.closed) return;
+    const { handshakeTimeout, idleTimeout } = this.#limits;
+    if (this.#session.name === undefined) {
+      if (now - this.#opened > handshakeTimeout) {
+        this.#expire(`No name was given within ${handshakeTimeout / 1000} s`);
+      }
+      return;
+    }
+    if (this.#mode !== "json") return;
+    const idle = now - this.#lastInput;
+    if (idle > idleTimeout) {
+      this.#hub.disconnect(this.#session, this, "timeout");
+      this.#expire(`Nothing was heard from you for ${idleTimeout / 1000} s`);
+    } else if (idle > idleTimeout / 3 && !this.#pinged) {
+      this.#pinged = true;
+      this.#queue.push(PING);
+    }
+  }
+
+  #expire(message: string): void {
+    if (this.#mode === "text") this.#say(`*** ${message}; disconnecting`);
+    else this.#queue.push(encoder.encode(JSON.stringify({ type: "bye", reason: "timeout", message }) + "\n"));
+    this.#queue.close();
   }
 
   #startJson(): void {

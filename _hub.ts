@@ -117,6 +117,9 @@ export class Session {
   dmKeys: Map<string, AckFrame> = new Map();
   /** Sends of this session waiting to be committed. */
   pending = 0;
+  /** Rate-limit tokens left, and when they were last refilled (`performance.now()`). */
+  tokens = Infinity;
+  refilled = 0;
 
   /**
    * Creates a session for a new connection.
@@ -250,10 +253,11 @@ export class Hub {
    */
   receive(session: Session, frame: ClientFrame): void {
     // After "quit" (or a disconnect) nothing more is read from the session.
-    if (session.gone) return;
+    if (session.gone || frame.type === "pong") return;
     if (this.#closing) {
       return this.#fail(session, frame.id, "shutting_down", "Server is shutting down");
     }
+    if (!this.#allow(session, frame)) return;
     if (frame.type === "send" && session.name !== undefined) return this.#send(session, frame);
     // Everything else sees the world after the sends before it.
     this.commit();
@@ -315,7 +319,7 @@ export class Hub {
     if (session.peer !== peer || session.gone) return;
     this.commit();
     if (
-      reason === "lost" && session.reconnect && session.name !== undefined &&
+      (reason === "lost" || reason === "timeout") && session.reconnect && session.name !== undefined &&
       this.#options.resumeGrace > 0
     ) {
       session.peer = undefined;
@@ -387,6 +391,24 @@ export class Hub {
     this.#sessions.clear();
     this.#names.clear();
     this.#tokens.clear();
+  }
+
+  /** The token bucket: a burst, then a steady rate; joining costs more. */
+  #allow(session: Session, frame: Exclude<ClientFrame, { type: "pong" }>): boolean {
+    if (frame.type === "hello" || frame.type === "quit" || frame.type === "ping") return true;
+    const { rateLimit, rateBurst } = this.#options.limits;
+    const now = performance.now();
+    session.tokens = Math.min(rateBurst, session.tokens + (now - session.refilled) * rateLimit / 1000);
+    session.refilled = now;
+    const cost = frame.type === "join" ? 5 : 1;
+    if (session.tokens >= cost) {
+      session.tokens -= cost;
+      return true;
+    }
+    const wait = Math.max((cost - session.tokens) / rateLimit, 0.1).toFixed(1);
+    this.commit();
+    this.#fail(session, frame.id, "rate_limited", `Slow down: too many requests; try again in ${wait} s`);
+    return false;
   }
 
   #room(name: string): Room {
@@ -552,7 +574,7 @@ export class Hub {
         session: session.token,
         resumed,
         resumeGrace: this.#options.resumeGrace,
-        limits: { maxFrameBytes, maxTextLength },
+        limits: { maxFrameBytes, maxTextLength, idleTimeout: this.#options.limits.idleTimeout },
       }),
     );
   }
@@ -702,6 +724,14 @@ export class Hub {
     const room = this.#roomOf(session, frame.id, frame.room, false);
     if (room === undefined) return;
     if (!session.rooms.has(room)) {
+      if (session.rooms.size >= this.#options.limits.maxRoomsPerUser) {
+        return this.#fail(
+          session,
+          frame.id,
+          "too_many_rooms",
+          `You are in ${session.rooms.size} rooms, the most this server allows; /leave one first`,
+        );
+      }
       const name = session.name!;
       this.#broadcast(
         room.members,

@@ -15,13 +15,13 @@ function env(name: string): string | undefined {
   }
 }
 
-function home(): string {
+function home(hint = "use --data PATH"): string {
   const dir = Deno.build.os === "windows" ? env("USERPROFILE") : env("HOME");
   if (dir === undefined) {
     throw new Error(
       `Cannot find your home directory: ${
         Deno.build.os === "windows" ? "USERPROFILE" : "HOME"
-      } is not set; use --data PATH`,
+      } is not set; ${hint}`,
     );
   }
   return dir;
@@ -52,4 +52,33 @@ export function dataDir(): string {
  */
 export function defaultDatabase(): string {
   return join(dataDir(), "chat.db");
+}
+
+/**
+ * The directory for configuration (the user identity): `$XDG_CONFIG_HOME/chat`
+ * or `~/.config/chat` on Linux, `~/Library/Application Support/chat` on macOS,
+ * `%APPDATA%\chat` on Windows.
+ *
+ * @returns The directory (not created).
+ * @throws {Error} When the home directory is needed and unknown.
+ */
+export function configDir(): string {
+  const hint = "set it or give the path explicitly";
+  switch (Deno.build.os) {
+    case "windows":
+      return join(env("APPDATA") ?? join(home(hint), "AppData", "Roaming"), "chat");
+    case "darwin":
+      return join(home(hint), "Library", "Application Support", "chat");
+    default:
+      return join(env("XDG_CONFIG_HOME") ?? join(home(hint), ".config"), "chat");
+  }
+}
+
+/**
+ * The default identity file: `identity.pem` in {@linkcode configDir}.
+ *
+ * @returns The path.
+ */
+export function identityPath(): string {
+  return join(configDir(), "identity.pem");
 }

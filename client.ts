@@ -344,6 +344,10 @@ class Link {
   readonly queue: SendQueue;
   readonly welcome: PromiseWithResolvers<WelcomeFrame> = Promise.withResolvers();
   reading: Promise<void> = Promise.resolve();
+  /** When something last arrived (`performance.now()`). */
+  lastInput = performance.now();
+  /** The last plain-text line the server sent before `welcome`: why it refused us, if it did. */
+  notice = "";
 
   constructor(conn: Deno.Conn) {
     this.conn = conn;
@@ -385,6 +389,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #stopReconnect = new AbortController();
   #reconnected: Promise<void> = Promise.resolve();
   #reconnecting = false;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
 
   /** Use {@linkcode connect}. */
   private constructor(options: ConnectOptions) {
@@ -456,6 +461,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   #adopt(link: Link, welcome: WelcomeFrame): void {
+    this.#watch(welcome.limits.idleTimeout);
     this.#link = link;
     this.#name = welcome.name;
     this.#room = welcome.room;
@@ -823,6 +829,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       while (true) {
         const read = await link.conn.read(buffer);
         if (read === null) break;
+        link.lastInput = performance.now();
         for (const line of decoder.push(buffer.subarray(0, read))) {
           // A frame we cannot read may have been an answer: the stream can no
           // longer be trusted, so end the connection rather than hang.
@@ -835,14 +842,22 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     } finally {
       link.queue.destroy();
       link.welcome.reject(
-        new ProtocolError("closed", "Connection closed before the server answered"),
+        new ProtocolError(
+          "closed",
+          link.notice
+            ? `The server refused the connection: ${link.notice}`
+            : "Connection closed before the server answered",
+        ),
       );
       this.#lost(link, reason);
     }
   }
 
   #frame(link: Link, line: string): void {
-    if (!line.startsWith("{")) return;
+    if (!line.startsWith("{")) {
+      link.notice = line.replace(/^[!*\s]+/, "").slice(0, 200);
+      return;
+    }
     let frame: ServerFrame;
     try {
       frame = JSON.parse(line);
@@ -852,6 +867,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     switch (frame.type) {
       case "welcome":
         return link.welcome.resolve(frame);
+      case "ping":
+        return link.write({ type: "pong" });
       case "ack":
       case "error": {
         const pending = typeof frame.id === "number" ? this.#pending.get(frame.id) : undefined;
@@ -1031,9 +1048,24 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     });
   }
 
+  /**
+   * Notices a dead server: the server pings an idle client, so a link that
+   * hears nothing for the server's idle timeout is gone.
+   */
+  #watch(idleTimeout: number | undefined): void {
+    if (this.#watchdog !== undefined || !(idleTimeout! > 0)) return;
+    this.#watchdog = setInterval(() => {
+      const link = this.#link;
+      if (link !== undefined && !link.queue.closed && performance.now() - link.lastInput > idleTimeout! + 5000) {
+        link.queue.destroy();
+      }
+    }, Math.min(idleTimeout! / 4, 30_000));
+  }
+
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    clearInterval(this.#watchdog);
     this.#stopReconnect.abort();
     this.#catchingUp.clear();
     const closed = new ProtocolError("closed", "Connection closed before the server answered");

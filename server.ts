@@ -103,16 +103,22 @@ class Server implements ChatServer {
   #accepting: Promise<void>;
   #finished = Promise.withResolvers<void>();
   #store: Store;
+  #perIp = new Map<string, number>();
+  #connectBuckets = new Map<string, { tokens: number; at: number }>();
+  #sweeper: ReturnType<typeof setInterval>;
 
   constructor(listener: Deno.Listener, store: Store, options: ServeOptions) {
     this.#listener = listener;
     this.#store = store;
     this.addr = listener.addr as Deno.NetAddr;
-    this.#limits = {
-      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
-      maxTextLength: options.maxTextLength ?? DEFAULT_LIMITS.maxTextLength,
-      maxSendQueueBytes: options.maxSendQueueBytes ?? DEFAULT_LIMITS.maxSendQueueBytes,
-    };
+    this.#limits = { ...DEFAULT_LIMITS };
+    for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+      const value = options[key];
+      if (value !== undefined) {
+        if (!(value > 0)) throw new RangeError(`Invalid ${key} "${value}": it must be above 0`);
+        this.#limits[key] = value;
+      }
+    }
     this.#hub = new Hub({
       limits: this.#limits,
       software: SOFTWARE,
@@ -127,6 +133,35 @@ class Server implements ChatServer {
       log: options.onLog,
     });
     this.#accepting = this.#accept();
+    const period = Math.min(Math.max(Math.min(this.#limits.handshakeTimeout, this.#limits.idleTimeout) / 4, 50), 5000);
+    this.#sweeper = setInterval(() => this.#sweep(), period);
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const connection of this.#connections) connection.sweep(now);
+    // Forget connection-rate buckets unused for a minute: they are full again anyway.
+    for (const [ip, bucket] of this.#connectBuckets) {
+      if (now - bucket.at > 60_000) this.#connectBuckets.delete(ip);
+    }
+  }
+
+  /** Why a new connection from this address is refused, or `undefined` to accept it. */
+  #refusal(ip: string): string | undefined {
+    const { maxConnections, maxConnectionsPerIp, connectRate } = this.#limits;
+    if (this.#connections.size >= maxConnections) return "The server is full; try again later";
+    if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
+      return `Too many connections from ${ip} (at most ${maxConnectionsPerIp})`;
+    }
+    const now = performance.now();
+    const burst = 2 * connectRate;
+    const bucket = this.#connectBuckets.get(ip) ?? { tokens: burst, at: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * connectRate / 1000);
+    bucket.at = now;
+    this.#connectBuckets.set(ip, bucket);
+    if (bucket.tokens < 1) return `Too many new connections from ${ip}; wait a moment`;
+    bucket.tokens -= 1;
+    return undefined;
   }
 
   get users(): number {
@@ -149,15 +184,26 @@ class Server implements ChatServer {
           conn.close();
           continue;
         }
+        const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+        const refusal = this.#refusal(ip);
+        if (refusal !== undefined) {
+          this.#refuse(conn, refusal);
+          continue;
+        }
         try {
           (conn as Deno.TcpConn).setNoDelay(true);
+          (conn as Deno.TcpConn).setKeepAlive(true);
         } catch {
           // Not a TCP socket; nothing to tune.
         }
         const connection = new Connection(conn, this.#hub, this.#limits, greeting);
         this.#connections.add(connection);
+        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
         const task = connection.run().finally(() => {
           this.#connections.delete(connection);
+          const left = this.#perIp.get(ip)! - 1;
+          if (left === 0) this.#perIp.delete(ip);
+          else this.#perIp.set(ip, left);
           this.#tasks.delete(task);
         });
         this.#tasks.add(task);
@@ -167,11 +213,25 @@ class Server implements ChatServer {
     }
   }
 
+  /** Tells a refused peer why, in a line both people and clients can read, and closes. */
+  #refuse(conn: Deno.Conn, reason: string): void {
+    const task = conn.write(new TextEncoder().encode(`! ${reason}\r\n`)).catch(() => 0).finally(() => {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      this.#tasks.delete(task);
+    }).then(() => {});
+    this.#tasks.add(task);
+  }
+
   close(): Promise<void> {
     return this.#closing ??= this.#shutdown();
   }
 
   async #shutdown(): Promise<void> {
+    clearInterval(this.#sweeper);
     try {
       this.#listener.close();
     } catch {

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { serve } from "../server.ts";
-import { DEFAULT_LIMITS } from "../protocol/limits.ts";
+import { DEFAULT_LIMITS, type Limits } from "../protocol/limits.ts";
 import { defaultDatabase } from "../_paths.ts";
 import { clock } from "../protocol/text_format.ts";
 import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
@@ -15,25 +15,60 @@ import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { onInterrupt } from "./_signals.ts";
 
 /** The text of `chat serve --help`. */
+/** The limits `chat serve` can change, with their flags. */
+const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] = [
+  {
+    flag: "max-frame-bytes",
+    key: "maxFrameBytes",
+    help: "longest frame a client may send, in bytes",
+  },
+  { flag: "max-text", key: "maxTextLength", help: "longest message, in characters" },
+  {
+    flag: "max-queue-bytes",
+    key: "maxSendQueueBytes",
+    help: "bytes queued for a client that does not read",
+  },
+  {
+    flag: "handshake-timeout",
+    key: "handshakeTimeout",
+    help: "ms a new connection has to give a name",
+  },
+  { flag: "idle-timeout", key: "idleTimeout", help: "ms of silence before a client is dropped" },
+  { flag: "max-connections", key: "maxConnections", help: "connections open at once" },
+  {
+    flag: "max-connections-per-ip",
+    key: "maxConnectionsPerIp",
+    help: "connections open at once from one address",
+  },
+  { flag: "connect-rate", key: "connectRate", help: "new connections per second from one address" },
+  { flag: "rate-limit", key: "rateLimit", help: "messages per second per connection, sustained" },
+  { flag: "rate-burst", key: "rateBurst", help: "messages per connection in a burst" },
+  { flag: "max-rooms", key: "maxRoomsPerUser", help: "rooms one user can be in" },
+];
+
+/** The text of `chat serve --help`. */
 export const SERVE_HELP = `Start a chat server.
 
 Usage: chat serve [options]
 
 Options:
-  --host HOST         address to listen on (default: 0.0.0.0, every interface)
-  --port PORT         port to listen on, 0 for any free port (default: ${DEFAULT_PORT})
-  --max-frame-bytes N longest frame a client may send (default: ${DEFAULT_LIMITS.maxFrameBytes})
-  --max-text N        longest message, in characters (default: ${DEFAULT_LIMITS.maxTextLength})
-  --max-queue-bytes N bytes queued for a client that does not read before it is
-                      disconnected (default: ${DEFAULT_LIMITS.maxSendQueueBytes})
-  --data PATH         history database, or :memory: to keep nothing
-                      (default: ${describeDefaultData()})
-  --history N         messages replayed to someone joining a room (default: 50)
-  --keep-messages N   messages kept per room, 0 for all (default: 100000)
-  --keep-days N       days messages are kept, 0 for ever (default: 365)
-  --resume-grace MS   how long a reconnecting user's name and rooms are held
-                      after their connection breaks (default: 30000)
-  -h, --help          show this help
+  --host HOST                address to listen on (default: 0.0.0.0, every interface)
+  --port PORT                port to listen on, 0 for any free port (default: ${DEFAULT_PORT})
+  --data PATH                history database, or :memory: to keep nothing
+                             (default: ${describeDefaultData()})
+  --history N                messages replayed to someone joining a room (default: 50)
+  --keep-messages N          messages kept per room, 0 for all (default: 100000)
+  --keep-days N              days messages are kept, 0 for ever (default: 365)
+  --resume-grace MS          how long a reconnecting user's name and rooms are held
+                             after their connection breaks (default: 30000)
+  -h, --help                 show this help
+
+Limits (every one has a default; see README.md):
+${
+  LIMIT_FLAGS.map(({ flag, key, help }) =>
+    `  --${`${flag} N`.padEnd(25)}${help} (default: ${DEFAULT_LIMITS[key]})`
+  ).join("\n")
+}
 
 People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
 Ctrl-C stops the server: everyone is told, then disconnected.`;
@@ -102,9 +137,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     options: {
       host: { type: "string" },
       port: { type: "string" },
-      "max-frame-bytes": { type: "string" },
-      "max-text": { type: "string" },
-      "max-queue-bytes": { type: "string" },
+      ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" as const }])),
       data: { type: "string" },
       history: { type: "string" },
       "keep-messages": { type: "string" },
@@ -122,16 +155,15 @@ export async function serveCommand(args: string[]): Promise<number> {
   const server = await serve({
     hostname,
     port,
-    maxFrameBytes: positiveInteger(
-      values["max-frame-bytes"],
-      "--max-frame-bytes",
-      DEFAULT_LIMITS.maxFrameBytes,
-    ),
-    maxTextLength: positiveInteger(values["max-text"], "--max-text", DEFAULT_LIMITS.maxTextLength),
-    maxSendQueueBytes: positiveInteger(
-      values["max-queue-bytes"],
-      "--max-queue-bytes",
-      DEFAULT_LIMITS.maxSendQueueBytes,
+    ...Object.fromEntries(
+      LIMIT_FLAGS.map(({ flag, key }) => [
+        key,
+        positiveInteger(
+          (values as Record<string, string | undefined>)[flag],
+          `--${flag}`,
+          DEFAULT_LIMITS[key],
+        ),
+      ]),
     ),
     data: values.data ?? defaultDatabase(),
     historyOnJoin: count(values.history, "--history", 50),

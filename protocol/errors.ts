@@ -43,6 +43,10 @@ export type ErrorCode =
   | "shutting_down"
   /** The server could not store the message; nothing was stored or sent. */
   | "storage_failed"
+  /** Too many requests too fast; the message says when to try again. */
+  | "rate_limited"
+  /** The user is in as many rooms as the server allows. */
+  | "too_many_rooms"
   /** Client side: the connection closed before an answer arrived. */
   | "closed"
   /** Client side: no answer arrived in time. */

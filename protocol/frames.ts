@@ -178,6 +178,12 @@ export interface PingFrame {
   id: RequestId;
 }
 
+/** Answers the server's `ping`. Not a request: it has no id and no answer. */
+export interface PongFrame {
+  /** The frame type. */
+  type: "pong";
+}
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | HelloFrame
@@ -191,7 +197,8 @@ export type ClientFrame =
   | TopicFrame
   | HistoryFrame
   | QuitFrame
-  | PingFrame;
+  | PingFrame
+  | PongFrame;
 
 /** Answers `hello`: the session is open. */
 export interface WelcomeFrame {
@@ -218,7 +225,7 @@ export interface WelcomeFrame {
   /** How long the server holds a lost session for a reconnect, in ms. */
   resumeGrace: number;
   /** The limits the server enforces. */
-  limits: { maxFrameBytes: number; maxTextLength: number };
+  limits: { maxFrameBytes: number; maxTextLength: number; idleTimeout: number };
 }
 
 /** A room the user is in, as `welcome` describes it. */
@@ -337,7 +344,15 @@ export interface JoinEvent {
  * that reconnects: when it did not come back in time), `send_queue_exceeded`
  * when they stopped reading, `protocol_error` when they broke the protocol.
  */
-export type LeaveReason = "quit" | "part" | "lost" | "send_queue_exceeded" | "protocol_error";
+export type LeaveReason =
+  | "quit"
+  | "part"
+  | "lost"
+  | "timeout"
+  | "kicked"
+  | "banned"
+  | "send_queue_exceeded"
+  | "protocol_error";
 
 /** Someone left a room. */
 export interface LeaveEvent {
@@ -380,7 +395,14 @@ export interface TopicEvent {
 }
 
 /** Why the server is closing the connection. */
-export type ByeReason = "shutdown" | "send_queue_exceeded" | "protocol_error" | "replaced";
+export type ByeReason =
+  | "shutdown"
+  | "send_queue_exceeded"
+  | "protocol_error"
+  | "replaced"
+  | "timeout"
+  | "kicked"
+  | "banned";
 
 /** The server is about to close the connection, and says why. */
 export interface ByeFrame {
@@ -390,6 +412,12 @@ export interface ByeFrame {
   reason: ByeReason;
   /** What happened, for people. */
   message: string;
+}
+
+/** The server checks the client is alive; the client answers `pong`. */
+export interface ServerPingFrame {
+  /** The frame type. */
+  type: "ping";
 }
 
 /** Every frame a server may send. */
@@ -403,6 +431,7 @@ export type ServerFrame =
   | LeaveEvent
   | NickEvent
   | TopicEvent
+  | ServerPingFrame
   | ByeFrame;
 
 type Kind = "string" | "boolean" | "number" | "integer" | "object";
@@ -429,6 +458,7 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   history: { room: "string", before: "integer?", after: "integer?", limit: "integer?" },
   quit: {},
   ping: {},
+  pong: {},
 };
 
 function kindOf(value: unknown): Kind | "other" {
@@ -508,7 +538,7 @@ export function parseClientFrame(line: string): ClientFrame {
   if (shape === undefined) {
     fail("unknown_type", `Unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`);
   }
-  if (id === undefined) {
+  if (id === undefined && frame.type !== "pong") {
     fail(
       "bad_request",
       'Field "id" must be a string of 1 to 64 characters or a non-negative integer',

@@ -33,6 +33,61 @@ export interface Limits {
    * @default {1048576}
    */
   maxSendQueueBytes: number;
+  /**
+   * Time a new connection has to complete the handshake (or, on `nc`, to
+   * type a name), in ms. Defends against connections that open and idle.
+   *
+   * @default {60000}
+   */
+  handshakeTimeout: number;
+  /**
+   * A JSON client that sends nothing for this long is disconnected, in ms.
+   * The server sends `ping` after a third of it, which a client answers with
+   * `pong`, so only dead peers are reaped. Plain-text users are not timed
+   * out; TCP keepalive finds their dead connections.
+   *
+   * @default {120000}
+   */
+  idleTimeout: number;
+  /**
+   * Most connections open at once.
+   *
+   * @default {20000}
+   */
+  maxConnections: number;
+  /**
+   * Most connections open at once from one IP address.
+   *
+   * @default {100}
+   */
+  maxConnectionsPerIp: number;
+  /**
+   * New connections accepted from one IP address per second, after a burst of
+   * twice as many.
+   *
+   * @default {10}
+   */
+  connectRate: number;
+  /**
+   * Requests (messages, commands) one connection may send per second,
+   * sustained. A multi-line paste is one message.
+   *
+   * @default {10}
+   */
+  rateLimit: number;
+  /**
+   * Requests one connection may send in a burst before the rate applies.
+   * Joining a room costs five.
+   *
+   * @default {40}
+   */
+  rateBurst: number;
+  /**
+   * Most rooms one user can be in.
+   *
+   * @default {50}
+   */
+  maxRoomsPerUser: number;
 }
 
 /** The default limits. */
@@ -40,6 +95,14 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxFrameBytes: 64 * 1024,
   maxTextLength: 8000,
   maxSendQueueBytes: 1024 * 1024,
+  handshakeTimeout: 60_000,
+  idleTimeout: 120_000,
+  maxConnections: 20_000,
+  maxConnectionsPerIp: 100,
+  connectRate: 10,
+  rateLimit: 10,
+  rateBurst: 40,
+  maxRoomsPerUser: 50,
 });
 
 /** Longest name, in code points. */

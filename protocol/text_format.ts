@@ -14,6 +14,9 @@ const LEAVE_REASONS: Record<string, string> = {
   quit: "quit",
   lost: "connection lost",
   part: "left the room",
+  timeout: "timed out",
+  kicked: "kicked",
+  banned: "banned",
   send_queue_exceeded: "too far behind",
   protocol_error: "protocol error",
 };
@@ -89,6 +92,8 @@ export function formatFrame(frame: ServerFrame): string | undefined {
       return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${
         sanitize(frame.to)
       }`;
+    case "ping":
+      return undefined;
     case "bye":
       return `*** ${sanitize(frame.message)}`;
     case "error":

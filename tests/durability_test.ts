@@ -10,7 +10,8 @@ import {
 import { spawnChat, startServer } from "./_cli.ts";
 import { Proxy } from "./_proxy.ts";
 
-const local = { hostname: "127.0.0.1", port: 0 };
+/** Loopback, with the rate limits out of the way of tests that send in bulk. */
+const local = { hostname: "127.0.0.1", port: 0, rateLimit: 1e6, rateBurst: 1e6 };
 
 /** Every stored message of a room, paging forwards. */
 async function wholeHistory(client: ChatClient, room = "#lobby"): Promise<MessageEvent[]> {
@@ -26,7 +27,14 @@ Deno.test("every acknowledged message survives a SIGKILL of the server, exactly 
   const dir = await Deno.makeTempDir();
   const data = `${dir}/chat.db`;
   try {
-    const first = await startServer("--data", data);
+    const first = await startServer(
+      "--data",
+      data,
+      "--rate-limit",
+      "100000",
+      "--rate-burst",
+      "100000",
+    );
     const acked: { seq: number; text: string }[] = [];
     const enough = Promise.withResolvers<void>();
     const clients = await Promise.all(
@@ -51,7 +59,17 @@ Deno.test("every acknowledged message survives a SIGKILL of the server, exactly 
     for (const client of clients) await client.close();
     ok(acked.length >= 300 && acked.length < 1200, `${acked.length} acknowledged before the kill`);
 
-    await using second = spawnChat(["serve", "--host", "127.0.0.1", "--port", "0", "--data", data]);
+    await using second = spawnChat([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data",
+      data,
+      "--rate-burst",
+      "1000",
+    ]);
     const [, port] = await second.stdout.readUntil(/listening on 127\.0\.0\.1:(\d+)/);
     await using reader = await connect({ port: Number(port), name: "reader", history: 0 });
     const history = await wholeHistory(reader);

@@ -40,6 +40,10 @@ const LEAVE_REASONS: Record<string, string> = {
   quit: "left",
   lost: "lost connection",
   send_queue_exceeded: "was disconnected (too far behind)",
+  timeout: "timed out",
+  kicked: "was kicked",
+  banned: "was banned",
+  part: "left",
   protocol_error: "was disconnected (protocol error)",
 };
 

@@ -1,0 +1,217 @@
+import { equal, match, notEqual, rejects, throws } from "node:assert/strict";
+import { join } from "node:path";
+import {
+  challengeBytes,
+  createIdentity,
+  fingerprintOf,
+  loadIdentity,
+  verifySignature,
+} from "../_identity.ts";
+
+const data = new TextEncoder().encode("chat-auth-v1\nnonce\nalice\n127.0.0.1:7777");
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_identity_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a signature verifies for the key and the data it was made with", async () => {
+  const identity = await createIdentity();
+  const signature = await identity.sign(data);
+  equal(Uint8Array.fromBase64(signature).length, 64);
+  equal(await verifySignature(identity.publicKey, signature, data), true);
+});
+
+Deno.test("a signature does not verify for other data, another key or when tampered", async (t) => {
+  const identity = await createIdentity();
+  const other = await createIdentity();
+  const signature = await identity.sign(data);
+
+  await t.step("other data", async () => {
+    const changed = data.slice();
+    changed[changed.length - 1] ^= 1;
+    equal(await verifySignature(identity.publicKey, signature, changed), false);
+    equal(await verifySignature(identity.publicKey, signature, new Uint8Array()), false);
+  });
+
+  await t.step("another key", async () => {
+    equal(await verifySignature(other.publicKey, signature, data), false);
+  });
+
+  await t.step("every single flipped bit of the signature", async () => {
+    const raw = Uint8Array.fromBase64(signature);
+    for (let bit = 0; bit < raw.length * 8; bit++) {
+      const tampered = raw.slice();
+      tampered[bit >> 3] ^= 1 << (bit & 7);
+      equal(await verifySignature(identity.publicKey, tampered.toBase64(), data), false, `${bit}`);
+    }
+  });
+});
+
+Deno.test("garbage keys and signatures give false, never an exception", async (t) => {
+  const identity = await createIdentity();
+  const signature = await identity.sign(data);
+  const key = identity.publicKey;
+  const cases: [string, unknown, unknown, unknown][] = [
+    ["empty key", "", signature, data],
+    ["empty signature", key, "", data],
+    ["key not base64", "not base64 at all!", signature, data],
+    ["signature not base64", key, "@@@@", data],
+    ["key without padding", key.replace(/=+$/, ""), signature, data],
+    ["signature without padding", key, signature.replace(/=+$/, ""), data],
+    ["key too short", new Uint8Array(31).toBase64(), signature, data],
+    ["key too long", new Uint8Array(33).toBase64(), signature, data],
+    ["signature too short", key, new Uint8Array(63).toBase64(), data],
+    ["signature too long", key, Uint8Array.fromBase64(signature).toBase64() + "AAAA", data],
+    ["all-zero key", new Uint8Array(32).toBase64(), signature, data],
+    ["all-ones key", new Uint8Array(32).fill(255).toBase64(), signature, data],
+    ["all-zero signature", key, new Uint8Array(64).toBase64(), data],
+    ["key not a string", 42, signature, data],
+    ["signature not a string", key, null, data],
+    ["data not bytes", key, signature, "text"],
+  ];
+  for (const [name, publicKey, sig, bytes] of cases) {
+    await t.step(name, async () => {
+      equal(
+        await verifySignature(publicKey as string, sig as string, bytes as Uint8Array),
+        false,
+      );
+    });
+  }
+});
+
+Deno.test("the public key is 32 raw bytes in padded base64", async () => {
+  const identity = await createIdentity();
+  match(identity.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+  equal(Uint8Array.fromBase64(identity.publicKey).length, 32);
+});
+
+Deno.test("the fingerprint is the ssh-style SHA-256 of the raw public key", async () => {
+  const identity = await createIdentity();
+  match(identity.fingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
+  const raw = Uint8Array.fromBase64(identity.publicKey);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", raw));
+  const expected = "SHA256:" + btoa(String.fromCharCode(...digest)).replace(/=+$/, "");
+  equal(identity.fingerprint, expected);
+  equal(await fingerprintOf(identity.publicKey), expected);
+  equal(await fingerprintOf(identity.publicKey), expected);
+  notEqual((await createIdentity()).fingerprint, identity.fingerprint);
+});
+
+Deno.test("fingerprintOf rejects a malformed key", async () => {
+  await rejects(fingerprintOf("***"), SyntaxError);
+  await rejects(fingerprintOf(new Uint8Array(16).toBase64()), RangeError);
+});
+
+Deno.test("the challenge binds the nonce, the name and the server", () => {
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  equal(text(challengeBytes("abc", "alice", "h:1")), "chat-auth-v1\nabc\nalice\nh:1");
+  equal(text(challengeBytes("n", "zoë", "[::1]:7777")), "chat-auth-v1\nn\nzoë\n[::1]:7777");
+  notEqual(text(challengeBytes("a", "b", "c")), text(challengeBytes("a", "c", "b")));
+  throws(() => challengeBytes("a\nb", "c", "d"), TypeError);
+  throws(() => challengeBytes("a", "b\nc", "d"), TypeError);
+  throws(() => challengeBytes("a", "b", "c\n"), TypeError);
+});
+
+Deno.test("a signature for one challenge does not verify for another", async () => {
+  const identity = await createIdentity();
+  const signature = await identity.sign(challengeBytes("nonce1", "alice", "a.example:7777"));
+  equal(
+    await verifySignature(
+      identity.publicKey,
+      signature,
+      challengeBytes("nonce1", "alice", "a.example:7777"),
+    ),
+    true,
+  );
+  for (
+    const [nonce, name, server] of [
+      ["nonce2", "alice", "a.example:7777"],
+      ["nonce1", "bob", "a.example:7777"],
+      ["nonce1", "alice", "b.example:7777"],
+    ]
+  ) {
+    equal(
+      await verifySignature(identity.publicKey, signature, challengeBytes(nonce, name, server)),
+      false,
+    );
+  }
+});
+
+Deno.test("loadIdentity creates a private key file once and loads it again", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "nested", "config", "identity.pem");
+    const first = await loadIdentity(path);
+    const text = await Deno.readTextFile(path);
+    match(text, /^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PRIVATE KEY-----\n$/);
+    if (Deno.build.os !== "windows") equal(Deno.statSync(path).mode! & 0o777, 0o600);
+
+    const second = await loadIdentity(path);
+    equal(second.publicKey, first.publicKey);
+    equal(second.fingerprint, first.fingerprint);
+    equal(await Deno.readTextFile(path), text);
+
+    const signature = await second.sign(data);
+    equal(await verifySignature(first.publicKey, signature, data), true);
+  });
+});
+
+Deno.test("concurrent loadIdentity calls agree on one key", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "identity.pem");
+    const identities = await Promise.all(Array.from({ length: 8 }, () => loadIdentity(path)));
+    for (const identity of identities) equal(identity.fingerprint, identities[0].fingerprint);
+    equal((await loadIdentity(path)).fingerprint, identities[0].fingerprint);
+  });
+});
+
+Deno.test("loadIdentity reads a key written by another program", async () => {
+  // An Ed25519 PKCS#8 key as `openssl genpkey -algorithm ed25519` writes it,
+  // from RFC 8410 section 10.3; its public key is in the RFC as well.
+  const pem = "-----BEGIN PRIVATE KEY-----\n" +
+    "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n" +
+    "-----END PRIVATE KEY-----\n";
+  const publicKey = "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
+  await withTempDir(async (dir) => {
+    const path = join(dir, "identity.pem");
+    await Deno.writeTextFile(path, pem);
+    const identity = await loadIdentity(path);
+    equal(identity.publicKey, publicKey);
+    equal(identity.fingerprint, await fingerprintOf(publicKey));
+  });
+});
+
+Deno.test("a corrupt identity file gives an error that names it and says what to do", async (t) => {
+  const cases: [string, string][] = [
+    ["empty", ""],
+    ["not PEM", "hello\n"],
+    ["bad base64", "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"],
+    [
+      "truncated key",
+      "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK\n-----END PRIVATE KEY-----\n",
+    ],
+    [
+      "an RSA-sized blob",
+      `-----BEGIN PRIVATE KEY-----\n${new Uint8Array(600).toBase64()}\n-----END PRIVATE KEY-----\n`,
+    ],
+  ];
+  await withTempDir(async (dir) => {
+    for (const [name, content] of cases) {
+      await t.step(name, async () => {
+        const path = join(dir, `${name}.pem`);
+        await Deno.writeTextFile(path, content);
+        await rejects(loadIdentity(path), (error: Error) => {
+          equal(error instanceof Error, true);
+          match(error.message, /^Cannot load the identity ".*": .*move it away/);
+          equal(error.message.includes(`"${path}"`), true);
+          return true;
+        });
+        equal(await Deno.readTextFile(path), content, "the file is left alone");
+      });
+    }
+  });
+});
