@@ -168,8 +168,10 @@ export class Connection implements Peer {
   }
 
   #expire(message: string): void {
-    if (this.#mode === "text") this.#say(`*** ${message}; disconnecting`);
-    else this.#queue.push(encoder.encode(JSON.stringify({ type: "bye", reason: "timeout", message }) + "\n"));
+    if (this.#mode !== "json") this.#say(`*** ${message}; disconnecting`);
+    else {this.#queue.push(
+        encoder.encode(JSON.stringify({ type: "bye", reason: "timeout", message }) + "\n"),
+      );}
     this.#queue.close();
   }
 

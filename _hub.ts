@@ -319,7 +319,8 @@ export class Hub {
     if (session.peer !== peer || session.gone) return;
     this.commit();
     if (
-      (reason === "lost" || reason === "timeout") && session.reconnect && session.name !== undefined &&
+      (reason === "lost" || reason === "timeout") && session.reconnect &&
+      session.name !== undefined &&
       this.#options.resumeGrace > 0
     ) {
       session.peer = undefined;
@@ -398,7 +399,10 @@ export class Hub {
     if (frame.type === "hello" || frame.type === "quit" || frame.type === "ping") return true;
     const { rateLimit, rateBurst } = this.#options.limits;
     const now = performance.now();
-    session.tokens = Math.min(rateBurst, session.tokens + (now - session.refilled) * rateLimit / 1000);
+    session.tokens = Math.min(
+      rateBurst,
+      session.tokens + (now - session.refilled) * rateLimit / 1000,
+    );
     session.refilled = now;
     const cost = frame.type === "join" ? 5 : 1;
     if (session.tokens >= cost) {
@@ -407,7 +411,12 @@ export class Hub {
     }
     const wait = Math.max((cost - session.tokens) / rateLimit, 0.1).toFixed(1);
     this.commit();
-    this.#fail(session, frame.id, "rate_limited", `Slow down: too many requests; try again in ${wait} s`);
+    this.#fail(
+      session,
+      frame.id,
+      "rate_limited",
+      `Slow down: too many requests; try again in ${wait} s`,
+    );
     return false;
   }
 

@@ -1056,7 +1056,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     if (this.#watchdog !== undefined || !(idleTimeout! > 0)) return;
     this.#watchdog = setInterval(() => {
       const link = this.#link;
-      if (link !== undefined && !link.queue.closed && performance.now() - link.lastInput > idleTimeout! + 5000) {
+      if (
+        link !== undefined && !link.queue.closed &&
+        performance.now() - link.lastInput > idleTimeout! + 5000
+      ) {
         link.queue.destroy();
       }
     }, Math.min(idleTimeout! / 4, 30_000));

@@ -133,7 +133,10 @@ class Server implements ChatServer {
       log: options.onLog,
     });
     this.#accepting = this.#accept();
-    const period = Math.min(Math.max(Math.min(this.#limits.handshakeTimeout, this.#limits.idleTimeout) / 4, 50), 5000);
+    const period = Math.min(
+      Math.max(Math.min(this.#limits.handshakeTimeout, this.#limits.idleTimeout) / 4, 50),
+      5000,
+    );
     this.#sweeper = setInterval(() => this.#sweep(), period);
   }
 
@@ -215,14 +218,16 @@ class Server implements ChatServer {
 
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */
   #refuse(conn: Deno.Conn, reason: string): void {
-    const task = conn.write(new TextEncoder().encode(`! ${reason}\r\n`)).catch(() => 0).finally(() => {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-      this.#tasks.delete(task);
-    }).then(() => {});
+    const task = conn.write(new TextEncoder().encode(`! ${reason}\r\n`)).catch(() => 0).finally(
+      () => {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+        this.#tasks.delete(task);
+      },
+    ).then(() => {});
     this.#tasks.add(task);
   }
 

@@ -90,6 +90,8 @@ const decoder = new TextDecoder();
 const CHAT_WELCOME = encoder.encode('{"type":"welcome"');
 const CHAT_ERROR = encoder.encode('{"type":"error"');
 const CHAT_BYE = encoder.encode('{"type":"bye"');
+const CHAT_PING = encoder.encode('{"type":"ping"');
+const CHAT_PONG = encoder.encode('{"type":"pong"}\n');
 const IRC_PING = encoder.encode("PING");
 const IRC_ERROR = encoder.encode("ERROR");
 
@@ -334,6 +336,10 @@ class Client {
         }
       } else if (startsWith(bytes, start, end, CHAT_BYE)) {
         this.gotBye = true;
+      }
+      if (startsWith(bytes, start, end, CHAT_PING)) {
+        this.write(CHAT_PONG).catch(() => {});
+        return;
       }
     } else if (protocol === "irc") {
       if (startsWith(bytes, start, end, IRC_PING)) {

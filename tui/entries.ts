@@ -173,7 +173,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
       return notice(
         style,
         event.attempt === 1
-          ? `Connection lost (${sanitize(event.reason)}); reconnecting in ${(event.delay / 1000).toFixed(1)} s`
+          ? `Connection lost (${sanitize(event.reason)}); reconnecting in ${
+            (event.delay / 1000).toFixed(1)
+          } s`
           : `Still reconnecting: attempt ${event.attempt} in ${(event.delay / 1000).toFixed(1)} s`,
         "error",
       );
