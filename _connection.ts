@@ -6,7 +6,8 @@
  */
 
 import { helpLines, parseCommand } from "./protocol/commands.ts";
-import type { ClientFrame } from "./protocol/frames.ts";
+import type { ClientFrame, HelloFrame } from "./protocol/frames.ts";
+import { challengeBytes, fingerprintOf, verifySignature } from "./_identity.ts";
 import { parseClientFrame, requestIdOf } from "./protocol/frames.ts";
 import { ProtocolError } from "./protocol/errors.ts";
 import type { Limits } from "./protocol/limits.ts";
@@ -37,6 +38,18 @@ function textLines(lines: string[]): Uint8Array {
   return encoder.encode(lines.join("\r\n") + "\r\n");
 }
 
+/** What a connection needs to know about the server. */
+export interface ConnectionOptions {
+  /** The first line a plain-text user sees. */
+  greeting: string;
+  /** Whether the server asks for a password. */
+  password: boolean;
+}
+
+function nonce(): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24))));
+}
+
 /** A connection, speaking JSON frames or, for `nc` users, plain text. */
 export class Connection implements Peer {
   #hub: Hub;
@@ -51,6 +64,11 @@ export class Connection implements Peer {
   #opened = performance.now();
   #lastInput = performance.now();
   #pinged = false;
+  #options: ConnectionOptions;
+  /** A `hello` with a key, waiting for its `auth`. */
+  #challenged: { hello: HelloFrame; nonce: string } | undefined;
+  /** A plain-text user's password, once typed. */
+  #password: string | undefined;
   /** The peer's IP address. */
   readonly ip: string;
 
@@ -62,13 +80,15 @@ export class Connection implements Peer {
    * @param limits The limits to enforce.
    * @param greeting The first lines a plain-text user sees.
    */
-  constructor(conn: Deno.Conn, hub: Hub, limits: Limits, readonly greeting: string) {
+  constructor(conn: Deno.Conn, hub: Hub, limits: Limits, options: ConnectionOptions) {
+    this.#options = options;
     this.#conn = conn;
     this.#hub = hub;
     this.#limits = limits;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#session = hub.open(this, `${addr.hostname}:${addr.port}`);
+    this.#session.ip = addr.hostname;
     this.#queue = new SendQueue(conn, {
       maxBytes: limits.maxSendQueueBytes,
       onOverflow: () => {
@@ -129,8 +149,12 @@ export class Connection implements Peer {
           else this.#startText(false);
         }
         for (const line of this.#decoder!.push(chunk)) {
-          if (this.#mode === "json") this.#jsonLine(line);
-          else this.#textLine(line);
+          if (this.#mode === "text") this.#textLine(line);
+          else {
+            // Verifying a signature is the only step that waits; the frames after it wait too.
+            const pending = this.#jsonLine(line);
+            if (pending !== undefined) await pending;
+          }
         }
       }
     } catch {
@@ -185,24 +209,69 @@ export class Connection implements Peer {
     clearTimeout(this.#greetingTimer);
     this.#mode = "text";
     this.#decoder = new LineDecoder({ maxBytes: this.#limits.maxFrameBytes, fatal: false });
-    if (greet) this.#say(this.greeting, "Type your name and press Enter:");
+    if (greet) {
+      this.#say(
+        this.#options.greeting,
+        this.#options.password
+          ? "This server has a password. Type it and press Enter:"
+          : "Type your name and press Enter:",
+      );
+    }
   }
 
   #say(...lines: string[]): void {
     this.#queue.push(textLines(lines));
   }
 
-  #jsonLine(line: DecodedLine): void {
-    if (!line.ok) return this.#hub.reject(this.#session, line.code, line.message);
+  #jsonLine(line: DecodedLine): Promise<void> | undefined {
+    if (!line.ok) {
+      this.#hub.reject(this.#session, line.code, line.message);
+      return;
+    }
     if (line.text.trim() === "") return;
     let frame: ClientFrame;
     try {
       frame = parseClientFrame(line.text);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      return this.#hub.reject(this.#session, error.code, error.message, requestIdOf(error));
+      this.#hub.reject(this.#session, error.code, error.message, requestIdOf(error));
+      return;
     }
+    if (
+      frame.type === "hello" && frame.key !== undefined && this.#session.name === undefined &&
+      frame.resume === undefined
+    ) {
+      // Prove the key before anything else: sign a fresh nonce.
+      this.#challenged = { hello: frame, nonce: nonce() };
+      this.#queue.push(
+        new TextEncoder().encode(
+          JSON.stringify({ type: "challenge", id: frame.id, nonce: this.#challenged.nonce }) + "\n",
+        ),
+      );
+      return;
+    }
+    if (this.#challenged !== undefined) return this.#authenticate(frame);
     this.#hub.receive(this.#session, frame);
+    return;
+  }
+
+  async #authenticate(frame: ClientFrame): Promise<void> {
+    const { hello, nonce } = this.#challenged!;
+    this.#challenged = undefined;
+    const fail = (message: string) =>
+      this.#hub.reject(this.#session, "auth_failed", message, hello.id);
+    if (frame.type !== "auth" || frame.id !== hello.id) {
+      return fail('Expected "auth" with the signed challenge after a "hello" with a key');
+    }
+    const key = hello.key!;
+    const valid = await verifySignature(
+      key,
+      frame.signature,
+      challengeBytes(nonce, hello.name, "chat"),
+    );
+    if (!valid) return fail("The signature does not match the key");
+    this.#session.fingerprint = await fingerprintOf(key);
+    this.#hub.receive(this.#session, hello);
   }
 
   #textLine(line: DecodedLine): void {
@@ -213,14 +282,15 @@ export class Connection implements Peer {
     }
     const text = line.text;
     const id = ++this.#nextId;
+    if (this.#options.password && this.#password === undefined) {
+      this.#password = text;
+      return this.#say("Type your name and press Enter:");
+    }
     if (this.#session.name === undefined) {
       if (text.trim() === "") return this.#say("Type your name and press Enter:");
-      this.#hub.receive(this.#session, {
-        type: "hello",
-        id,
-        v: PROTOCOL_VERSION,
-        name: text.trim(),
-      });
+      const hello: HelloFrame = { type: "hello", id, v: PROTOCOL_VERSION, name: text.trim() };
+      if (this.#password !== undefined) hello.password = this.#password;
+      this.#hub.receive(this.#session, hello);
       if (this.#session.name === undefined) this.#say("Type another name and press Enter:");
       return;
     }
@@ -251,6 +321,28 @@ export class Connection implements Peer {
         return receive({ type: "join", id, room: command.room });
       case "rooms":
         return receive({ type: "rooms", id });
+      case "whois":
+        return receive({ type: "whois", id, name: command.name });
+      case "kick":
+        return receive({ type: "kick", id, name: command.name, reason: command.reason });
+      case "ban":
+        return receive({
+          type: "ban",
+          id,
+          target: command.target,
+          duration: command.duration,
+          reason: command.reason,
+        });
+      case "unban":
+        return receive({ type: "unban", id, target: command.target });
+      case "mute":
+        return receive({
+          type: "mute",
+          id,
+          name: command.name,
+          duration: command.duration,
+          reason: command.reason,
+        });
       case "topic":
         return receive(
           command.text === undefined

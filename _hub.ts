@@ -31,7 +31,8 @@ import { type Limits, LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { checkName, isRoomName, nameKey } from "./protocol/names.ts";
 import { sanitize } from "./protocol/sanitize.ts";
 import { formatFrame } from "./protocol/text_format.ts";
-import type { Retention, Store, StoredMessage } from "./_store.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Ban, BanKind, Retention, Store, StoredMessage } from "./_store.ts";
 
 const encoder = new TextEncoder();
 /** Sorts names the same way whatever the server's locale. */
@@ -117,6 +118,10 @@ export class Session {
   dmKeys: Map<string, AckFrame> = new Map();
   /** Sends of this session waiting to be committed. */
   pending = 0;
+  /** The fingerprint of the key the client proved it holds, if any. */
+  fingerprint: string | undefined;
+  /** The client's IP address. */
+  ip = "";
   /** Rate-limit tokens left, and when they were last refilled (`performance.now()`). */
   tokens = Infinity;
   refilled = 0;
@@ -174,8 +179,20 @@ export interface HubOptions {
   resumeGrace: number;
   /** How much history to keep. */
   retention: Retention;
+  /** The server's password, if it has one. */
+  password?: string;
+  /** Fingerprints of the operators' keys. */
+  operators?: ReadonlySet<string>;
   /** Receives one line per join, leave and rename, for the operator. */
   log?: (line: string) => void;
+}
+
+function digest(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+function until(ban: Ban): string {
+  return ban.until === null ? "for ever" : `until ${ban.until.slice(0, 16).replace("T", " ")} UTC`;
 }
 
 function codePoints(text: string): number {
@@ -213,6 +230,8 @@ export class Hub {
   #commitScheduled = false;
   #storedSincePrune = 0;
   #closing = false;
+  #bans = new Map<string, Ban>();
+  #password: Uint8Array | undefined;
 
   /**
    * Creates a hub with only `#lobby`.
@@ -224,6 +243,26 @@ export class Hub {
     this.#store = options.store;
     this.#room(LOBBY);
     this.#store.prune(options.retention);
+    for (const ban of this.#store.bans()) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+    if (options.password !== undefined) this.#password = digest(options.password);
+  }
+
+  /**
+   * The ban in force for a name key, fingerprint, address or mute, if any.
+   *
+   * @param kind What it applies to.
+   * @param value The name key, fingerprint or address.
+   * @returns The ban.
+   */
+  banned(kind: BanKind, value: string | undefined): Ban | undefined {
+    if (value === undefined) return undefined;
+    const ban = this.#bans.get(`${kind}:${value}`);
+    if (ban === undefined) return undefined;
+    if (ban.until !== null && ban.until <= new Date().toISOString()) {
+      this.#bans.delete(`${kind}:${value}`);
+      return undefined;
+    }
+    return ban;
   }
 
   /** How many sessions completed the handshake and are still here (held ones included). */
@@ -284,6 +323,20 @@ export class Hub {
         return this.#topic(session, frame);
       case "history":
         return this.#history(session, frame);
+      case "whois":
+        return this.#whois(session, frame.id, frame.name);
+      case "kick":
+      case "ban":
+      case "unban":
+      case "mute":
+        return this.#moderate(session, frame);
+      case "auth":
+        return this.#fail(
+          session,
+          frame.id,
+          "bad_request",
+          'Unexpected "auth": no challenge is pending',
+        );
       case "quit":
         this.#ack(session, { type: "ack", id: frame.id });
         this.#leave(session, "quit");
@@ -493,6 +546,16 @@ export class Hub {
       this.#fail(session, id, "invalid_name", checked.message);
       return undefined;
     }
+    const owner = this.#store.nameOwner(nameKey(checked.name));
+    if (owner !== undefined && owner !== session.fingerprint) {
+      this.#fail(
+        session,
+        id,
+        "name_claimed",
+        `The name "${checked.name}" belongs to another key (${owner}); choose another name`,
+      );
+      return undefined;
+    }
     const holder = this.#names.get(nameKey(checked.name));
     if (holder !== undefined && holder !== session) {
       this.#fail(
@@ -549,8 +612,35 @@ export class Hub {
     const held = frame.resume === undefined ? undefined : this.#tokens.get(frame.resume);
     if (held !== undefined && !held.gone) return this.#resume(session, held, frame, software);
 
+    if (this.#password !== undefined) {
+      const given = digest(frame.password ?? "");
+      if (!timingSafeEqual(given, this.#password)) {
+        this.#fail(
+          session,
+          frame.id,
+          "unauthorized",
+          frame.password === undefined ? "This server needs a password" : "Wrong password",
+        );
+        session.peer?.close();
+        return;
+      }
+    }
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
+    const ban = this.banned("name", nameKey(name)) ?? this.banned("key", session.fingerprint);
+    if (ban !== undefined) {
+      this.#fail(
+        session,
+        frame.id,
+        "banned",
+        `You are banned ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`,
+      );
+      session.peer?.close();
+      return;
+    }
+    if (session.fingerprint !== undefined) {
+      this.#store.claimName(nameKey(name), name, session.fingerprint);
+    }
     session.name = name;
     session.token = token();
     session.reconnect = frame.reconnect === true;
@@ -628,7 +718,149 @@ export class Hub {
     return room ?? this.#room(name);
   }
 
+  /** Refuses a message from a muted user. */
+  #muted(session: Session, id: RequestId): boolean {
+    const mute = this.banned("mute", nameKey(session.name!));
+    if (mute === undefined) return false;
+    this.#fail(
+      session,
+      id,
+      "muted",
+      `You are muted ${until(mute)}${mute.reason ? `: ${mute.reason}` : ""}`,
+    );
+    return true;
+  }
+
+  #whois(session: Session, id: RequestId, wanted: string): void {
+    const key = nameKey(wanted.normalize("NFC"));
+    const online = this.#names.get(key);
+    const fingerprint = online?.fingerprint ?? this.#store.nameOwner(key);
+    if (online === undefined && fingerprint === undefined) {
+      return this.#fail(
+        session,
+        id,
+        "no_such_user",
+        `Nobody is called "${wanted}" or has claimed that name`,
+      );
+    }
+    const ack: AckFrame = {
+      type: "ack",
+      id,
+      name: online?.name ?? wanted,
+      online: online !== undefined,
+    };
+    if (fingerprint !== undefined) ack.fingerprint = fingerprint;
+    if (online !== undefined) ack.op = this.#isOperator(online);
+    this.#ack(session, ack);
+  }
+
+  #isOperator(session: Session): boolean {
+    return session.fingerprint !== undefined &&
+      (this.#options.operators?.has(session.fingerprint) ?? false);
+  }
+
+  /** Ends a session on an operator's order: it is told why, the others see it leave. */
+  #eject(target: Session, reason: "kicked" | "banned", message: string): void {
+    const peer = target.peer;
+    this.#leave(target, reason);
+    peer?.deliver(new Outbound({ type: "bye", reason, message }));
+    peer?.close();
+  }
+
+  #moderate(
+    session: Session,
+    frame: Extract<ClientFrame, { type: "kick" | "ban" | "unban" | "mute" }>,
+  ): void {
+    if (!this.#isOperator(session)) {
+      return this.#fail(session, frame.id, "not_operator", "Only operators can do that");
+    }
+    const by = session.name!;
+    const now = new Date();
+    if (frame.type === "kick") {
+      const target = this.#names.get(nameKey(frame.name.normalize("NFC")));
+      if (target === undefined) {
+        return this.#fail(
+          session,
+          frame.id,
+          "no_such_user",
+          `Nobody here is called "${frame.name}"`,
+        );
+      }
+      this.#eject(target, "kicked", `Kicked by ${by}${frame.reason ? `: ${frame.reason}` : ""}`);
+      this.#options.log?.(`${by} kicked ${target.name}`);
+      return this.#ack(session, { type: "ack", id: frame.id });
+    }
+    if (frame.type === "mute") {
+      const key = nameKey(frame.name.normalize("NFC"));
+      if (frame.duration === 0) {
+        this.#store.unban("mute", key);
+        this.#bans.delete(`mute:${key}`);
+      } else {
+        const ban: Ban = {
+          kind: "mute",
+          value: key,
+          until: frame.duration === undefined
+            ? null
+            : new Date(now.getTime() + frame.duration * 1000).toISOString(),
+          reason: frame.reason ?? "",
+          by,
+          created: now.toISOString(),
+        };
+        this.#store.ban(ban);
+        this.#bans.set(`mute:${key}`, ban);
+      }
+      this.#options.log?.(`${by} ${frame.duration === 0 ? "unmuted" : "muted"} ${frame.name}`);
+      return this.#ack(session, { type: "ack", id: frame.id });
+    }
+    const target = frame.target.trim();
+    const [kind, value]: [BanKind, string] = target.startsWith("key:")
+      ? ["key", target.slice(4)]
+      : target.startsWith("ip:")
+      ? ["ip", target.slice(3)]
+      : ["name", nameKey(target.normalize("NFC"))];
+    if (value === "") {
+      return this.#fail(
+        session,
+        frame.id,
+        "bad_request",
+        "Say whom: NAME, key:FINGERPRINT or ip:ADDRESS",
+      );
+    }
+    if (frame.type === "unban") {
+      this.#bans.delete(`${kind}:${value}`);
+      if (!this.#store.unban(kind, value)) {
+        return this.#fail(session, frame.id, "no_such_user", `"${target}" is not banned`);
+      }
+      this.#options.log?.(`${by} unbanned ${target}`);
+      return this.#ack(session, { type: "ack", id: frame.id });
+    }
+    const ban: Ban = {
+      kind,
+      value,
+      until: frame.duration === undefined
+        ? null
+        : new Date(now.getTime() + frame.duration * 1000).toISOString(),
+      reason: frame.reason ?? "",
+      by,
+      created: now.toISOString(),
+    };
+    this.#store.ban(ban);
+    this.#bans.set(`${kind}:${value}`, ban);
+    const message = `Banned by ${by} ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`;
+    for (const other of [...this.#names.values()]) {
+      const matches = kind === "name"
+        ? nameKey(other.name!) === value
+        : kind === "key"
+        ? other.fingerprint === value
+        : other.ip === value;
+      if (matches && other !== session) this.#eject(other, "banned", message);
+    }
+    this.#options.log?.(`${by} banned ${target} ${until(ban)}`);
+    this.#ack(session, { type: "ack", id: frame.id });
+  }
+
   #send(session: Session, frame: SendFrame): void {
+    if (this.#muted(session, frame.id)) return;
     const room = this.#roomOf(session, frame.id, frame.room);
     if (room === undefined || !this.#checkText(session, frame.id, frame.text)) return;
     const from = session.name!;
@@ -673,6 +905,7 @@ export class Hub {
   }
 
   #dm(session: Session, frame: DmFrame): void {
+    if (this.#muted(session, frame.id)) return;
     const target = this.#names.get(nameKey(frame.to.normalize("NFC")));
     if (target === undefined) {
       return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
@@ -708,6 +941,9 @@ export class Hub {
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
     const old = session.name!;
+    if (session.fingerprint !== undefined) {
+      this.#store.claimName(nameKey(name), name, session.fingerprint);
+    }
     if (name !== old) {
       this.#names.delete(nameKey(old));
       this.#names.set(nameKey(name), session);

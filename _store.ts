@@ -24,7 +24,7 @@ export class StorageError extends Error {
 }
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -51,7 +51,38 @@ export const MIGRATIONS: readonly string[] = [
      topic_by TEXT NOT NULL DEFAULT '',
      topic_ts TEXT NOT NULL DEFAULT ''
    ) WITHOUT ROWID;`,
+  // 2 → 3: names bound to keys, bans and mutes.
+  `CREATE TABLE names (
+     name_key TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     claimed TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE bans (
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     until TEXT,
+     reason TEXT NOT NULL DEFAULT '',
+     by TEXT NOT NULL DEFAULT '',
+     created TEXT NOT NULL,
+     PRIMARY KEY (kind, value)
+   ) WITHOUT ROWID;`,
 ];
+
+/** What a ban or mute applies to: a name, a key fingerprint or an IP address. */
+export type BanKind = "name" | "key" | "ip" | "mute";
+
+/** A ban (or a mute) as stored. */
+export interface Ban {
+  kind: BanKind;
+  /** The name key, fingerprint or address. */
+  value: string;
+  /** ISO-8601 end, or `null` for ever. */
+  until: string | null;
+  reason: string;
+  by: string;
+  created: string;
+}
 
 /** A message to store. */
 export interface StoredMessage {
@@ -304,6 +335,69 @@ export class Store {
       );
     }
     return removed;
+  }
+
+  /**
+   * The key a name is bound to, if any.
+   *
+   * @param nameKey The name's comparison key.
+   * @returns The key's fingerprint.
+   */
+  nameOwner(nameKey: string): string | undefined {
+    const row = this.#db.prepare("SELECT fingerprint FROM names WHERE name_key = ?").get(nameKey) as
+      | { fingerprint: string }
+      | undefined;
+    return row?.fingerprint;
+  }
+
+  /**
+   * Binds a name to a key, if it is not bound yet (trust on first use).
+   *
+   * @param nameKey The name's comparison key.
+   * @param name The name as written.
+   * @param fingerprint The key's fingerprint.
+   */
+  claimName(nameKey: string, name: string, fingerprint: string): void {
+    this.#db.prepare(
+      "INSERT OR IGNORE INTO names (name_key, name, fingerprint, claimed) VALUES (?, ?, ?, ?)",
+    )
+      .run(nameKey, name, fingerprint, new Date().toISOString());
+  }
+
+  /**
+   * Adds or replaces a ban or mute.
+   *
+   * @param ban The ban.
+   */
+  ban(ban: Ban): void {
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO bans (kind, value, until, reason, by, created) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(ban.kind, ban.value, ban.until, ban.reason, ban.by, ban.created);
+  }
+
+  /**
+   * Lifts a ban or mute.
+   *
+   * @param kind What it applies to.
+   * @param value The name key, fingerprint or address.
+   * @returns Whether there was one.
+   */
+  unban(kind: BanKind, value: string): boolean {
+    return Number(
+      this.#db.prepare("DELETE FROM bans WHERE kind = ? AND value = ?").run(kind, value).changes,
+    ) > 0;
+  }
+
+  /**
+   * Every ban and mute still in force.
+   *
+   * @param now The current time.
+   * @returns The bans.
+   */
+  bans(now: Date = new Date()): Ban[] {
+    return this.#db.prepare("SELECT * FROM bans WHERE until IS NULL OR until > ?").all(
+      now.toISOString(),
+    ) as unknown as Ban[];
   }
 
   /** Closes the database (once). */

@@ -27,6 +27,7 @@ import type {
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { LineDecoder } from "./protocol/line_decoder.ts";
 import { SendQueue } from "./_send_queue.ts";
+import { challengeBytes, type Identity } from "./_identity.ts";
 
 /** An `error` frame that answered no request: the server could not read something we sent. */
 export interface ErrorEvent {
@@ -251,8 +252,44 @@ export interface ConnectOptions {
    * @default {false}
    */
   reconnect?: boolean | ReconnectOptions;
+  /** The server's password, if it has one. */
+  password?: string;
+  /**
+   * The user's key: proves the name is theirs. Names are bound to the first
+   * key that uses them; `chat connect` keeps one in the config directory.
+   */
+  identity?: Identity;
+  /**
+   * Connect over TLS: `true` to verify the server's certificate with the
+   * system's trusted authorities, `{ caCerts }` to trust given PEM
+   * certificates, or `{ fingerprint: "SHA256:…" }` to trust exactly the
+   * certificate with that fingerprint (what `chat serve --tls` prints).
+   *
+   * @default {false}
+   */
+  tls?: boolean | TlsOptions;
   /** Gives up connecting when aborted. */
   signal?: AbortSignal;
+}
+
+/** How to trust a TLS server. */
+export interface TlsOptions {
+  /** PEM certificates to trust instead of the system's authorities. */
+  caCerts?: string[];
+  /** Trust exactly the certificate with this SHA-256 fingerprint. */
+  fingerprint?: string;
+}
+
+/** What {@linkcode ChatClient.whois} tells about a name. */
+export interface WhoisResult {
+  /** The name. */
+  name: string;
+  /** Whether someone with that name is online. */
+  online: boolean;
+  /** Whether they are an operator. */
+  op: boolean;
+  /** The fingerprint of the key the name is bound to, if any. */
+  fingerprint?: string;
 }
 
 /** Options for {@linkcode ChatClient.close}. */
@@ -314,13 +351,66 @@ function describeAddress(hostname: string, port: number): string {
 async function dial(
   hostname: string,
   port: number,
+  tls: boolean | TlsOptions | undefined,
   signal: AbortSignal,
   timeout: AbortSignal,
 ): Promise<Deno.Conn> {
+  const where = describeAddress(hostname, port);
+  let caCerts = typeof tls === "object" ? tls.caCerts : undefined;
+  let pinned = false;
+  if (typeof tls === "object" && tls.fingerprint !== undefined) {
+    // Loaded only when needed: it brings in the X.509 library.
+    const { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } = await import(
+      "./_tls.ts"
+    );
+    const wanted = normalizeFingerprint(tls.fingerprint);
+    if (wanted === undefined) {
+      throw new TypeError(
+        `Invalid fingerprint "${tls.fingerprint}": expected SHA256: and 32 bytes of hex`,
+      );
+    }
+    // Fetch the certificate unverified, compare, then connect verifying against exactly it.
+    const pem = await fetchPeerCertificate(hostname, port, { signal });
+    const actual = await certificateFingerprint(pem);
+    if (actual !== wanted) {
+      throw new ProtocolError(
+        "unreachable",
+        `Refusing ${where}: its certificate's fingerprint is ${actual}, not the ${wanted} you asked to trust`,
+      );
+    }
+    caCerts = [pem];
+    pinned = true;
+  }
   try {
+    if (pinned) {
+      // Trust rests on the pinned certificate alone, whatever address it was made for:
+      // verify it under the name every self-signed chat certificate carries.
+      const tcp = await Deno.connect({ hostname, port, transport: "tcp", signal });
+      const conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts });
+      await conn.handshake();
+      return conn;
+    }
+    if (tls) {
+      const conn = await Deno.connectTls(
+        { hostname, port, caCerts, signal } as Deno.ConnectTlsOptions,
+      );
+      await conn.handshake();
+      return conn;
+    }
     return await Deno.connect({ hostname, port, transport: "tcp", signal });
   } catch (error) {
     if (signal.aborted && !timeout.aborted) throw signal.reason;
+    const message = error instanceof Error ? error.message : String(error);
+    if (
+      tls && /certificate|UnknownIssuer|NotValidForName|CertExpired|BadSignature/i.test(message)
+    ) {
+      throw new ProtocolError(
+        "unreachable",
+        `Cannot verify the TLS certificate of ${where} (${message.replace(/^.*: /, "")}): ` +
+          `trust it with --ca CERT.pem, or with --fingerprint SHA256:… as printed by "chat serve --tls"`,
+        { cause: error },
+      );
+    }
     const reason = timeout.aborted
       ? "timed out"
       : error instanceof Deno.errors.ConnectionRefused
@@ -330,7 +420,7 @@ async function dial(
       : String(error);
     throw new ProtocolError(
       "unreachable",
-      `Cannot connect to ${describeAddress(hostname, port)}: ${reason}`,
+      `Cannot connect to ${where}: ${reason}`,
       {
         cause: error,
       },
@@ -404,7 +494,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const timeout = AbortSignal.timeout(options.timeout ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
-    const conn = await dial(client.#hostname, client.#port, signal, timeout);
+    const conn = await dial(client.#hostname, client.#port, options.tls, signal, timeout);
     const link = new Link(conn);
     try {
       const welcome = await client.#hello(link, signal, options.history);
@@ -448,6 +538,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
     if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
+    if (this.#options.password !== undefined) hello.password = this.#options.password;
+    if (this.#options.identity !== undefined && !this.#session) {
+      hello.key = this.#options.identity.publicKey;
+    }
     link.write(hello);
     try {
       return await abortable(
@@ -676,6 +770,84 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
+   * Tells whether a name is online and which key it is bound to.
+   *
+   * @param name The name.
+   * @param options A signal.
+   * @returns What the server knows.
+   * @throws {ProtocolError} With `no_such_user` for a name nobody uses or claimed.
+   */
+  async whois(name: string, options: RequestOptions = {}): Promise<WhoisResult> {
+    const ack = await this.#request({ type: "whois", name }, options.signal);
+    const result: WhoisResult = {
+      name: ack.name ?? name,
+      online: ack.online === true,
+      op: ack.op === true,
+    };
+    if (ack.fingerprint !== undefined) result.fingerprint = ack.fingerprint;
+    return result;
+  }
+
+  /**
+   * Operators: disconnects a user.
+   *
+   * @param name The name.
+   * @param reason Why, shown to everyone.
+   * @param options A signal.
+   * @throws {ProtocolError} With `not_operator` or `no_such_user`.
+   */
+  async kick(name: string, reason?: string, options: RequestOptions = {}): Promise<void> {
+    await this.#request(
+      reason === undefined ? { type: "kick", name } : { type: "kick", name, reason },
+      options.signal,
+    );
+  }
+
+  /**
+   * Operators: bans a name, a key (`key:SHA256:…`) or an address (`ip:…`),
+   * and disconnects whoever matches. Bans are stored and survive restarts.
+   *
+   * @param target A name, `key:FINGERPRINT` or `ip:ADDRESS`.
+   * @param options How long (seconds; for ever by default), why, and a signal.
+   * @throws {ProtocolError} With `not_operator`.
+   */
+  async ban(
+    target: string,
+    options: RequestOptions & { duration?: number; reason?: string } = {},
+  ): Promise<void> {
+    const frame: Record<string, unknown> = { type: "ban", target };
+    if (options.duration !== undefined) frame.duration = options.duration;
+    if (options.reason !== undefined) frame.reason = options.reason;
+    await this.#request(frame, options.signal);
+  }
+
+  /**
+   * Operators: lifts a ban.
+   *
+   * @param target As given to {@linkcode ChatClient.ban}.
+   * @param options A signal.
+   */
+  async unban(target: string, options: RequestOptions = {}): Promise<void> {
+    await this.#request({ type: "unban", target }, options.signal);
+  }
+
+  /**
+   * Operators: stops a name from sending messages; `duration: 0` lifts it.
+   *
+   * @param name The name.
+   * @param options How long (seconds; for ever by default), why, and a signal.
+   */
+  async mute(
+    name: string,
+    options: RequestOptions & { duration?: number; reason?: string } = {},
+  ): Promise<void> {
+    const frame: Record<string, unknown> = { type: "mute", name };
+    if (options.duration !== undefined) frame.duration = options.duration;
+    if (options.reason !== undefined) frame.reason = options.reason;
+    await this.#request(frame, options.signal);
+  }
+
+  /**
    * Checks the connection: resolves when the server answers.
    *
    * @param options A signal.
@@ -869,6 +1041,16 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         return link.welcome.resolve(frame);
       case "ping":
         return link.write({ type: "pong" });
+      case "challenge": {
+        const identity = this.#options.identity;
+        const name = this.#name || this.#options.name;
+        if (identity === undefined) return;
+        identity.sign(challengeBytes(frame.nonce, name, "chat")).then(
+          (signature) => link.write({ type: "auth", id: frame.id, signature }),
+          () => link.queue.destroy(),
+        );
+        return;
+      }
       case "ack":
       case "error": {
         const pending = typeof frame.id === "number" ? this.#pending.get(frame.id) : undefined;
@@ -955,7 +1137,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       // Live messages on the new connection wait until the gap before them is filled.
       for (const room of this.#seen.keys()) this.#catchingUp.set(room, []);
       try {
-        link = new Link(await dial(this.#hostname, this.#port, signal, timeout));
+        link = new Link(await dial(this.#hostname, this.#port, this.#options.tls, signal, timeout));
         const welcome = await this.#hello(link, signal, 0);
         await this.#resync(link, welcome);
         return;

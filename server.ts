@@ -67,6 +67,19 @@ export interface ServeOptions extends Partial<Limits> {
    * @default {30000}
    */
   resumeGrace?: number;
+  /**
+   * Serve TLS with this certificate and private key (PEM text). Clients then
+   * connect with `tls`.
+   */
+  tls?: { cert: string; key: string };
+  /** With `tls`: also listen without TLS on this port, for `nc` users. */
+  plainPort?: number;
+  /**
+   * A password every client must give. Compared in constant time.
+   */
+  password?: string;
+  /** Fingerprints (`SHA256:…`) of the keys of the operators, who may kick, ban and mute. */
+  operators?: readonly string[];
   /** Receives a line for each join, leave and rename, for an operator's log. */
   onLog?: (line: string) => void;
 }
@@ -75,6 +88,8 @@ export interface ServeOptions extends Partial<Limits> {
 export interface ChatServer extends AsyncDisposable {
   /** The address the server listens on, with the real port when `0` was asked for. */
   readonly addr: Deno.NetAddr;
+  /** With `tls` and `plainPort`: the plain-text address. */
+  readonly plainAddr: Deno.NetAddr | undefined;
   /** How many people are connected and named (including those reconnecting). */
   readonly users: number;
   /** Where history is stored, or `":memory:"`. */
@@ -94,7 +109,9 @@ export const SOFTWARE = `chat/${denoConfig.version}`;
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
-  #listener: Deno.Listener;
+  readonly plainAddr: Deno.NetAddr | undefined;
+  #listeners: Deno.Listener[];
+  #connectionOptions: { greeting: string; password: boolean };
   #hub: Hub;
   #limits: Limits;
   #connections = new Set<Connection>();
@@ -107,10 +124,15 @@ class Server implements ChatServer {
   #connectBuckets = new Map<string, { tokens: number; at: number }>();
   #sweeper: ReturnType<typeof setInterval>;
 
-  constructor(listener: Deno.Listener, store: Store, options: ServeOptions) {
-    this.#listener = listener;
+  constructor(listeners: Deno.Listener[], store: Store, options: ServeOptions) {
+    this.#listeners = listeners;
     this.#store = store;
-    this.addr = listener.addr as Deno.NetAddr;
+    this.addr = listeners[0]!.addr as Deno.NetAddr;
+    this.plainAddr = listeners[1]?.addr as Deno.NetAddr | undefined;
+    this.#connectionOptions = {
+      greeting: `Welcome to chat ${denoConfig.version}.`,
+      password: options.password !== undefined,
+    };
     this.#limits = { ...DEFAULT_LIMITS };
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
       const value = options[key];
@@ -130,9 +152,13 @@ class Server implements ChatServer {
         maxMessages: options.keepMessages ?? 100_000,
         maxAgeDays: options.keepDays ?? 365,
       },
+      password: options.password,
+      operators: new Set(options.operators ?? []),
       log: options.onLog,
     });
-    this.#accepting = this.#accept();
+    this.#accepting = Promise.all(listeners.map((listener) => this.#accept(listener))).then(
+      () => {},
+    );
     const period = Math.min(
       Math.max(Math.min(this.#limits.handshakeTimeout, this.#limits.idleTimeout) / 4, 50),
       5000,
@@ -152,6 +178,13 @@ class Server implements ChatServer {
   /** Why a new connection from this address is refused, or `undefined` to accept it. */
   #refusal(ip: string): string | undefined {
     const { maxConnections, maxConnectionsPerIp, connectRate } = this.#limits;
+    const ban = this.#hub.banned("ip", ip);
+    if (ban !== undefined) {
+      return `You are banned${
+        ban.until ? ` until ${ban.until.slice(0, 16).replace("T", " ")} UTC` : ""
+      }` +
+        (ban.reason ? `: ${ban.reason}` : "");
+    }
     if (this.#connections.size >= maxConnections) return "The server is full; try again later";
     if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       return `Too many connections from ${ip} (at most ${maxConnectionsPerIp})`;
@@ -179,10 +212,9 @@ class Server implements ChatServer {
     return this.#finished.promise;
   }
 
-  async #accept(): Promise<void> {
-    const greeting = `Welcome to chat ${denoConfig.version}.`;
+  async #accept(listener: Deno.Listener): Promise<void> {
     try {
-      for await (const conn of this.#listener) {
+      for await (const conn of listener) {
         if (this.#closing) {
           conn.close();
           continue;
@@ -199,7 +231,7 @@ class Server implements ChatServer {
         } catch {
           // Not a TCP socket; nothing to tune.
         }
-        const connection = new Connection(conn, this.#hub, this.#limits, greeting);
+        const connection = new Connection(conn, this.#hub, this.#limits, this.#connectionOptions);
         this.#connections.add(connection);
         this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
         const task = connection.run().finally(() => {
@@ -237,10 +269,12 @@ class Server implements ChatServer {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#sweeper);
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
+    for (const listener of this.#listeners) {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
     }
     await this.#accepting.catch(() => {});
     this.#hub.shutdown();
@@ -277,14 +311,19 @@ export function serve(options: ServeOptions = {}): Promise<ChatServer> {
   try {
     options.signal?.throwIfAborted();
     const store = openStore(options.data ?? ":memory:");
-    let listener: Deno.Listener;
+    const listeners: Deno.Listener[] = [];
     try {
-      listener = listen(options);
+      const hostname = options.hostname ?? "0.0.0.0";
+      listeners.push(listen(hostname, options.port ?? 7777, options.tls));
+      if (options.tls !== undefined && options.plainPort !== undefined) {
+        listeners.push(listen(hostname, options.plainPort, undefined));
+      }
     } catch (error) {
+      for (const listener of listeners) listener.close();
       store.close();
       throw error;
     }
-    const server = new Server(listener, store, options);
+    const server = new Server(listeners, store, options);
     options.signal?.addEventListener("abort", () => server.close(), { once: true });
     return Promise.resolve(server);
   } catch (error) {
@@ -307,10 +346,11 @@ function openStore(path: string): Store {
   }
 }
 
-function listen(options: ServeOptions): Deno.Listener {
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 7777;
+function listen(hostname: string, port: number, tls: ServeOptions["tls"]): Deno.Listener {
   try {
+    if (tls !== undefined) {
+      return Deno.listenTls({ hostname, port, transport: "tcp", cert: tls.cert, key: tls.key });
+    }
     return Deno.listen({ hostname, port, transport: "tcp" });
   } catch (error) {
     const where = `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
@@ -322,6 +362,12 @@ function listen(options: ServeOptions): Deno.Listener {
     }
     if (error instanceof Deno.errors.AddrNotAvailable) {
       throw new Deno.errors.AddrNotAvailable(`Cannot listen on ${where}: address not available`);
+    }
+    if (tls !== undefined) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Deno.errors.InvalidData(`Cannot serve TLS on ${where}: ${reason}`, {
+        cause: error,
+      });
     }
     throw error;
   }

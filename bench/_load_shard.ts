@@ -71,6 +71,7 @@ export interface ShardTally extends ShardStatus {
   duplicates: number;
   reordered: number;
   garbled: number;
+  stale: number;
   latencies: Float64Array;
 }
 
@@ -173,6 +174,10 @@ class Tally {
   duplicates = 0;
   reordered = 0;
   garbled = 0;
+  /** Messages sent before this run started (history a server replays on join). */
+  stale = 0;
+  /** Send times before this, in µs since the epoch, are from an earlier run. */
+  since = Infinity;
   lastAt = 0;
 
   constructor(total: number, maxSeq: number, expected: number) {
@@ -184,6 +189,10 @@ class Tally {
   }
 
   record(receiver: number, sender: number, seq: number, micros: number, nowMicros: number): void {
+    if (micros < this.since) {
+      this.stale++;
+      return;
+    }
     this.received++;
     if (sender >= this.total || seq >= this.maxSeq) {
       this.garbled++;
@@ -619,6 +628,7 @@ class Shard {
 
   #start(t0: number, sendDeadline: number): void {
     const options = this.#options;
+    this.#shared!.tally!.since = (t0 - 1) * 1000;
     const burst = options.workload === "burst";
     const interval = 1000 / options.rate;
     const senders = this.#connected.filter((client) => client.open && !client.stopAfterReady);
@@ -661,6 +671,7 @@ class Shard {
       duplicates: tally.duplicates,
       reordered: tally.reordered,
       garbled: tally.garbled,
+      stale: tally.stale,
       latencies: tally.latencies.slice(0, tally.unique),
     };
   }

@@ -422,7 +422,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
     offset += tally.latencies.length;
   }
   latencies.sort();
-  const sum = (key: "duplicates" | "reordered" | "garbled" | "received" | "byes") =>
+  const sum = (key: "duplicates" | "reordered" | "garbled" | "stale" | "received" | "byes") =>
     tallies.reduce((total, tally) => total + tally[key], 0);
   const lastAt = Math.max(...tallies.map((tally) => tally.lastAt)) / 1000;
   const sent = tallies.reduce((total, tally) => total + tally.sent, 0);
@@ -461,6 +461,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
     duplicates: sum("duplicates"),
     reordered: sum("reordered"),
     garbled: sum("garbled"),
+    stale: sum("stale"),
     durationMs: round(firstToLast, 1),
     deliveriesPerSecond: Number.isFinite(firstToLast) && firstToLast > 0
       ? Math.round(latencies.length / (firstToLast / 1000))

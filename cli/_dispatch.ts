@@ -147,6 +147,50 @@ export function runCommand(
         ),
       );
       return;
+    case "whois":
+      track(
+        client.whois(command.name).then(
+          (who) =>
+            output.info(
+              `${sanitize(who.name)} is ${who.online ? "online" : "offline"}${
+                who.op ? ", an operator" : ""
+              }; ` +
+                (who.fingerprint ? `key ${who.fingerprint}` : "no key (anyone may use this name)"),
+            ),
+          fail("Cannot look up"),
+        ),
+      );
+      return;
+    case "kick":
+      track(client.kick(command.name, command.reason).catch(fail("Cannot kick")));
+      return;
+    case "ban":
+      track(
+        client.ban(command.target, { duration: command.duration, reason: command.reason }).then(
+          () => output.info(`Banned ${sanitize(command.target)}`),
+          fail("Cannot ban"),
+        ),
+      );
+      return;
+    case "unban":
+      track(
+        client.unban(command.target).then(
+          () => output.info(`Unbanned ${sanitize(command.target)}`),
+          fail("Cannot unban"),
+        ),
+      );
+      return;
+    case "mute":
+      track(
+        client.mute(command.name, { duration: command.duration, reason: command.reason }).then(
+          () =>
+            output.info(
+              `${command.duration === 0 ? "Unmuted" : "Muted"} ${sanitize(command.name)}`,
+            ),
+          fail("Cannot mute"),
+        ),
+      );
+      return;
     case "help":
       for (const line of helpLines()) output.info(line);
       return;

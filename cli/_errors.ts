@@ -48,7 +48,8 @@ export function explain(error: unknown): { message: string; exitCode: number } |
     error instanceof Deno.errors.AddrNotAvailable ||
     error instanceof Deno.errors.PermissionDenied ||
     error instanceof Deno.errors.NotCapable ||
-    error instanceof Deno.errors.ConnectionRefused
+    error instanceof Deno.errors.ConnectionRefused ||
+    error instanceof Deno.errors.InvalidData
   ) {
     return { message: error.message, exitCode: EXIT_FAILURE };
   }

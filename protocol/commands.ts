@@ -17,6 +17,11 @@ export type Command =
   | { kind: "switch"; room: string }
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
+  | { kind: "whois"; name: string }
+  | { kind: "kick"; name: string; reason?: string }
+  | { kind: "ban"; target: string; duration?: number; reason?: string }
+  | { kind: "unban"; target: string }
+  | { kind: "mute"; name: string; duration?: number; reason?: string }
   | { kind: "help" }
   | { kind: "clear" }
   | { kind: "quit" }
@@ -40,6 +45,17 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/room #ROOM", summary: "type into another room you are in" },
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
+  { usage: "/whois NAME", summary: "show whether NAME is online and the key it belongs to" },
+  { usage: "/kick NAME [REASON]", summary: "operators: disconnect NAME" },
+  {
+    usage: "/ban TARGET [TIME] [REASON]",
+    summary: "operators: ban a NAME, key:FINGERPRINT or ip:ADDRESS (TIME: 30m, 2h, 7d)",
+  },
+  { usage: "/unban TARGET", summary: "operators: lift a ban" },
+  {
+    usage: "/mute NAME [TIME] [REASON]",
+    summary: "operators: stop NAME from sending (/unmute NAME to undo)",
+  },
   { usage: "/help", summary: "show this list" },
   { usage: "/clear", summary: "clear your screen (chat client only)" },
   { usage: "/quit", summary: "leave the chat" },
@@ -61,6 +77,32 @@ export function helpLines(): string[] {
 }
 
 const WORD = /^(\S+)\s*([\s\S]*)$/;
+
+const DURATION = /^(\d+)([smhdw])$/;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/**
+ * Reads a duration such as `30s`, `10m`, `2h`, `7d` or `1w`.
+ *
+ * @param text The duration.
+ * @returns Seconds, or `undefined` when it is not a duration.
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text);
+  return match ? Number(match[1]) * UNIT_SECONDS[match[2]!]! : undefined;
+}
+
+/** `TARGET [TIME] [REASON...]` */
+function sanction(
+  args: string,
+): { target: string; duration?: number; reason?: string } | undefined {
+  const [target, ...rest] = args.split(/\s+/);
+  if (!target) return undefined;
+  const duration = rest.length > 0 ? parseDuration(rest[0]!) : undefined;
+  if (duration !== undefined) rest.shift();
+  const reason = rest.join(" ");
+  return { target, ...(duration !== undefined ? { duration } : {}), ...(reason ? { reason } : {}) };
+}
 
 /** `dev` and `#dev` both name the room `#dev`. */
 function roomName(text: string): string {
@@ -125,6 +167,38 @@ export function parseCommand(line: string): Command {
       return { kind: "rooms" };
     case "topic":
       return args === "" ? { kind: "topic" } : { kind: "topic", text: args };
+    case "whois":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
+      return { kind: "whois", name: args };
+    case "kick": {
+      const match = WORD.exec(args);
+      if (!match) return { kind: "usage", message: "Usage: /kick NAME [REASON]" };
+      return match[2]!.trim()
+        ? { kind: "kick", name: match[1]!, reason: match[2]!.trim() }
+        : { kind: "kick", name: match[1]! };
+    }
+    case "ban": {
+      const parsed = sanction(args);
+      if (!parsed) {
+        return {
+          kind: "usage",
+          message: "Usage: /ban NAME|key:FINGERPRINT|ip:ADDRESS [TIME] [REASON]",
+        };
+      }
+      return { kind: "ban", ...parsed };
+    }
+    case "unban":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /unban TARGET" };
+      return { kind: "unban", target: args };
+    case "mute": {
+      const parsed = sanction(args);
+      if (!parsed) return { kind: "usage", message: "Usage: /mute NAME [TIME] [REASON]" };
+      const { target, ...rest } = parsed;
+      return { kind: "mute", name: target, ...rest };
+    }
+    case "unmute":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /unmute NAME" };
+      return { kind: "mute", name: args, duration: 0 };
     case "help":
     case "?":
       return { kind: "help" };

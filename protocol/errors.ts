@@ -43,6 +43,18 @@ export type ErrorCode =
   | "shutting_down"
   /** The server could not store the message; nothing was stored or sent. */
   | "storage_failed"
+  /** The server's password is missing or wrong. */
+  | "unauthorized"
+  /** The name is bound to another key. */
+  | "name_claimed"
+  /** The user, key or address is banned; the message says until when. */
+  | "banned"
+  /** The user is muted and cannot send messages. */
+  | "muted"
+  /** Only operators may do that. */
+  | "not_operator"
+  /** A key was offered but not proven, or the proof does not verify. */
+  | "auth_failed"
   /** Too many requests too fast; the message says when to try again. */
   | "rate_limited"
   /** The user is in as many rooms as the server allows. */

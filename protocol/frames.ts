@@ -44,6 +44,84 @@ export interface HelloFrame {
    * capped by the server.
    */
   history?: number;
+  /** The server's password, when it has one. */
+  password?: string;
+  /**
+   * The user's Ed25519 public key (raw, base64). The server answers with a
+   * `challenge` to sign before `welcome`; names are bound to the first key
+   * that claims them.
+   */
+  key?: string;
+}
+
+/** Proves possession of the key in `hello`: the signature of the challenge. */
+export interface AuthFrame {
+  /** The frame type. */
+  type: "auth";
+  /** The id of the `hello` being answered. */
+  id: RequestId;
+  /** Base64 Ed25519 signature of the challenge bytes. */
+  signature: string;
+}
+
+/** Shows who holds a name: online or not, and the fingerprint of its key. */
+export interface WhoisFrame {
+  /** The frame type. */
+  type: "whois";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The name. */
+  name: string;
+}
+
+/** Operators only: disconnects a user. */
+export interface KickFrame {
+  /** The frame type. */
+  type: "kick";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The name. */
+  name: string;
+  /** Why, shown to everyone. */
+  reason?: string;
+}
+
+/** Operators only: bans a name, a key (`key:SHA256:…`) or an address (`ip:…`), and kicks who matches. */
+export interface BanFrame {
+  /** The frame type. */
+  type: "ban";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** A name, `key:FINGERPRINT` or `ip:ADDRESS`. */
+  target: string;
+  /** Seconds; absent for ever. */
+  duration?: number;
+  /** Why, shown to the banned user. */
+  reason?: string;
+}
+
+/** Operators only: lifts a ban. */
+export interface UnbanFrame {
+  /** The frame type. */
+  type: "unban";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** As in `ban`. */
+  target: string;
+}
+
+/** Operators only: stops a name from sending messages (or lets it again with `duration: 0`). */
+export interface MuteFrame {
+  /** The frame type. */
+  type: "mute";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The name. */
+  name: string;
+  /** Seconds; absent for ever; `0` lifts the mute. */
+  duration?: number;
+  /** Why. */
+  reason?: string;
 }
 
 /** Sends a message to a room. */
@@ -198,7 +276,13 @@ export type ClientFrame =
   | HistoryFrame
   | QuitFrame
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | AuthFrame
+  | WhoisFrame
+  | KickFrame
+  | BanFrame
+  | UnbanFrame
+  | MuteFrame;
 
 /** Answers `hello`: the session is open. */
 export interface WelcomeFrame {
@@ -276,6 +360,12 @@ export interface AckFrame {
   messages?: MessageEvent[];
   /** `send`, `dm`: `true` when the key was seen before and nothing new was stored. */
   duplicate?: boolean;
+  /** `whois`: the fingerprint of the key the name is bound to, if any. */
+  fingerprint?: string;
+  /** `whois`: whether the name is online. */
+  online?: boolean;
+  /** `whois`: whether the name is an operator. */
+  op?: boolean;
 }
 
 /** Answers a request that failed, or reports a frame that could not be read. */
@@ -414,6 +504,16 @@ export interface ByeFrame {
   message: string;
 }
 
+/** Answers a `hello` with a key: sign these bytes (see `PROTOCOL.md`) and send `auth`. */
+export interface ChallengeFrame {
+  /** The frame type. */
+  type: "challenge";
+  /** The id of the `hello`. */
+  id: RequestId;
+  /** Random, base64. */
+  nonce: string;
+}
+
 /** The server checks the client is alive; the client answers `pong`. */
 export interface ServerPingFrame {
   /** The frame type. */
@@ -432,6 +532,7 @@ export type ServerFrame =
   | NickEvent
   | TopicEvent
   | ServerPingFrame
+  | ChallengeFrame
   | ByeFrame;
 
 type Kind = "string" | "boolean" | "number" | "integer" | "object";
@@ -446,7 +547,15 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
     last: "object?",
     reconnect: "boolean?",
     history: "integer?",
+    password: "string?",
+    key: "string?",
   },
+  auth: { signature: "string" },
+  whois: { name: "string" },
+  kick: { name: "string", reason: "string?" },
+  ban: { target: "string", duration: "integer?", reason: "string?" },
+  unban: { target: "string" },
+  mute: { name: "string", duration: "integer?", reason: "string?" },
   send: { room: "string", text: "string", action: "boolean?", key: "string?" },
   dm: { to: "string", text: "string", action: "boolean?", key: "string?" },
   nick: { name: "string" },

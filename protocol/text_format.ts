@@ -93,6 +93,7 @@ export function formatFrame(frame: ServerFrame): string | undefined {
         sanitize(frame.to)
       }`;
     case "ping":
+    case "challenge":
       return undefined;
     case "bye":
       return `*** ${sanitize(frame.message)}`;
@@ -109,6 +110,13 @@ export function formatFrame(frame: ServerFrame): string | undefined {
     case "ack": {
       const room = sanitize(frame.room ?? "");
       const names = frame.names?.map((name) => sanitize(name)).join(", ");
+      if (frame.online !== undefined) {
+        return `*** ${sanitize(frame.name ?? "")} is ${frame.online ? "online" : "offline"}` +
+          (frame.op ? ", an operator" : "") +
+          (frame.fingerprint
+            ? `; key ${sanitize(frame.fingerprint)}`
+            : "; no key (anyone may use this name)");
+      }
       if (frame.name !== undefined) return `*** You are now known as ${sanitize(frame.name)}`;
       if (names !== undefined && frame.topic !== undefined) {
         return `*** You are in ${room}${
