@@ -6,9 +6,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ChatClient, connect, type ReconnectOptions } from "../client.ts";
+import type { ChatClient } from "../client.ts";
+import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
-import { ProtocolError } from "../protocol/errors.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { entryFor, flatten, notice } from "../tui/entries.ts";
@@ -28,7 +28,7 @@ HOST defaults to 127.0.0.1 and PORT to ${DEFAULT_PORT}; IPv6 addresses go in bra
 ([::1]:${DEFAULT_PORT}).
 
 Options:
-  -n, --name NAME   the name to use (default: your user name)
+${JOIN_HELP}
   --json            print one JSON object per event (for scripts and jq)
   --no-color        no colours (NO_COLOR=1 does the same)
   --bell            ring the terminal bell when someone mentions you or writes to you
@@ -56,15 +56,6 @@ export function warn(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
-/** The user's login name, the default for `--name`. */
-export function defaultName(): string | undefined {
-  try {
-    return Deno.env.get("USER") ?? Deno.env.get("USERNAME");
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Lines of standard input, split on `\n` (a `\r` before it is dropped).
  *
@@ -83,37 +74,6 @@ export async function* stdinLines(): AsyncGenerator<string> {
   }
   if (decoder.pendingBytes > 0) {
     for (const line of decoder.push(encoder.encode("\n"))) if (line.ok) yield line.text;
-  }
-}
-
-/**
- * Joins, turning the "name taken" and "invalid name" refusals into one-line
- * CLI errors that say what to do.
- *
- * @param address `HOST[:PORT]` from the command line.
- * @param name The name to use.
- * @returns The client.
- */
-export async function join(
-  address: string,
-  name: string | undefined,
-  reconnect: boolean | ReconnectOptions = false,
-): Promise<ChatClient> {
-  const { hostname, port } = parseAddress(address);
-  name ??= defaultName();
-  if (name === undefined) {
-    throw new CliError('Missing --name: choose a name with "--name NAME"', EXIT_USAGE);
-  }
-  try {
-    return await connect({ hostname, port, name, reconnect });
-  } catch (error) {
-    if (
-      error instanceof ProtocolError &&
-      (error.code === "name_taken" || error.code === "invalid_name")
-    ) {
-      throw new CliError(`${error.message}; choose another with --name`);
-    }
-    throw error;
   }
 }
 
@@ -192,7 +152,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: true,
     options: {
-      name: { type: "string", short: "n" },
+      ...JOIN_OPTIONS,
       json: { type: "boolean" },
       "no-color": { type: "boolean" },
       "no-reconnect": { type: "boolean" },
@@ -211,7 +171,7 @@ export async function connectCommand(args: string[]): Promise<number> {
   const interactive = !values.json && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   // A person waits for the server to come back; a script gives up after about a minute.
   const reconnect = values["no-reconnect"] ? false : interactive ? true : { maxAttempts: 10 };
-  const client = await join(address, values.name, reconnect);
+  const client = await join(address, values, reconnect);
   const { hostname, port } = parseAddress(address);
   const where = formatAddress(hostname, port);
   if (interactive) {

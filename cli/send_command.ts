@@ -10,7 +10,8 @@ import { LOBBY } from "../protocol/limits.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
-import { join, print, stdinLines, warn } from "./connect_command.ts";
+import { print, stdinLines, warn } from "./connect_command.ts";
+import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 
 /** The text of `chat send --help`. */
 export const SEND_HELP = `Send messages and leave.
@@ -22,7 +23,7 @@ message; without TEXT, every line of standard input is a message
 (tail -f app.log | chat send --name app).
 
 Options:
-  -n, --name NAME   the name to send as (default: your user name)
+${JOIN_HELP}
   -r, --room ROOM   the room to send to (default: ${LOBBY})
   -h, --help        show this help
 
@@ -40,7 +41,7 @@ export async function sendCommand(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: true,
     options: {
-      name: { type: "string", short: "n" },
+      ...JOIN_OPTIONS,
       room: { type: "string", short: "r" },
       help: { type: "boolean", short: "h" },
     },
@@ -57,7 +58,7 @@ export async function sendCommand(args: string[]): Promise<number> {
     );
   }
   const room = values.room ?? LOBBY;
-  const client = await join(address, values.name);
+  const client = await join(address, values);
   let failed = 0;
   let sent = 0;
   const pending: Promise<void>[] = [];

@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { serve } from "../server.ts";
 import { DEFAULT_LIMITS, type Limits } from "../protocol/limits.ts";
-import { defaultDatabase } from "../_paths.ts";
+import { configDir, dataDir, defaultDatabase } from "../_paths.ts";
+import { dirname, join } from "node:path";
 import { clock } from "../protocol/text_format.ts";
 import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
@@ -61,6 +62,15 @@ Options:
   --keep-days N              days messages are kept, 0 for ever (default: 365)
   --resume-grace MS          how long a reconnecting user's name and rooms are held
                              after their connection breaks (default: 30000)
+  --tls                      serve TLS with a self-signed certificate, made once and kept
+                             in the data folder; prints its fingerprint for clients
+  --tls-cert FILE            serve TLS with this certificate (PEM)...
+  --tls-key FILE             ...and this private key (PEM)
+  --plain-port PORT          with TLS, also accept plain connections (for nc) on PORT
+  --password PASSWORD        every client must give this password (better: set
+                             CHAT_PASSWORD, which stays out of the process list)
+  --op FINGERPRINT           the key fingerprint of an operator (repeatable; also read,
+                             one per line, from the "operators" file in the config folder)
   -h, --help                 show this help
 
 Limits (every one has a default; see README.md):
@@ -72,6 +82,72 @@ ${
 
 People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
 Ctrl-C stops the server: everyone is told, then disconnected.`;
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The certificate to serve, from files or made once and kept in the data folder. */
+async function tlsOptions(
+  values: { tls?: boolean; "tls-cert"?: string; "tls-key"?: string; data?: string },
+): Promise<{ pem: { cert: string; key: string }; fingerprint: string } | undefined> {
+  const certFile = values["tls-cert"];
+  const keyFile = values["tls-key"];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new CliError(
+      "Give both --tls-cert and --tls-key, or --tls for a self-signed certificate",
+      EXIT_USAGE,
+    );
+  }
+  if (certFile === undefined && !values.tls) return undefined;
+  const { certificateFingerprint, loadOrCreateCertificate, localHosts } = await import(
+    "../_tls.ts"
+  );
+  if (certFile !== undefined) {
+    const read = async (file: string) => {
+      try {
+        return await Deno.readTextFile(file);
+      } catch (error) {
+        throw new CliError(
+          `Cannot read "${file}": ${error instanceof Error ? error.message : error}`,
+        );
+      }
+    };
+    const cert = await read(certFile);
+    const key = await read(keyFile!);
+    return { pem: { cert, key }, fingerprint: await certificateFingerprint(cert) };
+  }
+  const dir = values.data !== undefined && values.data !== ":memory:"
+    ? dirname(values.data)
+    : dataDir();
+  const made = await loadOrCreateCertificate(dir, localHosts());
+  if (made.created) console.log(`Created a self-signed certificate in ${made.certPath}`);
+  return { pem: { cert: made.cert, key: made.key }, fingerprint: made.fingerprint };
+}
+
+/** Operators from --op and from the "operators" file in the config folder. */
+async function operatorList(flags: string[]): Promise<string[]> {
+  const lines = [...flags];
+  try {
+    const file = await Deno.readTextFile(join(configDir(), "operators"));
+    lines.push(...file.split("\n").map((line) => line.replace(/#.*/, "").trim()).filter(Boolean));
+  } catch {
+    // No operators file.
+  }
+  for (const line of lines) {
+    if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(line)) {
+      throw new CliError(
+        `Invalid operator "${line}": give a key fingerprint as /whois shows it (SHA256:…)`,
+        EXIT_USAGE,
+      );
+    }
+  }
+  return [...new Set(lines)];
+}
 
 function describeDefaultData(): string {
   try {
@@ -143,6 +219,12 @@ export async function serveCommand(args: string[]): Promise<number> {
       "keep-messages": { type: "string" },
       "keep-days": { type: "string" },
       "resume-grace": { type: "string" },
+      tls: { type: "boolean" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "plain-port": { type: "string" },
+      password: { type: "string" },
+      op: { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -151,6 +233,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 0;
   }
   const hostname = values.host ?? "0.0.0.0";
+  const tls = await tlsOptions(values);
+  const operators = await operatorList(values.op ?? []);
+  const password = values.password ?? env("CHAT_PASSWORD");
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   const server = await serve({
     hostname,
@@ -166,6 +251,12 @@ export async function serveCommand(args: string[]): Promise<number> {
       ]),
     ),
     data: values.data ?? defaultDatabase(),
+    tls: tls?.pem,
+    plainPort: values["plain-port"] === undefined
+      ? undefined
+      : parsePort(values["plain-port"], "--plain-port"),
+    password,
+    operators,
     historyOnJoin: count(values.history, "--history", 50),
     keepMessages: count(values["keep-messages"], "--keep-messages", 100_000),
     keepDays: count(values["keep-days"], "--keep-days", 365),
@@ -181,10 +272,15 @@ export async function serveCommand(args: string[]): Promise<number> {
       ? "History is kept in memory only"
       : `History is stored in ${server.data}`,
   );
+  if (tls !== undefined) console.log(`TLS certificate fingerprint: ${tls.fingerprint}`);
+  if (password !== undefined) console.log("Clients need the password");
+  if (operators.length > 0) console.log(`Operators: ${operators.join(", ")}`);
   console.log("Others join with:");
+  const trust = tls === undefined ? "" : ` --tls --fingerprint ${tls.fingerprint}`;
   for (const host of joinHosts(server.addr.hostname)) {
-    console.log(`  chat connect ${formatAddress(host, actual)} --name NAME`);
-    console.log(`  nc ${host} ${actual}`);
+    console.log(`  chat connect ${formatAddress(host, actual)} --name NAME${trust}`);
+    if (tls === undefined) console.log(`  nc ${host} ${actual}`);
+    else if (server.plainAddr !== undefined) console.log(`  nc ${host} ${server.plainAddr.port}`);
   }
   console.log("Press Ctrl-C to stop.");
   const stop = onInterrupt(() => {

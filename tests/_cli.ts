@@ -13,6 +13,13 @@ import denoConfig from "../deno.json" with { type: "json" };
 
 const STACK_TRACE = /^\s+at /m;
 
+/**
+ * A private home for the spawned programs: their key and data go here, not
+ * into the real user's folders.
+ */
+export const HOME: string = Deno.makeTempDirSync({ prefix: "chat-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(HOME, { recursive: true }));
+
 /** The repository root, where `deno.json` lives. */
 export const ROOT: URL = new URL("../", import.meta.url);
 
@@ -215,7 +222,7 @@ export function spawnChat(args: string[], options: SpawnChatOptions = {}): ChatP
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-q", "-P=chat", "--no-prompt", MAIN, ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", XDG_CONFIG_HOME: `${HOME}/config`, XDG_DATA_HOME: `${HOME}/data` },
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",

@@ -1,8 +1,10 @@
 import { deepEqual, match, ok } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
+import { HOME } from "./_cli.ts";
 
 const root = new URL("..", import.meta.url).pathname;
+const homes = `XDG_CONFIG_HOME=${HOME}/config XDG_DATA_HOME=${HOME}/data`;
 
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
@@ -29,7 +31,9 @@ Deno.test({
       ]
         .map(shellQuote).join(" ");
       const script =
-        `cd ${shellQuote(root)}; stty -g > ${dir}/before; ${chat} --name alice --no-color; ` +
+        `cd ${
+          shellQuote(root)
+        }; stty -g > ${dir}/before; ${homes} ${chat} --name alice --no-color; ` +
         `echo "EXIT=$?"; stty -g > ${dir}/after; exec sleep 60`;
       await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
         columns: 60,
@@ -107,7 +111,7 @@ Deno.test({
       .map(shellQuote).join(" ");
     const script = `cd ${
       shellQuote(root)
-    }; ${chat} --name carol; echo "EXIT=$?"; stty -a; exec sleep 60`;
+    }; ${homes} ${chat} --name carol; echo "EXIT=$?"; stty -a; exec sleep 60`;
     await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
       columns: 100,
       rows: 30,

@@ -1,0 +1,1171 @@
+/**
+ * The benchmark runner (`deno task bench`). For each server under test and
+ * each workload it starts the server on a free loopback port, runs
+ * `load.ts` in its own process, samples the server's CPU time and memory
+ * from `/proc`, and stops the server again, so every workload starts from a
+ * fresh process. It prints a table and the target checks, and writes
+ * `bench/results/`.
+ *
+ * Options:
+ *
+ * - `--quick`: smaller workloads, about two minutes in all
+ * - `--only NAME[,NAME]`: servers whose name contains NAME (`chat`, `ncat`,
+ *   `ngircd`, `naive deno`, `naive node`, `durable`, `memory`)
+ * - `--workload NAME[,NAME]`: `burst`, `paced`, `idle`, `slow`
+ * - `--cpu-prof DIR`: run our server with `--cpu-prof` and leave the
+ *   profiles in DIR (summarise them with `profile_summary.ts`)
+ *
+ * Runs with a filter or `--quick` write `partial.*` instead of `latest.*`.
+ *
+ * @example Everything, then only our server's burst
+ * ```sh
+ * deno task bench
+ * deno task bench --only chat --workload burst
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { Protocol, Workload } from "./_load_shard.ts";
+
+const BENCH_DIR = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const RESULTS_DIR = `${BENCH_DIR}results/`;
+const HOST = "127.0.0.1";
+const DENO = Deno.execPath();
+const WORKLOADS: Workload[] = ["burst", "paced", "idle", "slow"];
+/** Raises the descriptor limit as far as allowed, then runs the command. */
+const ULIMIT = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"';
+
+/** Workload sizes for one mode. */
+interface Sizes {
+  burstClients: number;
+  burstMessages: number;
+  pacedClients: number;
+  rate: number;
+  duration: number;
+  idleConnections: number;
+  burstTimeoutS: number;
+  connectTimeoutS: number;
+}
+
+const FULL: Sizes = {
+  burstClients: 200,
+  burstMessages: 50,
+  pacedClients: 100,
+  rate: 20,
+  duration: 10,
+  idleConnections: 10_000,
+  burstTimeoutS: 60,
+  connectTimeoutS: 90,
+};
+
+const QUICK: Sizes = {
+  burstClients: 100,
+  burstMessages: 50,
+  pacedClients: 100,
+  rate: 20,
+  duration: 5,
+  idleConnections: 2_000,
+  burstTimeoutS: 30,
+  connectTimeoutS: 30,
+};
+
+/** A server under test. */
+interface Server {
+  name: string;
+  protocol: Protocol;
+  /** Why it is not run, when it cannot be. */
+  skip?: string;
+  /** Options and caveats worth printing under the table. */
+  notes: string[];
+  /** The command, given a port and a private temporary directory. */
+  command(port: number, dir: string): Promise<{ args: string[]; cwd: string }>;
+}
+
+/** One server × workload measurement. */
+interface Cell {
+  server: string;
+  workload: Workload;
+  status: "ok" | "skipped" | "failed";
+  reason?: string;
+  deliveries?: number;
+  deliveriesPerSecond?: number | null;
+  p50Ms?: number | null;
+  p99Ms?: number | null;
+  lost?: number;
+  reordered?: number;
+  duplicates?: number;
+  cpuUsPer1k?: number | null;
+  cpuMsMeasured?: number;
+  cpuMsWhole?: number;
+  peakRssMb?: number;
+  rssBeforeMb?: number;
+  rssHoldingMb?: number;
+  rssPerIdleKb?: number | null;
+  idleHeld?: number;
+  idleWanted?: number;
+  slowDisconnected?: boolean | null;
+  generatorCpuShare?: number | null;
+  notes: string[];
+  load?: Record<string, unknown>;
+}
+
+interface Check {
+  target: string;
+  server: string;
+  ok: boolean | null;
+  detail: string;
+}
+
+// ---------------------------------------------------------------- helpers
+
+async function output(
+  args: string[],
+  cwd = ROOT,
+): Promise<{ code: number; text: string } | undefined> {
+  try {
+    const out = await new Deno.Command(args[0]!, {
+      args: args.slice(1),
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return { code: out.code, text: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+let clockTicks = 100;
+
+function cpuMs(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / clockTicks;
+  } catch {
+    return NaN;
+  }
+}
+
+function memoryKb(pid: number): { rss: number; hwm: number } {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1]);
+    return { rss: field("VmRSS"), hwm: field("VmHWM") };
+  } catch {
+    return { rss: NaN, hwm: NaN };
+  }
+}
+
+async function accepting(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: HOST, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tail(path: string, lines = 5): string {
+  try {
+    return Deno.readTextFileSync(path).trimEnd().split("\n").slice(-lines).join(" | ");
+  } catch {
+    return "";
+  }
+}
+
+function round(value: number, digits = 1): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function log(line: string): void {
+  console.error(line);
+}
+
+// ---------------------------------------------------------------- servers
+
+const LIMIT_VALUES: [string, string][] = [
+  ["--max-connections", "20000"],
+  ["--max-connections-per-ip", "20000"],
+  ["--connect-rate", "100000"],
+  ["--rate-limit", "1000"],
+  ["--rate-burst", "1000"],
+];
+
+/** Our server, once or twice depending on whether it keeps history on disk. */
+async function chatServers(cpuProfDir: string | undefined): Promise<Server[]> {
+  const base = ["run", "-q", "-P=chat", "--no-prompt"];
+  const help = await output([DENO, ...base, "main.ts", "serve", "--help"]);
+  if (!help || help.code !== 0) {
+    return [{
+      name: "chat",
+      protocol: "chat",
+      notes: [],
+      skip: `"main.ts serve --help" failed: ${help?.text.trim().slice(0, 200) ?? "not run"}`,
+      command: () => Promise.reject(new Error("skipped")),
+    }];
+  }
+  const flags = new Set([...help.text.matchAll(/^\s*(--[a-z0-9-]+)/gm)].map((match) => match[1]!));
+  const limits: string[] = [];
+  for (const [flag, value] of LIMIT_VALUES) {
+    if (flags.has(flag)) limits.push(flag, value);
+  }
+  const unknown = [...flags].filter((flag) =>
+    /conn|rate|flood|burst|per-ip/.test(flag) && !LIMIT_VALUES.some(([known]) => known === flag)
+  );
+  const notes: string[] = [];
+  if (limits.length > 0) {
+    notes.push(
+      `limits raised for the workloads (10,000 connections from one address, 1,000 messages/s per ` +
+        `client): ${limits.join(" ")}`,
+    );
+  }
+  if (unknown.length > 0) notes.push(`left at their defaults: ${unknown.join(" ")}`);
+  const make = (name: string, data: ((dir: string) => string) | undefined): Server => ({
+    name,
+    protocol: "chat",
+    notes: [...notes, ...(data ? [`--data ${data("<tmp>")}`] : [])],
+    command: (port, dir) => {
+      const prof = cpuProfDir
+        ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}/${slug(name)}-${port}`]
+        : [];
+      return Promise.resolve({
+        args: [
+          DENO,
+          "run",
+          "-q",
+          "-P=chat",
+          "--no-prompt",
+          ...prof,
+          "main.ts",
+          "serve",
+          "--host",
+          HOST,
+          "--port",
+          String(port),
+          ...(data ? ["--data", data(dir)] : []),
+          ...limits,
+        ],
+        cwd: ROOT,
+      });
+    },
+  });
+  if (flags.has("--data")) {
+    return [
+      make("chat (durable)", (dir) => `${dir}/bench.db`),
+      make("chat (:memory:)", () => ":memory:"),
+    ];
+  }
+  return [make("chat", undefined)];
+}
+
+async function ncatServer(): Promise<Server> {
+  const version = await output(["ncat", "--version"]);
+  const server: Server = {
+    name: "ncat",
+    protocol: "lines",
+    notes: ["ncat --chat --max-conns 20000 (its default is 100)"],
+    command: (port) =>
+      Promise.resolve({
+        args: ["ncat", "--chat", "-l", HOST, String(port), "--max-conns", "20000"],
+        cwd: ROOT,
+      }),
+  };
+  if (!version || !/Ncat/i.test(version.text)) {
+    server.skip = "ncat is not installed (Debian package ncat)";
+  }
+  return server;
+}
+
+function ngircdConfig(port: number, dir: string): string {
+  return `[Global]
+\tName = bench.irc
+\tInfo = chat benchmark
+\tAdminInfo1 = benchmark
+\tAdminInfo2 = benchmark
+\tAdminEMail = bench@localhost
+\tListen = ${HOST}
+\tPorts = ${port}
+\tPidFile = ${dir}/ngircd.pid
+\tMotdFile = ${dir}/motd
+[Limits]
+\tMaxConnections = 0
+\tMaxConnectionsIP = 0
+\tMaxJoins = 0
+\tMaxPenaltyTime = 0
+\tPingTimeout = 600
+\tPongTimeout = 600
+[Options]
+\tDNS = no
+\tIdent = no
+\tPAM = no
+`;
+}
+
+async function writeNgircdConfig(port: number, dir: string): Promise<string> {
+  await Deno.writeTextFile(`${dir}/motd`, "chat benchmark\n");
+  const path = `${dir}/ngircd.conf`;
+  await Deno.writeTextFile(path, ngircdConfig(port, dir));
+  return path;
+}
+
+async function ngircdServer(): Promise<Server> {
+  const server: Server = {
+    name: "ngircd",
+    protocol: "irc",
+    notes: [
+      "ngircd -n -p with MaxConnections 0, MaxConnectionsIP 0, MaxJoins 0, MaxPenaltyTime 0 " +
+      "(flood penalty off), DNS and Ident off",
+      "ngircd idle: registration only (NICK/USER until 001), no JOIN",
+    ],
+    command: async (port, dir) => ({
+      args: ["ngircd", "-n", "-p", "-f", await writeNgircdConfig(port, dir)],
+      cwd: dir,
+    }),
+  };
+  const version = await output(["ngircd", "--version"]);
+  if (!version) {
+    server.skip = "ngircd is not installed (Debian package ngircd)";
+    return server;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "chat-bench-ngircd-" });
+  try {
+    const config = await writeNgircdConfig(freePort(), dir);
+    const test = await output(["ngircd", "--configtest", "-f", config], dir);
+    if (!test || test.code !== 0) {
+      server.skip = `ngircd refused the configuration: ${test?.text.trim().slice(-200)}`;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return server;
+}
+
+async function naiveServers(): Promise<Server[]> {
+  const node = await output(["node", "--version"]);
+  return [
+    {
+      name: "naive deno",
+      protocol: "lines",
+      notes: [],
+      command: (port) =>
+        Promise.resolve({
+          args: [DENO, "run", "-A", `${BENCH_DIR}naive_deno_relay.ts`, String(port)],
+          cwd: ROOT,
+        }),
+    },
+    {
+      name: "naive node",
+      protocol: "lines",
+      notes: [],
+      skip: node && node.code === 0 ? undefined : "node is not installed",
+      command: (port) =>
+        Promise.resolve({
+          args: ["node", `${BENCH_DIR}naive_node_relay.mjs`, String(port)],
+          cwd: ROOT,
+        }),
+    },
+  ];
+}
+
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+}
+
+// ---------------------------------------------------------------- one cell
+
+interface Running {
+  child: Deno.ChildProcess;
+  pid: number;
+  log: string;
+  exited: boolean;
+  code: number | null;
+}
+
+async function startServer(
+  server: Server,
+  dir: string,
+): Promise<{ running: Running; port: number }> {
+  const port = freePort();
+  const { args, cwd } = await server.command(port, dir);
+  const log = `${dir}/server.log`;
+  const child = new Deno.Command("sh", {
+    args: ["-c", `${ULIMIT}; exec "$@" >"$BENCH_LOG" 2>&1`, "sh", ...args],
+    cwd,
+    env: { BENCH_LOG: log, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const running: Running = { child, pid: child.pid, log, exited: false, code: null };
+  child.status.then((status) => {
+    running.exited = true;
+    running.code = status.code;
+  });
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (running.exited) {
+      throw new Error(`exited with code ${running.code} before accepting: ${tail(log)}`);
+    }
+    if (await accepting(port)) return { running, port };
+    await sleep(50);
+  }
+  await stopServer(running);
+  throw new Error(`did not accept connections within 20 s: ${tail(log)}`);
+}
+
+async function stopServer(running: Running): Promise<void> {
+  if (running.exited) return;
+  try {
+    running.child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  const deadline = Date.now() + 8000;
+  while (!running.exited && Date.now() < deadline) await sleep(50);
+  if (!running.exited) {
+    try {
+      running.child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await running.child.status.catch(() => {});
+  }
+}
+
+function loadArgs(server: Server, workload: Workload, port: number, sizes: Sizes): string[] {
+  const args = [
+    "--protocol",
+    server.protocol,
+    "--port",
+    String(port),
+    "--workload",
+    workload,
+    "--connect-timeout",
+    String(sizes.connectTimeoutS),
+  ];
+  switch (workload) {
+    case "burst":
+      args.push(
+        "--clients",
+        String(sizes.burstClients),
+        "--messages",
+        String(sizes.burstMessages),
+        "--timeout",
+        String(sizes.burstTimeoutS),
+      );
+      break;
+    case "paced":
+    case "slow":
+      args.push(
+        "--clients",
+        String(sizes.pacedClients),
+        "--rate",
+        String(sizes.rate),
+        "--duration",
+        String(sizes.duration),
+        "--timeout",
+        "20",
+      );
+      break;
+    case "idle":
+      args.push("--connections", String(sizes.idleConnections), "--hold", "60");
+      break;
+  }
+  return args;
+}
+
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void | Promise<void>,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline !== -1) {
+      await onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+    }
+  }
+  if (pending) await onLine(pending);
+}
+
+async function runCell(server: Server, workload: Workload, sizes: Sizes): Promise<Cell> {
+  const cell: Cell = { server: server.name, workload, status: "ok", notes: [] };
+  if (server.skip) return { ...cell, status: "skipped", reason: server.skip };
+  const dir = await Deno.makeTempDir({ prefix: `chat-bench-${slug(server.name)}-` });
+  let running: Running | undefined;
+  try {
+    const started = await startServer(server, dir);
+    running = started.running;
+    const pid = running.pid;
+    await sleep(300);
+    const before = { cpu: cpuMs(pid), memory: memoryKb(pid) };
+    let atStart = NaN;
+    let atEnd = NaN;
+    let holding: { rss: number; held: number } | undefined;
+    const args = loadArgs(server, workload, started.port, sizes);
+    const load = new Deno.Command("sh", {
+      args: ["-c", `${ULIMIT}; exec "$@"`, "sh", DENO, "run", "-A", `${BENCH_DIR}load.ts`, ...args],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdin = load.stdin.getWriter();
+    const errors: string[] = [];
+    let stdout = "";
+    const limitMs = (sizes.connectTimeoutS + sizes.burstTimeoutS + sizes.duration + 120) * 1000;
+    const killer = setTimeout(() => {
+      errors.push(`load generator killed after ${limitMs / 1000} s`);
+      try {
+        load.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }, limitMs);
+    const reading = Promise.all([
+      readLines(load.stdout, (line) => {
+        stdout += line + "\n";
+      }),
+      readLines(load.stderr, async (line) => {
+        if (!line.startsWith("@event ")) {
+          if (line.trim()) errors.push(line.trim());
+          return;
+        }
+        const event = JSON.parse(line.slice(7)) as Record<string, unknown>;
+        if (event.event === "start") atStart = cpuMs(pid);
+        else if (event.event === "end") atEnd = cpuMs(pid);
+        else if (event.event === "holding") {
+          // Give the server a moment to settle after the connection storm.
+          await sleep(3000);
+          holding = { rss: memoryKb(pid).rss, held: Number(event.held) };
+          await stdin.write(new TextEncoder().encode("release\n")).catch(() => {});
+        } else if (event.event === "progress" && workload === "idle") {
+          log(`    ${JSON.stringify(event)}`);
+        }
+      }),
+    ]);
+    const status = await load.status;
+    await reading;
+    clearTimeout(killer);
+    await stdin.close().catch(() => {});
+    const after = { cpu: cpuMs(pid), memory: memoryKb(pid) };
+    const lastLine = stdout.trim().split("\n").at(-1) ?? "";
+    let result: Record<string, unknown> | undefined;
+    try {
+      result = JSON.parse(lastLine);
+    } catch {
+      result = undefined;
+    }
+    if (running.exited) {
+      cell.notes.push(
+        `server exited with code ${running.code} during the run: ${tail(running.log, 3)}`,
+      );
+    }
+    if (!result || result.ok !== true) {
+      cell.status = "failed";
+      cell.reason = (result?.error as string | undefined) ??
+        `load generator exited with code ${status.code}: ${errors.slice(-3).join(" | ")}`;
+      if (running.exited) cell.reason += `; server exited (code ${running.code})`;
+      cell.load = result;
+      return cell;
+    }
+    cell.load = result;
+    cell.notes.push(...(result.notes as string[] ?? []));
+    if (errors.length > 0) cell.notes.push(`generator said: ${errors.slice(-2).join(" | ")}`);
+    cell.peakRssMb = round(after.memory.hwm / 1024, 1);
+    cell.rssBeforeMb = round(before.memory.rss / 1024, 1);
+    cell.cpuMsWhole = round(after.cpu - before.cpu, 0);
+    if (workload === "idle") {
+      const held = Number(result.held);
+      cell.idleHeld = held;
+      cell.idleWanted = Number(result.connections);
+      if (holding && held > 0) {
+        cell.rssHoldingMb = round(holding.rss / 1024, 1);
+        cell.rssPerIdleKb = round((holding.rss - before.memory.rss) / held, 2);
+      } else {
+        cell.rssPerIdleKb = null;
+      }
+      if (Number(result.heldAtRelease) < held) {
+        cell.notes.push(`${held - Number(result.heldAtRelease)} dropped while being held`);
+      }
+    } else {
+      const deliveries = Number(result.deliveries);
+      cell.deliveries = deliveries;
+      cell.deliveriesPerSecond = result.deliveriesPerSecond as number | null;
+      cell.p50Ms = result.p50Ms as number | null;
+      cell.p99Ms = result.p99Ms as number | null;
+      cell.lost = Number(result.lost);
+      cell.reordered = Number(result.reordered);
+      cell.duplicates = Number(result.duplicates);
+      const measured = atEnd - atStart;
+      cell.cpuMsMeasured = round(measured, 0);
+      cell.cpuUsPer1k = deliveries > 0 && Number.isFinite(measured)
+        ? round(measured * 1000 / deliveries * 1000, 0)
+        : null;
+      const generatorMs = Number(result.generatorCpuMs);
+      const windowMs = Number(result.measureMs);
+      cell.generatorCpuShare = windowMs > 0 ? round(generatorMs / windowMs, 2) : null;
+      if (workload === "slow") {
+        const slow = result.slowClient as { disconnectedByServer?: boolean } | undefined;
+        cell.slowDisconnected = slow?.disconnectedByServer ?? null;
+      }
+      if (Number(result.duplicates) > 0) cell.notes.push(`${result.duplicates} duplicates`);
+      if (workload !== "burst" && Number(result.sendRate) < sizes.rate * 0.95) {
+        cell.notes.push(
+          `clients managed ${result.sendRate} msgs/s each of ${sizes.rate}: sends blocked`,
+        );
+      }
+    }
+    return cell;
+  } catch (error) {
+    cell.status = "failed";
+    cell.reason = error instanceof Error ? error.message : String(error);
+    return cell;
+  } finally {
+    if (running) await stopServer(running);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function fmtRate(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)} M`;
+  if (value >= 1e3) return `${(value / 1e3).toFixed(0)} k`;
+  return String(Math.round(value));
+}
+
+function fmtMs(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function fmtInt(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  return new Intl.NumberFormat("en-US").format(Math.round(value));
+}
+
+const HEADERS = [
+  "server",
+  "workload",
+  "deliveries/s",
+  "p50 ms",
+  "p99 ms",
+  "lost",
+  "reordered",
+  "CPU µs/1k deliveries",
+  "peak RSS MB",
+  "RSS/idle conn KB",
+  "idle held",
+];
+
+function rows(cells: Cell[]): { rows: string[][]; notes: string[] } {
+  const notes: string[] = [];
+  const out = cells.map((cell) => {
+    const mark = (text: string) => {
+      notes.push(`${cell.server} ${cell.workload}: ${text}`);
+      return `[${notes.length}]`;
+    };
+    if (cell.status !== "ok") {
+      const marker = mark(`${cell.status}: ${cell.reason}`);
+      return [
+        cell.server,
+        cell.workload,
+        `${cell.status} ${marker}`,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+      ];
+    }
+    const marker = cell.notes.length > 0 ? " " + mark(cell.notes.join("; ")) : "";
+    const idle = cell.workload === "idle";
+    return [
+      cell.server,
+      cell.workload + marker,
+      idle ? "" : fmtRate(cell.deliveriesPerSecond),
+      idle ? "" : fmtMs(cell.p50Ms),
+      idle ? "" : fmtMs(cell.p99Ms),
+      idle ? "" : fmtInt(cell.lost),
+      idle ? "" : fmtInt(cell.reordered),
+      idle ? "" : fmtInt(cell.cpuUsPer1k),
+      cell.peakRssMb === undefined ? "—" : cell.peakRssMb.toFixed(1),
+      idle ? (cell.rssPerIdleKb === null ? "—" : cell.rssPerIdleKb!.toFixed(1)) : "",
+      idle ? `${fmtInt(cell.idleHeld)} / ${fmtInt(cell.idleWanted)}` : "",
+    ];
+  });
+  return { rows: out, notes };
+}
+
+function textTable(table: string[][]): string {
+  const all = [HEADERS, ...table];
+  const widths = HEADERS.map((_, i) => Math.max(...all.map((row) => [...(row[i] ?? "")].length)));
+  const line = (row: string[]) =>
+    row.map((value, i) => i < 2 ? value.padEnd(widths[i]!) : value.padStart(widths[i]!))
+      .join("  ").trimEnd();
+  return [line(HEADERS), widths.map((w) => "-".repeat(w)).join("  "), ...table.map(line)].join(
+    "\n",
+  );
+}
+
+function markdownTable(table: string[][]): string {
+  const escape = (value: string) => value.replaceAll("|", "\\|");
+  return [
+    `| ${HEADERS.join(" | ")} |`,
+    `|${HEADERS.map((_, i) => i < 2 ? "---" : "---:").join("|")}|`,
+    ...table.map((row) => `| ${row.map(escape).join(" | ")} |`),
+  ].join("\n");
+}
+
+function checks(cells: Cell[], servers: Server[]): Check[] {
+  const find = (server: string, workload: Workload) =>
+    cells.find((cell) =>
+      cell.server === server && cell.workload === workload && cell.status === "ok"
+    );
+  const out: Check[] = [];
+  const ours = servers.filter((server) => server.protocol === "chat").map((server) => server.name);
+  for (const name of ours) {
+    const burst = find(name, "burst");
+    const ncatBurst = find("ncat", "burst");
+    if (burst && ncatBurst && burst.deliveriesPerSecond && ncatBurst.deliveriesPerSecond) {
+      const ratio = burst.deliveriesPerSecond / ncatBurst.deliveriesPerSecond;
+      const clean = burst.lost === 0 && burst.reordered === 0 && burst.duplicates === 0;
+      out.push({
+        target: "burst deliveries/s ≥ 0.9 × ncat, no loss, no reordering",
+        server: name,
+        ok: ratio >= 0.9 && clean,
+        detail: `${fmtRate(burst.deliveriesPerSecond)}/s vs ncat ${
+          fmtRate(ncatBurst.deliveriesPerSecond)
+        }/s = ${
+          ratio.toFixed(2)
+        }×; lost ${burst.lost}, reordered ${burst.reordered}, duplicates ${burst.duplicates}`,
+      });
+    } else {
+      out.push({
+        target: "burst deliveries/s ≥ 0.9 × ncat, no loss, no reordering",
+        server: name,
+        ok: null,
+        detail: "not measured (needs burst for both servers)",
+      });
+    }
+    const ngircd = find("ngircd", "burst");
+    if (burst?.cpuUsPer1k && ngircd?.cpuUsPer1k) {
+      const ratio = burst.cpuUsPer1k / ngircd.cpuUsPer1k;
+      out.push({
+        target: "server CPU per delivery ≤ 0.5 × ngircd (burst)",
+        server: name,
+        ok: ratio <= 0.5,
+        detail:
+          `${fmtInt(burst.cpuUsPer1k)} µs vs ngircd ${fmtInt(ngircd.cpuUsPer1k)} µs per 1,000 ` +
+          `deliveries = ${ratio.toFixed(2)}×`,
+      });
+    } else {
+      out.push({
+        target: "server CPU per delivery ≤ 0.5 × ngircd (burst)",
+        server: name,
+        ok: null,
+        detail: "not measured (needs burst for both servers)",
+      });
+    }
+    const paced = find(name, "paced");
+    const ncatPaced = find("ncat", "paced");
+    if (paced?.p99Ms != null && ncatPaced?.p99Ms != null) {
+      out.push({
+        target: "paced p99 ≤ ncat's p99",
+        server: name,
+        ok: paced.p99Ms <= ncatPaced.p99Ms && paced.lost === 0,
+        detail: `${fmtMs(paced.p99Ms)} ms vs ncat ${fmtMs(ncatPaced.p99Ms)} ms; lost ${paced.lost}`,
+      });
+    } else {
+      out.push({
+        target: "paced p99 ≤ ncat's p99",
+        server: name,
+        ok: null,
+        detail: "not measured (needs paced for both servers)",
+      });
+    }
+    const idle = find(name, "idle");
+    if (idle) {
+      const wanted = 10_000;
+      const enough = (idle.idleHeld ?? 0) >= wanted;
+      const small = idle.rssPerIdleKb != null && idle.rssPerIdleKb <= 8;
+      out.push({
+        target: "10,000 idle connections held, ≤ 8 KB RSS each",
+        server: name,
+        ok: (idle.idleWanted ?? 0) < wanted ? null : enough && small,
+        detail:
+          `held ${fmtInt(idle.idleHeld)} of ${fmtInt(idle.idleWanted)}, ${
+            idle.rssPerIdleKb == null ? "—" : idle.rssPerIdleKb.toFixed(1)
+          } KB each (RSS ${idle.rssBeforeMb} MB before, ${idle.rssHoldingMb ?? "—"} MB holding)` +
+          ((idle.idleWanted ?? 0) < wanted ? "; not checked: this run opened fewer" : ""),
+      });
+    }
+    const slow = find(name, "slow");
+    if (slow?.p99Ms != null && paced?.p99Ms != null) {
+      const tiny = paced.p99Ms < 5;
+      const limit = tiny ? Math.max(paced.p99Ms * 1.2, paced.p99Ms + 2) : paced.p99Ms * 1.2;
+      const rssLimit = (paced.peakRssMb ?? 0) + 32;
+      const bounded = (slow.peakRssMb ?? Infinity) <= rssLimit;
+      out.push({
+        target: "slow consumer: others' p99 within 20% of paced, server RSS bounded",
+        server: name,
+        ok: slow.p99Ms <= limit && bounded,
+        detail:
+          `p99 ${fmtMs(slow.p99Ms)} ms vs paced ${fmtMs(paced.p99Ms)} ms (limit ${fmtMs(limit)} ms${
+            tiny ? ": paced p99 under 5 ms, so the limit is paced + 2 ms" : ""
+          }); others lost ${slow.lost}; ` +
+          `peak RSS ${slow.peakRssMb} MB vs paced ${paced.peakRssMb} MB (limit paced + 32 MB); ` +
+          `slow client ${slow.slowDisconnected ? "disconnected by the server" : "still connected"}`,
+      });
+    } else {
+      out.push({
+        target: "slow consumer: others' p99 within 20% of paced, server RSS bounded",
+        server: name,
+        ok: null,
+        detail: "not measured (needs paced and slow)",
+      });
+    }
+  }
+  return out;
+}
+
+function checkMark(ok: boolean | null): string {
+  return ok === null ? "–" : ok ? "✓" : "✗";
+}
+
+function escapeXml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+/** Grouped horizontal bars: burst deliveries/s and paced p99 per server. */
+function svgChart(cells: Cell[], servers: string[], title: string): string {
+  const panels = [
+    {
+      heading: "Burst: deliveries per second (higher is better)",
+      value: (cell: Cell | undefined) => cell?.deliveriesPerSecond ?? null,
+      workload: "burst" as Workload,
+      label: (value: number) => `${fmtRate(value)}/s`,
+      color: "#2f81f7",
+    },
+    {
+      heading: "Paced: p99 latency in ms (lower is better)",
+      value: (cell: Cell | undefined) => cell?.p99Ms ?? null,
+      workload: "paced" as Workload,
+      label: (value: number) => `${fmtMs(value)} ms`,
+      color: "#db6d28",
+    },
+  ];
+  const width = 760;
+  const labelWidth = 150;
+  const barMax = width - labelWidth - 150;
+  const barHeight = 20;
+  const gap = 8;
+  let y = 44;
+  const parts: string[] = [];
+  for (const panel of panels) {
+    parts.push(
+      `<text x="20" y="${y}" class="h">${escapeXml(panel.heading)}</text>`,
+    );
+    y += 14;
+    const values = servers.map((server) =>
+      panel.value(
+        cells.find((cell) =>
+          cell.server === server && cell.workload === panel.workload && cell.status === "ok"
+        ),
+      )
+    );
+    const max = Math.max(0, ...values.filter((value): value is number => value !== null));
+    servers.forEach((server, i) => {
+      const value = values[i]!;
+      const ours = server.startsWith("chat");
+      const barY = y + i * (barHeight + gap);
+      parts.push(
+        `<text x="${labelWidth + 10}" y="${barY + 15}" class="l${
+          ours ? " b" : ""
+        }" text-anchor="end">${escapeXml(server)}</text>`,
+      );
+      if (value === null) {
+        parts.push(`<text x="${labelWidth + 22}" y="${barY + 15}" class="v">not measured</text>`);
+        return;
+      }
+      const length = max > 0 ? Math.max(2, (value / max) * barMax) : 2;
+      parts.push(
+        `<rect x="${labelWidth + 20}" y="${barY}" width="${
+          length.toFixed(1)
+        }" height="${barHeight}" rx="3" fill="${panel.color}" fill-opacity="${ours ? 1 : 0.55}"/>`,
+        `<text x="${labelWidth + 28 + length}" y="${barY + 15}" class="v">${
+          escapeXml(panel.label(value))
+        }</text>`,
+      );
+    });
+    y += servers.length * (barHeight + gap) + 28;
+  }
+  const height = y;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${
+    escapeXml(title)
+  }">
+<style>
+text { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 13px; fill: #1f2328; }
+.t { font-size: 15px; font-weight: 600; }
+.h { font-size: 13px; font-weight: 600; }
+.b { font-weight: 600; }
+.v { fill: #424a53; }
+</style>
+<rect x="0.5" y="0.5" width="${width - 1}" height="${
+    height - 1
+  }" rx="8" fill="#ffffff" stroke="#d0d7de"/>
+<text x="20" y="24" class="t">${escapeXml(title)}</text>
+${parts.join("\n")}
+</svg>
+`;
+}
+
+async function machine(): Promise<Record<string, string>> {
+  const first = (text: string | undefined) =>
+    text?.trim().split("\n")[0]?.trim() ?? "not installed";
+  let cpu = "unknown";
+  try {
+    cpu = /^model name\s*:\s*(.*)$/m.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1] ?? cpu;
+  } catch {
+    // Not Linux.
+  }
+  const nproc = await output(["nproc"]);
+  const ncat = await output(["ncat", "--version"]);
+  const ngircd = await output(["ngircd", "--version"]);
+  const node = await output(["node", "--version"]);
+  const rev = await output(["git", "rev-parse", "--short", "HEAD"]);
+  const dirty = await output(["git", "status", "--porcelain", "--untracked-files=no"]);
+  const changed = dirty?.text.split("\n").filter((line) => line.trim() && !line.includes("bench/"))
+    .length ?? 0;
+  return {
+    nproc: first(nproc?.text) ?? String(navigator.hardwareConcurrency),
+    cpu,
+    memory: `${Math.round(Deno.systemMemoryInfo().total / 1024 / 1024 / 1024)} GiB`,
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    ncat: first(ncat?.text.match(/Ncat: Version [^\n(]*/)?.[0]),
+    ngircd: first(ngircd?.text.match(/ngIRCd [^\n]*/)?.[0]),
+    node: first(node?.text),
+    revision: rev
+      ? `${rev.text.trim()}${changed > 0 ? ` with ${changed} uncommitted changes` : ""}`
+      : "unknown",
+  };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      quick: { type: "boolean" },
+      only: { type: "string", multiple: true },
+      workload: { type: "string", multiple: true },
+      "cpu-prof": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "Usage: deno task bench [--quick] [--only NAME[,NAME]] [--workload NAME[,NAME]] [--cpu-prof DIR]",
+    );
+    return 0;
+  }
+  const clk = await output(["getconf", "CLK_TCK"]);
+  clockTicks = Number(clk?.text.trim()) || 100;
+  const sizes = values.quick ? QUICK : FULL;
+  const only = (values.only ?? []).flatMap((value) => value.split(",")).map((value) =>
+    value.trim().toLowerCase()
+  ).filter(Boolean);
+  const workloadFilter = (values.workload ?? []).flatMap((value) => value.split(","))
+    .map((value) => value.trim().toLowerCase()).filter(Boolean);
+  for (const name of workloadFilter) {
+    if (!WORKLOADS.includes(name as Workload)) {
+      console.error(`bench: Unknown workload "${name}"; use ${WORKLOADS.join(", ")}`);
+      return 2;
+    }
+  }
+  const workloads = workloadFilter.length > 0
+    ? WORKLOADS.filter((workload) => workloadFilter.includes(workload))
+    : WORKLOADS;
+  const cpuProf = values["cpu-prof"];
+  if (cpuProf) await Deno.mkdir(cpuProf, { recursive: true });
+
+  const allServers = [
+    ...await chatServers(cpuProf),
+    await ncatServer(),
+    await ngircdServer(),
+    ...await naiveServers(),
+  ];
+  const servers = only.length > 0
+    ? allServers.filter((server) => only.some((name) => server.name.toLowerCase().includes(name)))
+    : allServers;
+  if (servers.length === 0) {
+    console.error(
+      `bench: No server matches ${only.map((name) => `"${name}"`).join(", ")}; servers: ${
+        allServers.map((server) => server.name).join(", ")
+      }`,
+    );
+    return 2;
+  }
+  const command = ["deno", "task", "bench", ...Deno.args].join(" ");
+  const began = new Date();
+  log(`${command}: ${servers.length} servers × ${workloads.length} workloads`);
+  for (const server of servers) {
+    if (server.skip) log(`  ${server.name}: skipped: ${server.skip}`);
+  }
+
+  const cells: Cell[] = [];
+  for (const server of servers) {
+    for (const workload of workloads) {
+      const start = Date.now();
+      log(`  ${server.name} ${workload} …`);
+      const cell = await runCell(server, workload, sizes);
+      cells.push(cell);
+      const seconds = ((Date.now() - start) / 1000).toFixed(1);
+      if (cell.status !== "ok") {
+        log(`  ${server.name} ${workload}: ${cell.status}: ${cell.reason} (${seconds} s)`);
+      } else if (workload === "idle") {
+        log(
+          `  ${server.name} idle: held ${cell.idleHeld}, ${cell.rssPerIdleKb} KB each (${seconds} s)`,
+        );
+      } else {
+        log(
+          `  ${server.name} ${workload}: ${fmtRate(cell.deliveriesPerSecond)}/s, p50 ${
+            fmtMs(cell.p50Ms)
+          } ms, p99 ${
+            fmtMs(cell.p99Ms)
+          } ms, lost ${cell.lost}, CPU ${cell.cpuUsPer1k} µs/1k (${seconds} s)`,
+        );
+      }
+    }
+  }
+
+  const info = await machine();
+  const table = rows(cells);
+  const targetChecks = checks(cells, servers);
+  const serverNotes = servers.flatMap((server) =>
+    server.notes.map((note) => `${server.name}: ${note}`)
+  );
+  const sizeLine =
+    `burst ${sizes.burstClients} clients × ${sizes.burstMessages} messages; paced ${sizes.pacedClients} clients × ${sizes.rate} msgs/s for ${sizes.duration} s; idle ${
+      fmtInt(sizes.idleConnections)
+    } connections; slow = paced + 1 client that never reads`;
+  const machineLine =
+    `${info.nproc} cores (${info.cpu}), ${info.memory}, Linux ${info.kernel}; deno ${info.deno}, ${info.ncat}, ${info.ngircd}, node ${info.node}; chat at ${info.revision}`;
+  const elapsed = ((Date.now() - began.getTime()) / 1000).toFixed(0);
+
+  const text = [
+    "",
+    textTable(table.rows),
+    "",
+    ...table.notes.map((note, i) => `[${i + 1}] ${note}`),
+    "",
+    "Targets:",
+    ...targetChecks.map((check) =>
+      `  ${checkMark(check.ok)} ${check.server}: ${check.target}: ${check.detail}`
+    ),
+    "",
+    `Workloads: ${sizeLine}`,
+    `Servers: ${serverNotes.join("; ")}`,
+    `CPU per 1,000 deliveries: server utime+stime between the first send and the last delivery, in ${clockTicks} Hz ticks`,
+    `Machine: ${machineLine}`,
+    `Command: ${command} (${elapsed} s)`,
+  ].join("\n");
+  console.log(text);
+
+  const partial = values.quick || only.length > 0 || workloadFilter.length > 0;
+  const base = partial ? "partial" : "latest";
+  const date = began.toISOString().slice(0, 10);
+  await Deno.mkdir(RESULTS_DIR, { recursive: true });
+  const json = {
+    date: began.toISOString(),
+    command,
+    elapsedSeconds: Number(elapsed),
+    mode: values.quick ? "quick" : "full",
+    sizes,
+    clockTicksPerSecond: clockTicks,
+    machine: info,
+    servers: servers.map((server) => ({
+      name: server.name,
+      protocol: server.protocol,
+      skip: server.skip,
+      notes: server.notes,
+    })),
+    cells,
+    targets: targetChecks,
+  };
+  const jsonText = JSON.stringify(json, null, 2) + "\n";
+  await Deno.writeTextFile(`${RESULTS_DIR}${date}${partial ? "-partial" : ""}.json`, jsonText);
+  await Deno.writeTextFile(`${RESULTS_DIR}${base}.json`, jsonText);
+  const title = `Fan-out on ${info.nproc} cores, ${date}${values.quick ? " (quick)" : ""}`;
+  await Deno.writeTextFile(
+    `${RESULTS_DIR}${base}.svg`,
+    svgChart(cells, servers.map((server) => server.name), title),
+  );
+  const markdown = [
+    `## Benchmark, ${date}${values.quick ? " (quick)" : ""}`,
+    "",
+    `![Burst deliveries/s and paced p99 per server](${base}.svg)`,
+    "",
+    markdownTable(table.rows),
+    "",
+    ...table.notes.map((note, i) => `${i + 1}. ${note}`),
+    "",
+    "### Targets",
+    "",
+    ...targetChecks.map((check) =>
+      `- ${checkMark(check.ok)} **${check.server}**: ${check.target}. ${check.detail}`
+    ),
+    "",
+    "### How it was measured",
+    "",
+    `- Workloads: ${sizeLine}. Every message is 64 bytes; every client receives every other client's messages.`,
+    `- One load generator process (two threads) on the same machine, over 127.0.0.1; each server restarted before each workload.`,
+    `- CPU per 1,000 deliveries: the server's utime+stime (${clockTicks} Hz ticks) between the first send and the last delivery. Peak RSS: VmHWM. RSS per idle connection: (VmRSS 3 s after the last connection was held − VmRSS before) / connections held.`,
+    ...serverNotes.map((note) => `- ${note}`),
+    `- Machine: ${machineLine}.`,
+    `- Command: \`${command}\` (${elapsed} s).`,
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${RESULTS_DIR}${base}.md`, markdown);
+  log(`Wrote ${RESULTS_DIR}${base}.{json,md,svg} and ${date}${partial ? "-partial" : ""}.json`);
+  if (cpuProf) {
+    log(`Profiles in ${cpuProf}; summarise with: deno run -A bench/profile_summary.ts DIR`);
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
