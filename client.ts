@@ -381,17 +381,19 @@ async function dial(
     caCerts = [pem];
     pinned = true;
   }
+  let opened: Deno.Conn | undefined;
   try {
     if (pinned) {
       // Trust rests on the pinned certificate alone, whatever address it was made for:
       // verify it under the name every self-signed chat certificate carries.
       const tcp = await Deno.connect({ hostname, port, transport: "tcp", signal });
-      const conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts });
+      opened = tcp;
+      const conn = opened = await Deno.startTls(tcp, { hostname: "localhost", caCerts });
       await conn.handshake();
       return conn;
     }
     if (tls) {
-      const conn = await Deno.connectTls(
+      const conn = opened = await Deno.connectTls(
         { hostname, port, caCerts, signal } as Deno.ConnectTlsOptions,
       );
       await conn.handshake();
@@ -399,6 +401,11 @@ async function dial(
     }
     return await Deno.connect({ hostname, port, transport: "tcp", signal });
   } catch (error) {
+    try {
+      opened?.close();
+    } catch {
+      // Already closed.
+    }
     if (signal.aborted && !timeout.aborted) throw signal.reason;
     const message = error instanceof Error ? error.message : String(error);
     if (

@@ -49,6 +49,8 @@ export type {
   SendOptions,
   SentDm,
   SentMessage,
+  TlsOptions,
+  WhoisResult,
   WhoOptions,
 } from "./client.ts";
 export { type ErrorCode, ProtocolError } from "./protocol/errors.ts";
@@ -65,3 +67,4 @@ export type {
   TopicEvent,
 } from "./protocol/frames.ts";
 export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
+export { createIdentity, type Identity, loadIdentity } from "./_identity.ts";
