@@ -69,6 +69,9 @@ export class Connection implements Peer {
   #challenged: { hello: HelloFrame; nonce: string } | undefined;
   /** A plain-text user's password, once typed. */
   #password: string | undefined;
+  /** Set when the socket became a file-transfer data connection. */
+  #handedOff = false;
+  #frames = 0;
   /** The peer's IP address. */
   readonly ip: string;
 
@@ -154,6 +157,7 @@ export class Connection implements Peer {
             // Verifying a signature is the only step that waits; the frames after it wait too.
             const pending = this.#jsonLine(line);
             if (pending !== undefined) await pending;
+            if (this.#handedOff) return;
           }
         }
       }
@@ -162,7 +166,8 @@ export class Connection implements Peer {
     } finally {
       clearTimeout(this.#greetingTimer);
       this.#hub.disconnect(this.#session, this, "lost");
-      this.#queue.destroy();
+      // A data connection now belongs to its transfer, which closes it.
+      if (!this.#handedOff) this.#queue.destroy();
     }
   }
 
@@ -237,6 +242,24 @@ export class Connection implements Peer {
       this.#hub.reject(this.#session, error.code, error.message, requestIdOf(error));
       return;
     }
+    if (frame.type === "data") {
+      if (this.#frames++ > 0) {
+        this.#hub.reject(
+          this.#session,
+          "bad_request",
+          '"data" must be the first frame of a new connection',
+        );
+        return;
+      }
+      if (this.#hub.attachData(this.#conn, frame.token)) {
+        this.#handedOff = true;
+        return;
+      }
+      this.#hub.reject(this.#session, "no_such_transfer", "No transfer has that token");
+      this.#queue.close();
+      return;
+    }
+    this.#frames++;
     if (
       frame.type === "hello" && frame.key !== undefined && this.#session.name === undefined &&
       frame.resume === undefined

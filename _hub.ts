@@ -33,6 +33,7 @@ import { sanitize } from "./protocol/sanitize.ts";
 import { formatFrame } from "./protocol/text_format.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Ban, BanKind, Retention, Store, StoredMessage } from "./_store.ts";
+import { Transfers } from "./_transfers.ts";
 
 const encoder = new TextEncoder();
 /** Sorts names the same way whatever the server's locale. */
@@ -116,8 +117,6 @@ export class Session {
   heldDms: DmEvent[] = [];
   /** Recent private-message keys and their acks. */
   dmKeys: Map<string, AckFrame> = new Map();
-  /** Sends of this session waiting to be committed. */
-  pending = 0;
   /** The fingerprint of the key the client proved it holds, if any. */
   fingerprint: string | undefined;
   /** The client's IP address. */
@@ -229,8 +228,10 @@ export class Hub {
   #pendingKeys = new Map<string, PendingSend>();
   #commitScheduled = false;
   #storedSincePrune = 0;
+  #prunedAt = performance.now();
   #closing = false;
   #bans = new Map<string, Ban>();
+  #transfers: Transfers;
   #password: Uint8Array | undefined;
 
   /**
@@ -242,6 +243,15 @@ export class Hub {
     this.#options = options;
     this.#store = options.store;
     this.#room(LOBBY);
+    this.#transfers = new Transfers(options.limits, {
+      find: (name) => this.#names.get(nameKey(name.normalize("NFC"))),
+      room: (session, name) => {
+        const room = this.#rooms.get(name);
+        return room !== undefined && session.rooms.has(room) ? room : undefined;
+      },
+      outbound: (frame) => new Outbound(frame),
+      log: options.log,
+    });
     this.#store.prune(options.retention);
     for (const ban of this.#store.bans()) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
     if (options.password !== undefined) this.#password = digest(options.password);
@@ -292,7 +302,7 @@ export class Hub {
    */
   receive(session: Session, frame: ClientFrame): void {
     // After "quit" (or a disconnect) nothing more is read from the session.
-    if (session.gone || frame.type === "pong") return;
+    if (session.gone || frame.type === "pong" || frame.type === "data") return;
     if (this.#closing) {
       return this.#fail(session, frame.id, "shutting_down", "Server is shutting down");
     }
@@ -337,6 +347,16 @@ export class Hub {
           "bad_request",
           'Unexpected "auth": no challenge is pending',
         );
+      case "offer":
+        return this.#transfers.offer(session, frame);
+      case "accept":
+        return this.#transfers.accept(session, frame);
+      case "decline":
+        return this.#transfers.decline(session, frame);
+      case "cancel":
+        return this.#transfers.cancel(session, frame);
+      case "received":
+        return this.#transfers.received(session, frame);
       case "quit":
         this.#ack(session, { type: "ack", id: frame.id });
         this.#leave(session, "quit");
@@ -397,10 +417,7 @@ export class Hub {
     try {
       this.#store.append(batch.map((entry) => entry.stored));
     } catch (error) {
-      for (const entry of batch) {
-        entry.session.pending--;
-        entry.room.seq = this.#store.lastSeq(entry.room.name);
-      }
+      for (const entry of batch) entry.room.seq = this.#store.lastSeq(entry.room.name);
       this.#options.log?.(
         `Cannot store messages: ${error instanceof Error ? error.message : error}`,
       );
@@ -415,7 +432,6 @@ export class Hub {
       return;
     }
     for (const entry of batch) {
-      entry.session.pending--;
       this.#broadcast(entry.room.members, entry.out, entry.session);
       const { room, seq, ts } = entry.stored;
       this.#ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
@@ -425,6 +441,31 @@ export class Hub {
       this.#storedSincePrune = 0;
       this.#store.prune(this.#options.retention);
     }
+  }
+
+  /** Housekeeping the server runs every few seconds: history retention, every ten minutes. */
+  maintain(): void {
+    const now = performance.now();
+    if (now - this.#prunedAt < 600_000) return;
+    this.#prunedAt = now;
+    this.commit();
+    this.#store.prune(this.#options.retention);
+  }
+
+  /**
+   * Hands a data connection (its first frame was `data`) to the transfers.
+   *
+   * @param conn The connection.
+   * @param token The token it presented.
+   * @returns Whether the token opened a transfer.
+   */
+  attachData(conn: Deno.Conn, token: string): boolean {
+    return !this.#closing && this.#transfers.attach(conn, token);
+  }
+
+  /** Stops every transfer and waits for their relays. */
+  stopTransfers(): Promise<void> {
+    return this.#transfers.shutdown();
   }
 
   /** Says goodbye to every session and closes them; the hub accepts nothing more. */
@@ -448,7 +489,7 @@ export class Hub {
   }
 
   /** The token bucket: a burst, then a steady rate; joining costs more. */
-  #allow(session: Session, frame: Exclude<ClientFrame, { type: "pong" }>): boolean {
+  #allow(session: Session, frame: Exclude<ClientFrame, { type: "pong" | "data" }>): boolean {
     if (frame.type === "hello" || frame.type === "quit" || frame.type === "ping") return true;
     const { rateLimit, rateBurst } = this.#options.limits;
     const now = performance.now();
@@ -490,6 +531,7 @@ export class Hub {
     this.#tokens.delete(session.token);
     const name = session.name;
     if (name === undefined) return;
+    this.#transfers.left(session);
     this.#names.delete(nameKey(name));
     const ts = new Date().toISOString();
     for (const room of session.rooms) {
@@ -510,6 +552,8 @@ export class Hub {
   }
 
   #fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
+    // Answers keep the order of the requests: settle the sends before this one.
+    this.commit();
     session.peer?.deliver(
       new Outbound(
         id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
@@ -610,7 +654,9 @@ export class Hub {
     }
     const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
     const held = frame.resume === undefined ? undefined : this.#tokens.get(frame.resume);
-    if (held !== undefined && !held.gone) return this.#resume(session, held, frame, software);
+    if (held !== undefined && !held.gone && held.reconnect) {
+      return this.#resume(session, held, frame, software);
+    }
 
     if (this.#password !== undefined) {
       const given = digest(frame.password ?? "");
@@ -687,6 +733,11 @@ export class Hub {
     fresh.gone = true;
     held.peer = peer;
     held.remote = fresh.remote;
+    held.ip = fresh.ip;
+    // A token works once: the resumed session gets a new one.
+    this.#tokens.delete(held.token);
+    held.token = token();
+    this.#tokens.set(held.token, held);
     held.reconnect = frame.reconnect === true;
     peer.adopt(held);
     if (old !== undefined) {
@@ -866,12 +917,12 @@ export class Hub {
     const from = session.name!;
     const key = frame.key === undefined ? undefined : `${nameKey(from)}:${frame.key}`;
     if (key !== undefined) {
-      const pending = this.#pendingKeys.get(`${room.name}\n${key}`);
-      const stored = pending === undefined ? this.#store.findKey(room.name, key) : undefined;
-      if (pending !== undefined || stored !== undefined) {
-        // Already accepted: answer as before, store nothing new.
-        this.commit();
-        const { seq, ts } = pending?.stored ?? stored!;
+      // The same key waiting in this batch: settle it first, so the answer is the truth.
+      if (this.#pendingKeys.has(`${room.name}\n${key}`)) this.commit();
+      const stored = this.#store.findKey(room.name, key);
+      if (stored !== undefined) {
+        // Already stored: answer as before, store nothing new.
+        const { seq, ts } = stored;
         return this.#ack(session, {
           type: "ack",
           id: frame.id,
@@ -894,7 +945,6 @@ export class Hub {
     const entry: PendingSend = { session, room, id: frame.id, stored, out };
     this.#pending.push(entry);
     if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);
-    session.pending++;
     if (!this.#commitScheduled) {
       this.#commitScheduled = true;
       queueMicrotask(() => {
@@ -906,15 +956,15 @@ export class Hub {
 
   #dm(session: Session, frame: DmFrame): void {
     if (this.#muted(session, frame.id)) return;
+    if (frame.key !== undefined) {
+      const seen = session.dmKeys.get(frame.key);
+      if (seen !== undefined) return this.#ack(session, { ...seen, id: frame.id, duplicate: true });
+    }
     const target = this.#names.get(nameKey(frame.to.normalize("NFC")));
     if (target === undefined) {
       return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
     }
     if (!this.#checkText(session, frame.id, frame.text)) return;
-    if (frame.key !== undefined) {
-      const seen = session.dmKeys.get(frame.key);
-      if (seen !== undefined) return this.#ack(session, { ...seen, id: frame.id, duplicate: true });
-    }
     const ts = new Date().toISOString();
     const from = session.name!;
     const to = target.name!;

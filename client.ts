@@ -1126,7 +1126,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const maxAttempts = options.maxAttempts ?? Infinity;
     const stop = this.#stopReconnect.signal;
     for (let attempt = 1; attempt <= maxAttempts && !stop.aborted; attempt++) {
-      // Exponential backoff with full jitter, never below half the minimum.
+      // Exponential backoff with "equal jitter": between half the ceiling and the ceiling.
       const ceiling = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
       const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
       this.#push({ type: "reconnecting", attempt, delay, reason });
@@ -1171,7 +1171,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /** After a reconnect: rejoin rooms, re-send what was not acknowledged, fetch what was missed. */
   async #resync(link: Link, welcome: WelcomeFrame): Promise<void> {
     const before = new Map(this.#seen);
-    const held = new Map(welcome.rooms.map((room) => [room.name, room.seq]));
+    const tops = new Map(welcome.rooms.map((room) => [room.name, room.seq]));
     for (const room of welcome.rooms) {
       if (!before.has(room.name)) this.#seen.set(room.name, room.seq);
     }
@@ -1179,6 +1179,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#name = welcome.name;
     this.#server = welcome.server;
     this.#session = welcome.session;
+    // A new session is only in #lobby: enter the other rooms again first.
+    for (const room of before.keys()) {
+      if (tops.has(room)) continue;
+      const ack = await this.#raw(link, { type: "join", room, history: 0 });
+      tops.set(room, ack.seq ?? 0);
+    }
     // Requests that were never answered go out again, in order; keys make sends safe to repeat.
     for (const [, pending] of [...this.#pending].sort(([a], [b]) => a - b)) {
       link.write(pending.frame);
@@ -1186,10 +1192,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     let missed = 0;
     const gaps: MessageEvent[][] = [];
     for (const [room, last] of before) {
-      let top = held.get(room);
-      if (top === undefined) {
-        const ack = await this.#raw(link, { type: "join", room, history: 0 });
-        top = ack.seq ?? 0;
+      const top = tops.get(room) ?? 0;
+      if (top < last) {
+        // The server forgot this room's history (it kept it in memory and restarted):
+        // numbering starts again, so follow it.
+        this.#seen.set(room, top);
+        continue;
       }
       const gap: MessageEvent[] = [];
       let cursor = last;

@@ -168,6 +168,7 @@ class Server implements ChatServer {
 
   #sweep(): void {
     const now = performance.now();
+    this.#hub.maintain();
     for (const connection of this.#connections) connection.sweep(now);
     // Forget connection-rate buckets unused for a minute: they are full again anyway.
     for (const [ip, bucket] of this.#connectBuckets) {
@@ -278,6 +279,7 @@ class Server implements ChatServer {
     }
     await this.#accepting.catch(() => {});
     this.#hub.shutdown();
+    await this.#hub.stopTransfers();
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);

@@ -55,6 +55,12 @@ export type ErrorCode =
   | "not_operator"
   /** A key was offered but not proven, or the proof does not verify. */
   | "auth_failed"
+  /** No such transfer, or not one of yours. */
+  | "no_such_transfer"
+  /** The file is larger than the server allows, or too many transfers are running. */
+  | "transfer_refused"
+  /** Client side: a transfer failed (cancelled, cut off, or the hash did not match). */
+  | "transfer_failed"
   /** Too many requests too fast; the message says when to try again. */
   | "rate_limited"
   /** The user is in as many rooms as the server allows. */

@@ -29,11 +29,6 @@ export interface HelloFrame {
    */
   resume?: string;
   /**
-   * The last sequence number the client saw in each room. The server sends
-   * every later message, so nothing is missed across a reconnect.
-   */
-  last?: Record<string, number>;
-  /**
    * Whether the client will reconnect when the connection drops. The server
    * then holds the session for a grace period instead of announcing the
    * user as lost at once.
@@ -176,7 +171,7 @@ export interface WhoFrame {
   type: "who";
   /** The request id, echoed in the answer. */
   id: RequestId;
-  /** @default {"#lobby"} */
+  /** The room; for plain-text users the room they type into, else `#lobby`. */
   room?: string;
 }
 
@@ -188,8 +183,6 @@ export interface JoinFrame {
   id: RequestId;
   /** The room, starting with `#`. */
   room: string;
-  /** Replay every message after this sequence number instead of the last few. */
-  after?: number;
   /** How many recent messages to replay (when `after` is absent); capped by the server. */
   history?: number;
 }
@@ -262,6 +255,79 @@ export interface PongFrame {
   type: "pong";
 }
 
+/** Offers a file to a user or to everyone in a room. */
+export interface OfferFrame {
+  /** The frame type. */
+  type: "offer";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** A user's name, or a room (`#…`) the sender is in. */
+  to: string;
+  /** The file's name (the receiver makes it safe). */
+  name: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its media type, e.g. `image/png`. */
+  mime?: string;
+  /** Its SHA-256, hex: the receiver keeps the file only if it matches. */
+  sha256: string;
+}
+
+/** Accepts an offer: the answer carries the token for the data connection. */
+export interface AcceptFrame {
+  /** The frame type. */
+  type: "accept";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The offer's transfer id. */
+  transfer: string;
+}
+
+/** Declines an offer. */
+export interface DeclineFrame {
+  /** The frame type. */
+  type: "decline";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The offer's transfer id. */
+  transfer: string;
+}
+
+/** Stops a transfer (the sender: every leg; a receiver: its own). */
+export interface CancelFrame {
+  /** The frame type. */
+  type: "cancel";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The transfer id. */
+  transfer: string;
+}
+
+/** The receiver tells whether the file arrived whole (its hash matched). */
+export interface ReceivedFrame {
+  /** The frame type. */
+  type: "received";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The transfer id. */
+  transfer: string;
+  /** Whether the size and SHA-256 matched the offer. */
+  ok: boolean;
+}
+
+/**
+ * Opens a data connection for a transfer: the first and only frame on a new
+ * connection. The server answers `{"type":"data","ok":true}` (or an `error`
+ * and a close); then the sender writes the file's bytes, or the receiver reads
+ * them.
+ */
+export interface DataFrame {
+  /** The frame type. */
+  type: "data";
+  /** The token from the `accept` answer (receiver) or the `accepted` event (sender). */
+  token: string;
+}
+
 /** Every frame a client may send. */
 export type ClientFrame =
   | HelloFrame
@@ -282,7 +348,13 @@ export type ClientFrame =
   | KickFrame
   | BanFrame
   | UnbanFrame
-  | MuteFrame;
+  | MuteFrame
+  | OfferFrame
+  | AcceptFrame
+  | DeclineFrame
+  | CancelFrame
+  | ReceivedFrame
+  | DataFrame;
 
 /** Answers `hello`: the session is open. */
 export interface WelcomeFrame {
@@ -366,6 +438,12 @@ export interface AckFrame {
   online?: boolean;
   /** `whois`: whether the name is an operator. */
   op?: boolean;
+  /** `offer`, `accept`: the transfer id. */
+  transfer?: string;
+  /** `accept`: the secret that opens this receiver's data connection. */
+  token?: string;
+  /** `offer`: when the offer expires (ISO-8601). */
+  expires?: string;
 }
 
 /** Answers a request that failed, or reports a frame that could not be read. */
@@ -514,6 +592,52 @@ export interface ChallengeFrame {
   nonce: string;
 }
 
+/** A file is offered to you (or to a room you are in). */
+export interface FileOfferEvent {
+  /** The frame type. */
+  type: "offer";
+  /** The transfer id: give it to `accept` or `decline`. */
+  transfer: string;
+  /** Who offers it. */
+  from: string;
+  /** Your name, or the room it was offered to. */
+  to: string;
+  /** The file's name as the sender gave it (not yet made safe). */
+  name: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its media type. */
+  mime: string;
+  /** Its SHA-256, hex. */
+  sha256: string;
+  /** When the offer expires (ISO-8601). */
+  expires: string;
+}
+
+/**
+ * What happened to a transfer: for the sender, `accepted` (with the token
+ * for its data connection), `declined` or `received` (the receiver checked
+ * the file: `ok`); for both sides, `cancelled` or `expired`.
+ */
+export interface TransferEvent {
+  /** The frame type. */
+  type: "transfer";
+  /** The transfer id. */
+  transfer: string;
+  /** What happened. */
+  state: "accepted" | "declined" | "received" | "cancelled" | "expired";
+  /** Who did it (the receiver, or whoever cancelled). */
+  by: string;
+  /** `accepted`: the leg (one per receiver) and the sender's data token. */
+  leg?: string;
+  /** `accepted`: the secret that opens the sender's data connection for this leg. */
+  token?: string;
+  /** `received`: whether the file arrived whole. */
+  ok?: boolean;
+  /** `cancelled`: why. */
+  reason?: string;
+}
+
 /** The server checks the client is alive; the client answers `pong`. */
 export interface ServerPingFrame {
   /** The frame type. */
@@ -533,6 +657,8 @@ export type ServerFrame =
   | TopicEvent
   | ServerPingFrame
   | ChallengeFrame
+  | FileOfferEvent
+  | TransferEvent
   | ByeFrame;
 
 type Kind = "string" | "boolean" | "number" | "integer" | "object";
@@ -544,7 +670,6 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
     name: "string",
     client: "string?",
     resume: "string?",
-    last: "object?",
     reconnect: "boolean?",
     history: "integer?",
     password: "string?",
@@ -556,11 +681,17 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
   mute: { name: "string", duration: "integer?", reason: "string?" },
+  offer: { to: "string", name: "string", size: "integer", mime: "string?", sha256: "string" },
+  accept: { transfer: "string" },
+  decline: { transfer: "string" },
+  cancel: { transfer: "string" },
+  received: { transfer: "string", ok: "boolean" },
+  data: { token: "string" },
   send: { room: "string", text: "string", action: "boolean?", key: "string?" },
   dm: { to: "string", text: "string", action: "boolean?", key: "string?" },
   nick: { name: "string" },
   who: { room: "string?" },
-  join: { room: "string", after: "integer?", history: "integer?" },
+  join: { room: "string", history: "integer?" },
   part: { room: "string" },
   rooms: {},
   topic: { room: "string", topic: "string?" },
@@ -591,12 +722,7 @@ function fits(kind: Kind, value: unknown): boolean {
 }
 
 function isKey(value: unknown): boolean {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH;
-}
-
-function isSeqMap(value: Record<string, unknown>): boolean {
-  const entries = Object.entries(value);
-  return entries.length <= 1000 && entries.every(([, seq]) => kindOf(seq) === "integer");
+  return typeof value === "string" && value.length > 0 && [...value].length <= MAX_ID_LENGTH;
 }
 
 function isRequestId(value: unknown): value is RequestId {
@@ -647,7 +773,7 @@ export function parseClientFrame(line: string): ClientFrame {
   if (shape === undefined) {
     fail("unknown_type", `Unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`);
   }
-  if (id === undefined && frame.type !== "pong") {
+  if (id === undefined && frame.type !== "pong" && frame.type !== "data") {
     fail(
       "bad_request",
       'Field "id" must be a string of 1 to 64 characters or a non-negative integer',
@@ -667,11 +793,10 @@ export function parseClientFrame(line: string): ClientFrame {
       fail("bad_request", `Field "${field}" must be ${what}`);
     }
   }
-  if (frame.key !== undefined && !isKey(frame.key)) {
+  if (
+    (frame.type === "send" || frame.type === "dm") && frame.key !== undefined && !isKey(frame.key)
+  ) {
     fail("bad_request", 'Field "key" must be a string of 1 to 64 characters');
-  }
-  if (frame.last !== undefined && !isSeqMap(frame.last as Record<string, unknown>)) {
-    fail("bad_request", 'Field "last" must map room names to non-negative integers');
   }
   return frame as unknown as ClientFrame;
 }

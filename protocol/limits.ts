@@ -88,6 +88,24 @@ export interface Limits {
    * @default {50}
    */
   maxRoomsPerUser: number;
+  /**
+   * Largest file that can be sent, in bytes.
+   *
+   * @default {4294967296}
+   */
+  maxFileBytes: number;
+  /**
+   * Most files one user may be offering or sending at once.
+   *
+   * @default {3}
+   */
+  maxTransfersPerUser: number;
+  /**
+   * How long a file offer waits to be accepted, in ms.
+   *
+   * @default {300000}
+   */
+  offerTimeout: number;
 }
 
 /** The default limits. */
@@ -103,6 +121,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   rateLimit: 10,
   rateBurst: 40,
   maxRoomsPerUser: 50,
+  maxFileBytes: 4 * 1024 ** 3,
+  maxTransfersPerUser: 3,
+  offerTimeout: 300_000,
 });
 
 /** Longest name, in code points. */

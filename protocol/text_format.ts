@@ -95,6 +95,13 @@ export function formatFrame(frame: ServerFrame): string | undefined {
     case "ping":
     case "challenge":
       return undefined;
+    case "offer":
+      return `[${clock(new Date().toISOString())}] ${sanitize(frame.from)} offers "${
+        sanitize(frame.name)
+      }" (${frame.size} bytes); ` +
+        "files need the chat client";
+    case "transfer":
+      return undefined;
     case "bye":
       return `*** ${sanitize(frame.message)}`;
     case "error":

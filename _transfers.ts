@@ -1,0 +1,474 @@
+/**
+ * File transfers on the server: offers, who accepted them, and the relay that
+ * streams each file from its sender's data connection to one receiver's, with
+ * backpressure end to end. The server holds one buffer per running transfer,
+ * never a whole file, and only connects the two parties of an accepted offer:
+ * each side needs a secret token that only it was given.
+ *
+ * @module
+ */
+
+import type { ErrorCode } from "./protocol/errors.ts";
+import type {
+  AcceptFrame,
+  AckFrame,
+  CancelFrame,
+  DeclineFrame,
+  OfferFrame,
+  ReceivedFrame,
+  RequestId,
+  ServerFrame,
+  TransferEvent,
+} from "./protocol/frames.ts";
+import type { Limits } from "./protocol/limits.ts";
+import type { Outbound, Room, Session } from "./_hub.ts";
+
+/** The limits on transfers (see {@linkcode Limits}). */
+export type TransferLimits = Pick<Limits, "maxFileBytes" | "maxTransfersPerUser" | "offerTimeout">;
+
+/** Bytes moved per read: the only buffer a running transfer holds. */
+const RELAY_BUFFER_BYTES = 256 * 1024;
+/** How long a data connection waits for the other side's, in ms. */
+const PAIRING_TIMEOUT = 60_000;
+const encoder = new TextEncoder();
+const READY = encoder.encode('{"type":"data","ok":true}\n');
+
+interface Offer {
+  id: string;
+  sender: Session;
+  room: Room | undefined;
+  recipient: Session | undefined;
+  name: string;
+  size: number;
+  mime: string;
+  sha256: string;
+  expires: string;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  legs: Set<Leg>;
+  open: boolean;
+}
+
+interface Leg {
+  id: string;
+  offer: Offer;
+  receiver: Session;
+  tokens: [string, string];
+  conns: [Deno.Conn | undefined, Deno.Conn | undefined];
+  paired: PromiseWithResolvers<void>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  running: boolean;
+  finished: boolean;
+}
+
+/** What {@linkcode Transfers} needs from the hub. */
+export interface TransferHost {
+  /** Finds an online session by name. */
+  find(name: string): Session | undefined;
+  /** Finds a room the session is in. */
+  room(session: Session, name: string): Room | undefined;
+  /** Makes an outbound frame. */
+  outbound(frame: ServerFrame): Outbound;
+  /** Logs a line for the operator. */
+  log?(line: string): void;
+}
+
+function randomId(bytes: number): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))))
+    .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+function close(conn: Deno.Conn | undefined): void {
+  try {
+    conn?.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+/** The transfers of one server. */
+export class Transfers {
+  #limits: TransferLimits;
+  #host: TransferHost;
+  #offers = new Map<string, Offer>();
+  #tokens = new Map<string, { leg: Leg; side: 0 | 1 }>();
+  #relays = new Set<Promise<void>>();
+
+  /**
+   * Creates the registry.
+   *
+   * @param limits The limits.
+   * @param host How to reach sessions and rooms.
+   */
+  constructor(limits: TransferLimits, host: TransferHost) {
+    this.#limits = limits;
+    this.#host = host;
+  }
+
+  #send(session: Session | undefined, frame: ServerFrame): void {
+    session?.peer?.deliver(this.#host.outbound(frame));
+  }
+
+  #fail(session: Session, id: RequestId, code: ErrorCode, message: string): void {
+    this.#send(session, { type: "error", id, code, message });
+  }
+
+  #tell(session: Session | undefined, event: Omit<TransferEvent, "type">): void {
+    this.#send(session, { type: "transfer", ...event } as TransferEvent);
+  }
+
+  /**
+   * Handles `offer`: checks it, tells the recipients, answers with the id.
+   *
+   * @param session The sender.
+   * @param frame The offer.
+   */
+  offer(session: Session, frame: OfferFrame): void {
+    const { maxFileBytes, maxTransfersPerUser, offerTimeout } = this.#limits;
+    if (frame.size > maxFileBytes) {
+      return this.#fail(
+        session,
+        frame.id,
+        "transfer_refused",
+        `Files larger than ${maxFileBytes} bytes are not allowed here`,
+      );
+    }
+    if (!/^[0-9a-f]{64}$/i.test(frame.sha256)) {
+      return this.#fail(session, frame.id, "bad_request", 'Field "sha256" must be 64 hex digits');
+    }
+    if (frame.name.trim() === "" || frame.name.length > 1000) {
+      return this.#fail(
+        session,
+        frame.id,
+        "bad_request",
+        'Field "name" must be 1 to 1000 characters',
+      );
+    }
+    let running = 0;
+    for (const offer of this.#offers.values()) if (offer.sender === session) running++;
+    if (running >= maxTransfersPerUser) {
+      return this.#fail(
+        session,
+        frame.id,
+        "transfer_refused",
+        `You are already sending ${running} files, the most this server allows at once`,
+      );
+    }
+    let room: Room | undefined;
+    let recipient: Session | undefined;
+    if (frame.to.startsWith("#")) {
+      room = this.#host.room(session, frame.to);
+      if (room === undefined) {
+        return this.#fail(session, frame.id, "not_in_room", `You are not in "${frame.to}"`);
+      }
+    } else {
+      recipient = this.#host.find(frame.to);
+      if (recipient === undefined) {
+        return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
+      }
+    }
+    const id = randomId(12);
+    const expires = new Date(Date.now() + offerTimeout).toISOString();
+    const offer: Offer = {
+      id,
+      sender: session,
+      room,
+      recipient,
+      name: frame.name,
+      size: frame.size,
+      mime: frame.mime ?? "application/octet-stream",
+      sha256: frame.sha256.toLowerCase(),
+      expires,
+      timer: undefined,
+      legs: new Set(),
+      open: true,
+    };
+    offer.timer = setTimeout(() => this.#expire(offer), offerTimeout);
+    this.#offers.set(id, offer);
+    const event: ServerFrame = {
+      type: "offer",
+      transfer: id,
+      from: session.name!,
+      to: room?.name ?? recipient!.name!,
+      name: offer.name,
+      size: offer.size,
+      mime: offer.mime,
+      sha256: offer.sha256,
+      expires,
+    };
+    const ack: AckFrame = { type: "ack", id: frame.id, transfer: id, expires };
+    this.#send(session, ack);
+    if (recipient !== undefined) this.#send(recipient, event);
+    else for (const member of room!.members) if (member !== session) this.#send(member, event);
+    this.#host.log?.(`${session.name} offers "${offer.name}" (${offer.size} bytes) to ${event.to}`);
+  }
+
+  #recipientOf(offer: Offer, session: Session): boolean {
+    if (offer.recipient !== undefined) return offer.recipient === session;
+    return offer.room!.members.has(session) && session !== offer.sender;
+  }
+
+  #find(session: Session, id: RequestId, transfer: string): Offer | undefined {
+    const offer = this.#offers.get(transfer);
+    if (offer === undefined || (offer.sender !== session && !this.#recipientOf(offer, session))) {
+      this.#fail(session, id, "no_such_transfer", `No transfer "${transfer}" for you`);
+      return undefined;
+    }
+    return offer;
+  }
+
+  /**
+   * Handles `accept`: makes a leg with a token for each side.
+   *
+   * @param session The receiver.
+   * @param frame The acceptance.
+   */
+  accept(session: Session, frame: AcceptFrame): void {
+    const offer = this.#find(session, frame.id, frame.transfer);
+    if (offer === undefined) return;
+    if (offer.sender === session) {
+      return this.#fail(session, frame.id, "bad_request", "You cannot accept your own offer");
+    }
+    if (!offer.open) {
+      return this.#fail(session, frame.id, "no_such_transfer", "This offer has expired");
+    }
+    if ([...offer.legs].some((leg) => leg.receiver === session)) {
+      return this.#fail(session, frame.id, "bad_request", "You already accepted this offer");
+    }
+    const leg: Leg = {
+      id: randomId(9),
+      offer,
+      receiver: session,
+      tokens: [randomId(24), randomId(24)],
+      conns: [undefined, undefined],
+      paired: Promise.withResolvers(),
+      timer: undefined,
+      running: false,
+      finished: false,
+    };
+    leg.paired.promise.catch(() => {});
+    offer.legs.add(leg);
+    this.#tokens.set(leg.tokens[0], { leg, side: 0 });
+    this.#tokens.set(leg.tokens[1], { leg, side: 1 });
+    // A direct offer is taken once accepted; a room offer stays open to the others.
+    if (offer.recipient !== undefined) {
+      offer.open = false;
+      clearTimeout(offer.timer);
+    }
+    leg.timer = setTimeout(
+      () => this.#endLeg(leg, "the other side did not connect in time"),
+      PAIRING_TIMEOUT,
+    );
+    this.#send(session, { type: "ack", id: frame.id, transfer: offer.id, token: leg.tokens[1] });
+    this.#tell(offer.sender, {
+      transfer: offer.id,
+      state: "accepted",
+      by: session.name!,
+      leg: leg.id,
+      token: leg.tokens[0],
+    });
+  }
+
+  /**
+   * Handles `decline`.
+   *
+   * @param session The receiver.
+   * @param frame The refusal.
+   */
+  decline(session: Session, frame: DeclineFrame): void {
+    const offer = this.#find(session, frame.id, frame.transfer);
+    if (offer === undefined) return;
+    this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
+    this.#tell(offer.sender, { transfer: offer.id, state: "declined", by: session.name! });
+    if (offer.recipient !== undefined) this.#drop(offer);
+  }
+
+  /**
+   * Handles `cancel`: the sender stops every leg, a receiver its own.
+   *
+   * @param session Either side.
+   * @param frame The cancellation.
+   */
+  cancel(session: Session, frame: CancelFrame): void {
+    const offer = this.#find(session, frame.id, frame.transfer);
+    if (offer === undefined) return;
+    this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
+    this.#cancel(offer, session, `cancelled by ${session.name}`);
+  }
+
+  #cancel(offer: Offer, by: Session, reason: string): void {
+    const event = { transfer: offer.id, state: "cancelled" as const, by: by.name ?? "", reason };
+    if (by === offer.sender) {
+      for (const leg of offer.legs) {
+        if (!leg.finished) this.#tell(leg.receiver, event);
+        this.#closeLeg(leg);
+      }
+      if (offer.open) {
+        // Recipients who have not answered yet learn the offer is gone.
+        if (offer.recipient !== undefined) this.#tell(offer.recipient, event);
+        else {for (const member of offer.room!.members) {
+            if (member !== by && ![...offer.legs].some((l) => l.receiver === member)) {
+              this.#tell(member, event);
+            }
+          }}
+      }
+      this.#drop(offer);
+      return;
+    }
+    for (const leg of offer.legs) {
+      if (leg.receiver !== by) continue;
+      this.#tell(offer.sender, event);
+      this.#closeLeg(leg);
+    }
+    if (offer.recipient !== undefined) this.#drop(offer);
+  }
+
+  /**
+   * Handles `received`: tells the sender whether the file arrived whole.
+   *
+   * @param session The receiver.
+   * @param frame The verdict.
+   */
+  received(session: Session, frame: ReceivedFrame): void {
+    const offer = this.#find(session, frame.id, frame.transfer);
+    if (offer === undefined) return;
+    this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
+    this.#tell(offer.sender, {
+      transfer: offer.id,
+      state: "received",
+      by: session.name!,
+      ok: frame.ok,
+    });
+    for (const leg of offer.legs) if (leg.receiver === session) this.#closeLeg(leg);
+    if (offer.recipient !== undefined) this.#drop(offer);
+  }
+
+  /**
+   * A session left: its offers and legs end.
+   *
+   * @param session The session.
+   */
+  left(session: Session): void {
+    for (const offer of [...this.#offers.values()]) {
+      if (offer.sender === session) {
+        this.#cancel(offer, session, `${session.name ?? "the sender"} left`);
+      } else if ([...offer.legs].some((leg) => leg.receiver === session)) {
+        this.#cancel(offer, session, `${session.name ?? "the receiver"} left`);
+      } else if (offer.recipient === session) this.#drop(offer);
+    }
+  }
+
+  #expire(offer: Offer): void {
+    offer.open = false;
+    offer.timer = undefined;
+    if (offer.legs.size === 0) {
+      this.#tell(offer.sender, { transfer: offer.id, state: "expired", by: "" });
+      if (offer.recipient !== undefined) {
+        this.#tell(offer.recipient, { transfer: offer.id, state: "expired", by: "" });
+      }
+      this.#drop(offer);
+    } else if ([...offer.legs].every((leg) => leg.finished)) {
+      this.#drop(offer);
+    }
+  }
+
+  #drop(offer: Offer): void {
+    clearTimeout(offer.timer);
+    offer.open = false;
+    for (const leg of offer.legs) this.#closeLeg(leg);
+    this.#offers.delete(offer.id);
+  }
+
+  #closeLeg(leg: Leg): void {
+    leg.finished = true;
+    clearTimeout(leg.timer);
+    this.#tokens.delete(leg.tokens[0]);
+    this.#tokens.delete(leg.tokens[1]);
+    leg.paired.reject(new Error("closed"));
+    close(leg.conns[0]);
+    close(leg.conns[1]);
+  }
+
+  #endLeg(leg: Leg, reason: string): void {
+    if (leg.finished) return;
+    const event = { transfer: leg.offer.id, state: "cancelled" as const, by: "", reason };
+    this.#tell(leg.offer.sender, event);
+    this.#tell(leg.receiver, event);
+    this.#closeLeg(leg);
+    const offer = leg.offer;
+    if (!offer.open && [...offer.legs].every((other) => other.finished)) this.#drop(offer);
+  }
+
+  /**
+   * Takes over a new connection whose first frame was `data`: checks the
+   * token, waits for the other side, then relays.
+   *
+   * @param conn The connection (this module closes it).
+   * @param token The token it presented.
+   * @returns `false` when the token is unknown (the caller answers and closes).
+   */
+  attach(conn: Deno.Conn, token: string): boolean {
+    const found = this.#tokens.get(token);
+    if (found === undefined || found.leg.conns[found.side] !== undefined) return false;
+    const { leg, side } = found;
+    leg.conns[side] = conn;
+    const relay = this.#run(leg, side).finally(() => this.#relays.delete(relay));
+    this.#relays.add(relay);
+    return true;
+  }
+
+  async #run(leg: Leg, side: 0 | 1): Promise<void> {
+    const conn = leg.conns[side]!;
+    try {
+      await writeAll(conn, READY);
+    } catch {
+      return this.#endLeg(leg, "a data connection broke");
+    }
+    if (leg.conns[0] === undefined || leg.conns[1] === undefined) {
+      // The first side waits; the second side's task does the relaying.
+      try {
+        await leg.paired.promise;
+      } catch {
+        // Ended before the other side came.
+      }
+      return;
+    }
+    clearTimeout(leg.timer);
+    leg.paired.resolve();
+    leg.running = true;
+    const [from, to] = leg.conns as [Deno.Conn, Deno.Conn];
+    const buffer = new Uint8Array(RELAY_BUFFER_BYTES);
+    let remaining = leg.offer.size;
+    try {
+      while (remaining > 0) {
+        const read = await from.read(buffer.subarray(0, Math.min(buffer.length, remaining)));
+        if (read === null) break;
+        await writeAll(to, buffer.subarray(0, read));
+        remaining -= read;
+      }
+    } catch {
+      // A side went away; reported below.
+    }
+    leg.running = false;
+    if (leg.finished) return;
+    if (remaining > 0) return this.#endLeg(leg, "the transfer was cut off");
+    // Every byte is with the receiver: close its side so it sees the end.
+    close(to);
+    leg.conns[1] = undefined;
+  }
+
+  /** Cancels everything; waits for the relays to stop. */
+  async shutdown(): Promise<void> {
+    for (const offer of [...this.#offers.values()]) this.#drop(offer);
+    await Promise.all(this.#relays);
+  }
+
+  /** How many offers are open or running. */
+  get size(): number {
+    return this.#offers.size;
+  }
+}
