@@ -15,6 +15,7 @@ import type {
   AckFrame,
   ByeFrame,
   DmEvent,
+  FileOfferEvent,
   JoinEvent,
   LeaveEvent,
   MessageEvent,
@@ -22,12 +23,22 @@ import type {
   RoomInfo,
   ServerFrame,
   TopicEvent,
+  TransferEvent,
   WelcomeFrame,
 } from "./protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { LineDecoder } from "./protocol/line_decoder.ts";
 import { SendQueue } from "./_send_queue.ts";
 import { challengeBytes, type Identity } from "./_identity.ts";
+import {
+  downloadsDir,
+  hashFile,
+  mediaType,
+  moveToFreeName,
+  safeFileName,
+  sha256,
+} from "./_files.ts";
+import { basename, join } from "node:path";
 
 /** An `error` frame that answered no request: the server could not read something we sent. */
 export interface ErrorEvent {
@@ -72,7 +83,66 @@ export type ChatEvent =
   | ErrorEvent
   | ByeFrame
   | ReconnectingEvent
-  | ReconnectedEvent;
+  | ReconnectedEvent
+  | IncomingOffer
+  | TransferEvent;
+
+/** Options for {@linkcode IncomingOffer.accept}. */
+export interface AcceptOptions {
+  /**
+   * Where to save the file.
+   *
+   * @default {"~/Downloads"}
+   */
+  dir?: string;
+  /** Called as bytes arrive (at most every 100 ms, and at the end). */
+  onProgress?: (bytes: number, total: number) => void;
+  /** Cancels the transfer when aborted. */
+  signal?: AbortSignal;
+}
+
+/** A file that arrived whole. */
+export interface ReceivedFile {
+  /** Where it was saved. */
+  path: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its SHA-256 (hex), which matched the offer. */
+  sha256: string;
+}
+
+/** A file offered to this client: accept or decline it. */
+export interface IncomingOffer extends FileOfferEvent {
+  /**
+   * Accepts: streams the file into `dir` under a safe, unused name, and
+   * keeps it only if its size and SHA-256 match the offer.
+   */
+  accept(options?: AcceptOptions): Promise<ReceivedFile>;
+  /** Declines. */
+  decline(): Promise<void>;
+}
+
+/** Options for {@linkcode ChatClient.sendFile}. */
+export interface SendFileOptions extends RequestOptions {
+  /** The name the receiver sees; by default the path's last part, or `file`. */
+  name?: string;
+  /** The media type; by default guessed from the name. */
+  mime?: string;
+  /** Called as bytes go out to each receiver (at most every 100 ms, and at the end). */
+  onProgress?: (bytes: number, total: number, to: string) => void;
+}
+
+/** A file that was sent. */
+export interface SentFile {
+  /** The transfer id. */
+  transfer: string;
+  /** The file's size. */
+  size: number;
+  /** Its SHA-256 (hex). */
+  sha256: string;
+  /** Who received it whole (one name for a direct offer; room members who accepted). */
+  to: string[];
+}
 
 /** The type names of {@linkcode ChatEvent}. */
 export type ChatEventType = ChatEvent["type"];
@@ -316,6 +386,14 @@ interface Waiter {
 }
 
 const encoder = new TextEncoder();
+
+async function writeAll(
+  target: { write(bytes: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await target.write(bytes.subarray(offset));
+}
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 const CATCH_UP_PAGE = 200;
@@ -487,6 +565,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #reconnected: Promise<void> = Promise.resolve();
   #reconnecting = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  #outgoing = new Map<string, (event: TransferEvent) => void>();
 
   /** Use {@linkcode connect}. */
   private constructor(options: ConnectOptions) {
@@ -1083,12 +1162,302 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         // Another connection took this session over: reconnecting would take it back.
         if (frame.reason === "replaced") this.#session = "";
         return this.#push(frame);
+      case "offer":
+        return this.#push(this.#incoming(frame));
+      case "transfer":
+        this.#outgoing.get(frame.transfer)?.(frame);
+        return this.#push(frame);
       case "dm":
       case "join":
       case "leave":
       case "topic":
         return this.#push(frame);
     }
+  }
+
+  /** Opens a data connection for a transfer and returns it with the bytes read past the go-ahead. */
+  async #openData(
+    token: string,
+    signal?: AbortSignal,
+  ): Promise<{ conn: Deno.Conn; rest: Uint8Array }> {
+    const timeout = AbortSignal.timeout(this.#options.timeout ?? 10_000);
+    const conn = await dial(
+      this.#hostname,
+      this.#port,
+      this.#options.tls,
+      signal ? AbortSignal.any([signal, timeout]) : timeout,
+      timeout,
+    );
+    try {
+      await writeAll(conn, encoder.encode(JSON.stringify({ type: "data", token }) + "\n"));
+      const buffer = new Uint8Array(64 * 1024);
+      let seen = 0;
+      while (true) {
+        const read = await conn.read(buffer.subarray(seen));
+        if (read === null) {
+          throw new ProtocolError("transfer_failed", "The server closed the data connection");
+        }
+        seen += read;
+        const end = buffer.subarray(0, seen).indexOf(0x0a);
+        if (end === -1) {
+          if (seen === buffer.length) {
+            throw new ProtocolError("transfer_failed", "The server's answer is too long");
+          }
+          continue;
+        }
+        const answer = JSON.parse(new TextDecoder().decode(buffer.subarray(0, end)));
+        if (answer.type !== "data" || answer.ok !== true) {
+          throw new ProtocolError(
+            "transfer_failed",
+            `The server refused the transfer: ${answer.message ?? "no reason"}`,
+          );
+        }
+        return { conn, rest: buffer.slice(end + 1, seen) };
+      }
+    } catch (error) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      throw error;
+    }
+  }
+
+  #incoming(offer: FileOfferEvent): IncomingOffer {
+    return {
+      ...offer,
+      accept: (options = {}) => this.#receive(offer, options),
+      decline: async () => {
+        await this.#request({ type: "decline", transfer: offer.transfer }, undefined);
+      },
+    };
+  }
+
+  async #receive(offer: FileOfferEvent, options: AcceptOptions): Promise<ReceivedFile> {
+    const ack = await this.#request({ type: "accept", transfer: offer.transfer }, options.signal);
+    const dir = options.dir ?? downloadsDir();
+    await Deno.mkdir(dir, { recursive: true });
+    const temporary = join(dir, `.${safeFileName(offer.name)}.${offer.transfer}.part`);
+    const { conn, rest } = await this.#openData(ack.token!, options.signal);
+    const abort = () =>
+      this.#request({ type: "cancel", transfer: offer.transfer }, undefined).catch(() => {});
+    options.signal?.addEventListener("abort", abort, { once: true });
+    const hash = sha256();
+    let received = 0;
+    let reported = 0;
+    try {
+      {
+        using file = await Deno.open(temporary, { write: true, createNew: true });
+        const keep = async (bytes: Uint8Array) => {
+          const part = bytes.subarray(0, Math.max(0, offer.size - received));
+          hash.update(part);
+          await writeAll(file, part);
+          received += part.length;
+          if (
+            options.onProgress && (performance.now() - reported > 100 || received === offer.size)
+          ) {
+            reported = performance.now();
+            options.onProgress(received, offer.size);
+          }
+        };
+        if (rest.length > 0) await keep(rest);
+        const buffer = new Uint8Array(256 * 1024);
+        while (received < offer.size) {
+          const read = await conn.read(buffer);
+          if (read === null) break;
+          await keep(buffer.subarray(0, read));
+        }
+      }
+      const digest = hash.hex();
+      if (received !== offer.size || digest !== offer.sha256) {
+        const why = received !== offer.size
+          ? `only ${received} of ${offer.size} bytes arrived`
+          : "its SHA-256 does not match the offer";
+        await this.#request({ type: "received", transfer: offer.transfer, ok: false }, undefined)
+          .catch(() => {});
+        throw new ProtocolError("transfer_failed", `"${offer.name}" was not saved: ${why}`);
+      }
+      const path = await moveToFreeName(temporary, dir, safeFileName(offer.name));
+      await this.#request({ type: "received", transfer: offer.transfer, ok: true }, undefined)
+        .catch(() => {});
+      return { path, size: received, sha256: digest };
+    } catch (error) {
+      await Deno.remove(temporary).catch(() => {});
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw error;
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  /**
+   * Offers a file to a user or a room and streams it to everyone who
+   * accepts, through the server, which never holds it whole. Resolves when
+   * the receiver has checked it (for a room: when the offer expires).
+   *
+   * @example Send bytes to bob
+   * ```ts ignore
+   * const sent = await alice.sendFile("bob", new TextEncoder().encode("hello"), { name: "hello.txt" });
+   * console.log(sent.sha256, sent.to);
+   * ```
+   *
+   * @param to A name, or a room (`#…`).
+   * @param source A file path, the bytes, or a stream (spooled to a temporary file first).
+   * @param options The name and type to announce, progress, and a signal that cancels.
+   * @returns What was sent, and to whom.
+   * @throws {ProtocolError} With `transfer_failed` when declined, cancelled, expired or not received whole.
+   */
+  async sendFile(
+    to: string,
+    source: string | URL | Uint8Array | ReadableStream<Uint8Array>,
+    options: SendFileOptions = {},
+  ): Promise<SentFile> {
+    let path: string | undefined;
+    let bytes: Uint8Array | undefined;
+    let spooled: string | undefined;
+    if (source instanceof Uint8Array) bytes = source;
+    else if (source instanceof ReadableStream) {
+      spooled = path = await Deno.makeTempFile({ prefix: "chat-send-" });
+      using file = await Deno.open(path, { write: true });
+      for await (const chunk of source) await writeAll(file, chunk);
+    } else path = source instanceof URL ? source.pathname : source;
+    try {
+      const name = options.name ??
+        (path !== undefined && spooled === undefined ? basename(path) : "file");
+      let size: number;
+      let digest: string;
+      if (bytes !== undefined) {
+        const hash = sha256();
+        hash.update(bytes);
+        size = bytes.length;
+        digest = hash.hex();
+      } else {
+        ({ size, sha256: digest } = await hashFile(path!));
+      }
+      const direct = !to.startsWith("#");
+      const done = Promise.withResolvers<SentFile>();
+      const delivered: string[] = [];
+      const legs = new Set<Promise<void>>();
+      let transfer = "";
+      const fail = (message: string) => done.reject(new ProtocolError("transfer_failed", message));
+      const handle = (event: TransferEvent) => {
+        switch (event.state) {
+          case "accepted": {
+            const leg = this.#stream(event, path, bytes, size, options).catch((error) => {
+              if (direct) {
+                fail(
+                  `Sending to ${event.by} failed: ${
+                    error instanceof Error ? error.message : error
+                  }`,
+                );
+              }
+            });
+            legs.add(leg);
+            return;
+          }
+          case "declined":
+            if (direct) fail(`${event.by} declined "${name}"`);
+            return;
+          case "received":
+            if (event.ok) delivered.push(event.by);
+            if (direct) {
+              if (event.ok) done.resolve({ transfer, size, sha256: digest, to: delivered });
+              else fail(`${event.by} did not receive "${name}" whole`);
+            }
+            return;
+          case "cancelled":
+            if (direct || event.by === this.#name) {
+              fail(`The transfer of "${name}" was cancelled: ${event.reason ?? ""}`.trim());
+            }
+            return;
+          case "expired":
+            if (direct || delivered.length === 0) fail(`Nobody accepted "${name}" in time`);
+            else done.resolve({ transfer, size, sha256: digest, to: delivered });
+            return;
+        }
+      };
+      const ack = await this.#request(
+        { type: "offer", to, name, size, mime: options.mime ?? mediaType(name), sha256: digest },
+        options.signal,
+      );
+      transfer = ack.transfer!;
+      this.#outgoing.set(transfer, handle);
+      const cancel = () => {
+        this.#request({ type: "cancel", transfer }, undefined).catch(() => {});
+        done.reject(options.signal!.reason);
+      };
+      options.signal?.addEventListener("abort", cancel, { once: true });
+      try {
+        return await done.promise;
+      } finally {
+        options.signal?.removeEventListener("abort", cancel);
+        this.#outgoing.delete(transfer);
+        await Promise.allSettled(legs);
+      }
+    } finally {
+      if (spooled !== undefined) await Deno.remove(spooled).catch(() => {});
+    }
+  }
+
+  /** Streams one leg of an outgoing file to the server. */
+  async #stream(
+    event: TransferEvent,
+    path: string | undefined,
+    bytes: Uint8Array | undefined,
+    size: number,
+    options: SendFileOptions,
+  ): Promise<void> {
+    const { conn } = await this.#openData(event.token!, options.signal);
+    let sent = 0;
+    let reported = 0;
+    const progress = () => {
+      if (options.onProgress && (performance.now() - reported > 100 || sent === size)) {
+        reported = performance.now();
+        options.onProgress(sent, size, event.by);
+      }
+    };
+    try {
+      if (bytes !== undefined) {
+        for (let offset = 0; offset < bytes.length; offset += 256 * 1024) {
+          const chunk = bytes.subarray(offset, offset + 256 * 1024);
+          await writeAll(conn, chunk);
+          sent += chunk.length;
+          progress();
+        }
+      } else {
+        using file = await Deno.open(path!);
+        const buffer = new Uint8Array(256 * 1024);
+        while (sent < size) {
+          const read = await file.read(buffer);
+          if (read === null) break;
+          await writeAll(conn, buffer.subarray(0, read));
+          sent += read;
+          progress();
+        }
+      }
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  /**
+   * Stops a transfer: an offer you made (every receiver), or one you are receiving.
+   *
+   * @param transfer The transfer id.
+   * @param options A signal.
+   */
+  async cancelTransfer(transfer: string, options: RequestOptions = {}): Promise<void> {
+    await this.#request({ type: "cancel", transfer }, options.signal);
   }
 
   #message(message: MessageEvent): void {

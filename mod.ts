@@ -32,6 +32,7 @@ export { serve, SOFTWARE } from "./server.ts";
 export type { ChatServer, ServeOptions } from "./server.ts";
 export { ChatClient, connect } from "./client.ts";
 export type {
+  AcceptOptions,
   ChatEvent,
   ChatEventType,
   CloseOptions,
@@ -39,15 +40,19 @@ export type {
   DmOptions,
   ErrorEvent,
   HistoryOptions,
+  IncomingOffer,
   JoinedRoom,
   JoinOptions,
   NextOptions,
+  ReceivedFile,
   ReconnectedEvent,
   ReconnectingEvent,
   ReconnectOptions,
   RequestOptions,
+  SendFileOptions,
   SendOptions,
   SentDm,
+  SentFile,
   SentMessage,
   TlsOptions,
   WhoisResult,
@@ -58,6 +63,7 @@ export type {
   ByeFrame,
   ByeReason,
   DmEvent,
+  FileOfferEvent,
   JoinEvent,
   LeaveEvent,
   LeaveReason,
@@ -65,6 +71,7 @@ export type {
   NickEvent,
   RoomInfo,
   TopicEvent,
+  TransferEvent,
 } from "./protocol/frames.ts";
 export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 export { createIdentity, type Identity, loadIdentity } from "./_identity.ts";

@@ -47,6 +47,24 @@ const LEAVE_REASONS: Record<string, string> = {
   protocol_error: "was disconnected (protocol error)",
 };
 
+/**
+ * Sizes for people: `512 B`, `1.5 MB`, `2.0 GB` (powers of 1024).
+ *
+ * @param bytes The size.
+ * @returns The text.
+ */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -186,6 +204,34 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
           (event.missed
             ? `; ${event.missed} missed message${event.missed === 1 ? "" : "s"} follow`
             : "; nothing was missed"),
+      );
+    case "offer":
+      return notice(
+        style,
+        `${sanitize(event.from)} offers "${sanitize(event.name)}" (${formatBytes(event.size)}, ${
+          sanitize(event.mime)
+        })` +
+          `${event.to.startsWith("#") ? ` to ${sanitize(event.to)}` : ""}: /accept ${
+            event.transfer.slice(0, 6)
+          } or /decline ${event.transfer.slice(0, 6)}`,
+      );
+    case "transfer":
+      if (event.state === "accepted") {
+        return notice(style, `${sanitize(event.by)} accepted; sending…`);
+      }
+      if (event.state === "declined") {
+        return notice(style, `${sanitize(event.by)} declined the file`, "error");
+      }
+      if (event.state === "received") {
+        return event.ok
+          ? notice(style, `${sanitize(event.by)} received the file; the SHA-256 matched`)
+          : notice(style, `${sanitize(event.by)} did not receive the file whole`, "error");
+      }
+      if (event.state === "expired") return notice(style, "A file offer expired", "error");
+      return notice(
+        style,
+        `Transfer cancelled${event.reason ? `: ${sanitize(event.reason)}` : ""}`,
+        "error",
       );
     case "bye":
       return notice(style, sanitize(event.message), "error");

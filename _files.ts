@@ -1,0 +1,173 @@
+/**
+ * Files on the receiving side: where they go, names that are safe on every
+ * platform, never overwriting, and SHA-256 while streaming.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { basename, extname, join } from "node:path";
+
+const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
+// Path separators, characters Windows forbids, controls, and invisible or bidi formatting.
+const UNSAFE =
+  /[\/\\:*?"<>|\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+const MAX_NAME_BYTES = 200;
+
+/**
+ * Makes a file name from the network safe to create on Linux, macOS and
+ * Windows: no directories or `..`, no control or invisible characters, no
+ * reserved device names, no trailing dots or spaces, not too long.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { safeFileName } from "./_files.ts";
+ *
+ * equal(safeFileName("../../etc/passwd"), "passwd");
+ * equal(safeFileName("照片.png"), "照片.png");
+ * ```
+ *
+ * @param name The name the sender gave.
+ * @returns A safe name, never empty.
+ */
+export function safeFileName(name: string): string {
+  let safe = basename(name.replaceAll("\\", "/")).normalize("NFC").replace(UNSAFE, "_");
+  safe = safe.replace(/^[.\s]+/, "").replace(/[.\s]+$/, "");
+  if (safe === "" || safe === "_") safe = "file";
+  const extension = extname(safe);
+  const stem = safe.slice(0, safe.length - extension.length);
+  if (RESERVED.test(stem)) safe = `_${safe}`;
+  const encoder = new TextEncoder();
+  while (encoder.encode(safe).length > MAX_NAME_BYTES) {
+    const cut = [...safe.slice(0, safe.length - extension.length)];
+    cut.pop();
+    safe = cut.join("") + extension;
+  }
+  return safe;
+}
+
+/**
+ * A path in `dir` for `name` that does not exist yet: `photo.png`, then
+ * `photo (1).png`, `photo (2).png`…
+ *
+ * @param dir The directory.
+ * @param name A safe file name.
+ * @returns The free path.
+ */
+export async function freePath(dir: string, name: string): Promise<string> {
+  const extension = extname(name);
+  const stem = name.slice(0, name.length - extension.length);
+  for (let n = 0;; n++) {
+    const candidate = join(dir, n === 0 ? name : `${stem} (${n})${extension}`);
+    try {
+      await Deno.lstat(candidate);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return candidate;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Moves a finished temporary file to a free name, without ever replacing an
+ * existing file (a link that fails when the name is taken, then the next).
+ *
+ * @param temporary The finished file.
+ * @param dir The directory.
+ * @param name A safe file name.
+ * @returns Where it ended up.
+ */
+export async function moveToFreeName(
+  temporary: string,
+  dir: string,
+  name: string,
+): Promise<string> {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const target = await freePath(dir, name);
+    try {
+      await Deno.link(temporary, target);
+      await Deno.remove(temporary);
+      return target;
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) continue;
+      if (
+        !(error instanceof Deno.errors.NotSupported ||
+          error instanceof Deno.errors.PermissionDenied)
+      ) {
+        throw error;
+      }
+      // No hard links here (some file systems): rename, having checked the name is free.
+      await Deno.rename(temporary, target);
+      return target;
+    }
+  }
+  throw new Error(`Cannot find a free name for "${name}" in "${dir}"`);
+}
+
+/**
+ * The default download directory: `~/Downloads`
+ * (`%USERPROFILE%\Downloads` on Windows).
+ *
+ * @returns The directory.
+ */
+export function downloadsDir(): string {
+  const home = Deno.build.os === "windows" ? Deno.env.get("USERPROFILE") : Deno.env.get("HOME");
+  return join(home ?? ".", "Downloads");
+}
+
+/** An incremental SHA-256. */
+export function sha256(): { update(bytes: Uint8Array): void; hex(): string } {
+  const hash = createHash("sha256");
+  return {
+    update: (bytes) => void hash.update(bytes),
+    hex: () => hash.digest("hex"),
+  };
+}
+
+/**
+ * Hashes a file without reading it whole into memory.
+ *
+ * @param path The file.
+ * @returns Its size and SHA-256 (hex).
+ */
+export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = sha256();
+  let size = 0;
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(256 * 1024);
+  while (true) {
+    const read = await file.read(buffer);
+    if (read === null) break;
+    hash.update(buffer.subarray(0, read));
+    size += read;
+  }
+  return { size, sha256: hash.hex() };
+}
+
+const TYPES: Record<string, string> = {
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".svg": "image/svg+xml",
+  ".pdf": "application/pdf",
+  ".txt": "text/plain",
+  ".md": "text/markdown",
+  ".json": "application/json",
+  ".zip": "application/zip",
+  ".gz": "application/gzip",
+  ".mp3": "audio/mpeg",
+  ".mp4": "video/mp4",
+};
+
+/**
+ * Guesses a media type from a file name.
+ *
+ * @param name The file name.
+ * @returns The type, `application/octet-stream` when unknown.
+ */
+export function mediaType(name: string): string {
+  return TYPES[extname(name).toLowerCase()] ?? "application/octet-stream";
+}
