@@ -379,6 +379,11 @@ export class Connection implements Peer {
         return this.#say(...helpLines());
       case "clear":
         return this.#say("! /clear works in the chat client only");
+      case "send":
+      case "accept":
+      case "decline":
+      case "cancel":
+        return this.#say("! Sending and receiving files needs the chat client (chat connect)");
       case "usage":
         return this.#say(`! ${command.message}`);
       case "unknown":

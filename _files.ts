@@ -11,6 +11,7 @@ import { basename, extname, join } from "node:path";
 const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
 // Path separators, characters Windows forbids, controls, and invisible or bidi formatting.
 const UNSAFE =
+  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
   /[\/\\:*?"<>|\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
 const MAX_NAME_BYTES = 200;
 

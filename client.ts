@@ -130,6 +130,8 @@ export interface SendFileOptions extends RequestOptions {
   mime?: string;
   /** Called as bytes go out to each receiver (at most every 100 ms, and at the end). */
   onProgress?: (bytes: number, total: number, to: string) => void;
+  /** Called with the transfer id once the server has taken the offer. */
+  onOffer?: (transfer: string) => void;
 }
 
 /** A file that was sent. */
@@ -1388,6 +1390,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       );
       transfer = ack.transfer!;
       this.#outgoing.set(transfer, handle);
+      options.onOffer?.(transfer);
       const cancel = () => {
         this.#request({ type: "cancel", transfer }, undefined).catch(() => {});
         done.reject(options.signal!.reason);

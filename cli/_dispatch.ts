@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { ChatClient, SentDm, SentMessage } from "../client.ts";
+import type { ChatClient, IncomingOffer, SentDm, SentMessage } from "../client.ts";
+import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 
@@ -26,7 +27,22 @@ export interface CommandOutput {
   room(): string;
   /** Makes another joined room the one typed lines go to. */
   switchTo(room: string): void;
+  /** The file offers received and not answered yet, by transfer id. */
+  offers: Map<string, IncomingOffer>;
+  /** Where accepted files go. */
+  downloads: string | undefined;
+  /** Reports a transfer's progress (`bytes === total` when done). */
+  progress(id: string, label: string, bytes: number, total: number): void;
 }
+
+/** Finds an offer or a transfer by the start of its id, as shown to people. */
+function byPrefix<T>(map: Map<string, T>, id: string): [string, T] | undefined {
+  const found = [...map].filter(([key]) => key.startsWith(id));
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/** The transfers this process is running, by id, so `/cancel` can find them. */
+const running = new Map<string, string>();
 
 /**
  * Runs one command. Requests run in the background; their promises are given
@@ -191,6 +207,82 @@ export function runCommand(
         ),
       );
       return;
+    case "send": {
+      let id = "";
+      track(
+        client.sendFile(command.to, command.path, {
+          onOffer: (transfer) => {
+            id = transfer;
+            running.set(id, command.path);
+            output.info(
+              `Offered ${sanitize(command.path)} to ${sanitize(command.to)} (id ${
+                id.slice(0, 6)
+              }); waiting…`,
+            );
+          },
+          onProgress: (bytes, total, to) => output.progress(id, `→ ${sanitize(to)}`, bytes, total),
+        }).then(
+          (sent) =>
+            output.info(
+              `Sent ${sanitize(command.path)} (${formatBytes(sent.size)}) to ${
+                sent.to.map((n) => sanitize(n)).join(", ")
+              }`,
+            ),
+          fail("File not sent"),
+        ).finally(() => running.delete(id)),
+      );
+      return;
+    }
+    case "accept": {
+      const found = byPrefix(output.offers, command.id);
+      if (found === undefined) {
+        output.error(`No file offer "${sanitize(command.id)}"; offers show their id`, false);
+        return;
+      }
+      const [id, offer] = found;
+      output.offers.delete(id);
+      running.set(id, offer.name);
+      track(
+        offer.accept({
+          dir: command.dir ?? output.downloads,
+          onProgress: (bytes, total) =>
+            output.progress(id, `← ${sanitize(offer.name)}`, bytes, total),
+        }).then(
+          (file) =>
+            output.info(
+              `Saved ${sanitize(file.path)} (${formatBytes(file.size)}; SHA-256 ${
+                file.sha256.slice(0, 16)
+              }… matched)`,
+            ),
+          fail("File not received"),
+        ).finally(() => running.delete(id)),
+      );
+      return;
+    }
+    case "decline": {
+      const found = byPrefix(output.offers, command.id);
+      if (found === undefined) {
+        output.error(`No file offer "${sanitize(command.id)}"`, false);
+        return;
+      }
+      output.offers.delete(found[0]);
+      track(
+        found[1].decline().then(
+          () => output.info(`Declined "${sanitize(found[1].name)}"`),
+          fail("Cannot decline"),
+        ),
+      );
+      return;
+    }
+    case "cancel": {
+      const found = byPrefix(running, command.id) ?? byPrefix(output.offers, command.id);
+      if (found === undefined) {
+        output.error(`No transfer "${sanitize(command.id)}"`, false);
+        return;
+      }
+      track(client.cancelTransfer(found[0]).catch(fail("Cannot cancel")));
+      return;
+    }
     case "help":
       for (const line of helpLines()) output.info(line);
       return;

@@ -6,7 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import type { ChatClient } from "../client.ts";
+import type { ChatClient, IncomingOffer } from "../client.ts";
+import { formatBytes } from "../tui/entries.ts";
 import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
@@ -33,6 +34,7 @@ ${JOIN_HELP}
   --no-color        no colours (NO_COLOR=1 does the same)
   --bell            ring the terminal bell when someone mentions you or writes to you
   --no-reconnect    exit when the connection breaks instead of reconnecting
+  --downloads DIR   where accepted files go (default: ~/Downloads)
   -h, --help        show this help
 
 Type a line and press Enter to send it. Commands:
@@ -78,7 +80,12 @@ export async function* stdinLines(): AsyncGenerator<string> {
 }
 
 /** Runs the line-based client until input ends, `/quit`, or the server goes away. */
-async function chatByLines(client: ChatClient, json: boolean, color: boolean): Promise<number> {
+async function chatByLines(
+  client: ChatClient,
+  json: boolean,
+  color: boolean,
+  downloads: string | undefined,
+): Promise<number> {
   const style = createStyle(color);
   let failed = false;
   let leaving = false;
@@ -88,7 +95,13 @@ async function chatByLines(client: ChatClient, json: boolean, color: boolean): P
     request.finally(() => inFlight.delete(request));
   };
   let current = client.room;
+  const offers = new Map<string, IncomingOffer>();
   const output = {
+    offers,
+    downloads,
+    progress: (id: string, label: string, bytes: number, total: number) => {
+      if (bytes === total) warn(`*** ${label}: ${formatBytes(total)} done (${id.slice(0, 6)})`);
+    },
     room: () => current,
     switchTo: (room: string) => void (current = room),
     info: (text: string) => json ? warn(`*** ${text}`) : print(flatten(notice(style, text))),
@@ -102,6 +115,7 @@ async function chatByLines(client: ChatClient, json: boolean, color: boolean): P
   };
   const events = (async () => {
     for await (const event of client) {
+      if (event.type === "offer") offers.set(event.transfer, event);
       if (json) {
         print(JSON.stringify(event));
         continue;
@@ -156,6 +170,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       json: { type: "boolean" },
       "no-color": { type: "boolean" },
       "no-reconnect": { type: "boolean" },
+      downloads: { type: "string" },
       bell: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -179,6 +194,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       address: where,
       color: wantsColor(Deno.stdout, values["no-color"] === true),
       bell: values.bell === true,
+      downloads: values.downloads,
     });
   }
   const color = !values.json && wantsColor(Deno.stdout, values["no-color"] === true);
@@ -190,5 +206,5 @@ export async function connectCommand(args: string[]): Promise<number> {
     ". Type /help for commands.";
   if (values.json) warn(`*** ${welcome}`);
   else print(flatten(notice(createStyle(color), welcome)));
-  return await chatByLines(client, values.json === true, color);
+  return await chatByLines(client, values.json === true, color, values.downloads);
 }

@@ -18,6 +18,10 @@ export type Command =
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
   | { kind: "whois"; name: string }
+  | { kind: "send"; to: string; path: string }
+  | { kind: "accept"; id: string; dir?: string }
+  | { kind: "decline"; id: string }
+  | { kind: "cancel"; id: string }
   | { kind: "kick"; name: string; reason?: string }
   | { kind: "ban"; target: string; duration?: number; reason?: string }
   | { kind: "unban"; target: string }
@@ -46,6 +50,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
   { usage: "/whois NAME", summary: "show whether NAME is online and the key it belongs to" },
+  { usage: "/send NAME|#ROOM PATH", summary: "offer a file (chat client only)" },
+  { usage: "/accept ID [DIR]", summary: "accept a file offer, saving it in DIR or your downloads" },
+  { usage: "/decline ID", summary: "decline a file offer" },
+  { usage: "/cancel ID", summary: "stop a file transfer, sending or receiving" },
   { usage: "/kick NAME [REASON]", summary: "operators: disconnect NAME" },
   {
     usage: "/ban TARGET [TIME] [REASON]",
@@ -167,6 +175,27 @@ export function parseCommand(line: string): Command {
       return { kind: "rooms" };
     case "topic":
       return args === "" ? { kind: "topic" } : { kind: "topic", text: args };
+    case "send": {
+      const match = WORD.exec(args);
+      if (!match || match[2]!.trim() === "") {
+        return { kind: "usage", message: "Usage: /send NAME|#ROOM PATH" };
+      }
+      return {
+        kind: "send",
+        to: match[1]!,
+        path: match[2]!.trim().replace(/^(["'])(.*)\1$/, "$2"),
+      };
+    }
+    case "accept": {
+      const match = WORD.exec(args);
+      if (!match) return { kind: "usage", message: "Usage: /accept ID [DIR]" };
+      const dir = match[2]!.trim();
+      return dir ? { kind: "accept", id: match[1]!, dir } : { kind: "accept", id: match[1]! };
+    }
+    case "decline":
+    case "cancel":
+      if (args === "" || /\s/.test(args)) return { kind: "usage", message: `Usage: /${name} ID` };
+      return { kind: name, id: args };
     case "whois":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
       return { kind: "whois", name: args };

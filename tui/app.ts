@@ -6,12 +6,19 @@
  */
 
 import denoConfig from "../deno.json" with { type: "json" };
-import type { ChatClient } from "../client.ts";
+import type { ChatClient, IncomingOffer } from "../client.ts";
 import { runCommand } from "../cli/_dispatch.ts";
 import { onInterrupt } from "../cli/_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
-import { type Entry, entryFor, entryForSent, entryForSentDm, notice } from "./entries.ts";
+import {
+  type Entry,
+  entryFor,
+  entryForSent,
+  entryForSentDm,
+  formatBytes,
+  notice,
+} from "./entries.ts";
 import { KeyDecoder, type KeyEvent } from "./keys.ts";
 import { LineEditor } from "./line_editor.ts";
 import { composeFrame, entryHeight, paint } from "./screen.ts";
@@ -26,6 +33,8 @@ export interface InteractiveOptions {
   color: boolean;
   /** Whether to ring the bell on mentions and private messages. */
   bell: boolean;
+  /** Where accepted files go. */
+  downloads?: string;
 }
 
 /** Most entries kept in the log; older ones are dropped. */
@@ -72,7 +81,7 @@ export async function runInteractive(
       `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${current} · ` +
       `${members.get(current)?.size ?? 0} here` +
       (others.length ? ` · also in ${others.join(" ")}` : "") +
-      (client.connected ? "" : " · reconnecting…") + " · /help";
+      (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
       columns: size.columns,
       rows: size.rows,
@@ -88,6 +97,19 @@ export async function runInteractive(
     scroll = frame.scroll;
     terminal.write(paint(frame));
   };
+  const transferStatus = () => {
+    const first = transfers.values().next().value;
+    if (first === undefined) return "";
+    const fraction = first.total === 0 ? 1 : first.bytes / first.total;
+    const seconds = (performance.now() - first.started) / 1000;
+    const rate = seconds > 0 ? first.bytes / seconds : 0;
+    const eta = rate > 0 ? Math.ceil((first.total - first.bytes) / rate) : 0;
+    const bar = "#".repeat(Math.round(fraction * 10)).padEnd(10, ".");
+    return ` · ${first.label} [${bar}] ${Math.floor(fraction * 100)}% ${
+      formatBytes(rate)
+    }/s ETA ${eta}s` +
+      (transfers.size > 1 ? ` (+${transfers.size - 1})` : "");
+  };
   const schedule = () => {
     renderTimer ??= setTimeout(render, RENDER_DELAY_MS);
   };
@@ -99,7 +121,20 @@ export async function runInteractive(
     schedule();
   };
   const context = () => ({ self: client.name, style, manyRooms: client.joined.length > 1 });
+  const offers = new Map<string, IncomingOffer>();
+  const transfers = new Map<
+    string,
+    { label: string; bytes: number; total: number; started: number }
+  >();
   const output = {
+    offers,
+    downloads: options.downloads,
+    progress: (id: string, label: string, bytes: number, total: number) => {
+      const known = transfers.get(id);
+      if (bytes >= total) transfers.delete(id);
+      else transfers.set(id, { label, bytes, total, started: known?.started ?? performance.now() });
+      schedule();
+    },
     room: () => current,
     switchTo: (room: string) => {
       current = room;
@@ -207,6 +242,7 @@ export async function runInteractive(
           }
         }
         if (event.type === "bye") farewell = sanitize(event.message);
+        if (event.type === "offer") offers.set(event.transfer, event);
         const entry = entryFor(event, context());
         if (entry !== undefined) add(entry);
       }
