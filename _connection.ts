@@ -15,6 +15,7 @@ import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "./protocol/line_decoder.ts";
 import type { Hub, Outbound, Peer, Session } from "./_hub.ts";
 import { sanitize } from "./protocol/sanitize.ts";
+import { checkName } from "./protocol/names.ts";
 import { SendQueue } from "./_send_queue.ts";
 
 const READ_BUFFER_BYTES = 8 * 1024;
@@ -71,6 +72,8 @@ export class Connection implements Peer {
   #password: string | undefined;
   /** Set when the socket became a file-transfer data connection. */
   #handedOff = false;
+  /** Resolves when the transfer has closed the data connection. */
+  #transfer: Promise<void> | undefined;
   #frames = 0;
   /** The peer's IP address. */
   readonly ip: string;
@@ -124,7 +127,7 @@ export class Connection implements Peer {
 
   /** Resolves once the socket is closed. */
   get done(): Promise<void> {
-    return this.#queue.done;
+    return this.#transfer ?? this.#queue.done;
   }
 
   /**
@@ -152,12 +155,17 @@ export class Connection implements Peer {
           else this.#startText(false);
         }
         for (const line of this.#decoder!.push(chunk)) {
-          if (this.#mode === "text") this.#textLine(line);
-          else {
-            // Verifying a signature is the only step that waits; the frames after it wait too.
-            const pending = this.#jsonLine(line);
-            if (pending !== undefined) await pending;
-            if (this.#handedOff) return;
+          try {
+            if (this.#mode === "text") this.#textLine(line);
+            else {
+              // Verifying a signature is the only step that waits; the frames after it wait too.
+              const pending = this.#jsonLine(line);
+              if (pending !== undefined) await pending;
+              if (this.#handedOff) return;
+            }
+          } catch (error) {
+            // A bug must not pass for a lost connection: log it, answer, go on.
+            this.#hub.fault(this.#session, error);
           }
         }
       }
@@ -251,9 +259,12 @@ export class Connection implements Peer {
         );
         return;
       }
-      if (this.#hub.attachData(this.#conn, frame.token)) {
+      const transfer = this.#hub.attachData(this.#conn, frame.token);
+      if (transfer !== undefined) {
+        // The connection stays counted (limits, shutdown) until its transfer lets it go.
         this.#handedOff = true;
-        return;
+        this.#transfer = transfer;
+        return transfer;
       }
       this.#hub.reject(this.#session, "no_such_transfer", "No transfer has that token");
       this.#queue.close();
@@ -264,7 +275,13 @@ export class Connection implements Peer {
       frame.type === "hello" && frame.key !== undefined && this.#session.name === undefined &&
       frame.resume === undefined
     ) {
-      // Prove the key before anything else: sign a fresh nonce.
+      // Prove the key before anything else: sign a fresh nonce. The name goes into the
+      // signed bytes, so check it first.
+      const name = checkName(frame.name);
+      if (!name.ok) {
+        this.#hub.reject(this.#session, "invalid_name", name.message, frame.id);
+        return;
+      }
       this.#challenged = { hello: frame, nonce: nonce() };
       this.#queue.push(
         new TextEncoder().encode(

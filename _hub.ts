@@ -46,6 +46,8 @@ const MAX_HELD_DMS = 100;
 const MAX_DM_KEYS = 256;
 /** Prune history after this many stored messages. */
 const PRUNE_EVERY = 10_000;
+/** Longest ban or mute with an end: a century. */
+const MAX_SANCTION_SECONDS = 100 * 365 * 86_400;
 
 /**
  * A server frame with its encodings, made at most once however many peers
@@ -381,6 +383,25 @@ export class Hub {
   }
 
   /**
+   * Reports a failure of the server itself while handling a request: logged
+   * for the operator, answered with `internal_error`.
+   *
+   * @param session The session whose request failed.
+   * @param error What was thrown.
+   */
+  fault(session: Session, error: unknown): void {
+    this.#options.log?.(
+      `Internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`,
+    );
+    this.#fail(
+      session,
+      undefined,
+      "internal_error",
+      "The server failed on that request; it was logged",
+    );
+  }
+
+  /**
    * A connection ended. If it still carried its session, the session leaves,
    * or is held for a reconnect when its client said it would come back.
    *
@@ -457,10 +478,11 @@ export class Hub {
    *
    * @param conn The connection.
    * @param token The token it presented.
-   * @returns Whether the token opened a transfer.
+   * @returns A promise that resolves when the data connection is closed, or
+   * `undefined` when the token opened nothing.
    */
-  attachData(conn: Deno.Conn, token: string): boolean {
-    return !this.#closing && this.#transfers.attach(conn, token);
+  attachData(conn: Deno.Conn, token: string): Promise<void> | undefined {
+    return this.#closing ? undefined : this.#transfers.attach(conn, token);
   }
 
   /** Stops every transfer and waits for their relays. */
@@ -827,6 +849,10 @@ export class Hub {
     }
     const by = session.name!;
     const now = new Date();
+    // At most a century: later dates do not fit the stored form.
+    if (frame.type !== "kick" && frame.type !== "unban" && frame.duration !== undefined) {
+      frame.duration = Math.min(frame.duration, MAX_SANCTION_SECONDS);
+    }
     if (frame.type === "kick") {
       const target = this.#names.get(nameKey(frame.name.normalize("NFC")));
       if (target === undefined) {
@@ -921,7 +947,8 @@ export class Hub {
       if (this.#pendingKeys.has(`${room.name}\n${key}`)) this.commit();
       const stored = this.#store.findKey(room.name, key);
       if (stored !== undefined) {
-        // Already stored: answer as before, store nothing new.
+        // Already stored: answer as before (after the sends before it), store nothing new.
+        this.commit();
         const { seq, ts } = stored;
         return this.#ack(session, {
           type: "ack",

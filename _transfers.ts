@@ -55,6 +55,8 @@ interface Leg {
   tokens: [string, string];
   conns: [Deno.Conn | undefined, Deno.Conn | undefined];
   paired: PromiseWithResolvers<void>;
+  /** Resolves once both data connections are closed. */
+  done: PromiseWithResolvers<void>;
   timer: ReturnType<typeof setTimeout> | undefined;
   running: boolean;
   finished: boolean;
@@ -204,7 +206,7 @@ export class Transfers {
     this.#send(session, ack);
     if (recipient !== undefined) this.#send(recipient, event);
     else for (const member of room!.members) if (member !== session) this.#send(member, event);
-    this.#host.log?.(`${session.name} offers "${offer.name}" (${offer.size} bytes) to ${event.to}`);
+    this.#host.log?.(`${session.name} offers a file of ${offer.size} bytes to ${event.to}`);
   }
 
   #recipientOf(offer: Offer, session: Session): boolean {
@@ -246,6 +248,7 @@ export class Transfers {
       tokens: [randomId(24), randomId(24)],
       conns: [undefined, undefined],
       paired: Promise.withResolvers(),
+      done: Promise.withResolvers(),
       timer: undefined,
       running: false,
       finished: false,
@@ -325,6 +328,7 @@ export class Transfers {
       this.#closeLeg(leg);
     }
     if (offer.recipient !== undefined) this.#drop(offer);
+    else this.#settle(offer);
   }
 
   /**
@@ -345,6 +349,7 @@ export class Transfers {
     });
     for (const leg of offer.legs) if (leg.receiver === session) this.#closeLeg(leg);
     if (offer.recipient !== undefined) this.#drop(offer);
+    else this.#settle(offer);
   }
 
   /**
@@ -365,15 +370,24 @@ export class Transfers {
   #expire(offer: Offer): void {
     offer.open = false;
     offer.timer = undefined;
-    if (offer.legs.size === 0) {
-      this.#tell(offer.sender, { transfer: offer.id, state: "expired", by: "" });
-      if (offer.recipient !== undefined) {
-        this.#tell(offer.recipient, { transfer: offer.id, state: "expired", by: "" });
-      }
-      this.#drop(offer);
-    } else if ([...offer.legs].every((leg) => leg.finished)) {
-      this.#drop(offer);
+    if (offer.legs.size === 0 && offer.recipient !== undefined) {
+      this.#tell(offer.recipient, { transfer: offer.id, state: "expired", by: "" });
     }
+    this.#settle(offer);
+  }
+
+  /**
+   * Ends an offer once it takes no new receivers and every leg is done. The
+   * sender of a room offer (or of an offer nobody took) then hears `expired`:
+   * its signal that the offer is over.
+   */
+  #settle(offer: Offer): void {
+    if (offer.open || !this.#offers.has(offer.id)) return;
+    if (![...offer.legs].every((leg) => leg.finished)) return;
+    if (offer.recipient === undefined || offer.legs.size === 0) {
+      this.#tell(offer.sender, { transfer: offer.id, state: "expired", by: "" });
+    }
+    this.#drop(offer);
   }
 
   #drop(offer: Offer): void {
@@ -385,12 +399,14 @@ export class Transfers {
 
   #closeLeg(leg: Leg): void {
     leg.finished = true;
+
     clearTimeout(leg.timer);
     this.#tokens.delete(leg.tokens[0]);
     this.#tokens.delete(leg.tokens[1]);
     leg.paired.reject(new Error("closed"));
     close(leg.conns[0]);
     close(leg.conns[1]);
+    leg.done.resolve();
   }
 
   #endLeg(leg: Leg, reason: string): void {
@@ -399,8 +415,8 @@ export class Transfers {
     this.#tell(leg.offer.sender, event);
     this.#tell(leg.receiver, event);
     this.#closeLeg(leg);
-    const offer = leg.offer;
-    if (!offer.open && [...offer.legs].every((other) => other.finished)) this.#drop(offer);
+    if (leg.offer.recipient !== undefined) this.#drop(leg.offer);
+    else this.#settle(leg.offer);
   }
 
   /**
@@ -411,14 +427,14 @@ export class Transfers {
    * @param token The token it presented.
    * @returns `false` when the token is unknown (the caller answers and closes).
    */
-  attach(conn: Deno.Conn, token: string): boolean {
+  attach(conn: Deno.Conn, token: string): Promise<void> | undefined {
     const found = this.#tokens.get(token);
-    if (found === undefined || found.leg.conns[found.side] !== undefined) return false;
+    if (found === undefined || found.leg.conns[found.side] !== undefined) return undefined;
     const { leg, side } = found;
     leg.conns[side] = conn;
     const relay = this.#run(leg, side).finally(() => this.#relays.delete(relay));
     this.#relays.add(relay);
-    return true;
+    return leg.done.promise;
   }
 
   async #run(leg: Leg, side: 0 | 1): Promise<void> {
@@ -428,8 +444,8 @@ export class Transfers {
     } catch {
       return this.#endLeg(leg, "a data connection broke");
     }
-    if (leg.conns[0] === undefined || leg.conns[1] === undefined) {
-      // The first side waits; the second side's task does the relaying.
+    if (leg.running || leg.conns[0] === undefined || leg.conns[1] === undefined) {
+      // One task relays, once both sides are here; the other side's task waits.
       try {
         await leg.paired.promise;
       } catch {
@@ -456,9 +472,10 @@ export class Transfers {
     leg.running = false;
     if (leg.finished) return;
     if (remaining > 0) return this.#endLeg(leg, "the transfer was cut off");
-    // Every byte is with the receiver: close its side so it sees the end.
+    // Every byte is with the receiver: close both sides; the receiver sees the end.
+    close(from);
     close(to);
-    leg.conns[1] = undefined;
+    leg.done.resolve();
   }
 
   /** Cancels everything; waits for the relays to stop. */

@@ -1351,15 +1351,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       const handle = (event: TransferEvent) => {
         switch (event.state) {
           case "accepted": {
-            const leg = this.#stream(event, path, bytes, size, options).catch((error) => {
-              if (direct) {
-                fail(
-                  `Sending to ${event.by} failed: ${
-                    error instanceof Error ? error.message : error
-                  }`,
-                );
-              }
-            });
+            // A broken leg is reported by the server ("cancelled"), which knows why.
+            const leg = this.#stream(event, path, bytes, size, options).catch(() => {});
             legs.add(leg);
             return;
           }
@@ -1637,6 +1630,15 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    for (const [transfer, handle] of this.#outgoing) {
+      handle({
+        type: "transfer",
+        transfer,
+        state: "cancelled",
+        by: "",
+        reason: "the connection closed",
+      });
+    }
     clearInterval(this.#watchdog);
     this.#stopReconnect.abort();
     this.#catchingUp.clear();

@@ -23,6 +23,7 @@ export interface LoadOptions {
   duration: number;
   connections: number;
   quietMs: number;
+  warmUpMs: number;
   timeoutS: number;
   connectTimeoutS: number;
   holdS: number;
@@ -45,6 +46,8 @@ export type ShardRequest =
   | { op: "syncFrom"; from: number }
   | { op: "syncSend"; round: number }
   | { op: "status" }
+  | { op: "fillReset" }
+  | { op: "fill"; perClient: number; spreadMs: number; deadline: number }
   | { op: "start"; t0: number; sendDeadline: number }
   | { op: "finish" }
   | { op: "drainSlow"; ms: number }
@@ -64,6 +67,8 @@ export interface ShardStatus {
   lastAt: number;
   byes: number;
   bytesRead: number;
+  fillSent: number;
+  fillReceived: number;
 }
 
 /** A thread's final tally, as answered to `finish`. */
@@ -79,12 +84,17 @@ const HOST = "127.0.0.1";
 /** Length of every message text. */
 export const PAYLOAD_BYTES = 64;
 const CARET = 0x5e;
+const PERCENT = 0x25;
+const LETTER_F = 0x66;
 const DOT = 0x2e;
 const NL = 0x0a;
 const CR = 0x0d;
 /** Start of the marker line used to check that every client is in. */
 export const SYNC = "%sync";
 const FILL = "x".repeat(PAYLOAD_BYTES);
+/** Length of a warm-up line's text: short enough for IRC's 512-byte lines. */
+export const FILLER_BYTES = 384;
+const FILLER = "%fill " + "f".repeat(FILLER_BYTES - 6);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -223,6 +233,8 @@ interface Shared {
   tally: Tally | undefined;
   /** The first marker round of the check in progress, or 0. */
   syncFrom: number;
+  /** Warm-up lines received. */
+  fillReceived: number;
 }
 
 class Client {
@@ -242,6 +254,7 @@ class Client {
   synced = 0;
   gotBye = false;
   sent = 0;
+  fillSent = 0;
   bytesRead = 0;
   #nextId = 1;
 
@@ -305,6 +318,11 @@ class Client {
       case "lines":
         return encoder.encode(`${text}\n`);
     }
+  }
+
+  async sendFiller(): Promise<void> {
+    await this.write(this.frame(FILLER));
+    this.fillSent++;
   }
 
   async sendPayload(seq: number): Promise<void> {
@@ -374,6 +392,10 @@ class Client {
           }
         }
       }
+    }
+    if (complete && end - start >= FILLER_BYTES) {
+      const mark = bytes.indexOf(PERCENT, start);
+      if (mark !== -1 && mark < end && bytes[mark + 1] === LETTER_F) this.shared.fillReceived++;
     }
     const from = this.shared.syncFrom;
     if (from > this.synced && complete && end - start >= SYNC.length) {
@@ -499,6 +521,11 @@ class Shard {
         return await this.#syncSend(request.round);
       case "status":
         return { ...this.#status() };
+      case "fillReset":
+        this.#shared!.fillReceived = 0;
+        return {};
+      case "fill":
+        return await this.#fill(request.perClient, request.spreadMs, request.deadline);
       case "start":
         this.#start(request.t0, request.sendDeadline);
         return {};
@@ -523,6 +550,7 @@ class Shard {
         Math.min(4_000_000, Math.ceil(indices.length * perClient * total)),
       ),
       syncFrom: 0,
+      fillReceived: 0,
     };
     const bufferBytes = idle ? (options.protocol === "chat" ? 16 * 1024 : 4 * 1024) : 64 * 1024;
     for (const index of indices) {
@@ -605,8 +633,10 @@ class Shard {
     let sent = 0;
     let byes = 0;
     let bytesRead = 0;
+    let fillSent = 0;
     for (const client of this.#connected) {
       sent += client.sent;
+      fillSent += client.fillSent;
       if (client.gotBye) byes++;
       bytesRead += client.bytesRead;
     }
@@ -623,7 +653,44 @@ class Shard {
       lastAt: tally?.lastAt ?? 0,
       byes,
       bytesRead,
+      fillSent,
+      fillReceived: this.#shared!.fillReceived,
     };
+  }
+
+  /**
+   * Every reading client sends `perClient` warm-up lines spread evenly over
+   * `spreadMs`; answers when all are written or at `deadline` (a server that
+   * stopped reading blocks the writes).
+   */
+  async #fill(
+    perClient: number,
+    spreadMs: number,
+    deadline: number,
+  ): Promise<Record<string, unknown>> {
+    const senders = this.#readers();
+    const began = clock();
+    const interval = spreadMs / perClient;
+    const all = Promise.all(senders.map(async (client) => {
+      const offset = mulberry32(client.index + 1)() * interval;
+      try {
+        for (let i = 0; i < perClient && client.open && clock() < deadline; i++) {
+          await sleepUntil(began + offset + i * interval);
+          await client.sendFiller();
+        }
+      } catch {
+        // The connection broke.
+      }
+    }));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const complete = await Promise.race([
+      all.then(() => true),
+      new Promise<boolean>((resolve) =>
+        timer = setTimeout(() => resolve(false), deadline - clock())
+      ),
+    ]);
+    clearTimeout(timer);
+    return { complete };
   }
 
   #start(t0: number, sendDeadline: number): void {

@@ -17,9 +17,13 @@
  *  sender seq     sent at, µs since the epoch
  * ```
  *
+ * At most `--concurrency` connections (8 by default) are being opened at
+ * once: ncat and ngircd listen with a backlog of 10, and a storm of
+ * connects beyond it only measures SYN retransmission timers.
+ *
  * Workloads: `burst` (every client sends `--messages` as fast as it can),
- * `paced` (`--rate` messages per second per client for `--duration`
- * seconds), `slow` (paced, plus one client that never reads) and `idle`
+ * `paced` (a warm-up, then `--rate` messages per second per client for
+ * `--duration` seconds), `slow` (paced, plus one client that never reads) and `idle`
  * (open `--connections`, hold them until a line arrives on stdin or `--hold`
  * seconds pass).
  *
@@ -35,6 +39,7 @@
 import { parseArgs } from "node:util";
 import {
   clock,
+  FILLER_BYTES,
   type LoadOptions,
   type Protocol,
   type ShardReply,
@@ -48,7 +53,7 @@ function usage(): never {
   console.error(
     `Usage: deno run -A bench/load.ts --protocol lines|chat|irc --port N --workload burst|paced|idle|slow
   [--clients N] [--messages N] [--rate N] [--duration S] [--connections N] [--threads N]
-  [--quiet-ms N] [--timeout S] [--connect-timeout S] [--hold S] [--concurrency N] [--seed N]`,
+  [--quiet-ms N] [--warm-up-ms N] [--timeout S] [--connect-timeout S] [--hold S] [--concurrency N] [--seed N]`,
   );
   Deno.exit(2);
 }
@@ -68,6 +73,7 @@ function readOptions(args: string[]): LoadOptions {
       connections: { type: "string" },
       threads: { type: "string" },
       "quiet-ms": { type: "string" },
+      "warm-up-ms": { type: "string" },
       timeout: { type: "string" },
       "connect-timeout": { type: "string" },
       hold: { type: "string" },
@@ -102,10 +108,11 @@ function readOptions(args: string[]): LoadOptions {
     duration: number(values.duration, 10),
     connections: number(values.connections, 10_000),
     quietMs: number(values["quiet-ms"], 2000),
+    warmUpMs: number(values["warm-up-ms"], 3000),
     timeoutS: number(values.timeout, 90),
     connectTimeoutS: number(values["connect-timeout"], 60),
     holdS: number(values.hold, 30),
-    concurrency: number(values.concurrency, workload === "idle" ? 200 : 50),
+    concurrency: number(values.concurrency, 8),
     threads: Math.max(1, Math.floor(number(values.threads, 2))),
     seed: number(values.seed, 1),
   };
@@ -210,6 +217,8 @@ class Shards {
       lastAt: 0,
       byes: 0,
       bytesRead: 0,
+      fillSent: 0,
+      fillReceived: 0,
     };
     for (const part of parts) {
       for (const key of Object.keys(sum) as (keyof ShardStatus)[]) {
@@ -263,6 +272,8 @@ class Shards {
 
 interface Opened {
   held: number;
+  /** The most connections seen held at once during the ramp. */
+  peak: number;
   open: number;
   failed: number;
   errors: Record<string, number>;
@@ -289,7 +300,15 @@ async function openAll(
     ? 1
     : Math.max(1, Math.ceil(options.concurrency / shards.handles.length));
   const deadline = clock() + options.connectTimeoutS * 1000;
-  const opened: Opened = { held: 0, open: 0, failed: 0, errors: {}, setupMs: 0, notes: [] };
+  const opened: Opened = {
+    held: 0,
+    peak: 0,
+    open: 0,
+    failed: 0,
+    errors: {},
+    setupMs: 0,
+    notes: [],
+  };
   const begin = clock();
   for (let offset = 0; offset < total; offset += step) {
     const indices = Array.from(
@@ -313,11 +332,14 @@ async function openAll(
     event("progress", { connected: status.connected, open: status.open });
     if (!verify) {
       opened.held = status.open;
+      opened.peak = Math.max(opened.peak, opened.held);
       continue;
     }
     const { seen, readers } = await shards.sync(Math.min(deadline, clock() + 15_000));
     const slowOnes = status.open - readers;
     opened.held = seen + slowOnes;
+    opened.peak = Math.max(opened.peak, opened.held);
+    event("progress", { held: opened.held });
     if (seen < readers || failed > 0 || status.open < status.connected) {
       opened.notes.push(
         `after ${offset + indices.length} connects: ${status.open} open, ${seen} reached by a ` +
@@ -326,6 +348,9 @@ async function openAll(
       if (stopOnShortfall) break;
     }
     if (clock() >= deadline) break;
+  }
+  if (clock() >= deadline) {
+    opened.notes.push(`the connect deadline (${options.connectTimeoutS} s) passed`);
   }
   opened.setupMs = clock() - begin;
   return opened;
@@ -389,7 +414,13 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   if (receivers < 2) {
     return { ok: false, error: `only ${receivers} clients joined`, errors: opened.errors };
   }
-  const { seen } = await shards.sync(clock() + 30_000);
+  let { seen } = await shards.sync(clock() + 30_000);
+  let fill: Record<string, unknown> | undefined;
+  if (!burst) {
+    fill = await warmUp(shards, options, receivers);
+    if (fill.note) notes.push(fill.note as string);
+    ({ seen } = await shards.sync(clock() + 10_000));
+  }
   if (seen < receivers) notes.push(`only ${seen} of ${receivers} clients saw the start marker`);
   await sleep(200);
 
@@ -478,7 +509,66 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   const byes = sum("byes");
   if (byes > 0) result.byes = byes;
   if (slowClient) result.slowClient = slowClient;
+  if (fill) result.warmUp = fill;
   return result;
+}
+
+/** Bytes of warm-up text every client receives before a paced run. */
+const WARM_UP_BYTES = 3_500_000;
+
+/** Bytes a warm-up line takes on the wire, by protocol. */
+const FILLER_OVERHEAD: Record<Protocol, number> = { chat: 110, irc: 40, lines: 10 };
+
+/**
+ * Before `paced` and `slow`, every client sends warm-up lines, spread over
+ * `--warm-up-ms` (3 s), until about 3.5 MB have gone to each receiver. Socket buffers on loopback hold about
+ * 4 MB for a client that never reads, so this brings the `slow` client close
+ * to the point where a server has to choose between blocking, buffering and
+ * disconnecting it, which then happens during the measured 10 s; `paced`
+ * gets the same warm-up so that the two compare.
+ */
+async function warmUp(
+  shards: Shards,
+  options: LoadOptions,
+  receivers: number,
+): Promise<Record<string, unknown>> {
+  const lineBytes = FILLER_BYTES + FILLER_OVERHEAD[options.protocol];
+  const perClient = Math.ceil(WARM_UP_BYTES / lineBytes / receivers);
+  await shards.all({ op: "fillReset" });
+  const began = clock();
+  const answers = await shards.all<{ complete: boolean }>({
+    op: "fill",
+    perClient,
+    spreadMs: options.warmUpMs,
+    deadline: began + options.warmUpMs + 12_000,
+  });
+  const written = answers.every((answer) => answer.complete);
+  let status = await shards.status();
+  const want = () => status.fillSent * (receivers - 1);
+  let last = -1;
+  let lastChange = clock();
+  while (status.fillReceived < want() && clock() < began + options.warmUpMs + 17_000) {
+    if (status.fillReceived !== last) {
+      last = status.fillReceived;
+      lastChange = clock();
+    } else if (clock() - lastChange > 2000) {
+      break;
+    }
+    await sleep(25);
+    status = await shards.status();
+  }
+  const through = status.fillReceived >= want();
+  return {
+    perClient,
+    sent: status.fillSent,
+    received: status.fillReceived,
+    ms: Math.round(clock() - began),
+    note: written && through
+      ? undefined
+      : `the warm-up did not get through: ${status.fillSent} of ${
+        perClient * receivers
+      } lines written, ${status.fillReceived} of ${want()} received`,
+  };
 }
 
 async function waitForStdin(ms: number): Promise<void> {
@@ -521,6 +611,7 @@ async function idle(options: LoadOptions, shards: Shards): Promise<Record<string
     ok: true,
     connections: total,
     held: opened.held,
+    peakHeld: opened.peak,
     heldAtRelease: status.open,
     checkedBy: lines ? "broadcast" : "handshake",
     setupMs: round(opened.setupMs, 0),

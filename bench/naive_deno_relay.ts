@@ -6,6 +6,7 @@
  *
  * Writes to one client are chained so they stay in order and a partial
  * write is finished before the next line starts; nothing is coalesced.
+ * Sockets keep the runtime's defaults (Nagle's algorithm on).
  *
  * @example Start it on port 7000
  * ```sh

@@ -1,7 +1,8 @@
 /**
  * The naive Node.js relay the benchmark compares against: `net`, lines split
  * by hand, and one `socket.write` per line per other client. Every line a
- * client sends goes to every other client unchanged.
+ * client sends goes to every other client unchanged. Sockets keep Node's
+ * defaults (Nagle's algorithm on).
  *
  * Usage: node bench/naive_node_relay.mjs PORT
  *

@@ -91,12 +91,15 @@ export function summarise(
   return { rows, busyMs, idleMs };
 }
 
+/** The `.cpuprofile` files at `path`, searching folders recursively. */
 async function profilesIn(path: string): Promise<string[]> {
   const info = await Deno.stat(path);
   if (!info.isDirectory) return [path];
   const files: string[] = [];
   for await (const entry of Deno.readDir(path)) {
-    if (entry.isFile && entry.name.endsWith(".cpuprofile")) files.push(`${path}/${entry.name}`);
+    const inner = `${path}/${entry.name}`;
+    if (entry.isDirectory) files.push(...await profilesIn(inner));
+    else if (entry.isFile && entry.name.endsWith(".cpuprofile")) files.push(inner);
   }
   return files.sort();
 }

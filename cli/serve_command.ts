@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS, type Limits } from "../protocol/limits.ts";
 import { configDir, dataDir, defaultDatabase } from "../_paths.ts";
 import { dirname, join } from "node:path";
 import { clock } from "../protocol/text_format.ts";
+import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { onInterrupt } from "./_signals.ts";
@@ -199,7 +200,8 @@ function joinHosts(hostname: string): string[] {
 }
 
 function log(line: string): void {
-  console.log(`[${clock(new Date().toISOString())}] ${line}`);
+  // Names and reasons come from the network: they must not control the operator's terminal.
+  console.log(`[${clock(new Date().toISOString())}] ${sanitize(line, { newlines: true })}`);
 }
 
 /**

@@ -61,6 +61,8 @@ export type ErrorCode =
   | "transfer_refused"
   /** Client side: a transfer failed (cancelled, cut off, or the hash did not match). */
   | "transfer_failed"
+  /** The server failed on this request (a bug); it was logged, and the connection goes on. */
+  | "internal_error"
   /** Too many requests too fast; the message says when to try again. */
   | "rate_limited"
   /** The user is in as many rooms as the server allows. */
