@@ -18,7 +18,10 @@ import { sanitize } from "./protocol/sanitize.ts";
 import { checkName } from "./protocol/names.ts";
 import { SendQueue } from "./_send_queue.ts";
 
-const READ_BUFFER_BYTES = 8 * 1024;
+/** An idle connection reads into a small buffer... */
+const SMALL_READ_BYTES = 1024;
+/** ...and a busy one (a read filled the buffer) into a large one, until it is quiet again. */
+const LARGE_READ_BYTES = 64 * 1024;
 const OPEN_BRACE = 0x7b;
 const encoder = new TextEncoder();
 const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
@@ -136,13 +139,20 @@ export class Connection implements Peer {
    * @returns A promise that resolves when the connection is finished.
    */
   async run(): Promise<void> {
-    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    const small = new Uint8Array(SMALL_READ_BYTES);
+    let buffer = small;
     this.#greetingTimer = setTimeout(() => {
       if (this.#mode === undefined) this.#startText(true);
     }, GREETING_DELAY);
     try {
       while (!this.#queue.closed) {
         const read = await this.#conn.read(buffer);
+        // Grow for a burst; shrink when reads are small again, so idle connections stay cheap.
+        const next = read === buffer.length
+          ? (buffer === small ? new Uint8Array(LARGE_READ_BYTES) : buffer)
+          : read !== null && read < SMALL_READ_BYTES
+          ? small
+          : buffer;
         if (read === null) break;
         this.#lastInput = performance.now();
         this.#pinged = false;
@@ -168,6 +178,7 @@ export class Connection implements Peer {
             this.#hub.fault(this.#session, error);
           }
         }
+        buffer = next;
       }
     } catch {
       // A read error is a lost connection, like EOF without "quit".

@@ -117,8 +117,8 @@ export class Session {
   holdTimer: ReturnType<typeof setTimeout> | undefined;
   /** Private messages that arrived while the session was held. */
   heldDms: DmEvent[] = [];
-  /** Recent private-message keys and their acks. */
-  dmKeys: Map<string, AckFrame> = new Map();
+  /** Recent private-message keys and their acks (made on first use). */
+  dmKeys: Map<string, AckFrame> | undefined;
   /** The fingerprint of the key the client proved it holds, if any. */
   fingerprint: string | undefined;
   /** The client's IP address. */
@@ -558,10 +558,7 @@ export class Hub {
     const ts = new Date().toISOString();
     for (const room of session.rooms) {
       room.members.delete(session);
-      this.#broadcast(
-        room.members,
-        new Outbound({ type: "leave", room: room.name, name, reason, ts }),
-      );
+      this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
       this.#forget(room);
     }
     session.rooms.clear();
@@ -716,7 +713,7 @@ export class Hub {
     this.#tokens.set(session.token, session);
     const lobby = this.#room(LOBBY);
     const ts = new Date().toISOString();
-    this.#broadcast(lobby.members, new Outbound({ type: "join", room: LOBBY, name, ts }));
+    this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name, ts }));
     lobby.members.add(session);
     session.rooms.add(lobby);
     session.current = lobby;
@@ -984,7 +981,7 @@ export class Hub {
   #dm(session: Session, frame: DmFrame): void {
     if (this.#muted(session, frame.id)) return;
     if (frame.key !== undefined) {
-      const seen = session.dmKeys.get(frame.key);
+      const seen = session.dmKeys?.get(frame.key);
       if (seen !== undefined) return this.#ack(session, { ...seen, id: frame.id, duplicate: true });
     }
     const target = this.#names.get(nameKey(frame.to.normalize("NFC")));
@@ -1006,6 +1003,7 @@ export class Hub {
     }
     const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
     if (frame.key !== undefined) {
+      session.dmKeys ??= new Map();
       session.dmKeys.set(frame.key, ack);
       if (session.dmKeys.size > MAX_DM_KEYS) {
         session.dmKeys.delete(session.dmKeys.keys().next().value!);
@@ -1055,8 +1053,8 @@ export class Hub {
         );
       }
       const name = session.name!;
-      this.#broadcast(
-        room.members,
+      this.#presence(
+        room,
         new Outbound({ type: "join", room: room.name, name, ts: new Date().toISOString() }),
       );
       room.members.add(session);
@@ -1081,8 +1079,8 @@ export class Hub {
     session.rooms.delete(room);
     if (session.current === room) session.current = session.rooms.values().next().value;
     const ts = new Date().toISOString();
-    this.#broadcast(
-      room.members,
+    this.#presence(
+      room,
       new Outbound({ type: "leave", room: room.name, name: session.name!, reason: "part", ts }),
     );
     this.#forget(room);
@@ -1141,7 +1139,18 @@ export class Hub {
       .sort((a, b) => byName.compare(a.name, b.name));
   }
 
+  /** At most `maxPresence` names, sorted. */
   #namesIn(room: Room): string[] {
-    return [...room.members].map((member) => member.name!).sort(byName.compare);
+    const names: string[] = [];
+    for (const member of room.members) {
+      names.push(member.name!);
+      if (names.length === this.#options.limits.maxPresence) break;
+    }
+    return names.sort(byName.compare);
+  }
+
+  /** Announces a join or leave, unless the room is too crowded for presence. */
+  #presence(room: Room, out: Outbound): void {
+    if (room.members.size <= this.#options.limits.maxPresence) this.#broadcast(room.members, out);
   }
 }

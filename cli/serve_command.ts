@@ -46,6 +46,11 @@ const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] 
   { flag: "rate-limit", key: "rateLimit", help: "messages per second per connection, sustained" },
   { flag: "rate-burst", key: "rateBurst", help: "messages per connection in a burst" },
   { flag: "max-rooms", key: "maxRoomsPerUser", help: "rooms one user can be in" },
+  {
+    flag: "max-presence",
+    key: "maxPresence",
+    help: "members above which a room stops announcing joins",
+  },
   { flag: "max-file-bytes", key: "maxFileBytes", help: "largest file that can be sent, in bytes" },
   { flag: "max-transfers", key: "maxTransfersPerUser", help: "files one user may send at once" },
   { flag: "offer-timeout", key: "offerTimeout", help: "ms a file offer waits to be accepted" },

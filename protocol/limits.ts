@@ -89,6 +89,14 @@ export interface Limits {
    */
   maxRoomsPerUser: number;
   /**
+   * Rooms with more members than this stop announcing joins and leaves, and
+   * list only this many names: in a crowd, presence traffic grows with the
+   * square of its size.
+   *
+   * @default {500}
+   */
+  maxPresence: number;
+  /**
    * Largest file that can be sent, in bytes.
    *
    * @default {4294967296}
@@ -121,6 +129,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   rateLimit: 10,
   rateBurst: 40,
   maxRoomsPerUser: 50,
+  maxPresence: 500,
   maxFileBytes: 4 * 1024 ** 3,
   maxTransfersPerUser: 3,
   offerTimeout: 300_000,

@@ -27,6 +27,9 @@ export interface LineDecoderOptions {
 }
 
 const LF = 0x0a;
+// Lines are decoded whole, so every decoder can share these two (no stream state).
+const FATAL = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const LENIENT = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const CR = 0x0d;
 const SHRINK_ABOVE = 16 * 1024;
 
@@ -60,7 +63,7 @@ export class LineDecoder {
    */
   constructor(options: LineDecoderOptions) {
     this.#maxBytes = options.maxBytes;
-    this.#decoder = new TextDecoder("utf-8", { fatal: options.fatal ?? true, ignoreBOM: true });
+    this.#decoder = options.fatal ?? true ? FATAL : LENIENT;
   }
 
   /** Bytes held for a line whose end has not arrived yet. */
