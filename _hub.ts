@@ -776,6 +776,9 @@ export class Hub {
   }
 
   #roomOf(session: Session, id: RequestId, name: string, member = true): Room | undefined {
+    // A room that exists has a valid name: skip the check on the hot path.
+    const known = this.#rooms.get(name);
+    if (known !== undefined && (!member || session.rooms.has(known))) return known;
     if (!isRoomName(name)) {
       this.#fail(session, id, "invalid_room", `Room name ${JSON.stringify(name)} is not valid`);
       return undefined;

@@ -5,10 +5,7 @@
  */
 
 import denoConfig from "./deno.json" with { type: "json" };
-import { connectCommand } from "./cli/connect_command.ts";
 import { EXIT_USAGE, explain } from "./cli/_errors.ts";
-import { sendCommand } from "./cli/send_command.ts";
-import { serveCommand } from "./cli/serve_command.ts";
 
 const HELP = `chat ${denoConfig.version}: a chat server and client in one
 
@@ -34,12 +31,13 @@ function version(): string {
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
+    // Each command loads only what it needs: the server never loads the terminal UI.
     case "serve":
-      return await serveCommand(rest);
+      return await (await import("./cli/serve_command.ts")).serveCommand(rest);
     case "connect":
-      return await connectCommand(rest);
+      return await (await import("./cli/connect_command.ts")).connectCommand(rest);
     case "send":
-      return await sendCommand(rest);
+      return await (await import("./cli/send_command.ts")).sendCommand(rest);
     case "-V":
     case "--version":
     case "version":
