@@ -840,6 +840,28 @@ export class Hub {
     peer?.close();
   }
 
+  /** Stores a ban or mute and keeps it in memory. */
+  #sanction(
+    kind: BanKind,
+    value: string,
+    seconds: number | undefined,
+    reason: string | undefined,
+    by: string,
+  ): Ban {
+    const now = Date.now();
+    const ban: Ban = {
+      kind,
+      value,
+      until: seconds === undefined ? null : new Date(now + seconds * 1000).toISOString(),
+      reason: reason ?? "",
+      by,
+      created: new Date(now).toISOString(),
+    };
+    this.#store.ban(ban);
+    this.#bans.set(`${kind}:${value}`, ban);
+    return ban;
+  }
+
   #moderate(
     session: Session,
     frame: Extract<ClientFrame, { type: "kick" | "ban" | "unban" | "mute" }>,
@@ -848,7 +870,6 @@ export class Hub {
       return this.#fail(session, frame.id, "not_operator", "Only operators can do that");
     }
     const by = session.name!;
-    const now = new Date();
     // At most a century: later dates do not fit the stored form.
     if (frame.type !== "kick" && frame.type !== "unban" && frame.duration !== undefined) {
       frame.duration = Math.min(frame.duration, MAX_SANCTION_SECONDS);
@@ -873,18 +894,7 @@ export class Hub {
         this.#store.unban("mute", key);
         this.#bans.delete(`mute:${key}`);
       } else {
-        const ban: Ban = {
-          kind: "mute",
-          value: key,
-          until: frame.duration === undefined
-            ? null
-            : new Date(now.getTime() + frame.duration * 1000).toISOString(),
-          reason: frame.reason ?? "",
-          by,
-          created: now.toISOString(),
-        };
-        this.#store.ban(ban);
-        this.#bans.set(`mute:${key}`, ban);
+        this.#sanction("mute", key, frame.duration, frame.reason, by);
       }
       this.#options.log?.(`${by} ${frame.duration === 0 ? "unmuted" : "muted"} ${frame.name}`);
       return this.#ack(session, { type: "ack", id: frame.id });
@@ -911,18 +921,7 @@ export class Hub {
       this.#options.log?.(`${by} unbanned ${target}`);
       return this.#ack(session, { type: "ack", id: frame.id });
     }
-    const ban: Ban = {
-      kind,
-      value,
-      until: frame.duration === undefined
-        ? null
-        : new Date(now.getTime() + frame.duration * 1000).toISOString(),
-      reason: frame.reason ?? "",
-      by,
-      created: now.toISOString(),
-    };
-    this.#store.ban(ban);
-    this.#bans.set(`${kind}:${value}`, ban);
+    const ban = this.#sanction(kind, value, frame.duration, frame.reason, by);
     const message = `Banned by ${by} ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`;
     for (const other of [...this.#names.values()]) {
       const matches = kind === "name"
