@@ -196,7 +196,8 @@ export class Connection implements Peer {
    * @param now `performance.now()`.
    */
   sweep(now: number): void {
-    if (this.#queue.closed) return;
+    // A data connection belongs to its transfer: no handshake or idle rules apply.
+    if (this.#queue.closed || this.#handedOff) return;
     const { handshakeTimeout, idleTimeout } = this.#limits;
     if (this.#session.name === undefined) {
       if (now - this.#opened > handshakeTimeout) {
@@ -284,7 +285,7 @@ export class Connection implements Peer {
     this.#frames++;
     if (
       frame.type === "hello" && frame.key !== undefined && this.#session.name === undefined &&
-      frame.resume === undefined
+      !this.#hub.canResume(frame.resume)
     ) {
       // Prove the key before anything else: sign a fresh nonce. The name goes into the
       // signed bytes, so check it first.
@@ -312,7 +313,10 @@ export class Connection implements Peer {
     const fail = (message: string) =>
       this.#hub.reject(this.#session, "auth_failed", message, hello.id);
     if (frame.type !== "auth" || frame.id !== hello.id) {
-      return fail('Expected "auth" with the signed challenge after a "hello" with a key');
+      fail('Expected "auth" with the signed challenge after a "hello" with a key');
+      // The frame itself still gets its own answer.
+      if (frame.type !== "auth") this.#hub.receive(this.#session, frame);
+      return;
     }
     const key = hello.key!;
     const valid = await verifySignature(

@@ -350,6 +350,7 @@ export class Hub {
           'Unexpected "auth": no challenge is pending',
         );
       case "offer":
+        if (this.#muted(session, frame.id)) return;
         return this.#transfers.offer(session, frame);
       case "accept":
         return this.#transfers.accept(session, frame);
@@ -380,6 +381,18 @@ export class Hub {
   reject(session: Session, code: ErrorCode, message: string, id?: RequestId): void {
     this.commit();
     this.#fail(session, id, code, message);
+  }
+
+  /**
+   * Whether a resume token would take over a session (then no key proof is
+   * needed: the token is the proof).
+   *
+   * @param token The token from `hello.resume`.
+   * @returns Whether it is valid.
+   */
+  canResume(token: string | undefined): boolean {
+    const held = token === undefined ? undefined : this.#tokens.get(token);
+    return held !== undefined && !held.gone && held.reconnect;
   }
 
   /**
@@ -520,7 +533,7 @@ export class Hub {
       session.tokens + (now - session.refilled) * rateLimit / 1000,
     );
     session.refilled = now;
-    const cost = frame.type === "join" ? 5 : 1;
+    const cost = frame.type === "join" ? Math.min(5, rateBurst) : 1;
     if (session.tokens >= cost) {
       session.tokens -= cost;
       return true;
@@ -793,7 +806,8 @@ export class Hub {
 
   /** Refuses a message from a muted user. */
   #muted(session: Session, id: RequestId): boolean {
-    const mute = this.banned("mute", nameKey(session.name!));
+    const mute = this.banned("mute", nameKey(session.name!)) ??
+      this.banned("mute", session.fingerprint && `key:${session.fingerprint}`);
     if (mute === undefined) return false;
     this.#fail(
       session,
@@ -891,10 +905,18 @@ export class Hub {
     if (frame.type === "mute") {
       const key = nameKey(frame.name.normalize("NFC"));
       if (frame.duration === 0) {
-        this.#store.unban("mute", key);
-        this.#bans.delete(`mute:${key}`);
+        const fingerprint = this.#names.get(key)?.fingerprint;
+        for (const value of fingerprint === undefined ? [key] : [key, `key:${fingerprint}`]) {
+          this.#store.unban("mute", value);
+          this.#bans.delete(`mute:${value}`);
+        }
       } else {
         this.#sanction("mute", key, frame.duration, frame.reason, by);
+        // A renamed user stays muted: the mute follows the key too.
+        const target = this.#names.get(key);
+        if (target?.fingerprint !== undefined) {
+          this.#sanction("mute", `key:${target.fingerprint}`, frame.duration, frame.reason, by);
+        }
       }
       this.#options.log?.(`${by} ${frame.duration === 0 ? "unmuted" : "muted"} ${frame.name}`);
       return this.#ack(session, { type: "ack", id: frame.id });
@@ -905,6 +927,14 @@ export class Hub {
       : target.startsWith("ip:")
       ? ["ip", target.slice(3)]
       : ["name", nameKey(target.normalize("NFC"))];
+    if (frame.type === "ban" && frame.duration === 0) {
+      return this.#fail(
+        session,
+        frame.id,
+        "bad_request",
+        "A ban needs a duration above 0, or none (for ever)",
+      );
+    }
     if (value === "") {
       return this.#fail(
         session,
@@ -923,9 +953,9 @@ export class Hub {
     }
     const ban = this.#sanction(kind, value, frame.duration, frame.reason, by);
     const message = `Banned by ${by} ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`;
-    for (const other of [...this.#names.values()]) {
+    for (const other of [...this.#sessions]) {
       const matches = kind === "name"
-        ? nameKey(other.name!) === value
+        ? other.name !== undefined && nameKey(other.name) === value
         : kind === "key"
         ? other.fingerprint === value
         : other.ip === value;
@@ -1018,6 +1048,10 @@ export class Hub {
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
     const old = session.name!;
+    const ban = this.banned("name", nameKey(name));
+    if (ban !== undefined) {
+      return this.#fail(session, frame.id, "banned", `The name "${name}" is banned ${until(ban)}`);
+    }
     if (session.fingerprint !== undefined) {
       this.#store.claimName(nameKey(name), name, session.fingerprint);
     }
@@ -1092,6 +1126,7 @@ export class Hub {
   #topic(session: Session, frame: TopicFrame): void {
     const room = this.#roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
+    if (frame.topic !== undefined && this.#muted(session, frame.id)) return;
     if (frame.topic !== undefined) {
       const topic = frame.topic.trim();
       if (codePoints(topic) > 300) {

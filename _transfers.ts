@@ -172,6 +172,17 @@ export class Transfers {
       if (recipient === undefined) {
         return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
       }
+      if (recipient === session) {
+        return this.#fail(session, frame.id, "bad_request", "You cannot send a file to yourself");
+      }
+      if (recipient.peer === undefined) {
+        return this.#fail(
+          session,
+          frame.id,
+          "transfer_refused",
+          `${recipient.name} is reconnecting; try again soon`,
+        );
+      }
     }
     const id = randomId(12);
     const expires = new Date(Date.now() + offerTimeout).toISOString();
@@ -285,6 +296,9 @@ export class Transfers {
   decline(session: Session, frame: DeclineFrame): void {
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
+    if (offer.sender === session) {
+      return this.#fail(session, frame.id, "bad_request", "To withdraw your own offer, cancel it");
+    }
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
     this.#tell(offer.sender, { transfer: offer.id, state: "declined", by: session.name! });
     if (offer.recipient !== undefined) this.#drop(offer);
@@ -322,6 +336,8 @@ export class Transfers {
       this.#drop(offer);
       return;
     }
+    // A recipient who had not accepted yet: the sender must still hear of it.
+    if (offer.recipient === by && offer.legs.size === 0) this.#tell(offer.sender, event);
     for (const leg of offer.legs) {
       if (leg.receiver !== by) continue;
       this.#tell(offer.sender, event);
@@ -363,7 +379,15 @@ export class Transfers {
         this.#cancel(offer, session, `${session.name ?? "the sender"} left`);
       } else if ([...offer.legs].some((leg) => leg.receiver === session)) {
         this.#cancel(offer, session, `${session.name ?? "the receiver"} left`);
-      } else if (offer.recipient === session) this.#drop(offer);
+      } else if (offer.recipient === session) {
+        this.#tell(offer.sender, {
+          transfer: offer.id,
+          state: "cancelled",
+          by: session.name ?? "",
+          reason: `${session.name ?? "the receiver"} left`,
+        });
+        this.#drop(offer);
+      }
     }
   }
 
@@ -476,6 +500,11 @@ export class Transfers {
     close(from);
     close(to);
     leg.done.resolve();
+    // It has a while to say whether the file arrived whole; then the slot is freed anyway.
+    leg.timer = setTimeout(
+      () => this.#endLeg(leg, `${leg.receiver.name ?? "the receiver"} did not confirm the file`),
+      PAIRING_TIMEOUT,
+    );
   }
 
   /** Cancels everything; waits for the relays to stop. */

@@ -627,9 +627,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
     if (this.#options.password !== undefined) hello.password = this.#options.password;
-    if (this.#options.identity !== undefined && !this.#session) {
-      hello.key = this.#options.identity.publicKey;
-    }
+    // The key goes along even with a resume token: if the server forgot the session
+    // (it restarted), it asks for the proof instead.
+    if (this.#options.identity !== undefined) hello.key = this.#options.identity.publicKey;
     link.write(hello);
     try {
       return await abortable(
@@ -1518,7 +1518,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         await link?.reading;
         if (
           error instanceof ProtocolError &&
-          (error.code === "name_taken" || error.code === "invalid_name")
+          ["name_taken", "invalid_name", "name_claimed", "banned", "unauthorized"].includes(
+            error.code,
+          )
         ) {
           this.#push({
             type: "error",

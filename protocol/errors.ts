@@ -35,7 +35,7 @@ export type ErrorCode =
   | "invalid_room"
   /** The sender is not a member of the room named in the request. */
   | "not_in_room"
-  /** No connected user has that name. */
+  /** No user has that name (online, or claimed for `whois`), or it is not banned (`unban`). */
   | "no_such_user"
   /** The message text is empty or longer than the text limit. */
   | "invalid_text"

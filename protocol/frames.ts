@@ -35,8 +35,7 @@ export interface HelloFrame {
    */
   reconnect?: boolean;
   /**
-   * How many recent `#lobby` messages to replay when `last` does not say;
-   * capped by the server.
+   * How many recent `#lobby` messages to replay; capped by the server.
    */
   history?: number;
   /** The server's password, when it has one. */
@@ -77,7 +76,7 @@ export interface KickFrame {
   id: RequestId;
   /** The name. */
   name: string;
-  /** Why, shown to everyone. */
+  /** Why, shown to the kicked user. */
   reason?: string;
 }
 
@@ -183,7 +182,7 @@ export interface JoinFrame {
   id: RequestId;
   /** The room, starting with `#`. */
   room: string;
-  /** How many recent messages to replay (when `after` is absent); capped by the server. */
+  /** How many recent messages to replay; capped by the server. */
   history?: number;
 }
 
@@ -509,8 +508,9 @@ export interface JoinEvent {
 /**
  * Why someone left: `quit` after the exit handshake, `part` when they left
  * the room but not the chat, `lost` when the connection broke (for a client
- * that reconnects: when it did not come back in time), `send_queue_exceeded`
- * when they stopped reading, `protocol_error` when they broke the protocol.
+ * that reconnects: when it did not come back in time), `timeout` when it went
+ * silent, `kicked` or `banned` by an operator, `send_queue_exceeded` when they
+ * stopped reading, `protocol_error` (reserved) when they broke the protocol.
  */
 export type LeaveReason =
   | "quit"

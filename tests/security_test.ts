@@ -239,3 +239,49 @@ Deno.test("chat serve --tls prints a fingerprint that chat connect --fingerprint
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("bans and mutes cannot be dodged by renaming", async () => {
+  const op = await createIdentity();
+  const loud = await createIdentity();
+  await using server = await serve({ ...local, operators: [op.fingerprint] });
+  const { port } = server.addr;
+  await using chief = await connect({ port, name: "chief", identity: op });
+  await using noisy = await connect({ port, name: "noisy", identity: loud });
+  await chief.mute("noisy");
+  await noisy.nick("quiet");
+  await rejects(() => noisy.send("renamed, still muted"), (e: ProtocolError) => e.code === "muted");
+  await rejects(() => noisy.topic("#lobby", "mine"), (e: ProtocolError) => e.code === "muted");
+  await chief.ban("spammer");
+  await rejects(() => noisy.nick("spammer"), (e: ProtocolError) => e.code === "banned");
+  await rejects(
+    () => chief.ban("quiet", { duration: 0 }),
+    (e: ProtocolError) => e.code === "bad_request",
+  );
+  await chief.mute("quiet", { duration: 0 });
+  equal((await noisy.send("heard again")).text, "heard again");
+});
+
+Deno.test("a client with a key comes back after the server restarts, proving its key again", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const identity = await createIdentity();
+    const first = await serve({ ...local, data: `${dir}/chat.db` });
+    const port = first.addr.port;
+    await using alice = await connect({
+      port,
+      name: "alice",
+      identity,
+      reconnect: { minDelay: 20, maxDelay: 50 },
+    });
+    await first.close();
+    await alice.next("reconnecting", { timeout: 5000 });
+    await using second = await serve({ ...local, port, data: `${dir}/chat.db` });
+    const back = await alice.next("reconnected", { timeout: 10_000 });
+    equal(back.resumed, false);
+    equal(alice.name, "alice");
+    equal((await alice.whois("alice")).fingerprint, identity.fingerprint);
+    equal(second.users, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -274,8 +274,9 @@ Deno.test("offers expire, are declined, and nobody else can take them", async (t
 });
 
 Deno.test("chatting goes on while a file is moving, and a room can receive a file", async () => {
-  await using chat = await pair({ offerTimeout: 500 });
-  const sending = chat.alice.sendFile("bob", randomBytes(50 * 1024 * 1024), { name: "movie.bin" });
+  // A short handshake timeout must not touch data connections, which never say hello.
+  await using chat = await pair({ offerTimeout: 500, handshakeTimeout: 100 });
+  const sending = chat.alice.sendFile("bob", randomBytes(200 * 1024 * 1024), { name: "movie.bin" });
   const offer = await chat.bob.next("offer", { timeout: 5000 });
   const receiving = offer.accept({ dir: chat.dir });
   for (let i = 0; i < 20; i++) {
@@ -297,4 +298,20 @@ Deno.test("chatting goes on while a file is moving, and a room can receive a fil
   const sent = await toRoom;
   deepEqual(sent.to.toSorted(), ["bob", "carol"]);
   equal(await Deno.readTextFile(`${chat.dir}/carol/all.txt`), "for everyone");
+});
+
+Deno.test("a sender hears when the recipient leaves before answering; nobody sends to themselves", async () => {
+  await using chat = await pair();
+  await rejects(
+    () => chat.alice.sendFile("alice", new Uint8Array(1), { name: "me" }),
+    (error: ProtocolError) => error.code === "bad_request",
+  );
+  const sending = settle(chat.alice.sendFile("bob", new Uint8Array(10), { name: "later" }));
+  const offer = await chat.bob.next("offer", { timeout: 5000 });
+  equal(offer.name, "later");
+  await chat.bob.close();
+  await rejects(
+    sending,
+    (error: ProtocolError) => error.code === "transfer_failed" && /bob left/.test(error.message),
+  );
 });
