@@ -9,6 +9,14 @@
 export interface SendQueueOptions {
   /** Most bytes waiting or in flight before {@linkcode SendQueueOptions.onOverflow} runs. */
   maxBytes: number;
+  /**
+   * A queue over `maxBytes` overflows only once its peer has taken nothing for
+   * this long (ms), or once it holds eight times `maxBytes`: a client that reads
+   * slowly through a burst catches up; one that stopped reading is cut off.
+   *
+   * @default {5000}
+   */
+  stallTimeout?: number;
   /** Called once, from a microtask, when the queue passes `maxBytes`. */
   onOverflow?: () => void;
   /** Called once when a write fails; the queue is then dead. */
@@ -44,6 +52,8 @@ export class SendQueue {
   #closed = false;
   #overflowed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When a write last completed (`performance.now()`). */
+  #progress = performance.now();
   #drained: PromiseWithResolvers<void> = Promise.withResolvers();
 
   /**
@@ -55,6 +65,12 @@ export class SendQueue {
   constructor(conn: Deno.Conn, options: SendQueueOptions) {
     this.#conn = conn;
     this.#options = options;
+  }
+
+  /** Whether the peer is over the limit for good: stuck for a while, or far over. */
+  #stalled(): boolean {
+    return this.#queuedBytes > 8 * this.#options.maxBytes ||
+      performance.now() - this.#progress > (this.#options.stallTimeout ?? 5000);
   }
 
   /** Bytes waiting to be written, including the write in flight. */
@@ -81,10 +97,12 @@ export class SendQueue {
    */
   push(bytes: Uint8Array): boolean {
     if (this.#closing || this.#overflowed) return false;
+    // The clock for "taken nothing for a while" starts when there is something to take.
+    if (this.#queuedBytes === 0) this.#progress = performance.now();
     this.#chunks.push(bytes);
     this.#pendingBytes += bytes.length;
     this.#queuedBytes += bytes.length;
-    if (this.#queuedBytes > this.#options.maxBytes) {
+    if (this.#queuedBytes > this.#options.maxBytes && this.#stalled()) {
       // Drop what has not started to go out, so memory stays bounded; the
       // write in flight finishes, so no frame is cut in half.
       this.#overflowed = true;
@@ -117,6 +135,7 @@ export class SendQueue {
           offset += await this.#conn.write(chunk.subarray(offset));
         }
         this.#queuedBytes -= chunk.length;
+        this.#progress = performance.now();
       }
     } catch (error) {
       if (!this.#closed) {

@@ -26,9 +26,11 @@ export interface Limits {
    */
   maxTextLength: number;
   /**
-   * Most bytes waiting to be written to one connection. A client whose queue
-   * grows past this (it stopped reading) is disconnected with the reason
-   * `send_queue_exceeded`, so it can never slow the others down.
+   * Bytes waiting to be written to one connection before it counts as behind.
+   * A client whose queue is past this and that has taken nothing for 5
+   * seconds (it stopped reading), or whose queue passes eight times this, is
+   * disconnected with the reason `send_queue_exceeded`, so it can never slow
+   * the others down; one that reads slowly through a burst catches up.
    *
    * @default {1048576}
    */
