@@ -14,6 +14,8 @@
  * - `--workload NAME[,NAME]`: `burst`, `paced`, `idle`, `slow`
  * - `--cpu-prof DIR`: run our server with `--cpu-prof` and leave the
  *   profiles in DIR (summarise them with `profile_summary.ts`)
+ * - `--chat-args="ARGS"`: more `chat serve` options, e.g. to try a limit
+ *   (`--chat-args="--max-queue-bytes 8388608"`)
  *
  * Runs with a filter or `--quick` write `partial.*` instead of `latest.*`.
  *
@@ -51,6 +53,8 @@ interface Sizes {
   idleConnectTimeoutS: number;
   warmUpMs: number;
   quietMs: number;
+  /** Burst runs per server, each on a fresh server; the median is reported. */
+  burstRepeats: number;
 }
 
 const FULL: Sizes = {
@@ -65,6 +69,7 @@ const FULL: Sizes = {
   idleConnectTimeoutS: 90,
   warmUpMs: 3000,
   quietMs: 2000,
+  burstRepeats: 3,
 };
 
 const QUICK: Sizes = {
@@ -79,6 +84,7 @@ const QUICK: Sizes = {
   idleConnectTimeoutS: 15,
   warmUpMs: 1500,
   quietMs: 1000,
+  burstRepeats: 1,
 };
 
 /** A server under test. */
@@ -94,7 +100,7 @@ interface Server {
 }
 
 /** One server × workload measurement. */
-interface Cell {
+export interface Cell {
   server: string;
   workload: Workload;
   status: "ok" | "skipped" | "failed";
@@ -119,6 +125,8 @@ interface Cell {
   generatorCpuShare?: number | null;
   notes: string[];
   load?: Record<string, unknown>;
+  /** Every run when the cell was measured more than once. */
+  runs?: Omit<Cell, "load">[];
 }
 
 interface Check {
@@ -221,7 +229,10 @@ const LIMIT_VALUES: [string, string][] = [
 ];
 
 /** Our server, once or twice depending on whether it keeps history on disk. */
-async function chatServers(cpuProfDir: string | undefined): Promise<Server[]> {
+async function chatServers(
+  cpuProfDir: string | undefined,
+  extra: string[],
+): Promise<Server[]> {
   const base = ["run", "-q", "-P=chat", "--no-prompt"];
   const help = await output([DENO, ...base, "main.ts", "serve", "--help"]);
   if (!help || help.code !== 0) {
@@ -249,6 +260,7 @@ async function chatServers(cpuProfDir: string | undefined): Promise<Server[]> {
     );
   }
   if (unknown.length > 0) notes.push(`left at their defaults: ${unknown.join(" ")}`);
+  if (extra.length > 0) notes.push(`extra options: ${extra.join(" ")}`);
   const make = (name: string, data: ((dir: string) => string) | undefined): Server => ({
     name,
     protocol: "chat",
@@ -273,6 +285,7 @@ async function chatServers(cpuProfDir: string | undefined): Promise<Server[]> {
           String(port),
           ...(data ? ["--data", data(dir)] : []),
           ...limits,
+          ...extra,
         ],
         cwd: ROOT,
       });
@@ -711,6 +724,32 @@ async function runCell(server: Server, workload: Workload, sizes: Sizes): Promis
   }
 }
 
+/**
+ * Of several runs of one cell, the run with the median deliveries/s, with
+ * the median CPU per delivery, the highest peak RSS and every run's
+ * deliveries/s in a note.
+ */
+function median(runs: Cell[]): Cell {
+  const ok = runs.filter((run) => run.status === "ok" && run.deliveriesPerSecond != null);
+  if (ok.length === 0) return runs[0]!;
+  if (runs.length === 1) return runs[0]!;
+  const byRate = [...ok].sort((a, b) => a.deliveriesPerSecond! - b.deliveriesPerSecond!);
+  const chosen: Cell = { ...byRate[Math.floor((byRate.length - 1) / 2)]! };
+  const cpu = ok.map((run) => run.cpuUsPer1k).filter((value): value is number => value != null)
+    .sort((a, b) => a - b);
+  if (cpu.length > 0) chosen.cpuUsPer1k = cpu[Math.floor((cpu.length - 1) / 2)]!;
+  chosen.peakRssMb = Math.max(...ok.map((run) => run.peakRssMb ?? 0));
+  const failed = runs.length - ok.length;
+  chosen.notes = [
+    `median of ${ok.length} runs${failed > 0 ? ` (${failed} failed)` : ""}: ${
+      ok.map((run) => `${fmtRate(run.deliveriesPerSecond)}/s`).join(", ")
+    }; CPU µs/1k ${ok.map((run) => fmtInt(run.cpuUsPer1k)).join(", ")}`,
+    ...chosen.notes,
+  ];
+  chosen.runs = runs.map(({ load: _load, ...rest }) => rest);
+  return chosen;
+}
+
 // ---------------------------------------------------------------- report
 
 function fmtRate(value: number | null | undefined): string {
@@ -928,8 +967,16 @@ function escapeXml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-/** Grouped horizontal bars: burst deliveries/s and paced p99 per server. */
-function svgChart(cells: Cell[], servers: string[], title: string): string {
+/**
+ * Grouped horizontal bars: burst deliveries/s and paced p99 per server, with
+ * the share lost next to a bar when messages were lost.
+ *
+ * @param cells The measurements.
+ * @param servers The servers, in the order to draw them.
+ * @param title The chart's title.
+ * @returns The SVG document.
+ */
+export function svgChart(cells: Cell[], servers: string[], title: string): string {
   const panels = [
     {
       heading: "Burst: deliveries per second (higher is better)",
@@ -968,6 +1015,13 @@ function svgChart(cells: Cell[], servers: string[], title: string): string {
     const max = Math.max(0, ...values.filter((value): value is number => value !== null));
     servers.forEach((server, i) => {
       const value = values[i]!;
+      const cell = cells.find((one) =>
+        one.server === server && one.workload === panel.workload && one.status === "ok"
+      );
+      const expected = (cell?.deliveries ?? 0) + (cell?.lost ?? 0);
+      const lost = cell?.lost && expected > 0
+        ? `, ${(cell.lost / expected * 100).toFixed(cell.lost / expected < 0.01 ? 2 : 0)}% lost`
+        : "";
       const ours = server.startsWith("chat");
       const barY = y + i * (barHeight + gap);
       parts.push(
@@ -985,7 +1039,7 @@ function svgChart(cells: Cell[], servers: string[], title: string): string {
           length.toFixed(1)
         }" height="${barHeight}" rx="3" fill="${panel.color}" fill-opacity="${ours ? 1 : 0.55}"/>`,
         `<text x="${labelWidth + 28 + length}" y="${barY + 15}" class="v">${
-          escapeXml(panel.label(value))
+          escapeXml(panel.label(value) + lost)
         }</text>`,
       );
     });
@@ -1054,12 +1108,13 @@ async function main(): Promise<number> {
       only: { type: "string", multiple: true },
       workload: { type: "string", multiple: true },
       "cpu-prof": { type: "string" },
+      "chat-args": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
     console.log(
-      "Usage: deno task bench [--quick] [--only NAME[,NAME]] [--workload NAME[,NAME]] [--cpu-prof DIR]",
+      "Usage: deno task bench [--quick] [--only NAME[,NAME]] [--workload NAME[,NAME]] [--cpu-prof DIR] [--chat-args=ARGS]",
     );
     return 0;
   }
@@ -1084,7 +1139,7 @@ async function main(): Promise<number> {
   if (cpuProf) await Deno.mkdir(cpuProf, { recursive: true });
 
   const allServers = [
-    ...await chatServers(cpuProf),
+    ...await chatServers(cpuProf, values["chat-args"]?.split(/\s+/).filter(Boolean) ?? []),
     await ncatServer(),
     await ngircdServer(),
     ...await naiveServers(),
@@ -1112,7 +1167,13 @@ async function main(): Promise<number> {
     for (const workload of workloads) {
       const start = Date.now();
       log(`  ${server.name} ${workload} …`);
-      const cell = await runCell(server, workload, sizes);
+      const repeats = workload === "burst" ? sizes.burstRepeats : 1;
+      const runs: Cell[] = [];
+      for (let i = 0; i < repeats; i++) {
+        runs.push(await runCell(server, workload, sizes));
+        if (runs[0]!.status === "skipped") break;
+      }
+      const cell = median(runs);
       cells.push(cell);
       const seconds = ((Date.now() - start) / 1000).toFixed(1);
       if (cell.status !== "ok") {
@@ -1212,7 +1273,11 @@ async function main(): Promise<number> {
     "",
     "### How it was measured",
     "",
-    `- Workloads: ${sizeLine}. Every message is 64 bytes; every client receives every other client's messages.`,
+    `- Workloads: ${sizeLine}. Every message is 64 bytes; every client receives every other client's messages.${
+      sizes.burstRepeats > 1
+        ? ` Burst runs ${sizes.burstRepeats} times per server, each on a fresh server; the table shows the run with the median deliveries/s and the median CPU.`
+        : ""
+    }`,
     `- One load generator process (two threads) on the same machine, over 127.0.0.1; each server restarted before each workload. Clients connect at most 8 at a time (ncat and ngircd listen with a backlog of 10).`,
     `- Latency: from the send time written into each message to the read that brought it (one clock for all clients). Lost: messages sent × (clients − 1) − distinct deliveries, once nothing arrived for ${
       sizes.quietMs / 1000
