@@ -57,8 +57,8 @@ try {
     output += value;
     port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(output)?.[1] ?? 0);
   }
-  reader.releaseLock();
-  server.stdout.cancel();
+  // The server's output is not needed any more: stop reading it.
+  await reader.cancel();
 
   // A file of pseudo-random bytes (random enough that nothing can compress it).
   const path = `${dir}/big.bin`;
