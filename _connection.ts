@@ -262,6 +262,13 @@ export class Connection implements Peer {
       this.#hub.reject(this.#session, error.code, error.message, requestIdOf(error));
       return;
     }
+    return this.#handle(frame);
+  }
+
+  /** One parsed frame: a data connection, a key to prove, or a request for the hub. */
+  #handle(frame: ClientFrame): Promise<void> | undefined {
+    // While a key proof is pending, the next frame must be it.
+    if (this.#challenged !== undefined) return this.#authenticate(frame);
     if (frame.type === "data") {
       if (this.#frames++ > 0) {
         this.#hub.reject(
@@ -302,7 +309,6 @@ export class Connection implements Peer {
       );
       return;
     }
-    if (this.#challenged !== undefined) return this.#authenticate(frame);
     this.#hub.receive(this.#session, frame);
     return;
   }
@@ -315,7 +321,7 @@ export class Connection implements Peer {
     if (frame.type !== "auth" || frame.id !== hello.id) {
       fail('Expected "auth" with the signed challenge after a "hello" with a key');
       // The frame itself still gets its own answer.
-      if (frame.type !== "auth") this.#hub.receive(this.#session, frame);
+      if (frame.type !== "auth") await this.#handle(frame);
       return;
     }
     const key = hello.key!;

@@ -3,6 +3,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { type ChatClient, connect, createIdentity, ProtocolError, serve } from "../mod.ts";
 import { parseCommand } from "../protocol/commands.ts";
+import { checkName } from "../protocol/names.ts";
 import {
   type ClientFrame,
   parseClientFrame,
@@ -753,7 +754,7 @@ class HostilePeer {
         equal(
           JSON.stringify([got.type, got.id, got.code].slice(0, expected.length)),
           JSON.stringify(expected),
-          `${where}: the answer to ${request}`,
+          `${where}: the answer to ${request} was ${JSON.stringify(got).slice(0, 200)}`,
         );
       }
       return got;
@@ -781,8 +782,16 @@ class HostilePeer {
           refusal = error;
         }
       }
-      if (frame?.type === "pong" && this.#challenge === undefined) continue;
-      if (frame?.type === "send" && this.#challenge === undefined) {
+      // A frame other than "auth" while a challenge is open ends it ("auth_failed" for the
+      // "hello"), then is handled as usual.
+      if (frame !== undefined && this.#challenge !== undefined) {
+        settle();
+        answer(line, "error", this.#challenge, "auth_failed");
+        this.#challenge = undefined;
+        if (frame.type === "auth") continue;
+      }
+      if (frame?.type === "pong") continue;
+      if (frame?.type === "send") {
         sends.push([line, frame.id]);
         continue;
       }
@@ -794,18 +803,14 @@ class HostilePeer {
         } else answer(line, "error", requestIdOf(refusal), refusal.code);
       } else if (frame.type === "data") {
         answer(line, "error", undefined, "bad_request");
-      } else if (
-        frame.type === "hello" && frame.key !== undefined && !this.#registered &&
-        frame.resume === undefined
-      ) {
-        answer(line, "challenge", frame.id);
-        this.#challenge = frame.id;
-      } else if (this.#challenge !== undefined) {
-        answer(line, "error", this.#challenge, "auth_failed");
-        this.#challenge = undefined;
+      } else if (frame.type === "hello" && frame.key !== undefined && !this.#registered) {
+        // Resume tokens here are made up, so the key must be proven; the name is checked first.
+        if (checkName(frame.name).ok) {
+          answer(line, "challenge", frame.id);
+          this.#challenge = frame.id;
+        } else answer(line, "error", frame.id, "invalid_name");
       } else {
         const got = answer(line);
-        // A "pong" never gets here: it was skipped above, or answered the challenge.
         const id = (frame as { id?: RequestId }).id;
         equal(JSON.stringify(got.id), JSON.stringify(id), `${where}: the id in the answer`);
         ok(["ack", "error", "welcome"].includes(got.type as string), `${where}: ${got.type}`);
