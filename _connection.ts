@@ -87,7 +87,7 @@ export class Connection implements Peer {
    * @param conn The socket.
    * @param hub The hub to feed.
    * @param limits The limits to enforce.
-   * @param greeting The first lines a plain-text user sees.
+   * @param options The greeting, and whether the server asks for a password.
    */
   constructor(conn: Deno.Conn, hub: Hub, limits: Limits, options: ConnectionOptions) {
     this.#options = options;

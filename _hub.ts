@@ -1077,6 +1077,15 @@ export class Hub {
   }
 
   #join(session: Session, frame: JoinFrame): void {
+    const already = [...session.rooms].some((joined) => joined.name === frame.room);
+    if (!already && session.rooms.size >= this.#options.limits.maxRoomsPerUser) {
+      return this.#fail(
+        session,
+        frame.id,
+        "too_many_rooms",
+        `You are in ${session.rooms.size} rooms, the most this server allows; /leave one first`,
+      );
+    }
     const room = this.#roomOf(session, frame.id, frame.room, false);
     if (room === undefined) return;
     if (!session.rooms.has(room)) {

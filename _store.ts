@@ -174,7 +174,6 @@ export class Store {
   #byKey: StatementSync;
   #recent: StatementSync;
   #after: StatementSync;
-  #before: StatementSync;
   #getTopic: StatementSync;
   #setTopic: StatementSync;
   #closed = false;
@@ -207,7 +206,6 @@ export class Store {
     this.#after = this.#db.prepare(
       "SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
     );
-    this.#before = this.#recent;
     this.#getTopic = this.#db.prepare(
       "SELECT topic, topic_by AS by, topic_ts AS ts FROM rooms WHERE name = ?",
     );
@@ -266,7 +264,7 @@ export class Store {
    */
   recent(room: string, limit: number, before: number = Number.MAX_SAFE_INTEGER): MessageEvent[] {
     if (limit <= 0) return [];
-    return (this.#before.all(room, before, limit) as unknown as MessageRow[]).map((row) =>
+    return (this.#recent.all(room, before, limit) as unknown as MessageRow[]).map((row) =>
       toEvent(row, true)
     );
   }

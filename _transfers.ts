@@ -320,6 +320,7 @@ export class Transfers {
   #cancel(offer: Offer, by: Session, reason: string): void {
     const event = { transfer: offer.id, state: "cancelled" as const, by: by.name ?? "", reason };
     if (by === offer.sender) {
+      this.#tell(offer.sender, event);
       for (const leg of offer.legs) {
         if (!leg.finished) this.#tell(leg.receiver, event);
         this.#closeLeg(leg);

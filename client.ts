@@ -1019,6 +1019,17 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   async #close(timeout: number): Promise<void> {
+    // Files still being offered or sent stop: leaving must not wait for them.
+    for (const transfer of [...this.#outgoing.keys()]) {
+      this.#request({ type: "cancel", transfer }, undefined).catch(() => {});
+      this.#outgoing.get(transfer)?.({
+        type: "transfer",
+        transfer,
+        state: "cancelled",
+        by: this.#name,
+        reason: "you left",
+      });
+    }
     this.#stopReconnect.abort();
     await this.#reconnected.catch(() => {});
     const link = this.#link;
@@ -1089,6 +1100,13 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       while (true) {
         const read = await link.conn.read(buffer);
         if (read === null) break;
+        // A TLS record (alert or handshake) where a line was expected: the port speaks TLS.
+        if (!this.#link && (buffer[0] === 0x15 || buffer[0] === 0x16) && buffer[1] === 0x03) {
+          link.notice =
+            "this port speaks TLS: join with --fingerprint SHA256:… (as chat serve printed it) " +
+            "or --ca FILE";
+          break;
+        }
         link.lastInput = performance.now();
         for (const line of decoder.push(buffer.subarray(0, read))) {
           // A frame we cannot read may have been an answer: the stream can no
@@ -1637,7 +1655,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         type: "transfer",
         transfer,
         state: "cancelled",
-        by: "",
+        by: this.#name,
         reason: "the connection closed",
       });
     }

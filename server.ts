@@ -123,10 +123,12 @@ class Server implements ChatServer {
   #perIp = new Map<string, number>();
   #connectBuckets = new Map<string, { tokens: number; at: number }>();
   #sweeper: ReturnType<typeof setInterval>;
+  #log: ((line: string) => void) | undefined;
 
   constructor(listeners: Deno.Listener[], store: Store, options: ServeOptions) {
     this.#listeners = listeners;
     this.#store = store;
+    this.#log = options.onLog;
     this.addr = listeners[0]!.addr as Deno.NetAddr;
     this.plainAddr = listeners[1]?.addr as Deno.NetAddr | undefined;
     this.#connectionOptions = {
@@ -214,39 +216,44 @@ class Server implements ChatServer {
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) {
-        if (this.#closing) {
-          conn.close();
-          continue;
-        }
-        const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-        const refusal = this.#refusal(ip);
-        if (refusal !== undefined) {
-          this.#refuse(conn, refusal);
-          continue;
-        }
-        try {
-          (conn as Deno.TcpConn).setNoDelay(true);
-          (conn as Deno.TcpConn).setKeepAlive(true);
-        } catch {
-          // Not a TCP socket; nothing to tune.
-        }
-        const connection = new Connection(conn, this.#hub, this.#limits, this.#connectionOptions);
-        this.#connections.add(connection);
-        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-        const task = connection.run().finally(() => {
-          this.#connections.delete(connection);
-          const left = this.#perIp.get(ip)! - 1;
-          if (left === 0) this.#perIp.delete(ip);
-          else this.#perIp.set(ip, left);
-          this.#tasks.delete(task);
-        });
-        this.#tasks.add(task);
+    while (!this.#closing) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors, say: report it, breathe, keep serving the others.
+        this.#log?.(
+          `Cannot accept a connection: ${error instanceof Error ? error.message : error}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
       }
-    } catch (error) {
-      if (!this.#closing) throw error;
+      this.#admit(conn);
     }
+  }
+
+  #admit(conn: Deno.Conn): void {
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const refusal = this.#refusal(ip);
+    if (refusal !== undefined) return this.#refuse(conn, refusal);
+    try {
+      (conn as Deno.TcpConn).setNoDelay(true);
+      (conn as Deno.TcpConn).setKeepAlive(true);
+    } catch {
+      // Not a TCP socket; nothing to tune.
+    }
+    const connection = new Connection(conn, this.#hub, this.#limits, this.#connectionOptions);
+    this.#connections.add(connection);
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+    const task = connection.run().finally(() => {
+      this.#connections.delete(connection);
+      const left = this.#perIp.get(ip)! - 1;
+      if (left === 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+      this.#tasks.delete(task);
+    });
+    this.#tasks.add(task);
   }
 
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */

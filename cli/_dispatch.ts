@@ -209,7 +209,8 @@ export function runCommand(
       return;
     case "send": {
       let id = "";
-      track(
+      // Not tracked: leaving cancels a transfer rather than waiting for it.
+      void (
         client.sendFile(command.to, command.path, {
           onOffer: (transfer) => {
             id = transfer;
@@ -229,7 +230,7 @@ export function runCommand(
               }`,
             ),
           fail("File not sent"),
-        ).finally(() => running.delete(id)),
+        ).finally(() => running.delete(id))
       );
       return;
     }
@@ -242,7 +243,7 @@ export function runCommand(
       const [id, offer] = found;
       output.offers.delete(id);
       running.set(id, offer.name);
-      track(
+      void (
         offer.accept({
           dir: command.dir ?? output.downloads,
           onProgress: (bytes, total) =>
@@ -255,7 +256,7 @@ export function runCommand(
               }… matched)`,
             ),
           fail("File not received"),
-        ).finally(() => running.delete(id)),
+        ).finally(() => running.delete(id))
       );
       return;
     }

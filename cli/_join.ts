@@ -66,7 +66,7 @@ export function defaultName(): string | undefined {
  * CLI errors that say what to do.
  *
  * @param address `HOST[:PORT]` from the command line.
- * @param name The name to use.
+ * @param flags The name, TLS, key and password options.
  * @returns The client.
  */
 export async function join(
@@ -93,6 +93,14 @@ export async function join(
   if (flags.fingerprint !== undefined) tls = { fingerprint: flags.fingerprint };
   let identity: Identity | undefined;
   if (!flags["no-key"]) {
+    // Only the default key is made on first use; a key named on the command line must exist.
+    if (flags.identity !== undefined) {
+      try {
+        await Deno.stat(flags.identity);
+      } catch {
+        throw new CliError(`Cannot read the key "${flags.identity}": no such file`);
+      }
+    }
     try {
       identity = await loadIdentity(flags.identity);
     } catch (error) {
@@ -105,10 +113,13 @@ export async function join(
   } catch (error) {
     if (
       error instanceof ProtocolError &&
-      (error.code === "name_taken" || error.code === "invalid_name" ||
-        error.code === "name_claimed")
+      (error.code === "name_taken" || error.code === "invalid_name")
     ) {
       throw new CliError(`${error.message}; choose another with --name`);
+    }
+    // Its message already says to choose another name.
+    if (error instanceof ProtocolError && error.code === "name_claimed") {
+      throw new CliError(error.message);
     }
     if (error instanceof TypeError) throw new CliError(error.message, EXIT_USAGE);
     throw error;

@@ -58,25 +58,29 @@ export async function sendCommand(args: string[]): Promise<number> {
     );
   }
   const room = values.room ?? LOBBY;
-  const client = await join(address, values);
+  // A pipe that runs for days rides out a server restart, but gives up on a server that is gone.
+  const client = await join(address, values, { maxAttempts: 10 });
   let failed = 0;
   let sent = 0;
-  const pending: Promise<void>[] = [];
+  const pending = new Set<Promise<void>>();
   const send = (text: string) => {
-    pending.push(
-      client.send(text, { room }).then(
-        () => void sent++,
-        (error: Error) => {
-          failed++;
-          warn(`chat: Message not sent: ${sanitize(error.message)}`);
-        },
-      ),
-    );
+    const request: Promise<void> = client.send(text, { room }).then(
+      () => void sent++,
+      (error: Error) => {
+        failed++;
+        warn(`chat: Message not sent: ${sanitize(error.message)}`);
+      },
+    ).finally(() => pending.delete(request));
+    pending.add(request);
   };
   try {
+    if (room !== LOBBY) await client.join(room, { history: 0 });
     if (words.length > 0) send(words.join(" "));
     else {
-      for await (const line of stdinLines()) if (line.trim() !== "") send(line);
+      for await (const line of stdinLines()) {
+        if (client.closed) throw new CliError("The connection to the server was lost; giving up");
+        if (line.trim() !== "") send(line);
+      }
     }
     await Promise.all(pending);
   } finally {

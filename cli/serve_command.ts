@@ -16,7 +16,6 @@ import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { onInterrupt } from "./_signals.ts";
 
-/** The text of `chat serve --help`. */
 /** The limits `chat serve` can change, with their flags. */
 const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] = [
   {
@@ -243,6 +242,12 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 0;
   }
   const hostname = values.host ?? "0.0.0.0";
+  if (values["plain-port"] !== undefined && !values.tls && values["tls-cert"] === undefined) {
+    throw new CliError(
+      "--plain-port goes with --tls or --tls-cert: without TLS, --port is already plain",
+      EXIT_USAGE,
+    );
+  }
   const tls = await tlsOptions(values);
   const operators = await operatorList(values.op ?? []);
   const password = values.password ?? env("CHAT_PASSWORD");

@@ -243,6 +243,15 @@ export async function runInteractive(
         }
         if (event.type === "bye") farewell = sanitize(event.message);
         if (event.type === "offer") offers.set(event.transfer, event);
+        if (event.type === "reconnected") {
+          // Who is here may have changed while we were away.
+          for (const room of client.joined) {
+            client.who({ room }).then((names) => {
+              members.set(room, new Set(names));
+              schedule();
+            }, () => {});
+          }
+        }
         const entry = entryFor(event, context());
         if (entry !== undefined) add(entry);
       }
