@@ -149,21 +149,8 @@ export interface SentFile {
 /** The type names of {@linkcode ChatEvent}. */
 export type ChatEventType = ChatEvent["type"];
 
-/** A room message as the server stored it. */
-export interface SentMessage {
-  /** The room, starting with `#`. */
-  room: string;
-  /** Who sent it, as set by the server. */
-  from: string;
-  /** The message text; may hold several lines. */
-  text: string;
-  /** ISO-8601 UTC time stamped by the server. */
-  ts: string;
-  /** The message's sequence number in its room. */
-  seq: number;
-  /** `true` for an action (`/me waves`). */
-  action?: boolean;
-}
+/** A room message as the server stored it: the `message` event the others received. */
+export type SentMessage = Omit<MessageEvent, "type" | "history">;
 
 /** A private message as the server delivered it. */
 export interface SentDm {

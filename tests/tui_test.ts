@@ -6,6 +6,21 @@ import { HOME } from "./_cli.ts";
 const root = new URL("..", import.meta.url).pathname;
 const homes = `XDG_CONFIG_HOME=${HOME}/config XDG_DATA_HOME=${HOME}/data`;
 
+/** `chat connect` to a port, as a shell command, run the way `deno task chat` runs it. */
+function chatConnect(port: number): string {
+  return [
+    Deno.execPath(),
+    "run",
+    "-q",
+    "-P=chat",
+    "--no-prompt",
+    "main.ts",
+    "connect",
+    `127.0.0.1:${port}`,
+  ]
+    .map(shellQuote).join(" ");
+}
+
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
@@ -19,17 +34,7 @@ Deno.test({
     const port = server.addr.port;
     const dir = await Deno.makeTempDir();
     try {
-      const chat = [
-        Deno.execPath(),
-        "run",
-        "-q",
-        "-P=chat",
-        "--no-prompt",
-        "main.ts",
-        "connect",
-        `127.0.0.1:${port}`,
-      ]
-        .map(shellQuote).join(" ");
+      const chat = chatConnect(port);
       const script = `cd ${shellQuote(root)}; ${homes} ${chat} --name alice --no-color; ` +
         `echo "EXIT=$?"; stty -a > ${dir}/modes; exec sleep 60`;
       await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
@@ -97,17 +102,7 @@ Deno.test({
     await using server = await serve({ hostname: "127.0.0.1", port: 0 });
     const port = server.addr.port;
     await using bob = await connect({ port, name: "bob" });
-    const chat = [
-      Deno.execPath(),
-      "run",
-      "-q",
-      "-P=chat",
-      "--no-prompt",
-      "main.ts",
-      "connect",
-      `127.0.0.1:${port}`,
-    ]
-      .map(shellQuote).join(" ");
+    const chat = chatConnect(port);
     const script = `cd ${
       shellQuote(root)
     }; ${homes} ${chat} --name carol; echo "EXIT=$?"; stty -a; exec sleep 60`;
