@@ -40,34 +40,22 @@ Deno.test("chat send delivers its words, or stdin lines, and exits by what was a
   const { server, port } = await startServer("--max-text", "20");
   try {
     await using bob = await connect({ port, name: "bob" });
+    const send = (args: string[], stdin?: string) =>
+      runChat(["send", `127.0.0.1:${port}`, ...args], stdin);
     await t.step("words make one message", async () => {
-      const result = await runChat([
-        "send",
-        `127.0.0.1:${port}`,
-        "--name",
-        "ci",
-        "build",
-        "42",
-        "passed ✅",
-      ]);
+      const result = await send(["--name", "ci", "build", "42", "passed ✅"]);
       equal(result.code, 0, result.stderr);
       const message = await bob.next("message", { timeout: 5000 });
       deepEqual([message.from, message.text], ["ci", "build 42 passed ✅"]);
     });
     await t.step("every stdin line is a message", async () => {
-      const result = await runChat(
-        ["send", `127.0.0.1:${port}`, "--name", "log"],
-        "line one\r\n\nline 二\n",
-      );
+      const result = await send(["--name", "log"], "line one\r\n\nline 二\n");
       equal(result.code, 0, result.stderr);
       deepEqual((await bob.next("message", { timeout: 5000 })).text, "line one");
       deepEqual((await bob.next("message", { timeout: 5000 })).text, "line 二");
     });
     await t.step("a refused message exits 1 and says why", async () => {
-      const result = await runChat(
-        ["send", `127.0.0.1:${port}`, "--name", "log"],
-        "fine\n" + "x".repeat(30) + "\n",
-      );
+      const result = await send(["--name", "log"], "fine\n" + "x".repeat(30) + "\n");
       equal(result.code, 1);
       match(result.stderr, /longer than 20 characters/);
       match(result.stderr, /1 of 2 messages were not accepted/);
@@ -75,34 +63,18 @@ Deno.test("chat send delivers its words, or stdin lines, and exits by what was a
     });
     await t.step("another room is joined first", async () => {
       await bob.join("#builds");
-      const result = await runChat([
-        "send",
-        `127.0.0.1:${port}`,
-        "--name",
-        "ci",
-        "--room",
-        "#builds",
-        "green",
-      ]);
+      const result = await send(["--name", "ci", "--room", "#builds", "green"]);
       equal(result.code, 0, result.stderr);
       const message = await bob.next("message", { timeout: 5000 });
       deepEqual([message.room, message.text], ["#builds", "green"]);
     });
     await t.step("an invalid room exits 1", async () => {
-      const result = await runChat([
-        "send",
-        `127.0.0.1:${port}`,
-        "--name",
-        "ci",
-        "--room",
-        "no room",
-        "hi",
-      ]);
+      const result = await send(["--name", "ci", "--room", "no room", "hi"]);
       equal(result.code, 1);
       match(result.stderr, /not valid/);
     });
     await t.step("a taken name exits 1", async () => {
-      const result = await runChat(["send", `127.0.0.1:${port}`, "--name", "bob", "hi"]);
+      const result = await send(["--name", "bob", "hi"]);
       equal(result.code, 1);
       match(result.stderr, /taken/);
     });

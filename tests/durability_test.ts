@@ -7,7 +7,7 @@ import {
   type ProtocolError,
   serve,
 } from "../mod.ts";
-import { spawnChat, startServer } from "./_cli.ts";
+import { startServer } from "./_cli.ts";
 import { Proxy } from "./_proxy.ts";
 
 /** Loopback, with the rate limits out of the way of tests that send in bulk. */
@@ -59,19 +59,11 @@ Deno.test("every acknowledged message survives a SIGKILL of the server, exactly 
     for (const client of clients) await client.close();
     ok(acked.length >= 300 && acked.length < 9000, `${acked.length} acknowledged before the kill`);
 
-    await using second = spawnChat([
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data",
-      data,
-      "--rate-burst",
-      "1000",
-    ]);
-    const [, port] = await second.stdout.readUntil(/listening on 127\.0\.0\.1:(\d+)/);
-    await using reader = await connect({ port: Number(port), name: "reader", history: 0 });
+    // The same database file, on a new port; a later --data wins over startServer's own.
+    const restarted = await startServer("--data", data, "--rate-burst", "1000");
+    await using second = restarted.server;
+    const port = restarted.port;
+    await using reader = await connect({ port, name: "reader", history: 0 });
     const history = await wholeHistory(reader);
     deepEqual(
       history.map((m) => m.seq),

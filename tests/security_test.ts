@@ -3,7 +3,7 @@ import { connect, type ProtocolError, serve } from "../mod.ts";
 import { createIdentity } from "../_identity.ts";
 import { createSelfSignedCertificate } from "../_tls.ts";
 import { RawPeer } from "./_raw.ts";
-import { runChat, spawnChat, stopServer } from "./_cli.ts";
+import { runChat, startServer, stopServer } from "./_cli.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };
 
@@ -206,17 +206,9 @@ Deno.test("operators kick, mute and ban; bans survive a restart", async () => {
 Deno.test("chat serve --tls prints a fingerprint that chat connect --fingerprint trusts", async () => {
   const data = await Deno.makeTempDir();
   try {
-    await using server = spawnChat([
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data",
-      `${data}/chat.db`,
-      "--tls",
-    ]);
-    const [, port] = await server.stdout.readUntil(/listening on 127\.0\.0\.1:(\d+)/);
+    const started = await startServer("--data", `${data}/chat.db`, "--tls");
+    await using server = started.server;
+    const port = started.port;
     const [, fingerprint] = await server.stdout.readUntil(
       /TLS certificate fingerprint: (SHA256:\S+)/,
     );
