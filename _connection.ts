@@ -109,8 +109,13 @@ export class Connection implements Peer {
 
   /** Queues a frame in this connection's format. */
   deliver(out: Outbound): void {
-    const bytes = this.#mode === "text" ? out.text : out.json;
+    const bytes = this.#mode === "text" ? out.text(this.#session.current?.name) : out.json;
     if (bytes !== null) this.#queue.push(bytes);
+  }
+
+  /** Whether this connection speaks JSON and so can take part in file transfers. */
+  get files(): boolean {
+    return this.#mode === "json";
   }
 
   /** Carries a resumed session from now on. */

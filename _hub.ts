@@ -58,6 +58,8 @@ export class Outbound {
   readonly frame: ServerFrame;
   #json: Uint8Array | undefined;
   #text: Uint8Array | null | undefined;
+  /** A room message as text with its room named, for readers typing into another room. */
+  #tagged: Uint8Array | null | undefined;
 
   /**
    * Wraps a frame.
@@ -73,16 +75,30 @@ export class Outbound {
     return this.#json ??= encoder.encode(JSON.stringify(this.frame) + "\n");
   }
 
-  /** The frame as text lines for `nc` users, or `null` when there is nothing to show. */
-  get text(): Uint8Array | null {
+  /**
+   * The frame as text lines for `nc` users, or `null` when there is nothing to
+   * show. A room message is tagged with its room unless the reader types into
+   * that room; each of the two forms is rendered at most once.
+   *
+   * @param room The room the reader types into.
+   * @returns The bytes to send.
+   */
+  text(room: string | undefined): Uint8Array | null {
+    const frame = this.frame;
+    if (frame.type === "message" && frame.room !== room) {
+      if (this.#tagged === undefined) this.#tagged = render(frame, "");
+      return this.#tagged;
+    }
     if (this.#text === undefined) {
-      const text = formatFrame(this.frame);
-      this.#text = text === undefined
-        ? null
-        : encoder.encode(text.replaceAll("\n", "\r\n") + "\r\n");
+      this.#text = render(frame, frame.type === "message" ? frame.room : undefined);
     }
     return this.#text;
   }
+}
+
+function render(frame: ServerFrame, room: string | undefined): Uint8Array | null {
+  const text = formatFrame(frame, { room });
+  return text === undefined ? null : encoder.encode(text.replaceAll("\n", "\r\n") + "\r\n");
 }
 
 /** One connection as the hub sees it. */
@@ -93,6 +109,8 @@ export interface Peer {
   close(): void;
   /** This connection now carries another (resumed) session. */
   adopt(session: Session): void;
+  /** Whether the peer can take part in file transfers (plain-text users cannot). */
+  readonly files: boolean;
 }
 
 /** One person's state on the server, which can outlive a connection. */
@@ -1104,6 +1122,8 @@ export class Hub {
       );
       room.members.add(session);
       session.rooms.add(room);
+      // Set first, so a plain-text user reads the room's history untagged.
+      session.current = room;
       this.#replay(session, room, frame.history ?? this.#options.historyOnJoin);
     }
     session.current = room;

@@ -183,6 +183,25 @@ export class Transfers {
           `${recipient.name} is reconnecting; try again soon`,
         );
       }
+      if (!recipient.peer.files) {
+        return this.#fail(
+          session,
+          frame.id,
+          "transfer_refused",
+          `${recipient.name} uses a plain-text connection and cannot receive files`,
+        );
+      }
+    }
+    if (room !== undefined) {
+      const others = [...room.members].filter((member) => member !== session);
+      if (others.length > 0 && !others.some((member) => member.peer?.files)) {
+        return this.#fail(
+          session,
+          frame.id,
+          "transfer_refused",
+          `Nobody else in ${room.name} can receive files`,
+        );
+      }
     }
     const id = randomId(12);
     const expires = new Date(Date.now() + offerTimeout).toISOString();

@@ -57,7 +57,7 @@ export type ErrorCode =
   | "auth_failed"
   /** No such transfer, or not one of yours. */
   | "no_such_transfer"
-  /** The file is larger than the server allows, or too many transfers are running. */
+  /** The file is too large, too many transfers are running, or nobody offered it can take it. */
   | "transfer_refused"
   /** Client side: a transfer failed (cancelled, cut off, or the hash did not match). */
   | "transfer_failed"

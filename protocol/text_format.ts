@@ -44,6 +44,17 @@ function body(prefix: string, text: string): string {
   return prefix + lines.join("\n" + indent);
 }
 
+/** Options for {@linkcode formatFrame}. */
+export interface FormatFrameOptions {
+  /**
+   * The room the reader types into. A message from any other room is tagged
+   * with its room, so the reader can tell the rooms apart.
+   *
+   * @default {"#lobby"}
+   */
+  room?: string;
+}
+
 /**
  * Renders one server frame as text, or `undefined` for frames a person does
  * not need to see (acks). Multi-line messages are indented under their first
@@ -61,13 +72,14 @@ function body(prefix: string, text: string): string {
  * ```
  *
  * @param frame The frame to render.
+ * @param options The room the reader types into.
  * @returns The text, or `undefined`.
  */
-export function formatFrame(frame: ServerFrame): string | undefined {
+export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): string | undefined {
   switch (frame.type) {
     case "message": {
       const from = sanitize(frame.from);
-      const where = frame.room === LOBBY ? "" : `${sanitize(frame.room)} `;
+      const where = frame.room === (options?.room ?? LOBBY) ? "" : `${sanitize(frame.room)} `;
       const prefix = `[${clock(frame.ts)}] ${frame.history ? "(history) " : ""}${where}` +
         (frame.action ? `* ${from} ` : `<${from}> `);
       return body(prefix, frame.text);

@@ -157,7 +157,8 @@ Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
   const dev = await nextIn(alice, "message", "#dev");
   deepEqual(dev.type === "message" && [dev.from, dev.text], ["bob", "hello devs"]);
   await alice.send("welcome", { room: "#dev" });
-  match(await nc.until(/welcome/), /^\[\d\d:\d\d:\d\d\] #dev <alice> welcome$/);
+  // bob types into #dev now: its lines are plain, the lobby's are tagged.
+  match(await nc.until(/welcome/), /^\[\d\d:\d\d:\d\d\] <alice> welcome$/);
   await nc.write("/topic ship it\n");
   match(await nc.until(/Topic of/), /Topic of #dev: ship it/);
   await nc.write("/room #lobby\nin the lobby\n");
@@ -169,4 +170,42 @@ Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
   match(await nc.until(/You left/), /You left #dev/);
   const part = await nextIn(alice, "leave", "#dev");
   deepEqual(part.type === "leave" && [part.name, part.reason], ["bob", "part"]);
+});
+
+Deno.test("a plain-text user sees every line from a room other than the one typed into tagged with its room", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await alice.join("#dev");
+  await alice.send("old news", { room: "#dev" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("bob\n");
+  await nc.until(/You are bob/);
+  await alice.send("in the lobby");
+  match(await nc.until(/in the lobby/), /^\[\d\d:\d\d:\d\d\] <alice> in the lobby$/);
+
+  // The history of the room joined is the room typed into: not tagged.
+  await nc.write("/join #dev\n");
+  match(await nc.until(/old news/), /^\[\d\d:\d\d:\d\d\] \(history\) <alice> old news$/);
+  await nc.until(/You are in #dev/);
+  // One broadcast reaches a reader in #dev and one in #lobby, each tagged for its reader.
+  await using carol = await RawPeer.connect(port);
+  await carol.write("carol\n");
+  await carol.until(/You are carol/);
+  await carol.write("/join #dev\n/room #lobby\n");
+  await carol.until(/You are in #lobby/);
+  await alice.send("from dev", { room: "#dev" });
+  await alice.send("from lobby", { room: "#lobby" });
+  match(await nc.until(/from dev/), /^\[\d\d:\d\d:\d\d\] <alice> from dev$/);
+  match(await nc.until(/from lobby/), /^\[\d\d:\d\d:\d\d\] #lobby <alice> from lobby$/);
+  match(await carol.until(/from dev/), /^\[\d\d:\d\d:\d\d\] #dev <alice> from dev$/);
+  match(await carol.until(/from lobby/), /^\[\d\d:\d\d:\d\d\] <alice> from lobby$/);
+  await alice.send("a wave", { room: "#lobby", action: true });
+  match(await nc.until(/a wave/), /^\[\d\d:\d\d:\d\d\] #lobby \* alice a wave$/);
+
+  // Leaving #dev makes #lobby the room typed into again.
+  await nc.write("/leave\n");
+  await nc.until(/You left #dev/);
+  await alice.send("back home");
+  match(await nc.until(/back home/), /^\[\d\d:\d\d:\d\d\] <alice> back home$/);
 });

@@ -315,3 +315,41 @@ Deno.test("a sender hears when the recipient leaves before answering; nobody sen
     (error: ProtocolError) => error.code === "transfer_failed" && /bob left/.test(error.message),
   );
 });
+
+Deno.test("a file offer to a plain-text user is refused at once, since nc cannot accept it", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("bob\n");
+  await nc.until(/You are bob/);
+  const error = await settle(
+    alice.sendFile("bob", new TextEncoder().encode("hi"), { name: "a.txt" }),
+  )
+    .then(() => undefined, (error: ProtocolError) => error);
+  equal(error?.code, "transfer_refused");
+  match(error!.message, /bob uses a plain-text connection and cannot receive files/);
+
+  // A room where nobody else can receive files refuses the offer too.
+  const room = await settle(
+    alice.sendFile("#lobby", new TextEncoder().encode("hi"), { name: "a.txt" }),
+  )
+    .then(() => undefined, (error: ProtocolError) => error);
+  equal(room?.code, "transfer_refused");
+  match(room!.message, /Nobody else in #lobby can receive files/);
+
+  // With a client that can take files there, the room offer stands.
+  await using carol = await connect({ port, name: "carol" });
+  const offered = Promise.withResolvers<string>();
+  const sending = settle(
+    alice.sendFile("#lobby", new TextEncoder().encode("hi"), {
+      name: "a.txt",
+      onOffer: (id) => offered.resolve(id),
+    }),
+  );
+  sending.catch(() => {});
+  const offer = await carol.next("offer", { timeout: 5000 });
+  equal(offer.transfer, await offered.promise);
+  await alice.cancelTransfer(offer.transfer);
+  await rejects(sending);
+});
