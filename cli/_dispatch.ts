@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ChatClient, IncomingOffer, SentDm, SentMessage } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "../client.ts";
 import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
@@ -23,9 +23,9 @@ export interface CommandOutput {
   sentDm(message: SentDm): void;
   /** `/clear`. */
   clear(): void;
-  /** The room typed lines go to. */
+  /** The room typed lines go to; `""` when the user is in no room. */
   room(): string;
-  /** Makes another joined room the one typed lines go to. */
+  /** Makes another joined room the one typed lines go to (`""`: none). */
   switchTo(room: string): void;
   /** The file offers received and not answered yet, by transfer id. */
   offers: Map<string, IncomingOffer>;
@@ -33,6 +33,8 @@ export interface CommandOutput {
   downloads: string | undefined;
   /** Reports a transfer's progress (`bytes === total` when done). */
   progress(id: string, label: string, bytes: number, total: number): void;
+  /** A typed message was not sent (refused, or no room to send it to). */
+  unsent?(): void;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -43,6 +45,22 @@ function byPrefix<T>(map: Map<string, T>, id: string): [string, T] | undefined {
 
 /** The transfers this process is running, by id, so `/cancel` can find them. */
 const running = new Map<string, string>();
+/** Files this process offers to one person: the `/send` that offered each reports how it ended. */
+const direct = new Set<string>();
+
+/**
+ * Tells whether an event is the end of a file offered to one person with
+ * `/send`, whose outcome that command reports itself, so it is not shown twice.
+ *
+ * @param event The event.
+ * @returns Whether to leave the event out.
+ */
+export function reportedByCommand(event: ChatEvent): boolean {
+  if (event.type !== "transfer" || !direct.has(event.transfer)) return false;
+  if (event.state === "accepted") return false;
+  direct.delete(event.transfer);
+  return true;
+}
 
 /**
  * Runs one command. Requests run in the background; their promises are given
@@ -66,20 +84,22 @@ export function runCommand(
       true,
     );
   };
+  const unsent = (error: unknown) => {
+    fail("Not sent")(error);
+    output.unsent?.();
+  };
   switch (command.kind) {
     case "say":
-      track(
-        client.send(command.text, { room: output.room() }).then(
-          (sent) => output.sent(sent),
-          fail("Not sent"),
-        ),
-      );
-      return;
     case "me":
+      if (output.room() === "") {
+        output.error("Not sent: you are in no room; /join one first", false);
+        output.unsent?.();
+        return;
+      }
       track(
-        client.send(command.text, { room: output.room(), action: true }).then(
+        client.send(command.text, { room: output.room(), action: command.kind === "me" }).then(
           (sent) => output.sent(sent),
-          fail("Not sent"),
+          unsent,
         ),
       );
       return;
@@ -100,7 +120,7 @@ export function runCommand(
       track(
         client.leave(room).then(() => {
           output.info(`You left ${room}`);
-          if (output.room() === room) output.switchTo(client.joined[0] ?? room);
+          if (output.room() === room) output.switchTo(client.joined[0] ?? "");
         }, fail("Cannot leave")),
       );
       return;
@@ -129,6 +149,7 @@ export function runCommand(
       return;
     case "topic": {
       const room = output.room();
+      if (room === "") return void output.error("You are in no room; /join one first", false);
       track(
         client.topic(room, command.text).then(
           (topic) => output.info(`Topic of ${room}: ${topic ? sanitize(topic) : "(none)"}`),
@@ -151,6 +172,9 @@ export function runCommand(
       );
       return;
     case "who":
+      if ((command.room ?? output.room()) === "") {
+        return void output.error("You are in no room; /join one first", false);
+      }
       track(
         client.who({ room: command.room ?? output.room() }).then(
           (names) =>
@@ -215,6 +239,7 @@ export function runCommand(
           onOffer: (transfer) => {
             id = transfer;
             running.set(id, command.path);
+            if (!command.to.startsWith("#")) direct.add(id);
             output.info(
               `Offered ${sanitize(command.path)} to ${sanitize(command.to)} (id ${
                 id.slice(0, 6)

@@ -16,7 +16,7 @@ import { entryFor, flatten, notice } from "../tui/entries.ts";
 import { createStyle, wantsColor } from "../tui/style.ts";
 import { runInteractive } from "../tui/app.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
-import { runCommand } from "./_dispatch.ts";
+import { reportedByCommand, runCommand } from "./_dispatch.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { onInterrupt } from "./_signals.ts";
 
@@ -120,6 +120,7 @@ async function chatByLines(
         print(JSON.stringify(event));
         continue;
       }
+      if (reportedByCommand(event)) continue;
       const item = entryFor(event, {
         self: client.name,
         style,

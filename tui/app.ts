@@ -7,7 +7,7 @@
 
 import denoConfig from "../deno.json" with { type: "json" };
 import type { ChatClient, IncomingOffer } from "../client.ts";
-import { runCommand } from "../cli/_dispatch.ts";
+import { reportedByCommand, runCommand } from "../cli/_dispatch.ts";
 import { onInterrupt } from "../cli/_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
@@ -24,6 +24,7 @@ import { LineEditor } from "./line_editor.ts";
 import { composeFrame, entryHeight, paint } from "./screen.ts";
 import { createStyle } from "./style.ts";
 import { Terminal, terminalSize } from "./terminal.ts";
+import { graphemes } from "./width.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -48,7 +49,8 @@ const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!
  *
  * @param client The connected client.
  * @param options Address, colours and bell.
- * @returns The exit code: 0 after a clean exit with every message accepted.
+ * @returns The exit code: 0 when the user leaves (refusals were shown as they
+ * came), 1 when the connection was lost.
  */
 export async function runInteractive(
   client: ChatClient,
@@ -59,7 +61,10 @@ export async function runInteractive(
   const editor = new LineEditor();
   const decoder = new KeyDecoder();
   const members = new Map<string, Set<string>>([[client.room, new Set(client.members)]]);
+  /** The room typed lines go to; `""` after leaving the last one. */
   let current = client.room;
+  /** The user's name as the member lists know it. */
+  let self = client.name;
   const log: Entry[] = [];
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
@@ -75,11 +80,13 @@ export async function runInteractive(
     clearTimeout(renderTimer);
     renderTimer = undefined;
     if (leaving && log.length === 0) return;
-    const prompt = `${current}> `;
+    const prompt = current === "" ? "> " : `${current}> `;
     const others = client.joined.filter((room) => room !== current);
+    const where = current === ""
+      ? "in no room (/join #ROOM)"
+      : `${current} · ${members.get(current)?.size ?? 0} here`;
     const status =
-      `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${current} · ` +
-      `${members.get(current)?.size ?? 0} here` +
+      `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${where}` +
       (others.length ? ` · also in ${others.join(" ")}` : "") +
       (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
@@ -138,7 +145,8 @@ export async function runInteractive(
     room: () => current,
     switchTo: (room: string) => {
       current = room;
-      if (!members.has(room)) {
+      for (const known of members.keys()) if (!client.joined.includes(known)) members.delete(known);
+      if (room !== "" && !members.has(room)) {
         members.set(room, new Set());
         client.who({ room }).then((names) => {
           members.set(room, new Set(names));
@@ -160,6 +168,28 @@ export async function runInteractive(
       schedule();
     },
   };
+  /** Keeps the member lists right after the user's own rename. */
+  const syncSelf = () => {
+    if (client.name === self) return;
+    for (const names of members.values()) if (names.delete(self)) names.add(client.name);
+    self = client.name;
+  };
+  /** Everyone in the rooms the user is in, but the user. */
+  const names = () => {
+    syncSelf();
+    const all = new Set<string>();
+    for (const room of client.joined) for (const name of members.get(room) ?? []) all.add(name);
+    all.delete(client.name);
+    return [...all];
+  };
+  /** The ids of the offers waiting for an answer, as short as the offers show them. */
+  const offerIds = () => {
+    const ids = [...offers.keys()];
+    return ids.map((id) => {
+      const short = id.slice(0, 6);
+      return ids.filter((other) => other.startsWith(short)).length === 1 ? short : id;
+    });
+  };
   const track = (request: Promise<unknown>) => {
     inFlight.add(request);
     request.finally(() => inFlight.delete(request));
@@ -172,7 +202,7 @@ export async function runInteractive(
     render();
     await Promise.all(inFlight);
     await client.close();
-    finished.resolve(failed ? 1 : 0);
+    finished.resolve(0);
   };
 
   const key = (event: KeyEvent) => {
@@ -196,11 +226,14 @@ export async function runInteractive(
         return;
       case "complete": {
         const word = editor.wordAtCursor();
+        const before = graphemes(editor.text).slice(0, word.start).join("");
         const candidates = word.start === 0 && word.text.startsWith("/")
           ? COMMAND_NAMES
+          : /^\/(accept|decline|cancel)\s+$/i.test(before)
+          ? offerIds()
           : word.text.startsWith("#")
           ? [...client.joined]
-          : [...(members.get(current) ?? [])].filter((name) => name !== client.name);
+          : names();
         const completion = editor.complete(candidates);
         if (completion.matches.length > 1) {
           output.info(completion.matches.map((match) => sanitize(match)).join("  "));
@@ -210,7 +243,18 @@ export async function runInteractive(
       case "submit": {
         scroll = 0;
         if (action.text.trim() === "") return render();
-        if (runCommand(client, parseCommand(action.text), output, track) === "quit") leave();
+        const typed = action.text;
+        // A message that was not sent comes back to the input, to be edited and sent again.
+        const unsent = () => {
+          if (editor.text === "") {
+            editor.setText(typed);
+            output.info("Your message is back in the input: edit it and press Enter");
+          } else {
+            output.info("Your message is in the history: press Up to get it back");
+          }
+        };
+        const command = parseCommand(typed);
+        if (runCommand(client, command, { ...output, unsent }, track) === "quit") leave();
         return render();
       }
     }
@@ -234,6 +278,7 @@ export async function runInteractive(
     render();
     (async () => {
       for await (const event of client) {
+        syncSelf();
         if (event.type === "join") members.get(event.room)?.add(event.name);
         if (event.type === "leave") members.get(event.room)?.delete(event.name);
         if (event.type === "nick") {
@@ -243,6 +288,11 @@ export async function runInteractive(
         }
         if (event.type === "bye") farewell = sanitize(event.message);
         if (event.type === "offer") offers.set(event.transfer, event);
+        if (
+          event.type === "transfer" && (event.state === "cancelled" || event.state === "expired")
+        ) {
+          offers.delete(event.transfer);
+        }
         if (event.type === "reconnected") {
           // Who is here may have changed while we were away.
           for (const room of client.joined) {
@@ -252,6 +302,7 @@ export async function runInteractive(
             }, () => {});
           }
         }
+        if (reportedByCommand(event)) continue;
         const entry = entryFor(event, context());
         if (entry !== undefined) add(entry);
       }

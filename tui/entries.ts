@@ -10,7 +10,7 @@ import type { ChatEvent, SentDm, SentMessage } from "../client.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { clock } from "../protocol/text_format.ts";
 import type { Style } from "./style.ts";
-import { displayWidth, wrap } from "./width.ts";
+import { displayWidth, graphemes, wrap } from "./width.ts";
 
 /** One thing shown in the log: a prefix (time, name) and a body that may wrap. */
 export interface Entry {
@@ -36,15 +36,16 @@ export interface EntryContext {
   style: Style;
 }
 
+/** Why someone left, as the leave line says it after the room. */
 const LEAVE_REASONS: Record<string, string> = {
-  quit: "left",
-  lost: "lost connection",
-  send_queue_exceeded: "was disconnected (too far behind)",
+  quit: "quit",
+  part: "left the room",
+  lost: "connection lost",
   timeout: "timed out",
-  kicked: "was kicked",
-  banned: "was banned",
-  part: "left",
-  protocol_error: "was disconnected (protocol error)",
+  kicked: "kicked",
+  banned: "banned",
+  send_queue_exceeded: "too far behind",
+  protocol_error: "protocol error",
 };
 
 /**
@@ -162,9 +163,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         event.ts,
         "",
         0,
-        `← ${sanitize(event.name)} ${
-          LEAVE_REASONS[event.reason] ?? `left (${sanitize(event.reason)})`
-        }`,
+        `← ${sanitize(event.name)} left ${sanitize(event.room)} (${
+          LEAVE_REASONS[event.reason] ?? sanitize(event.reason)
+        })`,
         style.dim,
       );
     case "nick":
@@ -286,27 +287,64 @@ export function notice(style: Style, text: string, kind: "info" | "error" = "inf
   };
 }
 
+/** Fewest columns the body gets beside the prefix; with less, it starts on the next row. */
+const MIN_BODY_COLUMNS = 10;
+
+/** Shortens a styled text (SGR sequences count no columns) to at most `columns` columns. */
+function truncateStyled(text: string, columns: number): string {
+  let result = "";
+  let width = 0;
+  // deno-lint-ignore no-control-regex
+  for (const part of text.split(/(\x1b\[[0-9;]*m)/)) {
+    if (part.startsWith("\x1b[")) {
+      result += part;
+      continue;
+    }
+    for (const grapheme of graphemes(part)) {
+      const graphemeWidth = displayWidth(grapheme);
+      if (width + graphemeWidth > columns) return result + "\x1b[0m";
+      result += grapheme;
+      width += graphemeWidth;
+    }
+  }
+  return result;
+}
+
 /**
  * Lays an entry out on rows of a given width: the body wraps under itself
- * (a hanging indent), so names and times stay in a column.
+ * (a hanging indent), so names and times stay in a column. No row is wider
+ * than `columns` (but for a single character wider than the terminal), so
+ * nothing is lost to the terminal's own wrapping: when the prefix leaves too
+ * little room, it gets a row of its own (shortened if need be) and the body
+ * follows on the next rows.
  *
  * @param item The entry.
  * @param columns The terminal width.
  * @returns The styled rows.
  */
 export function layout(item: Entry, columns: number): string[] {
+  columns = Math.max(Math.trunc(columns), 1);
   const styleBody = item.bodyStyle ?? ((text: string) => text);
-  const prefixWidth = Math.min(item.prefixWidth, Math.max(columns - 10, 0));
-  const indent = prefixWidth <= columns / 2 ? prefixWidth : 2;
   const rows: string[] = [];
-  const firstWidth = Math.max(columns - prefixWidth, 1);
-  const first = wrap(item.body, firstWidth)[0] ?? "";
-  rows.push(item.prefix + styleBody(first));
-  const after = item.body.slice(first.length);
-  const rest = after.startsWith("\n") ? after.slice(1) : after.replace(/^ +/, "");
-  if (rest === "") return rows;
+  let rest = item.body;
+  let indent: number;
+  if (columns - item.prefixWidth >= Math.min(MIN_BODY_COLUMNS, columns)) {
+    const first = wrap(item.body, columns - item.prefixWidth)[0] ?? "";
+    rows.push(item.prefix + styleBody(first));
+    const after = item.body.slice(first.length);
+    rest = after.startsWith("\n") ? after.slice(1) : after.replace(/^ +/, "");
+    if (rest === "") return rows;
+    indent = item.prefixWidth <= columns / 2 ? item.prefixWidth : 2;
+  } else {
+    rows.push(
+      item.prefixWidth <= columns ? item.prefix : truncateStyled(item.prefix, columns),
+    );
+    indent = 2;
+  }
+  // In a very narrow terminal every column counts more than the indent.
+  if (columns - indent < Math.min(MIN_BODY_COLUMNS, columns)) indent = 0;
   const pad = " ".repeat(indent);
-  for (const row of wrap(rest, Math.max(columns - indent, 1))) rows.push(pad + styleBody(row));
+  for (const row of wrap(rest, columns - indent)) rows.push(pad + styleBody(row));
   return rows;
 }
 
