@@ -1039,14 +1039,26 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.close();
   }
 
-  #request(frame: Record<string, unknown>, signal: AbortSignal | undefined): Promise<AckFrame> {
+  /** Sends a request; `onAck` runs as soon as its ack is read, before the frames after it. */
+  #request(
+    frame: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+    onAck?: (ack: AckFrame) => void,
+  ): Promise<AckFrame> {
     if (this.#ended) {
       return Promise.reject(new ProtocolError("closed", "Connection is closed"));
     }
     const id = ++this.#nextId;
     const withId = { ...frame, id };
     const promise = new Promise<AckFrame>((resolve, reject) =>
-      this.#pending.set(id, { frame: withId, resolve, reject })
+      this.#pending.set(id, {
+        frame: withId,
+        resolve: onAck === undefined ? resolve : (ack) => {
+          onAck(ack);
+          resolve(ack);
+        },
+        reject,
+      })
     );
     // While reconnecting, the request waits and is sent after the reconnect.
     if (this.connected) this.#link!.write(withId);
@@ -1382,13 +1394,22 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
             return;
         }
       };
-      const ack = await this.#request(
+      let offerFailed: { error: unknown } | undefined;
+      await this.#request(
         { type: "offer", to, name, size, mime: options.mime ?? mediaType(name), sha256: digest },
         options.signal,
+        (ack) => {
+          // At once: an answer may follow the ack in the same read, before this function resumes.
+          transfer = ack.transfer!;
+          this.#outgoing.set(transfer, handle);
+          try {
+            options.onOffer?.(transfer);
+          } catch (error) {
+            offerFailed = { error };
+          }
+        },
       );
-      transfer = ack.transfer!;
-      this.#outgoing.set(transfer, handle);
-      options.onOffer?.(transfer);
+      if (offerFailed !== undefined) throw offerFailed.error;
       const cancel = () => {
         this.#request({ type: "cancel", transfer }, undefined).catch(() => {});
         done.reject(options.signal!.reason);

@@ -72,6 +72,11 @@ export class TmuxSession implements AsyncDisposable {
     await tmux(this.socket, "send-keys", ...keys);
   }
 
+  /** Resizes the window, as a person dragging the terminal's edge would. */
+  async resize(columns: number, rows: number): Promise<void> {
+    await tmux(this.socket, "resize-window", "-x", String(columns), "-y", String(rows));
+  }
+
   /** The visible screen, one string per row. */
   async screen(): Promise<string[]> {
     return (await tmux(this.socket, "capture-pane", "-p")).split("\n");

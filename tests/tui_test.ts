@@ -1,4 +1,4 @@
-import { deepEqual, match, ok } from "node:assert/strict";
+import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
 import { HOME } from "./_cli.ts";
@@ -118,5 +118,223 @@ Deno.test({
     match(screen, / echo/);
     const leave = await bob.next("leave", { timeout: 5000 });
     deepEqual([leave.name, leave.reason], ["carol", "quit"]);
+  },
+});
+
+/** Starts `chat connect` in a pane, echoing its exit code when it ends. */
+async function startChat(
+  port: number,
+  name: string,
+  size: { columns: number; rows: number },
+  extra = "",
+): Promise<TmuxSession> {
+  const script = `cd ${shellQuote(root)}; ${homes} ${
+    chatConnect(port)
+  } --name ${name} --no-color ${extra}; echo "EXIT=$?"; exec sleep 60`;
+  return await TmuxSession.start(`sh -c ${shellQuote(script)}`, size);
+}
+
+/** A pattern for text that may be wrapped anywhere across rows (with their indent). */
+function acrossRows(text: string): RegExp {
+  const parts = [...new Intl.Segmenter().segment(text.replace(/\s+/g, ""))].map((part) =>
+    part.segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  );
+  return new RegExp(parts.join("\\s*"));
+}
+
+/**
+ * The rows between the top of the screen and the status bar. (capture-pane leaves out the
+ * spaces at the end of a row, so patterns end rows with `$` where a space was typed.)
+ */
+function logOf(screen: string[]): string {
+  return screen.slice(0, statusRow(screen)).join("\n");
+}
+
+/** The index of the status bar's row. */
+function statusRow(screen: string[]): number {
+  return screen.findLastIndex((row) => row.startsWith(" chat "));
+}
+
+Deno.test({
+  name: "interactive client wraps Chinese and Latin text at 34 and 30 columns without losing any",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    const port = server.addr.port;
+    await using pane = await startChat(port, "alice", { columns: 34, rows: 24 });
+    await pane.waitFor(/#lobby>/);
+    await using bob = await connect({ port, name: "bob" });
+    await pane.waitFor(/bob joined/);
+    const texts = [
+      "这是一条很长的私聊消息，需要换行显示",
+      "hi from bob, a private line in plain Latin letters",
+    ];
+    for (const text of texts) await bob.dm("alice", text);
+    await bob.send("hi from the lobby, long enough to wrap twice at thirty columns");
+    const all = [...texts, "hi from the lobby, long enough to wrap twice at thirty columns"];
+    const patterns = all.map(acrossRows);
+    const seen34 = await pane.waitFor(/thirty\s+columns/);
+    for (const pattern of patterns) match(logOf(seen34), pattern);
+    ok(seen34.every((row) => row.length <= 34));
+
+    await pane.resize(30, 24);
+    // Redrawn at the new width: every text whole again.
+    const seen30 = await pane.waitFor(
+      new RegExp(patterns.map((pattern) => `(?=[\\s\\S]*${pattern.source})`).join("")),
+    );
+    for (const pattern of patterns) match(logOf(seen30), pattern);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});
+
+Deno.test({
+  name:
+    "interactive client names the room and reason of leaves, and shows no room after leaving the last",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    const port = server.addr.port;
+    await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
+    await pane.waitFor(/#lobby>/);
+    await using bob = await connect({ port, name: "bob" });
+    await pane.waitFor(/bob joined #lobby/);
+    await pane.type("/join #dev");
+    await pane.press("Enter");
+    await pane.waitFor(/^#dev>$/m);
+    await bob.join("#dev");
+    await pane.waitFor(/bob joined #dev/);
+    await bob.leave("#dev");
+    await pane.waitFor(/← bob left #dev \(left the room\)/);
+    await bob.close();
+    await pane.waitFor(/← bob left #lobby \(quit\)/);
+
+    await pane.type("/leave");
+    await pane.press("Enter");
+    await pane.waitFor(/You left #dev/);
+    await pane.waitFor(/^#lobby>$/m);
+    await pane.type("/leave");
+    await pane.press("Enter");
+    await pane.waitFor(/You left #lobby/);
+    const screen = await pane.waitFor(/^>$/m);
+    const status = screen[statusRow(screen)]!;
+    match(status, /in no room/);
+    ok(!/#lobby|#dev/.test(status), status);
+    // A message has nowhere to go: it is kept for after a /join.
+    await pane.type("still here");
+    await pane.press("Enter");
+    await pane.waitFor(/you are in no room/);
+    await pane.waitFor(/^> still here$/m);
+    await pane.press("C-u");
+    await pane.type("/join #lobby");
+    await pane.press("Enter");
+    await pane.waitFor(/^#lobby>$/m);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});
+
+Deno.test({
+  name: "interactive client keeps a refused message in the input and still exits 0 on /quit",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ hostname: "127.0.0.1", port: 0, maxTextLength: 10 });
+    const port = server.addr.port;
+    await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
+    await pane.waitFor(/#lobby>/);
+    await pane.type("this line is too long");
+    await pane.press("Enter");
+    await pane.waitFor(/Not sent: Message is longer than 10 characters/);
+    await pane.waitFor(/^#lobby> this line is too long$/m);
+    await pane.press("C-u");
+    await pane.type("/quit");
+    await pane.press("Enter");
+    await pane.waitFor(/EXIT=0/);
+  },
+});
+
+Deno.test({
+  name:
+    "interactive client completes names from every room it shares, never its old name, and offer ids",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    const port = server.addr.port;
+    await using bob = await connect({ port, name: "bob" });
+    await using carol = await connect({ port, name: "carol" });
+    await carol.join("#dev");
+    await carol.leave("#lobby");
+    await using pane = await startChat(port, "alice", { columns: 100, rows: 24 });
+    await pane.waitFor(/#lobby>/);
+    await pane.type("/join #dev");
+    await pane.press("Enter");
+    await pane.waitFor(/^#dev>$/m);
+    // bob is only in #lobby, carol only in #dev.
+    await pane.type("bo");
+    await pane.press("Tab");
+    await pane.waitFor(/^#dev> bob:$/m);
+    await pane.press("C-u");
+    await pane.type("/room #lobby");
+    await pane.press("Enter");
+    await pane.waitFor(/^#lobby>$/m);
+    await pane.type("hi ca");
+    await pane.press("Tab");
+    await pane.waitFor(/^#lobby> hi carol$/m);
+    await pane.press("C-u");
+
+    await pane.type("/nick alicia");
+    await pane.press("Enter");
+    await pane.waitFor(/You are now known as alicia/);
+    await pane.type("ali");
+    await pane.press("Tab");
+    await pane.type("|");
+    await pane.waitFor(/^#lobby> ali\|$/m);
+    await pane.press("C-u");
+
+    const offered = Promise.withResolvers<string>();
+    const sending = bob.sendFile("alicia", new TextEncoder().encode("hello"), {
+      name: "hello.txt",
+      onOffer: (id) => offered.resolve(id),
+    });
+    sending.catch(() => {});
+    const id = await offered.promise;
+    await pane.waitFor(/offers "hello.txt"/);
+    await pane.type("/decline ");
+    await pane.press("Tab");
+    await pane.waitFor(new RegExp(`^#lobby> /decline ${id.slice(0, 6)}$`, "m"));
+    await pane.press("Enter");
+    await pane.waitFor(/Declined "hello.txt"/);
+    await rejects(sending, /declined/);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});
+
+Deno.test({
+  name: "interactive client says once that a file was declined",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    const port = server.addr.port;
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/notes.txt`, "some notes");
+      await using bob = await connect({ port, name: "bob" });
+      await using pane = await startChat(port, "alice", { columns: 100, rows: 24 });
+      await pane.waitFor(/#lobby>/);
+      await pane.type(`/send bob ${dir}/notes.txt`);
+      await pane.press("Enter");
+      const offer = await bob.next("offer", { timeout: 5000 });
+      await offer.decline();
+      await pane.waitFor(/declined/);
+      // Something that comes after: by then every line about the decline is on the screen.
+      await bob.send("after the decline");
+      const screen = await pane.waitFor(/<bob> after the decline/);
+      deepEqual(screen.filter((row) => /declined/.test(row)).length, 1, screen.join("\n"));
+      await pane.press("C-c");
+      await pane.waitFor(/EXIT=0/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
