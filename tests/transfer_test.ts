@@ -353,3 +353,81 @@ Deno.test("a file offer to a plain-text user is refused at once, since nc cannot
   await alice.cancelTransfer(offer.transfer);
   await rejects(sending);
 });
+
+Deno.test("a file offer hears an answer that arrives in the same read as its ack", async () => {
+  // A server that answers the offer for the recipient at once: the ack and the decline come
+  // in one write, so the client reads both before the offer's caller resumes.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    using conn = await listener.accept();
+    const reader = new RawLines(conn);
+    const write = (...frames: unknown[]) =>
+      conn.write(new TextEncoder().encode(frames.map((f) => JSON.stringify(f) + "\n").join("")));
+    for await (const frame of reader) {
+      if (frame.type === "hello") {
+        await write({
+          type: "welcome",
+          id: frame.id,
+          v: 1,
+          server: "fake",
+          name: frame.name,
+          room: "#lobby",
+          members: [frame.name, "bob"],
+          rooms: [{ name: "#lobby", seq: 0, topic: "" }],
+          session: "s",
+          resumed: false,
+          resumeGrace: 0,
+          limits: { maxFrameBytes: 65536, maxTextLength: 8000, idleTimeout: 0 },
+        });
+      } else if (frame.type === "offer") {
+        await write(
+          { type: "ack", id: frame.id, transfer: "t1", expires: new Date().toISOString() },
+          { type: "transfer", transfer: "t1", state: "declined", by: "bob" },
+        );
+      } else if (frame.type === "quit") {
+        await write({ type: "ack", id: frame.id });
+        return;
+      }
+    }
+  })();
+  const { port } = listener.addr;
+  {
+    await using alice = await connect({ port, name: "alice" });
+    const sending = settle(
+      alice.sendFile("bob", new TextEncoder().encode("hi"), { name: "a.txt" }),
+    );
+    const timeout = Promise.withResolvers<never>();
+    const timer = setTimeout(() => timeout.reject(new Error("The offer never settled")), 5000);
+    try {
+      await rejects(Promise.race([sending, timeout.promise]), /bob declined "a.txt"/);
+    } finally {
+      clearTimeout(timer);
+    }
+    equal((await alice.next("transfer", { timeout: 5000 })).state, "declined");
+  }
+  await serving;
+});
+
+/** JSON frames read from a connection, one per line. */
+class RawLines {
+  #conn: Deno.Conn;
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Record<string, unknown>> {
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(65536);
+    let pending = "";
+    while (true) {
+      const read = await this.#conn.read(buffer).catch(() => null);
+      if (read === null) return;
+      pending += decoder.decode(buffer.subarray(0, read), { stream: true });
+      let newline;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.trim() !== "") yield JSON.parse(line);
+      }
+    }
+  }
+}
