@@ -324,13 +324,25 @@ export class Connection implements Peer {
       if (frame.type !== "auth") await this.#handle(frame);
       return;
     }
+    const wait = this.#hub.loginWait(this.ip);
+    if (wait > 0) {
+      return this.#hub.reject(
+        this.#session,
+        "rate_limited",
+        `Too many failed logins from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        hello.id,
+      );
+    }
     const key = hello.key!;
     const valid = await verifySignature(
       key,
       frame.signature,
       challengeBytes(nonce, hello.name, "chat"),
     );
-    if (!valid) return fail("The signature does not match the key");
+    if (!valid) {
+      this.#hub.loginFailed(this.ip);
+      return fail("The signature does not match the key");
+    }
     this.#session.fingerprint = await fingerprintOf(key);
     this.#hub.receive(this.#session, hello);
   }
