@@ -107,7 +107,10 @@ export function parseAddressRange(
       message: `"${text}" has bits set after its prefix; did you mean "${network}"`,
     };
   }
-  const range: AddressRange = { family, bits, prefix };
+  // An IPv4-mapped prefix means the IPv4 addresses: connections report those as IPv4.
+  const range: AddressRange = family === 6 && prefix >= 96 && bits >> 32n === 0xffffn
+    ? { family: 4, bits: bits & 0xffffffffn, prefix: prefix - 96 }
+    : { family, bits, prefix };
   return { ok: true, value: format(range), range };
 }
 

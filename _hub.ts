@@ -1141,13 +1141,17 @@ export class Hub {
         "Say whom: NAME, key:FINGERPRINT or ip:ADDRESS",
       );
     }
+    const written = value;
     if (kind === "ip") {
       const range = parseAddressRange(value);
       if (!range.ok) return this.#fail(session, frame.id, "bad_request", range.message);
       value = range.value;
     }
     if (frame.type === "unban") {
-      if (!this.#store.unban(kind, value)) {
+      // An address ban stored in another spelling is lifted as it was written.
+      if (
+        !this.#store.unban(kind, value) && !(written !== value && this.#store.unban(kind, written))
+      ) {
         return this.#fail(session, frame.id, "no_such_user", `"${target}" is not banned`);
       }
       this.#loadBans();
