@@ -31,6 +31,10 @@ const BYE_QUEUE_JSON = encoder.encode(
 const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
 const PING = encoder.encode('{"type":"ping"}\n');
 
+/** A raw 32-byte key and a 64-byte signature in padded base64. */
+const WELL_FORMED_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const WELL_FORMED_SIGNATURE = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
+
 /** How long the server waits for a first byte before greeting a plain-text user, in ms. */
 export const GREETING_DELAY = 300;
 
@@ -340,7 +344,10 @@ export class Connection implements Peer {
       challengeBytes(nonce, hello.name, "chat"),
     );
     if (!valid) {
-      this.#hub.loginFailed(this.ip);
+      // Only a proof that could have been right counts as a failed login.
+      if (WELL_FORMED_KEY.test(key) && WELL_FORMED_SIGNATURE.test(frame.signature)) {
+        this.#hub.loginFailed(this.ip);
+      }
       return fail("The signature does not match the key");
     }
     this.#session.fingerprint = await fingerprintOf(key);
