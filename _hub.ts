@@ -825,7 +825,7 @@ export class Hub {
       session.fingerprint !== undefined && owned.fingerprint === session.fingerprint
     ) {
       if (this.#refuseBanned(session, frame.id, owned.name!)) return;
-      this.#options.log?.(`${owned.name} proved the key of the owned session`);
+      this.#options.log?.(`${owned.name} proved its key and took over its held session`);
       return this.#resume(session, owned, frame, software);
     }
     const name = this.#claim(session, frame.id, frame.name);
