@@ -31,6 +31,10 @@ const BYE_QUEUE_JSON = encoder.encode(
 const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
 const PING = encoder.encode('{"type":"ping"}\n');
 
+/** A raw 32-byte key and a 64-byte signature in padded base64. */
+const WELL_FORMED_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const WELL_FORMED_SIGNATURE = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
+
 /** How long the server waits for a first byte before greeting a plain-text user, in ms. */
 export const GREETING_DELAY = 300;
 
@@ -329,13 +333,28 @@ export class Connection implements Peer {
       if (frame.type !== "auth") await this.#handle(frame);
       return;
     }
+    const wait = this.#hub.loginWait(this.ip);
+    if (wait > 0) {
+      return this.#hub.reject(
+        this.#session,
+        "rate_limited",
+        `Too many failed logins from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        hello.id,
+      );
+    }
     const key = hello.key!;
     const valid = await verifySignature(
       key,
       frame.signature,
       challengeBytes(nonce, hello.name, "chat"),
     );
-    if (!valid) return fail("The signature does not match the key");
+    if (!valid) {
+      // Only a proof that could have been right counts as a failed login.
+      if (WELL_FORMED_KEY.test(key) && WELL_FORMED_SIGNATURE.test(frame.signature)) {
+        this.#hub.loginFailed(this.ip);
+      }
+      return fail("The signature does not match the key");
+    }
     this.#session.fingerprint = await fingerprintOf(key);
     this.#hub.receive(this.#session, hello);
   }

@@ -34,6 +34,15 @@ import { formatFrame } from "./protocol/text_format.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Ban, BanKind, Retention, Store, StoredMessage } from "./_store.ts";
 import { Transfers } from "./_transfers.ts";
+import { confusableKey } from "./_skeleton.ts";
+import { LoginGuard } from "./_login_guard.ts";
+import {
+  type AddressRange,
+  format as formatAddress,
+  inRange,
+  parseAddress,
+  parseAddressRange,
+} from "./_address.ts";
 
 const encoder = new TextEncoder();
 /** Sorts names the same way whatever the server's locale. */
@@ -251,6 +260,13 @@ export class Hub {
   #prunedAt = performance.now();
   #closing = false;
   #bans = new Map<string, Ban>();
+  /** Parsed `ip` ban values. */
+  #ranges = new Map<string, AddressRange>();
+  /** Sessions (connected or held) by the look of their name. */
+  #looks = new Map<string, Session>();
+  /** Names bound to keys, by their look: fingerprint → the name as written. */
+  #bound = new Map<string, Map<string, string>>();
+  #guard: LoginGuard;
   #transfers: Transfers;
   #password: Uint8Array | undefined;
 
@@ -273,8 +289,44 @@ export class Hub {
       log: options.log,
     });
     this.#store.prune(options.retention);
-    for (const ban of this.#store.bans()) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+    this.#loadBans();
+    for (const { name, fingerprint } of this.#store.boundNames()) this.#bind(name, fingerprint);
     if (options.password !== undefined) this.#password = digest(options.password);
+    this.#guard = new LoginGuard(options.limits.loginFailureRate, options.limits.loginBackoffMax);
+  }
+
+  #loadBans(): void {
+    this.#bans.clear();
+    for (const ban of this.#store.bans()) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+  }
+
+  /** Remembers that a name is bound to a key, for the look-alike check. */
+  #bind(name: string, fingerprint: string): void {
+    const look = confusableKey(name);
+    let owners = this.#bound.get(look);
+    if (owners === undefined) this.#bound.set(look, owners = new Map());
+    if (!owners.has(fingerprint)) owners.set(fingerprint, name);
+  }
+
+  /**
+   * How long failed logins make an address wait before its next password or
+   * key proof is checked, in ms (0: it may try now).
+   *
+   * @param ip The address.
+   * @returns The wait.
+   */
+  loginWait(ip: string): number {
+    return this.#guard.wait(ip);
+  }
+
+  /**
+   * Counts a failed password or key proof against an address.
+   *
+   * @param ip The address.
+   */
+  loginFailed(ip: string): void {
+    this.#guard.failed(ip);
+    this.#options.log?.(`Failed login from ${ip}`);
   }
 
   /**
@@ -286,6 +338,7 @@ export class Hub {
    */
   banned(kind: BanKind, value: string | undefined): Ban | undefined {
     if (value === undefined) return undefined;
+    if (kind === "ip") return this.#addressBan(value);
     const ban = this.#bans.get(`${kind}:${value}`);
     if (ban === undefined) return undefined;
     if (ban.until !== null && ban.until <= new Date().toISOString()) {
@@ -293,6 +346,28 @@ export class Hub {
       return undefined;
     }
     return ban;
+  }
+
+  /** The `ip:` ban in force whose address or prefix holds an address, if any. */
+  #addressBan(ip: string): Ban | undefined {
+    const address = parseAddress(ip);
+    if (address === undefined) return undefined;
+    const now = new Date().toISOString();
+    for (const [key, ban] of this.#bans) {
+      if (ban.kind !== "ip") continue;
+      if (ban.until !== null && ban.until <= now) {
+        this.#bans.delete(key);
+        continue;
+      }
+      let range = this.#ranges.get(ban.value);
+      if (range === undefined) {
+        const parsed = parseAddressRange(ban.value);
+        if (!parsed.ok) continue;
+        this.#ranges.set(ban.value, range = parsed.range);
+      }
+      if (inRange(range, address)) return ban;
+    }
+    return undefined;
   }
 
   /** How many sessions completed the handshake and are still here (held ones included). */
@@ -500,6 +575,7 @@ export class Hub {
     const now = performance.now();
     if (now - this.#prunedAt < 600_000) return;
     this.#prunedAt = now;
+    this.#guard.sweep();
     this.commit();
     this.#store.prune(this.#options.retention);
   }
@@ -538,6 +614,7 @@ export class Hub {
     }
     this.#sessions.clear();
     this.#names.clear();
+    this.#looks.clear();
     this.#tokens.clear();
   }
 
@@ -586,6 +663,7 @@ export class Hub {
     if (name === undefined) return;
     this.#transfers.left(session);
     this.#names.delete(nameKey(name));
+    this.#looks.delete(confusableKey(name));
     const ts = new Date().toISOString();
     for (const room of session.rooms) {
       room.members.delete(session);
@@ -650,6 +728,20 @@ export class Hub {
       );
       return undefined;
     }
+    const look = confusableKey(checked.name);
+    if (owner === undefined) {
+      // A name that looks like one bound to another key is that key's too.
+      for (const [fingerprint, name] of this.#bound.get(look) ?? []) {
+        if (fingerprint === session.fingerprint) continue;
+        this.#fail(
+          session,
+          id,
+          "name_claimed",
+          `The name "${checked.name}" looks like "${name}", which belongs to another key (${fingerprint}); choose another name`,
+        );
+        return undefined;
+      }
+    }
     const holder = this.#names.get(nameKey(checked.name));
     if (holder !== undefined && holder !== session) {
       this.#fail(
@@ -659,6 +751,16 @@ export class Hub {
         holder.peer === undefined
           ? `The name "${checked.name}" is held for someone who is reconnecting`
           : `The name "${checked.name}" is taken`,
+      );
+      return undefined;
+    }
+    const alike = this.#looks.get(look);
+    if (alike !== undefined && alike !== session && !alike.gone) {
+      this.#fail(
+        session,
+        id,
+        "name_taken",
+        `The name "${checked.name}" looks like "${alike.name}", which is taken; choose another name`,
       );
       return undefined;
     }
@@ -709,8 +811,20 @@ export class Hub {
     }
 
     if (this.#password !== undefined) {
+      const wait = this.#guard.wait(session.ip);
+      if (wait > 0) {
+        this.#fail(
+          session,
+          frame.id,
+          "rate_limited",
+          `Too many failed logins from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        );
+        session.peer?.close();
+        return;
+      }
       const given = digest(frame.password ?? "");
       if (!timingSafeEqual(given, this.#password)) {
+        if (frame.password !== undefined) this.loginFailed(session.ip);
         this.#fail(
           session,
           frame.id,
@@ -721,26 +835,29 @@ export class Hub {
         return;
       }
     }
+    // The owner of the key of a session held for a reconnect takes it over at once.
+    const asked = checkName(frame.name);
+    const owned = asked.ok ? this.#names.get(nameKey(asked.name)) : undefined;
+    if (
+      owned !== undefined && owned.peer === undefined && !owned.gone &&
+      session.fingerprint !== undefined && owned.fingerprint === session.fingerprint
+    ) {
+      if (this.#refuseBanned(session, frame.id, owned.name!)) return;
+      this.#options.log?.(`${owned.name} proved its key and took over its held session`);
+      return this.#resume(session, owned, frame, software);
+    }
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
-    const ban = this.banned("name", nameKey(name)) ?? this.banned("key", session.fingerprint);
-    if (ban !== undefined) {
-      this.#fail(
-        session,
-        frame.id,
-        "banned",
-        `You are banned ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`,
-      );
-      session.peer?.close();
-      return;
-    }
+    if (this.#refuseBanned(session, frame.id, name)) return;
     if (session.fingerprint !== undefined) {
       this.#store.claimName(nameKey(name), name, session.fingerprint);
+      this.#bind(name, session.fingerprint);
     }
     session.name = name;
     session.token = token();
     session.reconnect = frame.reconnect === true;
     this.#names.set(nameKey(name), session);
+    this.#looks.set(confusableKey(name), session);
     this.#tokens.set(session.token, session);
     const lobby = this.#room(LOBBY);
     const ts = new Date().toISOString();
@@ -751,6 +868,30 @@ export class Hub {
     this.#welcome(session, frame, false);
     this.#replay(session, lobby, frame.history ?? this.#options.historyOnJoin);
     this.#options.log?.(`${name} joined from ${session.remote}${software}`);
+  }
+
+  /**
+   * Refuses a `hello` whose name, key or (without a key) address is banned,
+   * and closes the connection.
+   */
+  #refuseBanned(session: Session, id: RequestId, name: string): boolean {
+    const ban = this.banned("name", nameKey(name)) ?? this.banned("key", session.fingerprint) ??
+      (session.fingerprint === undefined ? this.#keylessBan(session.ip) : undefined);
+    if (ban === undefined) return false;
+    this.#fail(
+      session,
+      id,
+      "banned",
+      `You are banned ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`,
+    );
+    session.peer?.close();
+    return true;
+  }
+
+  /** A ban of the address of someone banned by name or key: it holds for sessions without a key. */
+  #keylessBan(ip: string): Ban | undefined {
+    const address = parseAddress(ip);
+    return address === undefined ? undefined : this.banned("addr", formatAddress(address));
   }
 
   #welcome(session: Session, frame: HelloFrame, resumed: boolean): void {
@@ -824,8 +965,7 @@ export class Hub {
 
   /** Refuses a message from a muted user. */
   #muted(session: Session, id: RequestId): boolean {
-    const mute = this.banned("mute", nameKey(session.name!)) ??
-      this.banned("mute", session.fingerprint && `key:${session.fingerprint}`);
+    const mute = this.#muteOf(session);
     if (mute === undefined) return false;
     this.#fail(
       session,
@@ -834,6 +974,12 @@ export class Hub {
       `You are muted ${until(mute)}${mute.reason ? `: ${mute.reason}` : ""}`,
     );
     return true;
+  }
+
+  /** The mute in force for a session's name or key, if any. */
+  #muteOf(session: Session): Ban | undefined {
+    return this.banned("mute", nameKey(session.name!)) ??
+      this.banned("mute", session.fingerprint && `key:${session.fingerprint}`);
   }
 
   #whois(session: Session, id: RequestId, wanted: string): void {
@@ -872,26 +1018,79 @@ export class Hub {
     peer?.close();
   }
 
-  /** Stores a ban or mute and keeps it in memory. */
+  /**
+   * Stores a ban or mute, and those that go with it (all with the same end,
+   * reason and origin), and keeps them in memory.
+   */
   #sanction(
-    kind: BanKind,
-    value: string,
+    targets: [BanKind, string][],
     seconds: number | undefined,
     reason: string | undefined,
     by: string,
   ): Ban {
     const now = Date.now();
-    const ban: Ban = {
+    const [kind, value] = targets[0]!;
+    const origin = `${kind}:${value}`;
+    const bans = targets.map(([kind, value]): Ban => ({
       kind,
       value,
       until: seconds === undefined ? null : new Date(now + seconds * 1000).toISOString(),
       reason: reason ?? "",
       by,
       created: new Date(now).toISOString(),
+      origin,
+    }));
+    for (const ban of bans) {
+      this.#store.ban(ban);
+      this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+    }
+    return bans[0]!;
+  }
+
+  /**
+   * What a ban of a name or key covers besides itself: the key bound to the
+   * name, and the keys and addresses of the sessions that match it now.
+   */
+  #related(kind: "name" | "key", value: string): [BanKind, string][] {
+    const related: [BanKind, string][] = [[kind, value]];
+    const add = (kind: BanKind, value: string | undefined) => {
+      if (value !== undefined && !related.some(([k, v]) => k === kind && v === value)) {
+        related.push([kind, value]);
+      }
     };
-    this.#store.ban(ban);
-    this.#bans.set(`${kind}:${value}`, ban);
-    return ban;
+    if (kind === "name") add("key", this.#store.nameOwner(value));
+    for (const other of this.#sessions) {
+      const matches = kind === "name"
+        ? other.name !== undefined && nameKey(other.name) === value
+        : other.fingerprint === value;
+      if (!matches) continue;
+      add("key", other.fingerprint);
+      const address = parseAddress(other.ip);
+      if (address !== undefined) add("addr", formatAddress(address));
+    }
+    return related;
+  }
+
+  /** Whether a session matches a stored ban (an `addr` ban only without a key). */
+  #matches(session: Session, ban: Ban): boolean {
+    switch (ban.kind) {
+      case "name":
+        return session.name !== undefined && nameKey(session.name) === ban.value;
+      case "key":
+        return session.fingerprint === ban.value;
+      case "addr": {
+        const address = parseAddress(session.ip);
+        return session.fingerprint === undefined && address !== undefined &&
+          formatAddress(address) === ban.value;
+      }
+      case "ip": {
+        const range = parseAddressRange(ban.value);
+        const address = parseAddress(session.ip);
+        return range.ok && address !== undefined && inRange(range.range, address);
+      }
+      case "mute":
+        return false;
+    }
   }
 
   #moderate(
@@ -922,25 +1121,24 @@ export class Hub {
     }
     if (frame.type === "mute") {
       const key = nameKey(frame.name.normalize("NFC"));
+      const fingerprint = this.#names.get(key)?.fingerprint;
       if (frame.duration === 0) {
-        const fingerprint = this.#names.get(key)?.fingerprint;
+        // Lifts the mute of the name and of its key, with those made with them.
         for (const value of fingerprint === undefined ? [key] : [key, `key:${fingerprint}`]) {
           this.#store.unban("mute", value);
-          this.#bans.delete(`mute:${value}`);
         }
+        this.#loadBans();
       } else {
-        this.#sanction("mute", key, frame.duration, frame.reason, by);
-        // A renamed user stays muted: the mute follows the key too.
-        const target = this.#names.get(key);
-        if (target?.fingerprint !== undefined) {
-          this.#sanction("mute", `key:${target.fingerprint}`, frame.duration, frame.reason, by);
-        }
+        // A renamed user stays muted: the mute follows the key too (and renames, see #nick).
+        const targets: [BanKind, string][] = [["mute", key]];
+        if (fingerprint !== undefined) targets.push(["mute", `key:${fingerprint}`]);
+        this.#sanction(targets, frame.duration, frame.reason, by);
       }
       this.#options.log?.(`${by} ${frame.duration === 0 ? "unmuted" : "muted"} ${frame.name}`);
       return this.#ack(session, { type: "ack", id: frame.id });
     }
     const target = frame.target.trim();
-    const [kind, value]: [BanKind, string] = target.startsWith("key:")
+    let [kind, value]: [BanKind, string] = target.startsWith("key:")
       ? ["key", target.slice(4)]
       : target.startsWith("ip:")
       ? ["ip", target.slice(3)]
@@ -961,23 +1159,32 @@ export class Hub {
         "Say whom: NAME, key:FINGERPRINT or ip:ADDRESS",
       );
     }
+    const written = value;
+    if (kind === "ip") {
+      const range = parseAddressRange(value);
+      if (!range.ok) return this.#fail(session, frame.id, "bad_request", range.message);
+      value = range.value;
+    }
     if (frame.type === "unban") {
-      this.#bans.delete(`${kind}:${value}`);
-      if (!this.#store.unban(kind, value)) {
+      // An address ban stored in another spelling is lifted as it was written.
+      if (
+        !this.#store.unban(kind, value) && !(written !== value && this.#store.unban(kind, written))
+      ) {
         return this.#fail(session, frame.id, "no_such_user", `"${target}" is not banned`);
       }
+      this.#loadBans();
       this.#options.log?.(`${by} unbanned ${target}`);
       return this.#ack(session, { type: "ack", id: frame.id });
     }
-    const ban = this.#sanction(kind, value, frame.duration, frame.reason, by);
+    const targets = kind === "name" || kind === "key"
+      ? this.#related(kind, value)
+      : [[kind, value] as [BanKind, string]];
+    const ban = this.#sanction(targets, frame.duration, frame.reason, by);
     const message = `Banned by ${by} ${until(ban)}${ban.reason ? `: ${ban.reason}` : ""}`;
+    const stored = targets.map(([kind, value]) => this.#bans.get(`${kind}:${value}`)!);
     for (const other of [...this.#sessions]) {
-      const matches = kind === "name"
-        ? other.name !== undefined && nameKey(other.name) === value
-        : kind === "key"
-        ? other.fingerprint === value
-        : other.ip === value;
-      if (matches && other !== session) this.#eject(other, "banned", message);
+      if (other === session || other.gone) continue;
+      if (stored.some((ban) => this.#matches(other, ban))) this.#eject(other, "banned", message);
     }
     this.#options.log?.(`${by} banned ${target} ${until(ban)}`);
     this.#ack(session, { type: "ack", id: frame.id });
@@ -1072,10 +1279,20 @@ export class Hub {
     }
     if (session.fingerprint !== undefined) {
       this.#store.claimName(nameKey(name), name, session.fingerprint);
+      this.#bind(name, session.fingerprint);
     }
     if (name !== old) {
+      // A mute follows its user to the new name.
+      const mute = this.#muteOf(session);
+      if (mute !== undefined && nameKey(name) !== nameKey(old)) {
+        const origin = mute.origin || `mute:${mute.value}`;
+        this.#store.ban({ ...mute, value: nameKey(name), origin });
+        this.#loadBans();
+      }
       this.#names.delete(nameKey(old));
       this.#names.set(nameKey(name), session);
+      this.#looks.delete(confusableKey(old));
+      this.#looks.set(confusableKey(name), session);
       session.name = name;
       const out = new Outbound({ type: "nick", from: old, to: name, ts: new Date().toISOString() });
       const seen = new Set<Session>();

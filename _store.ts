@@ -24,7 +24,7 @@ export class StorageError extends Error {
 }
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -67,10 +67,16 @@ export const MIGRATIONS: readonly string[] = [
      created TEXT NOT NULL,
      PRIMARY KEY (kind, value)
    ) WITHOUT ROWID;`,
+  // 3 → 4: the bans made together by one operator's order share their origin.
+  `ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+   CREATE INDEX bans_origin ON bans (origin) WHERE origin <> '';`,
 ];
 
-/** What a ban or mute applies to: a name, a key fingerprint or an IP address. */
-export type BanKind = "name" | "key" | "ip" | "mute";
+/**
+ * What a ban or mute applies to: a name, a key fingerprint, an IP address or
+ * prefix, or (`addr`) one address as far as sessions without a key go.
+ */
+export type BanKind = "name" | "key" | "ip" | "addr" | "mute";
 
 /** A ban (or a mute) as stored. */
 export interface Ban {
@@ -82,6 +88,12 @@ export interface Ban {
   reason: string;
   by: string;
   created: string;
+  /**
+   * The order it came from, as `KIND:VALUE` of the ban the operator asked
+   * for: a ban of a name also bans its key and address, and they are lifted
+   * together. `""` for a ban of its own.
+   */
+  origin?: string;
 }
 
 /** A message to store. */
@@ -369,21 +381,40 @@ export class Store {
    */
   ban(ban: Ban): void {
     this.#db.prepare(
-      "INSERT OR REPLACE INTO bans (kind, value, until, reason, by, created) VALUES (?, ?, ?, ?, ?, ?)",
-    ).run(ban.kind, ban.value, ban.until, ban.reason, ban.by, ban.created);
+      "INSERT OR REPLACE INTO bans (kind, value, until, reason, by, created, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ).run(ban.kind, ban.value, ban.until, ban.reason, ban.by, ban.created, ban.origin ?? "");
   }
 
   /**
-   * Lifts a ban or mute.
+   * Lifts a ban or mute, with every ban made by the same order.
    *
    * @param kind What it applies to.
    * @param value The name key, fingerprint or address.
    * @returns Whether there was one.
    */
   unban(kind: BanKind, value: string): boolean {
-    return Number(
-      this.#db.prepare("DELETE FROM bans WHERE kind = ? AND value = ?").run(kind, value).changes,
-    ) > 0;
+    const row = this.#db.prepare("SELECT origin FROM bans WHERE kind = ? AND value = ?").get(
+      kind,
+      value,
+    ) as { origin: string } | undefined;
+    if (row === undefined) return false;
+    this.#db.prepare(
+      "DELETE FROM bans WHERE (kind = ? AND value = ?) OR (origin <> '' AND origin = ?)",
+    )
+      .run(kind, value, row.origin);
+    return true;
+  }
+
+  /**
+   * Every name bound to a key, with the key.
+   *
+   * @returns The names as written and their keys' fingerprints.
+   */
+  boundNames(): { name: string; fingerprint: string }[] {
+    return this.#db.prepare("SELECT name, fingerprint FROM names").all() as unknown as {
+      name: string;
+      fingerprint: string;
+    }[];
   }
 
   /**

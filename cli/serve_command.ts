@@ -53,6 +53,16 @@ const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] 
   { flag: "max-file-bytes", key: "maxFileBytes", help: "largest file that can be sent, in bytes" },
   { flag: "max-transfers", key: "maxTransfersPerUser", help: "files one user may send at once" },
   { flag: "offer-timeout", key: "offerTimeout", help: "ms a file offer waits to be accepted" },
+  {
+    flag: "login-failure-rate",
+    key: "loginFailureRate",
+    help: "failed logins per second the server tolerates",
+  },
+  {
+    flag: "login-backoff-max",
+    key: "loginBackoffMax",
+    help: "longest wait, in ms, for an address after failed logins",
+  },
 ];
 
 /** The text of `chat serve --help`. */

@@ -116,6 +116,23 @@ export interface Limits {
    * @default {300000}
    */
   offerTimeout: number;
+  /**
+   * Failed logins (a wrong password, a key proof that does not verify) the
+   * whole server tolerates per second, after a burst of ten times as many.
+   * While more fail, addresses that failed lately wait before they may try
+   * again; an address that has not failed may always try.
+   *
+   * @default {10}
+   */
+  loginFailureRate: number;
+  /**
+   * Longest wait imposed on one address for failed logins, in ms. After three
+   * failures an address waits 1 s, then twice as long after each further one,
+   * up to this; its record is forgotten after 15 quiet minutes.
+   *
+   * @default {60000}
+   */
+  loginBackoffMax: number;
 }
 
 /** The default limits. */
@@ -135,6 +152,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxFileBytes: 4 * 1024 ** 3,
   maxTransfersPerUser: 3,
   offerTimeout: 300_000,
+  loginFailureRate: 10,
+  loginBackoffMax: 60_000,
 });
 
 /** Longest name, in code points. */

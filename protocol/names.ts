@@ -8,12 +8,15 @@ import { MAX_NAME_LENGTH, MAX_ROOM_LENGTH } from "./limits.ts";
 
 const NAME = /^[\p{L}\p{N}][\p{L}\p{M}\p{N}_.\-]*$/u;
 const ROOM = /^#[\p{L}\p{M}\p{N}_.\-]+$/u;
+/** Characters that render as nothing: variation selectors, tags, fillers and the like. */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 
 /**
  * Checks a user name and returns it in normal form (NFC), or says why it is
  * not allowed. Names start with a letter or digit, then letters, marks,
  * digits, `_`, `.` or `-`, at most 32 characters: so Unicode names such as
- * `小明` or `José` work, and spaces, controls and invisible characters do not.
+ * `小明` or `José` work, and spaces, controls and invisible characters (every
+ * default-ignorable code point, such as variation selectors) do not.
  *
  * @example
  * ```ts
@@ -22,6 +25,7 @@ const ROOM = /^#[\p{L}\p{M}\p{N}_.\-]+$/u;
  *
  * deepEqual(checkName("小明"), { ok: true, name: "小明" });
  * deepEqual(checkName("a b").ok, false);
+ * deepEqual(checkName("小明\uFE00").ok, false);
  * ```
  *
  * @param name The name asked for.
@@ -35,6 +39,16 @@ export function checkName(
   if (length === 0) return { ok: false, message: "Name is empty" };
   if (length > MAX_NAME_LENGTH) {
     return { ok: false, message: `Name is longer than ${MAX_NAME_LENGTH} characters` };
+  }
+  const invisible = INVISIBLE.exec(normal);
+  if (invisible !== null) {
+    const code = invisible[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    return {
+      ok: false,
+      message: `Name ${
+        JSON.stringify(normal)
+      } is not allowed: it contains an invisible character (U+${code})`,
+    };
   }
   if (!NAME.test(normal)) {
     return {

@@ -1471,6 +1471,8 @@ Deno.test("hostile key handshakes and moderation requests are answered", async (
         ok(op.connected, "the operator was disconnected");
       }
       equal(victim.name, "victim");
+      // The ban also holds for users without a key from the victim's address: lift it.
+      await op.unban("victim");
     },
   });
   await t.step({

@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, type ProtocolError, serve } from "../mod.ts";
-import { createIdentity } from "../_identity.ts";
+import { challengeBytes, createIdentity } from "../_identity.ts";
+import { LoginGuard } from "../_login_guard.ts";
 import { createSelfSignedCertificate } from "../_tls.ts";
 import { RawPeer } from "./_raw.ts";
 import { runChat, startServer, stopServer } from "./_cli.ts";
@@ -276,4 +277,181 @@ Deno.test("a client with a key comes back after the server restarts, proving its
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("failed passwords make an address wait", async () => {
+  // A budget of one failure for the whole server, then one every 10 s.
+  await using server = await serve({ ...local, password: "right", loginFailureRate: 0.1 });
+  const { port } = server.addr;
+  // A client without a password is told so; that is not a guess.
+  for (let i = 0; i < 3; i++) {
+    await rejects(
+      () => connect({ port, name: "probe" }),
+      (e: ProtocolError) => e.code === "unauthorized" && /needs a password/.test(e.message),
+    );
+  }
+  await rejects(
+    () => connect({ port, name: "eve", password: "guess" }),
+    (e: ProtocolError) => e.code === "unauthorized" && /Wrong password/.test(e.message),
+  );
+  // Now the address waits, whatever it tries: the password is not even checked.
+  await rejects(
+    () => connect({ port, name: "eve", password: "right" }),
+    (e: ProtocolError) =>
+      e.code === "rate_limited" && /Too many failed logins.*try again in \d+ s/.test(e.message),
+  );
+});
+
+Deno.test("failed key proofs make an address wait", async () => {
+  await using server = await serve({ ...local, loginFailureRate: 0.1 });
+  const { port } = server.addr;
+  const identity = await createIdentity();
+  const other = await createIdentity();
+  await using raw = await RawPeer.connect(port);
+  const prove = async (id: number, signer: typeof identity) => {
+    await raw.send({ type: "hello", id, v: 1, name: "eve", key: identity.publicKey });
+    const challenge = await raw.frame("challenge");
+    const signature = await signer.sign(
+      challengeBytes(challenge.nonce as string, "eve", "chat"),
+    );
+    await raw.send({ type: "auth", id, signature });
+    return JSON.parse((await raw.line())!);
+  };
+  const answer = await prove(1, other);
+  deepEqual([answer.type, answer.code], ["error", "auth_failed"]);
+  const refused = await prove(2, identity);
+  deepEqual([refused.type, refused.code, refused.id], ["error", "rate_limited", 2]);
+  match(refused.message, /Too many failed logins/);
+});
+
+Deno.test("the login guard: per address, per IPv6 network, and for the whole server", async (t) => {
+  await t.step("three free failures, then 1 s, doubling, up to the limit", () => {
+    const guard = new LoginGuard(1000, 5000, 0);
+    const waits: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      guard.failed("192.0.2.1", 0);
+      waits.push(guard.wait("192.0.2.1", 0));
+    }
+    deepEqual(waits, [0, 0, 0, 1000, 2000, 4000, 5000]);
+    equal(guard.wait("192.0.2.1", 5000), 0);
+    equal(guard.wait("192.0.2.2", 0), 0);
+  });
+  await t.step("one IPv6 /64 is one address", () => {
+    const guard = new LoginGuard(1000, 60_000, 0);
+    for (let i = 1; i <= 4; i++) guard.failed(`2001:db8:1:2::${i}`, 0);
+    equal(guard.wait("2001:db8:1:2:ffff::9", 0), 1000);
+    equal(guard.wait("2001:db8:1:3::1", 0), 0);
+  });
+  await t.step("many addresses share the server's budget", () => {
+    const guard = new LoginGuard(2, 60_000, 0);
+    // A burst of 20 failures from 20 addresses spends the budget...
+    for (let i = 0; i < 20; i++) guard.failed(`198.51.100.${i}`, 0);
+    // ...so an address that failed once now waits, though its own backoff has not started.
+    equal(guard.wait("198.51.100.3", 0), 500);
+    // One that never failed may still try.
+    equal(guard.wait("203.0.113.9", 0), 0);
+    equal(guard.wait("198.51.100.3", 500), 0);
+  });
+  await t.step("records are forgotten after quiet minutes", () => {
+    const guard = new LoginGuard(1000, 60_000, 0);
+    for (let i = 0; i < 5; i++) guard.failed("192.0.2.7", 0);
+    guard.sweep(16 * 60_000);
+    guard.failed("192.0.2.7", 16 * 60_000);
+    equal(guard.wait("192.0.2.7", 16 * 60_000), 0);
+  });
+});
+
+Deno.test("a ban covers the name, its key and the address of a keyless user", async () => {
+  const op = await createIdentity();
+  const spammerKey = await createIdentity();
+  const friendKey = await createIdentity();
+  await using server = await serve({ ...local, operators: [op.fingerprint] });
+  const { port } = server.addr;
+  await using chief = await connect({ port, name: "chief", identity: op });
+
+  // A name ban: the same key under another name is refused.
+  {
+    await using spam = await connect({ port, name: "spam", identity: spammerKey });
+    await chief.ban("spam", { reason: "spam" });
+    equal((await spam.next("bye", { timeout: 5000 })).reason, "banned");
+  }
+  await rejects(
+    () => connect({ port, name: "fresh", identity: spammerKey }),
+    (e: ProtocolError) => e.code === "banned" && /spam/.test(e.message),
+  );
+  // Lifting the ban of the name lifts what came with it.
+  await chief.unban("spam");
+  {
+    await using back = await connect({ port, name: "fresh", identity: spammerKey });
+    equal(back.name, "fresh");
+  }
+
+  // A key ban: the same person without a key is refused, someone with a key of their own is not.
+  await using keyed = await connect({ port, name: "keyed", identity: spammerKey });
+  await chief.ban(`key:${spammerKey.fingerprint}`, { duration: 3600 });
+  equal((await keyed.next("bye", { timeout: 5000 })).reason, "banned");
+  await rejects(
+    () => connect({ port, name: "nokey" }),
+    (e: ProtocolError) => e.code === "banned",
+  );
+  await using friend = await connect({ port, name: "friend", identity: friendKey });
+  equal(friend.name, "friend");
+  await chief.unban(`key:${spammerKey.fingerprint}`);
+  await using nokey = await connect({ port, name: "nokey" });
+  equal(nokey.name, "nokey");
+
+  // A rename to a banned name is refused, and the connection stays.
+  await chief.ban("villain");
+  await rejects(() => nokey.nick("Villain"), (e: ProtocolError) => e.code === "banned");
+  equal((await nokey.send("still here")).text, "still here");
+});
+
+Deno.test("a mute follows a user without a key to a new name", async () => {
+  const op = await createIdentity();
+  await using server = await serve({ ...local, operators: [op.fingerprint] });
+  const { port } = server.addr;
+  await using chief = await connect({ port, name: "chief", identity: op });
+  await using loud = await connect({ port, name: "loud" });
+  await chief.mute("loud", { reason: "calm down" });
+  await loud.nick("calm");
+  await rejects(
+    () => loud.send("renamed"),
+    (e: ProtocolError) => e.code === "muted" && /calm down/.test(e.message),
+  );
+  await loud.nick("loud");
+  await rejects(() => loud.dm("chief", "hi"), (e: ProtocolError) => e.code === "muted");
+  // Lifting the mute by the new name lifts it all.
+  await loud.nick("calm");
+  await chief.mute("calm", { duration: 0 });
+  equal((await loud.send("heard")).text, "heard");
+  await loud.nick("loud");
+  equal((await loud.send("heard again")).text, "heard again");
+});
+
+Deno.test("address bans take prefixes, and malformed ones are refused", async () => {
+  const op = await createIdentity();
+  await using server = await serve({ ...local, operators: [op.fingerprint] });
+  const { port } = server.addr;
+  await using chief = await connect({ port, name: "chief", identity: op });
+  for (
+    const bad of ["ip:127.0.0.1/8", "ip:127.0.0", "ip:1.2.3.4/33", "ip:::1/129", "ip:fe80::1%lo"]
+  ) {
+    await rejects(
+      () => chief.ban(bad),
+      (e: ProtocolError) => e.code === "bad_request",
+      bad,
+    );
+  }
+  await rejects(
+    () => chief.ban("ip:127.0.0.1/8"),
+    (e: ProtocolError) => /did you mean "127\.0\.0\.0\/8"/.test(e.message),
+  );
+  await chief.ban("ip:127.0.0.0/8", { reason: "loopback" });
+  await using raw = await RawPeer.connect(port);
+  match((await raw.line())!, /^! You are banned: loopback/);
+  await chief.unban("ip:127.0.0.0/8");
+  await using bob = await connect({ port, name: "bob" });
+  equal(bob.name, "bob");
+  await chief.ban("ip:2001:db8::/32");
+  await chief.unban("ip:2001:DB8:0::/32");
 });
