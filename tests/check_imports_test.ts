@@ -14,7 +14,7 @@ async function project(files: Record<string, string>): Promise<string> {
 }
 
 Deno.test("every import of the library and the command resolves from any importer", async () => {
-  deepEqual(await entryPoints(ROOT), ["./main.ts", "./mod.ts"]);
+  deepEqual(await entryPoints(ROOT), ["./main.ts", "./mod.ts", "./testing.ts"]);
   deepEqual(await checkImports(ROOT), []);
 });
 
