@@ -1,7 +1,8 @@
 /**
  * The library as another project uses it: a throwaway project in a temporary
  * folder, with its own `deno.json` and none of ours, imports `mod.ts` and
- * `testing.ts` by path, and `deno test` type-checks and runs its tests.
+ * `testing.ts` by path, or by URL as from a release, and `deno test`
+ * type-checks and runs its tests.
  *
  * The child shares this process's Deno cache, so the npm packages the
  * library pins are already there after this suite's own type check and
@@ -11,39 +12,44 @@
  */
 
 import { equal } from "node:assert/strict";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const MOD = new URL("../mod.ts", import.meta.url).href;
-const TESTING = new URL("../testing.ts", import.meta.url).href;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** A user's project: its own settings, a bot and the bot's tests. */
-const PROJECT: Record<string, string> = {
-  "deno.json": JSON.stringify(
-    {
-      compilerOptions: { strict: true },
-      test: { sanitizeOps: true, sanitizeResources: true },
-    },
-    null,
-    2,
-  ),
-  "bot.ts": `
-import type { ChatClient } from "${MOD}";
+/**
+ * A user's project, importing the library from `base`: its own settings, a
+ * bot and the bot's tests.
+ */
+function project(base: string, config: Record<string, unknown>): Record<string, string> {
+  return {
+    "deno.json": JSON.stringify(
+      {
+        compilerOptions: { strict: true },
+        test: { sanitizeOps: true, sanitizeResources: true },
+        ...config,
+      },
+      null,
+      2,
+    ),
+    "echo_bot.ts": `
+import type { ChatClient } from "${base}mod.ts";
 
-/** Answers "!ping" with "pong" in any room, until the client closes. */
-export async function pingBot(client: ChatClient): Promise<void> {
+/** Repeats "!echo TEXT" to the room, until the client closes. */
+export async function echoBot(client: ChatClient): Promise<void> {
   for await (const event of client) {
-    if (event.type === "message" && !event.history && event.text === "!ping") {
-      await client.send("pong", { room: event.room });
+    if (event.type === "message" && !event.history && event.text.startsWith("!echo ")) {
+      await client.send(event.text.slice("!echo ".length), { room: event.room });
     }
   }
 }
 `,
-  "bot_test.ts": `
+    "echo_bot_test.ts": `
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { connect, ProtocolError, serve } from "${MOD}";
-import { startChat } from "${TESTING}";
-import { pingBot } from "./bot.ts";
+import { connect, ProtocolError, serve } from "${base}mod.ts";
+import { startChat } from "${base}testing.ts";
+import { echoBot } from "./echo_bot.ts";
 
 Deno.test("a message and a direct message", async () => {
   await using server = await serve({ hostname: "127.0.0.1", port: 0 });
@@ -92,22 +98,24 @@ Deno.test("a file transfer", async () => {
 Deno.test("the testing entry drives a bot", async () => {
   await using chat = await startChat({ clients: ["alice", "bot"], maxTextLength: 100 });
   const { alice, bot } = chat.clients;
-  const running = pingBot(bot);
-  await alice.send("!ping");
+  const running = echoBot(bot);
+  await alice.send("!echo hello");
   const reply = await alice.waitFor("message", (message) => message.from === "bot");
-  equal(reply.text, "pong");
-  deepEqual(alice.transcript(), ["#lobby: bot joined", "#lobby <bot> pong"]);
+  equal(reply.text, "hello");
+  deepEqual(alice.transcript(), ["#lobby: bot joined", "#lobby <bot> hello"]);
   await rejects(alice.send("x".repeat(101)), ProtocolError);
   await bot.close();
   await running;
 });
 `,
-};
+  };
+}
 
-Deno.test("another project imports the library by path, type-checks it and runs its tests", async () => {
+/** Writes the project into a temporary folder and runs `deno test` there with these flags. */
+async function testProject(files: Record<string, string>, flags: string[]): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "chat-dependency-" });
   try {
-    for (const [name, text] of Object.entries(PROJECT)) {
+    for (const [name, text] of Object.entries(files)) {
       await Deno.writeTextFile(join(dir, name), text);
     }
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -117,7 +125,8 @@ Deno.test("another project imports the library by path, type-checks it and runs 
         "--allow-net=127.0.0.1,localhost",
         "--allow-read",
         "--allow-write",
-        "bot_test.ts",
+        ...flags,
+        "echo_bot_test.ts",
       ],
       cwd: dir,
       env: { NO_COLOR: "1" },
@@ -131,4 +140,30 @@ Deno.test("another project imports the library by path, type-checks it and runs 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("another project imports the library by path, type-checks it and runs its tests", async () => {
+  await testProject(project(new URL("..", import.meta.url).href, {}), []);
+});
+
+Deno.test("another project imports the library by URL, as from a release", async () => {
+  // Served as raw.githubusercontent.com serves a tagged file: as plain text.
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const path = normalize(join(ROOT, decodeURIComponent(new URL(request.url).pathname)));
+      if (!path.startsWith(ROOT)) return new Response("Not found", { status: 404 });
+      try {
+        const body = await Deno.readFile(path);
+        return new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } });
+      } catch {
+        return new Response("Not found", { status: 404 });
+      }
+    },
+  );
+  const { port } = server.addr;
+  // A vendor folder keeps the fetched modules in the project, out of the shared cache.
+  await testProject(project(`http://127.0.0.1:${port}/`, { vendor: true }), [
+    `--allow-import=127.0.0.1:${port}`,
+  ]);
 });
