@@ -142,7 +142,20 @@ export interface TestClient extends ChatClient {
   ): Promise<EventOfType<T>>;
   /**
    * Waits for the earliest event of a type not returned before, like
-   * {@linkcode TestClient.waitFor} without a predicate.
+   * {@linkcode TestClient.waitFor} without a predicate. Unlike
+   * {@linkcode ChatClient.next}, it drops nothing it passes over.
+   *
+   * @example Events in any order
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { startChat } from "./testing.ts";
+   *
+   * await using chat = await startChat({ clients: ["alice", "bob"] });
+   * await chat.clients.alice.send("hi");
+   * await chat.clients.alice.dm("bob", "psst");
+   * equal((await chat.clients.bob.next("dm")).text, "psst");
+   * equal((await chat.clients.bob.next("message")).text, "hi");
+   * ```
    *
    * @param type The event type; by default any.
    * @param options A timeout and a signal.
@@ -207,12 +220,37 @@ export interface TestChat<N extends string = string> extends AsyncDisposable {
   /**
    * What every client saw, under its name, for a failure message.
    *
+   * @example Print it when a check fails
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { startChat } from "./testing.ts";
+   *
+   * await using chat = await startChat({ clients: ["alice", "bob"] });
+   * await chat.clients.alice.send("hi");
+   * await chat.clients.bob.waitFor("message");
+   * equal(chat.transcript(), "alice:\n  #lobby: bob joined\nbob:\n  #lobby <alice> hi");
+   * ```
+   *
    * @returns The transcripts as text.
    */
   transcript(): string;
   /**
    * Closes every client, then the server. Calling it again returns the same
-   * promise.
+   * promise; `await using` calls it.
+   *
+   * @example Without `await using`
+   * ```ts
+   * import { startChat } from "./testing.ts";
+   *
+   * const chat = await startChat({ clients: ["alice"] });
+   * try {
+   *   await chat.clients.alice.send("hi");
+   * } finally {
+   *   await chat.close();
+   * }
+   * ```
+   *
+   * @returns A promise that resolves once everything is closed.
    */
   close(): Promise<void>;
 }
