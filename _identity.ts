@@ -99,7 +99,7 @@ function decodePem(text: string): Uint8Array | undefined {
     /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]*)-----END PRIVATE KEY-----/,
   );
   if (match === null) return undefined;
-  return decodeBase64(match[1].replace(/\s+/g, ""));
+  return decodeBase64(match[1]!.replace(/\s+/g, ""));
 }
 
 /** Reads and parses an identity file, or throws a message that says how to recover. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import confusables from "unhomoglyph/data.json" with { type: "json" };
+import { confusables } from "./_deps_unhomoglyph.ts";
 
 const MAP: Readonly<Record<string, string>> = confusables;
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import * as x509 from "@peculiar/x509";
+import { x509 } from "./_deps_x509.ts";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
@@ -109,7 +109,7 @@ function certificateDer(pem: string): Uint8Array<ArrayBuffer> | undefined {
   );
   if (match === null) return undefined;
   try {
-    const der = Uint8Array.fromBase64(match[1].replace(/\s+/g, ""));
+    const der = Uint8Array.fromBase64(match[1]!.replace(/\s+/g, ""));
     return der.length === 0 ? undefined : der;
   } catch {
     return undefined;
@@ -163,7 +163,7 @@ export async function createSelfSignedCertificate(
   const names = subjectAltName(hosts);
   const keys = await crypto.subtle.generateKey(KEY_ALGORITHM, true, ["sign", "verify"]);
   const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] = (serial[0] & 0x3f) | 0x40; // Positive, and no leading zero byte.
+  serial[0] = (serial[0]! & 0x3f) | 0x40; // Positive, and no leading zero byte.
   const now = Date.now();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: toHex(serial),

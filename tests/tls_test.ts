@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, notEqual, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import * as x509 from "@peculiar/x509";
+import { x509 } from "../_deps_x509.ts";
 import {
   certificateFingerprint,
   createSelfSignedCertificate,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import stringWidth from "string-width";
+import { stringWidth } from "../_deps_string_width.ts";
 
 const _segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
