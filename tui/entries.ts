@@ -40,6 +40,7 @@ const LEAVE_REASONS: Record<string, string> = {
   quit: "left",
   lost: "lost connection",
   send_queue_exceeded: "was disconnected (too far behind)",
+  flood: "was disconnected (sent too fast)",
   timeout: "timed out",
   kicked: "was kicked",
   banned: "was banned",
