@@ -148,6 +148,7 @@ export class Connection implements Peer {
 
   /** Sends what is queued, then closes. */
   close(): void {
+    this.#flushRefusals();
     this.#queue.close();
   }
 
@@ -287,6 +288,8 @@ export class Connection implements Peer {
 
   /** Reports the refusals held back, if any. */
   #reportRefusals(): void {
+    clearTimeout(this.#refusalTimer);
+    this.#refusalTimer = undefined;
     const count = this.#heldRefusals;
     if (count === 0) return;
     this.#heldRefusals = 0;
@@ -306,8 +309,6 @@ export class Connection implements Peer {
   #flushRefusals(): void {
     if (!this.#refusedWhileOver) return;
     this.#refusedWhileOver = false;
-    clearTimeout(this.#refusalTimer);
-    this.#refusalTimer = undefined;
     this.#reportRefusals();
   }
 
