@@ -138,9 +138,13 @@ Deno.test("a connection flooding any kind of line does not slow the others down 
       const { port } = server.addr;
       await using alice = await connect({ port, name: "alice", history: 0 });
       await using bob = await connect({ port, name: "bob", history: 0 });
+      // Carol only watches: bob's waits for messages pass over other events.
+      await using carol = await connect({ port, name: "carol", history: 0 });
       const flooder = await Flooder.open(port, hello);
       try {
-        await bob.next("join", { timeout: 10_000 });
+        while ((await bob.next("join", { timeout: 10_000 })).name !== "flooder") {
+          // Carol's join comes first.
+        }
         await flooder.heard(kind === "plain-text lines" ? "flooder" : '"welcome"');
         const start = performance.now();
         const flood = withTimeout(flooder.flood(line), 20_000, "the flooder to be disconnected");
@@ -155,17 +159,16 @@ Deno.test("a connection flooding any kind of line does not slow the others down 
         } ms; flood of ${flooder.sent} lines for ${
           lasted.toFixed(0)
         } ms, ${flooder.received} bytes back`;
-        ok(median < CROSSING_BAR, figures);
-        ok(max < 4 * CROSSING_BAR, figures);
+        ok(max < CROSSING_BAR, figures);
         // The refusals are coalesced: a few kilobytes, not one line per line.
         ok(flooder.received < 32 * 1024, figures);
         ok(flooder.sent > 10_000, figures);
         // Disconnected for the flood, with a reason, at the flood timeout.
         match(flooder.tail, /"reason":"flood"|\*\*\* Disconnected: you kept sending lines/);
         ok(lasted >= floodTimeout, figures);
-        const leave = await bob.next("leave", { timeout: 10_000 });
+        const leave = await carol.next("leave", { timeout: 10_000 });
         deepEqual([leave.name, leave.reason], ["flooder", "flood"]);
-        deepEqual(await alice.who(), ["alice", "bob"]);
+        deepEqual(await alice.who(), ["alice", "bob", "carol"]);
       } finally {
         flooder.close();
       }
