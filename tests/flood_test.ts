@@ -1,5 +1,6 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { type ChatClient, connect, serve } from "../mod.ts";
+import { LineBudget } from "../_line_budget.ts";
 import { withTimeout } from "./_cli.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };
@@ -214,4 +215,39 @@ Deno.test("refusals to a connection over its line budget come as one notice a se
   } finally {
     conn.close();
   }
+});
+
+Deno.test("the line budget lets a burst through, then paces, and notices a flood", async (t) => {
+  await t.step("a burst, then one line per token", () => {
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+    equal(budget.allowance(0, false), 5);
+    budget.take(5);
+    equal(budget.allowance(0, false), 0);
+    equal(budget.wait(0), 100);
+    equal(budget.over, true);
+    equal(budget.allowance(100, true), 1);
+    budget.take(1);
+    // Room found after waiting: still over budget.
+    equal(budget.over, true);
+    equal(budget.allowance(1000, false), 5);
+    equal(budget.over, false);
+  });
+  await t.step("over budget for the flood timeout without a break", () => {
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+    budget.take(5);
+    let now = 0;
+    while (true) {
+      const wait = budget.wait(now);
+      if (wait === undefined) break;
+      now += wait;
+      budget.take(budget.allowance(now, true));
+    }
+    equal(now, 1000);
+  });
+  await t.step("a line that takes more than the allowance is paid back later", () => {
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+    budget.take(7);
+    equal(budget.allowance(0, false), 0);
+    equal(budget.wait(0), 300);
+  });
 });
