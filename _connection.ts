@@ -17,6 +17,7 @@ import type { Hub, Outbound, Peer, Session } from "./_hub.ts";
 import { sanitize } from "./protocol/sanitize.ts";
 import { checkName } from "./protocol/names.ts";
 import { SendQueue } from "./_send_queue.ts";
+import { LineBudget } from "./_line_budget.ts";
 
 /** An idle connection reads into a small buffer... */
 const SMALL_READ_BYTES = 1024;
@@ -30,6 +31,9 @@ const BYE_QUEUE_JSON = encoder.encode(
 );
 const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
 const PING = encoder.encode('{"type":"ping"}\n');
+const LF = 0x0a;
+/** How often refusals held back from a connection over its budget are reported, in ms. */
+const REFUSAL_REPORT_INTERVAL = 1000;
 
 /** A raw 32-byte key and a 64-byte signature in padded base64. */
 const WELL_FORMED_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -40,6 +44,17 @@ export const GREETING_DELAY = 300;
 
 function isSpace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+/** Where the first `count` lines of `chunk` end (after their newline), or its length. */
+function afterLines(chunk: Uint8Array, count: number): number {
+  let end = 0;
+  for (let line = 0; line < count; line++) {
+    const newline = chunk.indexOf(LF, end);
+    if (newline === -1) return chunk.length;
+    end = newline + 1;
+  }
+  return end;
 }
 
 function textLines(lines: string[]): Uint8Array {
@@ -82,6 +97,13 @@ export class Connection implements Peer {
   /** Resolves when the transfer has closed the data connection. */
   #transfer: Promise<void> | undefined;
   #frames = 0;
+  /** Lines this connection may still send before it has to wait. */
+  #budget: LineBudget;
+  /** Whether a refusal went out since the connection went over its budget. */
+  #refusedWhileOver = false;
+  /** Refusals held back since the last report. */
+  #heldRefusals = 0;
+  #refusalTimer: ReturnType<typeof setTimeout> | undefined;
   /** The peer's IP address. */
   readonly ip: string;
 
@@ -98,6 +120,11 @@ export class Connection implements Peer {
     this.#conn = conn;
     this.#hub = hub;
     this.#limits = limits;
+    this.#budget = new LineBudget({
+      rate: 2 * limits.rateLimit,
+      burst: 2 * limits.rateBurst,
+      floodTimeout: limits.floodTimeout,
+    }, performance.now());
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#session = hub.open(this, `${addr.hostname}:${addr.port}`);
@@ -113,6 +140,7 @@ export class Connection implements Peer {
 
   /** Queues a frame in this connection's format. */
   deliver(out: Outbound): void {
+    if (out.frame.type === "error" && this.#holdRefusal()) return;
     const bytes = this.#mode === "text" ? out.text(this.#session.current?.name) : out.json;
     if (bytes !== null) this.#queue.push(bytes);
   }
@@ -129,6 +157,7 @@ export class Connection implements Peer {
 
   /** Sends what is queued, then closes. */
   close(): void {
+    this.#flushRefusals();
     this.#queue.close();
   }
 
@@ -173,18 +202,40 @@ export class Connection implements Peer {
           if (chunk[0] === OPEN_BRACE) this.#startJson();
           else this.#startText(false);
         }
-        for (const line of this.#decoder!.push(chunk)) {
-          try {
-            if (this.#mode === "text") this.#textLine(line);
-            else {
-              // Verifying a signature is the only step that waits; the frames after it wait too.
-              const pending = this.#jsonLine(line);
-              if (pending !== undefined) await pending;
-              if (this.#handedOff) return;
+        // Every line takes from the budget, whatever it holds. Lines over it wait, and the
+        // socket is not read meanwhile, so the sender's kernel holds the rest.
+        let waited = false;
+        while (chunk.length > 0) {
+          const allowed = this.#budget.allowance(performance.now(), waited);
+          if (allowed === 0) {
+            const delay = this.#budget.wait(performance.now());
+            if (delay === undefined) {
+              this.#flood();
+              return await this.#queue.done;
             }
-          } catch (error) {
-            // A bug must not pass for a lost connection: log it, answer, go on.
-            this.#hub.fault(this.#session, error);
+            waited = true;
+            await this.#pause(delay);
+            if (this.#queue.closed) return;
+            continue;
+          }
+          if (!waited) this.#flushRefusals();
+          const end = afterLines(chunk, allowed);
+          const lines = this.#decoder!.push(chunk.subarray(0, end));
+          chunk = chunk.subarray(end);
+          this.#budget.take(lines.length);
+          for (const line of lines) {
+            try {
+              if (this.#mode === "text") this.#textLine(line);
+              else {
+                // Verifying a signature is the only step that waits; the frames after it wait too.
+                const pending = this.#jsonLine(line);
+                if (pending !== undefined) await pending;
+                if (this.#handedOff) return;
+              }
+            } catch (error) {
+              // A bug must not pass for a lost connection: log it, answer, go on.
+              this.#hub.fault(this.#session, error);
+            }
           }
         }
         buffer = next;
@@ -193,10 +244,81 @@ export class Connection implements Peer {
       // A read error is a lost connection, like EOF without "quit".
     } finally {
       clearTimeout(this.#greetingTimer);
+      clearTimeout(this.#refusalTimer);
       this.#hub.disconnect(this.#session, this, "lost");
       // A data connection now belongs to its transfer, which closes it.
       if (!this.#handedOff) this.#queue.destroy();
     }
+  }
+
+  /** Waits for the budget, or until the connection closes. */
+  async #pause(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise((resolve) => timer = setTimeout(resolve, ms)),
+      this.#queue.done,
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Too many lines for too long: say why and close. */
+  #flood(): void {
+    const message = `Disconnected: you kept sending lines faster than ${
+      2 * this.#limits.rateLimit
+    } a second for ${this.#limits.floodTimeout / 1000} s`;
+    this.#hub.disconnect(this.#session, this, "flood");
+    this.#queue.finish(
+      encoder.encode(
+        this.#mode === "text"
+          ? `*** ${message}\r\n`
+          : JSON.stringify({ type: "bye", reason: "flood", message }) + "\n",
+      ),
+    );
+  }
+
+  /**
+   * Whether a refusal is held back: while the connection is over its line
+   * budget, the first refusal goes out and the others are counted, then
+   * reported in one notice a second.
+   */
+  #holdRefusal(): boolean {
+    if (!this.#budget.over) return false;
+    if (!this.#refusedWhileOver) {
+      this.#refusedWhileOver = true;
+      return false;
+    }
+    this.#heldRefusals++;
+    this.#refusalTimer ??= setTimeout(() => {
+      this.#refusalTimer = undefined;
+      this.#reportRefusals();
+    }, REFUSAL_REPORT_INTERVAL);
+    return true;
+  }
+
+  /** Reports the refusals held back, if any. */
+  #reportRefusals(): void {
+    clearTimeout(this.#refusalTimer);
+    this.#refusalTimer = undefined;
+    const count = this.#heldRefusals;
+    if (count === 0) return;
+    this.#heldRefusals = 0;
+    const message = `Slow down: ${count} more ${
+      count === 1 ? "line was" : "lines were"
+    } refused; you are sending too fast`;
+    this.#queue.push(
+      encoder.encode(
+        this.#mode === "text"
+          ? `! ${message}\r\n`
+          : JSON.stringify({ type: "error", code: "rate_limited", message }) + "\n",
+      ),
+    );
+  }
+
+  /** The connection is within its budget again: report what was held back, start afresh. */
+  #flushRefusals(): void {
+    if (!this.#refusedWhileOver) return;
+    this.#refusedWhileOver = false;
+    this.#reportRefusals();
   }
 
   /**
@@ -255,6 +377,11 @@ export class Connection implements Peer {
 
   #say(...lines: string[]): void {
     this.#queue.push(textLines(lines));
+  }
+
+  /** Tells a plain-text user a line was refused, unless refusals are held back. */
+  #refuse(line: string): void {
+    if (!this.#holdRefusal()) this.#say(line);
   }
 
   #jsonLine(line: DecodedLine): Promise<void> | undefined {
@@ -361,7 +488,7 @@ export class Connection implements Peer {
 
   #textLine(line: DecodedLine): void {
     if (!line.ok) {
-      return this.#say(
+      return this.#refuse(
         `! Line is longer than ${this.#limits.maxFrameBytes} bytes; it was not sent`,
       );
     }
@@ -376,7 +503,9 @@ export class Connection implements Peer {
       const hello: HelloFrame = { type: "hello", id, v: PROTOCOL_VERSION, name: text.trim() };
       if (this.#password !== undefined) hello.password = this.#password;
       this.#hub.receive(this.#session, hello);
-      if (this.#session.name === undefined) this.#say("Type another name and press Enter:");
+      if (this.#session.name === undefined && !this.#budget.over) {
+        this.#say("Type another name and press Enter:");
+      }
       return;
     }
     if (text.trim() === "") return;
@@ -401,7 +530,7 @@ export class Connection implements Peer {
         return receive({ type: "part", id, room: command.room ?? room });
       case "switch":
         if (![...session.rooms].some((joined) => joined.name === command.room)) {
-          return this.#say(`! You are not in "${sanitize(command.room)}"; /join it first`);
+          return this.#refuse(`! You are not in "${sanitize(command.room)}"; /join it first`);
         }
         return receive({ type: "join", id, room: command.room });
       case "rooms":
@@ -440,16 +569,18 @@ export class Connection implements Peer {
       case "help":
         return this.#say(...helpLines());
       case "clear":
-        return this.#say("! /clear works in the chat client only");
+        return this.#refuse("! /clear works in the chat client only");
       case "send":
       case "accept":
       case "decline":
       case "cancel":
-        return this.#say("! Sending and receiving files needs the chat client (chat connect)");
+        return this.#refuse("! Sending and receiving files needs the chat client (chat connect)");
       case "usage":
-        return this.#say(`! ${command.message}`);
+        return this.#refuse(`! ${command.message}`);
       case "unknown":
-        return this.#say(`! Unknown command "/${sanitize(command.name)}"; type /help for the list`);
+        return this.#refuse(
+          `! Unknown command "/${sanitize(command.name)}"; type /help for the list`,
+        );
     }
   }
 }

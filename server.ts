@@ -12,6 +12,7 @@ import { dirname } from "node:path";
 import { Connection } from "./_connection.ts";
 import { Hub } from "./_hub.ts";
 import { StorageError, Store } from "./_store.ts";
+import { type Listener, listenTls, TlsServerConn } from "./_tls_listener.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Partial<Limits> {
@@ -104,13 +105,27 @@ export interface ChatServer extends AsyncDisposable {
   readonly finished: Promise<void>;
 }
 
+/** How long a refused TLS connection may take to finish its handshake and hear why, in ms. */
+const REFUSAL_HANDSHAKE_TIMEOUT = 2000;
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Deno.errors.TimedOut("Handshake timed out")), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** Server software name and version, as sent in `welcome`. */
 export const SOFTWARE = `chat/${denoConfig.version}`;
 
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
-  #listeners: Deno.Listener[];
+  #listeners: Listener[];
   #connectionOptions: { greeting: string; password: boolean };
   #hub: Hub;
   #limits: Limits;
@@ -125,12 +140,12 @@ class Server implements ChatServer {
   #sweeper: ReturnType<typeof setInterval>;
   #log: ((line: string) => void) | undefined;
 
-  constructor(listeners: Deno.Listener[], store: Store, options: ServeOptions) {
+  constructor(listeners: Listener[], store: Store, options: ServeOptions) {
     this.#listeners = listeners;
     this.#store = store;
     this.#log = options.onLog;
-    this.addr = listeners[0]!.addr as Deno.NetAddr;
-    this.plainAddr = listeners[1]?.addr as Deno.NetAddr | undefined;
+    this.addr = listeners[0]!.addr;
+    this.plainAddr = listeners[1]?.addr;
     this.#connectionOptions = {
       greeting: `Welcome to chat ${denoConfig.version}.`,
       password: options.password !== undefined,
@@ -215,7 +230,7 @@ class Server implements ChatServer {
     return this.#finished.promise;
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(listener: Listener): Promise<void> {
     while (!this.#closing) {
       let conn: Deno.Conn;
       try {
@@ -258,7 +273,12 @@ class Server implements ChatServer {
 
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */
   #refuse(conn: Deno.Conn, reason: string): void {
-    const task = conn.write(new TextEncoder().encode(`! ${reason}\r\n`)).catch(() => 0).finally(
+    const line = new TextEncoder().encode(`! ${reason}\r\n`);
+    // Over TLS the line can only go out after the handshake: wait for it, but not for long.
+    const written = conn instanceof TlsServerConn
+      ? withTimeout(conn.handshake(), REFUSAL_HANDSHAKE_TIMEOUT).then(() => conn.write(line))
+      : conn.write(line);
+    const task = written.catch(() => 0).finally(
       () => {
         try {
           conn.close();
@@ -316,28 +336,24 @@ class Server implements ChatServer {
  * @throws {Deno.errors.AddrInUse} When the address is already in use.
  * @throws {Deno.errors.PermissionDenied} When the port needs privileges.
  */
-export function serve(options: ServeOptions = {}): Promise<ChatServer> {
+export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
+  options.signal?.throwIfAborted();
+  const store = openStore(options.data ?? ":memory:");
+  const listeners: Listener[] = [];
   try {
-    options.signal?.throwIfAborted();
-    const store = openStore(options.data ?? ":memory:");
-    const listeners: Deno.Listener[] = [];
-    try {
-      const hostname = options.hostname ?? "0.0.0.0";
-      listeners.push(listen(hostname, options.port ?? 7777, options.tls));
-      if (options.tls !== undefined && options.plainPort !== undefined) {
-        listeners.push(listen(hostname, options.plainPort, undefined));
-      }
-    } catch (error) {
-      for (const listener of listeners) listener.close();
-      store.close();
-      throw error;
+    const hostname = options.hostname ?? "0.0.0.0";
+    listeners.push(await listen(hostname, options.port ?? 7777, options.tls));
+    if (options.tls !== undefined && options.plainPort !== undefined) {
+      listeners.push(await listen(hostname, options.plainPort, undefined));
     }
-    const server = new Server(listeners, store, options);
-    options.signal?.addEventListener("abort", () => server.close(), { once: true });
-    return Promise.resolve(server);
   } catch (error) {
-    return Promise.reject(error);
+    for (const listener of listeners) listener.close();
+    store.close();
+    throw error;
   }
+  const server = new Server(listeners, store, options);
+  options.signal?.addEventListener("abort", () => server.close(), { once: true });
+  return server;
 }
 
 function openStore(path: string): Store {
@@ -355,11 +371,13 @@ function openStore(path: string): Store {
   }
 }
 
-function listen(hostname: string, port: number, tls: ServeOptions["tls"]): Deno.Listener {
+async function listen(
+  hostname: string,
+  port: number,
+  tls: ServeOptions["tls"],
+): Promise<Listener> {
   try {
-    if (tls !== undefined) {
-      return Deno.listenTls({ hostname, port, transport: "tcp", cert: tls.cert, key: tls.key });
-    }
+    if (tls !== undefined) return await listenTls({ hostname, port, cert: tls.cert, key: tls.key });
     return Deno.listen({ hostname, port, transport: "tcp" });
   } catch (error) {
     const where = `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;

@@ -44,6 +44,11 @@ const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] 
   { flag: "connect-rate", key: "connectRate", help: "new connections per second from one address" },
   { flag: "rate-limit", key: "rateLimit", help: "messages per second per connection, sustained" },
   { flag: "rate-burst", key: "rateBurst", help: "messages per connection in a burst" },
+  {
+    flag: "flood-timeout",
+    key: "floodTimeout",
+    help: "ms a connection may send lines too fast before it is dropped",
+  },
   { flag: "max-rooms", key: "maxRoomsPerUser", help: "rooms one user can be in" },
   {
     flag: "max-presence",

@@ -510,7 +510,8 @@ export interface JoinEvent {
  * the room but not the chat, `lost` when the connection broke (for a client
  * that reconnects: when it did not come back in time), `timeout` when it went
  * silent, `kicked` or `banned` by an operator, `send_queue_exceeded` when they
- * stopped reading, `protocol_error` (reserved) when they broke the protocol.
+ * stopped reading, `flood` when they kept sending lines too fast,
+ * `protocol_error` (reserved) when they broke the protocol.
  */
 export type LeaveReason =
   | "quit"
@@ -520,6 +521,7 @@ export type LeaveReason =
   | "kicked"
   | "banned"
   | "send_queue_exceeded"
+  | "flood"
   | "protocol_error";
 
 /** Someone left a room. */
@@ -566,6 +568,7 @@ export interface TopicEvent {
 export type ByeReason =
   | "shutdown"
   | "send_queue_exceeded"
+  | "flood"
   | "protocol_error"
   | "replaced"
   | "timeout"

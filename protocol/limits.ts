@@ -72,7 +72,10 @@ export interface Limits {
   connectRate: number;
   /**
    * Requests (messages, commands) one connection may send per second,
-   * sustained. A multi-line paste is one message.
+   * sustained. A multi-line paste is one message. Lines of any kind (valid or
+   * not, JSON or plain text) are read at up to twice this rate, with a burst
+   * of twice `rateBurst`; beyond that the server stops reading the connection
+   * until it may go on, so one connection cannot slow the others down.
    *
    * @default {10}
    */
@@ -84,6 +87,14 @@ export interface Limits {
    * @default {40}
    */
   rateBurst: number;
+  /**
+   * A connection that keeps sending lines faster than it may be read (twice
+   * `rateLimit` a second) for this long, in ms, without a break, is
+   * disconnected with the reason `flood`.
+   *
+   * @default {10000}
+   */
+  floodTimeout: number;
   /**
    * Most rooms one user can be in.
    *
@@ -147,6 +158,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   connectRate: 10,
   rateLimit: 10,
   rateBurst: 40,
+  floodTimeout: 10_000,
   maxRoomsPerUser: 50,
   maxPresence: 500,
   maxFileBytes: 4 * 1024 ** 3,

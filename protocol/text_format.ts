@@ -18,6 +18,7 @@ const LEAVE_REASONS: Record<string, string> = {
   kicked: "kicked",
   banned: "banned",
   send_queue_exceeded: "too far behind",
+  flood: "sent too fast",
   protocol_error: "protocol error",
 };
 

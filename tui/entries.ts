@@ -41,6 +41,7 @@ const LEAVE_REASONS: Record<string, string> = {
   quit: "quit",
   part: "left the room",
   lost: "connection lost",
+  flood: "sent too fast",
   timeout: "timed out",
   kicked: "kicked",
   banned: "banned",

@@ -1,0 +1,85 @@
+/**
+ * How many lines one connection may have handled, whatever they hold: a token
+ * bucket that also notices a connection that stays over it.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode LineBudget}. */
+export interface LineBudgetOptions {
+  /** Lines per second, sustained. */
+  rate: number;
+  /** Lines in a burst; the bucket starts full. */
+  burst: number;
+  /** How long a connection may stay over its budget without a break, in ms. */
+  floodTimeout: number;
+}
+
+/**
+ * A token bucket counted in lines. A connection that finds it empty waits
+ * (its socket is not read meanwhile); one that has found it empty every time
+ * for `floodTimeout` ms is flooding.
+ */
+export class LineBudget {
+  #options: LineBudgetOptions;
+  #tokens: number;
+  #at: number;
+  #overSince: number | undefined;
+
+  /**
+   * Creates a full budget.
+   *
+   * @param options The rate, the burst and the flood timeout.
+   * @param now `performance.now()`.
+   */
+  constructor(options: LineBudgetOptions, now: number) {
+    this.#options = options;
+    this.#tokens = options.burst;
+    this.#at = now;
+  }
+
+  /** Whether the connection is over its budget (it has lines waiting for tokens). */
+  get over(): boolean {
+    return this.#overSince !== undefined;
+  }
+
+  /**
+   * Lines that may be handled now, at least 0. When there is room again
+   * without having had to wait, the connection is no longer over its budget.
+   *
+   * @param now `performance.now()`.
+   * @param waited Whether the lines have been waiting for this room.
+   * @returns How many whole lines fit.
+   */
+  allowance(now: number, waited: boolean): number {
+    const { rate, burst } = this.#options;
+    this.#tokens = Math.min(burst, this.#tokens + (now - this.#at) * rate / 1000);
+    this.#at = now;
+    const whole = Math.floor(this.#tokens);
+    if (whole >= 1 && !waited) this.#overSince = undefined;
+    return Math.max(whole, 0);
+  }
+
+  /**
+   * Takes the lines just handled (possibly more than the allowance: the
+   * bucket then goes below zero and refills from there).
+   *
+   * @param lines How many.
+   */
+  take(lines: number): void {
+    this.#tokens -= lines;
+  }
+
+  /**
+   * Marks the connection as having lines that must wait.
+   *
+   * @param now `performance.now()`.
+   * @returns How long to wait for one line's room, in ms, or `undefined` when
+   * the connection has been over its budget for longer than `floodTimeout`.
+   */
+  wait(now: number): number | undefined {
+    this.#overSince ??= now;
+    if (now - this.#overSince >= this.#options.floodTimeout) return undefined;
+    return Math.max(1, Math.ceil((1 - this.#tokens) * 1000 / this.#options.rate));
+  }
+}

@@ -1,0 +1,73 @@
+import { equal, match } from "node:assert/strict";
+import { connect, serve } from "../mod.ts";
+import { createSelfSignedCertificate } from "../_tls.ts";
+import { withTimeout } from "./_cli.ts";
+
+const certificate = await createSelfSignedCertificate(["127.0.0.1"]);
+const local = { hostname: "127.0.0.1", port: 0 };
+
+/** Reads until the server closes the connection; `null` at EOF, the error's name on a reset. */
+async function closedBy(conn: Deno.Conn): Promise<string | null> {
+  const buffer = new Uint8Array(1024);
+  try {
+    while ((await conn.read(buffer)) !== null) {
+      // A stalled handshake is sent nothing; anything else is skipped.
+    }
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.name : String(error);
+  }
+}
+
+Deno.test("TCP connections that never start the TLS handshake are closed at the handshake timeout, and counted until then", async () => {
+  const stalled = 50;
+  await using server = await serve({
+    ...local,
+    tls: certificate,
+    handshakeTimeout: 1000,
+    maxConnectionsPerIp: stalled,
+    connectRate: 1000,
+  });
+  const { port } = server.addr;
+  const conns = [];
+  try {
+    for (let i = 0; i < stalled; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    // While they are open they count: one more from the same address is refused, in words.
+    const extra = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [certificate.cert],
+    });
+    try {
+      const buffer = new Uint8Array(1024);
+      const read = await withTimeout(extra.read(buffer), 10_000, "the refusal");
+      match(new TextDecoder().decode(buffer.subarray(0, read ?? 0)), /^! Too many connections/);
+    } finally {
+      extra.close();
+    }
+    // The server closes every one of them (EOF or reset), not just forgets it.
+    const ends = await withTimeout(
+      Promise.all(conns.map(closedBy)),
+      10_000,
+      "the server to close the stalled connections",
+    );
+    equal(ends.filter((end) => end !== null && end !== "ConnectionReset").length, 0);
+    // Then the address may connect again.
+    await using alice = await connect({
+      port,
+      name: "alice",
+      tls: { caCerts: [certificate.cert] },
+    });
+    equal(alice.name, "alice");
+  } finally {
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+});
