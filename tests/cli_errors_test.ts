@@ -1,5 +1,5 @@
 import { equal, match, ok } from "node:assert/strict";
-import { type ChatResult, runChat, spawnChat } from "./_cli.ts";
+import { type ChatResult, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
 
 const STACK_TRACE = /^\s+at /m;
 
@@ -71,7 +71,43 @@ Deno.test("chat serve with a damaged or unusable --data exits 1 with one line", 
         ok(!result.stderr.includes("--allow"), result.stderr);
       });
     }
+    if (Deno.build.os === "linux") {
+      await t.step("a certificate folder the program may not use", async () => {
+        const result = await runChat([...serveArgs("/proc/chat/chat.db"), "--tls"]);
+        assertOneErrorLine(
+          result,
+          /^chat: This program is not allowed to use "\/proc\/chat\/tls-cert\.pem"$/,
+        );
+      });
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a TLS client meeting a plain port exits 1 with one line", async (t) => {
+  const { server, port } = await startServer();
+  try {
+    const address = `127.0.0.1:${port}`;
+    const fingerprint = `SHA256:${Array(32).fill("AB").join(":")}`;
+    const cases: string[][] = [
+      ["connect", address, "--name", "alice", "--tls"],
+      ["connect", address, "--name", "alice", "--fingerprint", fingerprint],
+      ["send", address, "--name", "alice", "--tls", "hi"],
+      ["send", address, "--name", "alice", "--fingerprint", fingerprint, "hi"],
+    ];
+    for (const args of cases) {
+      await t.step(args.join(" "), async () => {
+        const result = await runChat(args, "");
+        assertOneErrorLine(
+          result,
+          new RegExp(
+            `^chat: Cannot connect to "127\\.0\\.0\\.1:${port}" over TLS: this port does not speak TLS$`,
+          ),
+        );
+      });
+    }
+  } finally {
+    await stopServer(server);
   }
 });
