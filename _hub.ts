@@ -473,7 +473,7 @@ export class Hub {
     this.#storedSincePrune += batch.length;
     if (this.#storedSincePrune >= PRUNE_EVERY) {
       this.#storedSincePrune = 0;
-      this.#store.prune(this.#options.retention);
+      this.#prune();
     }
   }
 
@@ -483,7 +483,20 @@ export class Hub {
     if (now - this.#prunedAt < 600_000) return;
     this.#prunedAt = now;
     this.commit();
-    this.#store.prune(this.#options.retention);
+    this.#prune();
+  }
+
+  /** Applies the retention policy while serving: a failure is logged, and serving goes on. */
+  #prune(): void {
+    try {
+      this.#store.prune(this.#options.retention);
+    } catch (error) {
+      this.#options.log?.(
+        `Cannot remove old history from "${this.#store.path}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
   }
 
   /**

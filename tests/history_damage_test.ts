@@ -1,4 +1,4 @@
-import { equal, match, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, ProtocolError, serve } from "../mod.ts";
 import { Store, type StoredMessage } from "../_store.ts";
 
@@ -96,5 +96,41 @@ Deno.test("a damaged database is refused at start with one clear error", async (
     ok(server.addr.port > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a failure to remove old history while serving is logged and serving goes on", async () => {
+  const prune = Store.prototype.prune;
+  let calls = 0;
+  // The first run, at start, succeeds; the next, after a batch of stored messages, fails.
+  Store.prototype.prune = function (this: Store, ...args: Parameters<Store["prune"]>) {
+    if (calls++ > 0) throw new Error("disk I/O error");
+    return prune.apply(this, args);
+  };
+  try {
+    const log: string[] = [];
+    await using server = await serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      rateLimit: 1e6,
+      rateBurst: 1e6,
+      onLog: (line) => log.push(line),
+    });
+    await using alice = await connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+      name: "alice",
+    });
+    // Retention runs after every 10,000 stored messages.
+    for (let sent = 0; sent < 10_000; sent += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, i) => alice.send(`m${sent + i}`)));
+    }
+    equal(calls, 2);
+    deepEqual(log.filter((line) => line.startsWith("Cannot remove")), [
+      'Cannot remove old history from ":memory:": disk I/O error',
+    ]);
+    equal((await alice.send("still here")).seq, 10_001);
+  } finally {
+    Store.prototype.prune = prune;
   }
 });
