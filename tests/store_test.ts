@@ -165,8 +165,17 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const path = `${dir}/chat.db`;
     try {
-      new Store(path).close();
+      // A copy taken while the server ran: its last messages are still in the WAL file.
+      const running = new Store(`${dir}/running.db`);
+      try {
+        running.append([message("#a", 1, "2026-01-01T00:00:00.000Z")]);
+        await Deno.copyFile(`${dir}/running.db`, path);
+        await Deno.copyFile(`${dir}/running.db-wal`, `${path}-wal`);
+      } finally {
+        running.close();
+      }
       await Deno.chmod(path, 0o444);
+      await Deno.chmod(`${path}-wal`, 0o444);
       throws(
         () => new Store(path),
         (error: Error) => error instanceof StorageError && /read-only/.test(error.message),
