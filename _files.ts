@@ -6,19 +6,44 @@
  */
 
 import { createHash } from "node:crypto";
-import { basename, extname, join } from "node:path";
+import { extname, join } from "node:path";
 
-const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
-// Path separators, characters Windows forbids, controls, and invisible or bidi formatting.
-const UNSAFE =
-  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
-  /[\/\\:*?"<>|\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+// Windows device names, matched against the part before the first dot, trailing spaces removed.
+const RESERVED = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])$/i;
+// Shown as "_": path separators, characters Windows forbids, controls, line and paragraph
+// separators, and bidi controls (so a name cannot pretend to end in another extension).
+const VISIBLE_UNSAFE = /[\/\\:*?"<>|\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}]/gu;
+// Removed: other invisible or formatting characters (zero-width, soft hyphen, variation selectors).
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+/** Longest safe name in UTF-8 bytes: room is left for " (12)" or a temporary suffix under 255. */
 const MAX_NAME_BYTES = 200;
+/** A longer "extension" is not kept whole when a name is shortened. */
+const MAX_EXTENSION_BYTES = 32;
+
+const encoder = new TextEncoder();
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+function byteLength(text: string): number {
+  return encoder.encode(text).length;
+}
+
+/** The longest prefix of `text`, in whole characters as people see them, within `max` bytes. */
+function truncate(text: string, max: number): string {
+  let out = "";
+  let bytes = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    bytes += byteLength(segment);
+    if (bytes > max) break;
+    out += segment;
+  }
+  return out;
+}
 
 /**
  * Makes a file name from the network safe to create on Linux, macOS and
- * Windows: no directories or `..`, no control or invisible characters, no
- * reserved device names, no trailing dots or spaces, not too long.
+ * Windows: no directories or `..`, no control, invisible or bidi characters,
+ * no reserved device names, no leading or trailing dots or spaces, at most
+ * 200 UTF-8 bytes.
  *
  * @example
  * ```ts
@@ -27,25 +52,36 @@ const MAX_NAME_BYTES = 200;
  *
  * equal(safeFileName("../../etc/passwd"), "passwd");
  * equal(safeFileName("照片.png"), "照片.png");
+ * equal(safeFileName("con .txt"), "_con .txt");
  * ```
  *
  * @param name The name the sender gave.
  * @returns A safe name, never empty.
  */
 export function safeFileName(name: string): string {
-  let safe = basename(name.replaceAll("\\", "/")).normalize("NFC").replace(UNSAFE, "_");
-  safe = safe.replace(/^[.\s]+/, "").replace(/[.\s]+$/, "");
-  if (safe === "" || safe === "_") safe = "file";
-  const extension = extname(safe);
-  const stem = safe.slice(0, safe.length - extension.length);
-  if (RESERVED.test(stem)) safe = `_${safe}`;
-  const encoder = new TextEncoder();
-  while (encoder.encode(safe).length > MAX_NAME_BYTES) {
-    const cut = [...safe.slice(0, safe.length - extension.length)];
-    cut.pop();
-    safe = cut.join("") + extension;
+  let safe = name.toWellFormed().replaceAll("\\", "/");
+  safe = safe.slice(safe.lastIndexOf("/") + 1);
+  safe = safe.replace(VISIBLE_UNSAFE, "_").replace(INVISIBLE, "").normalize("NFC");
+  if (byteLength(safe) > MAX_NAME_BYTES) {
+    const dot = safe.lastIndexOf(".");
+    const extension = dot > 0 && byteLength(safe.slice(dot)) <= MAX_EXTENSION_BYTES
+      ? safe.slice(dot)
+      : "";
+    const stem = safe.slice(0, safe.length - extension.length);
+    safe = truncate(stem, MAX_NAME_BYTES - byteLength(extension)) + extension;
+  }
+  safe = trim(safe);
+  if (/^_*$/.test(safe)) return "file";
+  if (RESERVED.test(safe.split(".")[0]!.trimEnd())) {
+    // The "_" stays in front of any truncation, so the result is no device name.
+    safe = trim(truncate(`_${safe}`, MAX_NAME_BYTES));
   }
   return safe;
+}
+
+/** Without leading or trailing dots and spaces (Windows drops trailing ones). */
+function trim(name: string): string {
+  return name.replace(/^[\s.]+/u, "").replace(/[\s.]+$/u, "");
 }
 
 /**

@@ -566,7 +566,7 @@ export class Hub {
     this.#storedSincePrune += batch.length;
     if (this.#storedSincePrune >= PRUNE_EVERY) {
       this.#storedSincePrune = 0;
-      this.#store.prune(this.#options.retention);
+      this.#prune();
     }
   }
 
@@ -577,7 +577,20 @@ export class Hub {
     this.#prunedAt = now;
     this.#guard.sweep();
     this.commit();
-    this.#store.prune(this.#options.retention);
+    this.#prune();
+  }
+
+  /** Applies the retention policy while serving: a failure is logged, and serving goes on. */
+  #prune(): void {
+    try {
+      this.#store.prune(this.#options.retention);
+    } catch (error) {
+      this.#options.log?.(
+        `Cannot remove old history from "${this.#store.path}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
   }
 
   /**
@@ -770,8 +783,31 @@ export class Hub {
   /** Replays the latest messages of a room that fit the budget. */
   #replay(session: Session, room: Room, count: number): void {
     const limit = Math.min(count, this.#options.maxHistoryPage);
-    for (const message of this.#fit(this.#store.recent(room.name, limit), true)) {
+    const messages = this.#read(
+      room,
+      `the latest ${limit}`,
+      () => this.#store.recent(room.name, limit),
+    );
+    // Damaged history is logged and skipped: the join itself succeeds.
+    for (const message of this.#fit(messages ?? [], true)) {
       session.peer?.deliver(new Outbound(message));
+    }
+  }
+
+  /**
+   * Reads history, or logs for the operator which part of which room cannot
+   * be read (a damaged database) and returns `undefined`.
+   */
+  #read(room: Room, what: string, read: () => MessageEvent[]): MessageEvent[] | undefined {
+    try {
+      return read();
+    } catch (error) {
+      this.#options.log?.(
+        `Cannot read the history of ${room.name} (${what} messages) from "${this.#store.path}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+      return undefined;
     }
   }
 
@@ -1407,11 +1443,29 @@ export class Hub {
       frame.limit ?? this.#options.maxHistoryPage,
       this.#options.maxHistoryPage,
     );
-    const messages = frame.after !== undefined
-      ? this.#fit(this.#store.after(room.name, frame.after, limit, true), false).filter((m) =>
-        frame.before === undefined || m.seq < frame.before
+    const { after, before } = frame;
+    const messages = after !== undefined
+      ? this.#read(
+        room,
+        `${limit} after ${after}`,
+        () =>
+          this.#fit(this.#store.after(room.name, after, limit, true), false).filter((m) =>
+            before === undefined || m.seq < before
+          ),
       )
-      : this.#fit(this.#store.recent(room.name, limit, frame.before), true);
+      : this.#read(
+        room,
+        `${limit} before ${before ?? "the end"}`,
+        () => this.#fit(this.#store.recent(room.name, limit, before), true),
+      );
+    if (messages === undefined) {
+      return this.#fail(
+        session,
+        frame.id,
+        "storage_failed",
+        "The server could not read that history; it was logged",
+      );
+    }
     this.#ack(session, { type: "ack", id: frame.id, room: room.name, seq: room.seq, messages });
   }
 

@@ -23,6 +23,49 @@ export class StorageError extends Error {
   }
 }
 
+/** Who holds a database, as written in its lock file. */
+interface Holder {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+/**
+ * Takes the lock beside a database file (`PATH.lock`), held until the file
+ * is closed; the system releases it when the process dies, so none is ever
+ * left behind. The holder writes its process id and host into it.
+ */
+function lock(path: string): Deno.FsFile {
+  const lockPath = `${path}.lock`;
+  const file = Deno.openSync(lockPath, { read: true, write: true, create: true });
+  try {
+    if (!file.tryLockSync(true)) {
+      let holder = "";
+      try {
+        const { pid, host } = JSON.parse(Deno.readTextFileSync(lockPath)) as Holder;
+        holder = ` (pid ${pid}${host ? ` on ${host}` : ""})`;
+      } catch {
+        // Still being written, or locked against reading (Windows): say less.
+      }
+      throw new StorageError(`Cannot use "${path}": another chat server${holder} is using it`);
+    }
+    let host = "";
+    try {
+      host = Deno.hostname();
+    } catch {
+      // Not allowed to know: the pid alone.
+    }
+    const holder: Holder = { pid: Deno.pid, host, since: new Date().toISOString() };
+    file.truncateSync(0);
+    let bytes = new TextEncoder().encode(`${JSON.stringify(holder)}\n`);
+    while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
+    return file;
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 4;
 
@@ -189,22 +232,45 @@ export class Store {
   #getTopic: StatementSync;
   #setTopic: StatementSync;
   #closed = false;
+  #lock: Deno.FsFile | undefined;
 
   /**
-   * Opens (creating if needed) and migrates a database.
+   * Opens (creating if needed) and migrates a database. A file database is
+   * locked for as long as it is open: a second store on the same file, in
+   * this process or another, is refused and told who holds it.
    *
    * @param path A file path, or `:memory:`.
+   * @throws {StorageError} When another store holds the file, or it cannot be written.
    */
   constructor(path: string) {
     this.path = path;
-    this.#db = new DatabaseSync(path);
+    this.#lock = path === ":memory:" ? undefined : lock(path);
+    try {
+      this.#db = new DatabaseSync(path);
+    } catch (error) {
+      this.#lock?.close();
+      throw error;
+    }
     try {
       this.#db.exec(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
       );
       migrate(this.#db);
+      try {
+        // Writes nothing, but fails now rather than at the first message when the file is read-only.
+        this.#db.exec("DELETE FROM rooms WHERE 0");
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new StorageError(
+          /readonly/.test(reason)
+            ? `Cannot write to the history database "${path}": it is read-only; check the permissions of the file, its "-wal" and "-shm" files and its folder`
+            : `Cannot write to the history database "${path}": ${reason}`,
+          { cause: error },
+        );
+      }
     } catch (error) {
       this.#db.close();
+      this.#lock?.close();
       throw error;
     }
     this.#insert = this.#db.prepare(
@@ -433,6 +499,10 @@ export class Store {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#db.close();
+    try {
+      this.#db.close();
+    } finally {
+      this.#lock?.close();
+    }
   }
 }

@@ -372,7 +372,7 @@ export async function loadOrCreateCertificate(
  * @param options A timeout and an abort signal.
  * @returns The server's certificate in PEM form.
  * @throws {Error} When the server cannot be reached, the handshake fails or
- * times out: `Cannot reach "host:port" over TLS: reason`.
+ * times out: `Cannot connect to "host:port" over TLS: reason`.
  *
  * @example Pin a server's certificate
  * ```ts ignore
@@ -406,13 +406,17 @@ export function fetchPeerCertificate(
         rejectUnauthorized: false,
       });
     } catch (error) {
-      reject(new Error(`Cannot reach "${address}" over TLS: ${message(error)}`, { cause: error }));
+      reject(
+        new Error(`Cannot connect to "${address}" over TLS: ${message(error)}`, { cause: error }),
+      );
       return;
     }
     const timer = setTimeout(
       () =>
         finish({
-          error: new Error(`Cannot reach "${address}" over TLS: no answer within ${timeout} ms`),
+          error: new Error(
+            `Cannot connect to "${address}" over TLS: no answer within ${timeout} ms`,
+          ),
         }),
       timeout,
     );
@@ -428,7 +432,9 @@ export function fetchPeerCertificate(
     }
     function settle(): void {
       if (outcome === undefined) {
-        outcome = { error: new Error(`Cannot reach "${address}" over TLS: the connection closed`) };
+        outcome = {
+          error: new Error(`Cannot connect to "${address}" over TLS: the connection closed`),
+        };
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       }
@@ -440,13 +446,17 @@ export function fetchPeerCertificate(
       const raw = socket.getPeerCertificate(true)?.raw;
       finish(
         raw instanceof Uint8Array && raw.length > 0 ? { pem: derToPem(raw) } : {
-          error: new Error(`Cannot reach "${address}" over TLS: the server sent no certificate`),
+          error: new Error(
+            `Cannot connect to "${address}" over TLS: the server sent no certificate`,
+          ),
         },
       );
     });
     socket.on("error", (error: Error) => {
       finish({
-        error: new Error(`Cannot reach "${address}" over TLS: ${reason(error)}`, { cause: error }),
+        error: new Error(`Cannot connect to "${address}" over TLS: ${reason(error)}`, {
+          cause: error,
+        }),
       });
     });
     socket.once("close", settle);
@@ -508,6 +518,10 @@ const REASONS: Record<string, string> = {
 /** A short reason for a socket error, such as `connection refused`. */
 function reason(error: Error): string {
   const code = (error as { code?: unknown }).code;
+  // A plain-text answer to the TLS greeting.
+  if (/InvalidContentType|wrong version number/i.test(error.message)) {
+    return "this port does not speak TLS";
+  }
   return (typeof code === "string" ? REASONS[code] : undefined) ?? error.message;
 }
 

@@ -415,6 +415,9 @@ function describeAddress(hostname: string, port: number): string {
   return `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
 }
 
+/** What a TLS handshake reports when the other side answers in plain text. */
+const NOT_TLS = /InvalidContentType|wrong version number|corrupt message/i;
+
 async function dial(
   hostname: string,
   port: number,
@@ -437,7 +440,18 @@ async function dial(
       );
     }
     // Fetch the certificate unverified, compare, then connect verifying against exactly it.
-    const pem = await fetchPeerCertificate(hostname, port, { signal });
+    let pem: string;
+    try {
+      pem = await fetchPeerCertificate(hostname, port, { signal });
+    } catch (error) {
+      if (signal.aborted && !timeout.aborted) throw signal.reason;
+      const message = timeout.aborted
+        ? `Cannot connect to ${where} over TLS: timed out`
+        : error instanceof Error
+        ? error.message
+        : String(error);
+      throw new ProtocolError("unreachable", message, { cause: error });
+    }
     const actual = await certificateFingerprint(pem);
     if (actual !== wanted) {
       throw new ProtocolError(
@@ -482,6 +496,13 @@ async function dial(
         "unreachable",
         `Cannot verify the TLS certificate of ${where} (${message.replace(/^.*: /, "")}): ` +
           `trust it with --ca CERT.pem, or with --fingerprint SHA256:… as printed by "chat serve --tls"`,
+        { cause: error },
+      );
+    }
+    if (tls && !timeout.aborted && NOT_TLS.test(message)) {
+      throw new ProtocolError(
+        "unreachable",
+        `Cannot connect to ${where} over TLS: this port does not speak TLS`,
         { cause: error },
       );
     }

@@ -351,7 +351,15 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     store.close();
     throw error;
   }
-  const server = new Server(listeners, store, options);
+  let server: Server;
+  try {
+    server = new Server(listeners, store, options);
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    store.close();
+    // Reading the bans and applying retention reads the whole database: damage shows here.
+    throw storageFailure(store.path, error);
+  }
   options.signal?.addEventListener("abort", () => server.close(), { once: true });
   return server;
 }
@@ -361,14 +369,35 @@ function openStore(path: string): Store {
     if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
     return new Store(path);
   } catch (error) {
-    if (error instanceof StorageError) throw error;
-    const reason = error instanceof Error
-      ? error.message.replace(/ \(os error \d+\)$/, "")
-      : String(error);
-    throw new StorageError(`Cannot open the history database "${path}": ${reason}`, {
-      cause: error,
-    });
+    throw storageFailure(path, error);
   }
+}
+
+/** A failure to open or read the history database, as one line that says what to do. */
+function storageFailure(path: string, error: unknown): unknown {
+  if (error instanceof StorageError) return error;
+  const sqlite = (error as { code?: unknown }).code === "ERR_SQLITE_ERROR";
+  if (!sqlite && !(error instanceof Error && error.name in Deno.errors)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  let reason = message.replace(/ \(os error \d+\)(: .*)?$/, "");
+  if (error instanceof Deno.errors.NotCapable) {
+    const denied = /access to "([^"]+)"/.exec(message)?.[1] ?? path;
+    reason = `this program is not allowed to use "${denied}"`;
+  } else if (
+    error instanceof Deno.errors.AlreadyExists || error instanceof Deno.errors.NotADirectory
+  ) {
+    reason = `"${dirname(path)}" is not a folder`;
+  }
+  const errcode = (error as { errcode?: unknown }).errcode;
+  // SQLITE_CORRUPT, SQLITE_NOTADB (not every failure carries its code).
+  const damaged = sqlite &&
+    (errcode === 11 || errcode === 26 || /malformed|not a database/.test(message));
+  return new StorageError(
+    `Cannot open the history database "${path}": ${reason}${
+      damaged ? "; restore it from a backup, or move it away to start a new one" : ""
+    }`,
+    { cause: error },
+  );
 }
 
 async function listen(

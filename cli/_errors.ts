@@ -43,11 +43,20 @@ export function explain(error: unknown): { message: string; exitCode: number } |
   if (error instanceof ProtocolError || error instanceof StorageError) {
     return { message: error.message, exitCode: EXIT_FAILURE };
   }
+  if (error instanceof Deno.errors.NotCapable) {
+    // The runtime's own advice ("run again with --allow-all") means nothing to a user of the binary.
+    const denied = /access to "([^"]*)"/.exec(error.message)?.[1];
+    return {
+      message: denied === undefined
+        ? error.message.replace(/, run again with .*$/, "")
+        : `This program is not allowed to use "${denied}"`,
+      exitCode: EXIT_FAILURE,
+    };
+  }
   if (
     error instanceof Deno.errors.AddrInUse ||
     error instanceof Deno.errors.AddrNotAvailable ||
     error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.NotCapable ||
     error instanceof Deno.errors.ConnectionRefused ||
     error instanceof Deno.errors.InvalidData
   ) {

@@ -23,15 +23,15 @@ export const JOIN_OPTIONS = {
 } as const;
 
 /** Their help lines. */
-export const JOIN_HELP = `  -n, --name NAME       the name to use (default: your user name)
-  --tls                 connect over TLS, trusting the system's authorities
-  --ca FILE             connect over TLS, trusting this certificate (PEM)
+export const JOIN_HELP = `  -n, --name NAME         the name to use (default: your user name)
+  --tls                   connect over TLS, trusting the system's authorities
+  --ca FILE               connect over TLS, trusting this certificate (PEM)
   --fingerprint SHA256:…  connect over TLS, trusting exactly the certificate with this
-                        fingerprint (as "chat serve --tls" prints it)
-  --password PASSWORD   the server's password (better: set CHAT_PASSWORD)
-  --identity FILE       your key (default: identity.pem in the config folder, made on
-                        first use); it proves your name is yours
-  --no-key              join without a key (you can only use names nobody has claimed)`;
+                          fingerprint (as "chat serve --tls" prints it)
+  --password PASSWORD     the server's password (better: set CHAT_PASSWORD)
+  --identity FILE         your key (default: identity.pem in the config folder, made on
+                          first use); it proves your name is yours
+  --no-key                join without a key (you can only use names nobody has claimed)`;
 
 /** What {@linkcode join} reads from the command line. */
 export interface JoinFlags {

@@ -18,6 +18,7 @@ import { runInteractive } from "../tui/app.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
 import { reportedByCommand, runCommand } from "./_dispatch.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
+import { joinNegativeValues } from "./_args.ts";
 import { onInterrupt } from "./_signals.ts";
 
 /** The text of `chat connect --help`. */
@@ -30,12 +31,12 @@ HOST defaults to 127.0.0.1 and PORT to ${DEFAULT_PORT}; IPv6 addresses go in bra
 
 Options:
 ${JOIN_HELP}
-  --json            print one JSON object per event (for scripts and jq)
-  --no-color        no colours (NO_COLOR=1 does the same)
-  --bell            ring the terminal bell when someone mentions you or writes to you
-  --no-reconnect    exit when the connection breaks instead of reconnecting
-  --downloads DIR   where accepted files go (default: ~/Downloads)
-  -h, --help        show this help
+  --json                  print one JSON object per event (for scripts and jq)
+  --no-color              no colours (NO_COLOR=1 does the same)
+  --bell                  ring the terminal bell when someone mentions you or writes to you
+  --no-reconnect          exit when the connection breaks instead of reconnecting
+  --downloads DIR         where accepted files go (default: ~/Downloads)
+  -h, --help              show this help
 
 Type a line and press Enter to send it. Commands:
 ${helpLines().slice(1).join("\n")}
@@ -163,7 +164,7 @@ async function chatByLines(
  */
 export async function connectCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinNegativeValues(args),
     strict: true,
     allowPositionals: true,
     options: {

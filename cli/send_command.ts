@@ -7,9 +7,11 @@
 
 import { parseArgs } from "node:util";
 import { LOBBY } from "../protocol/limits.ts";
+import { roomName } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
+import { joinNegativeValues } from "./_args.ts";
 import { print, stdinLines, warn } from "./connect_command.ts";
 import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 
@@ -24,8 +26,8 @@ message; without TEXT, every line of standard input is a message
 
 Options:
 ${JOIN_HELP}
-  -r, --room ROOM   the room to send to (default: ${LOBBY})
-  -h, --help        show this help
+  -r, --room ROOM         the room to send to, "#" optional (default: ${LOBBY})
+  -h, --help              show this help
 
 Exit code 0 when the server accepted every message, 1 otherwise.`;
 
@@ -37,7 +39,7 @@ Exit code 0 when the server accepted every message, 1 otherwise.`;
  */
 export async function sendCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinNegativeValues(args),
     strict: true,
     allowPositionals: true,
     options: {
@@ -57,7 +59,7 @@ export async function sendCommand(args: string[]): Promise<number> {
       EXIT_USAGE,
     );
   }
-  const room = values.room ?? LOBBY;
+  const room = values.room === undefined ? LOBBY : roomName(values.room);
   // A pipe that runs for days rides out a server restart, but gives up on a server that is gone.
   const client = await join(address, values, { maxAttempts: 10 });
   let failed = 0;

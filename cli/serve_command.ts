@@ -14,6 +14,7 @@ import { clock } from "../protocol/text_format.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
+import { joinNegativeValues } from "./_args.ts";
 import { onInterrupt } from "./_signals.ts";
 
 /** The limits `chat serve` can change, with their flags. */
@@ -231,7 +232,7 @@ function log(line: string): void {
  */
 export async function serveCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
-    args,
+    args: joinNegativeValues(args),
     strict: true,
     allowPositionals: false,
     options: {

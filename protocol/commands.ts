@@ -112,8 +112,13 @@ function sanction(
   return { target, ...(duration !== undefined ? { duration } : {}), ...(reason ? { reason } : {}) };
 }
 
-/** `dev` and `#dev` both name the room `#dev`. */
-function roomName(text: string): string {
+/**
+ * `dev` and `#dev` both name the room `#dev`.
+ *
+ * @param text A room name, with or without its `#`.
+ * @returns The name with its `#`.
+ */
+export function roomName(text: string): string {
   return text.startsWith("#") ? text : `#${text}`;
 }
 

@@ -41,7 +41,10 @@ export type ErrorCode =
   | "invalid_text"
   /** The server is shutting down and accepts no more requests. */
   | "shutting_down"
-  /** The server could not store the message; nothing was stored or sent. */
+  /**
+   * The server could not store the message (nothing was stored or sent), or
+   * could not read the history asked for.
+   */
   | "storage_failed"
   /** The server's password is missing or wrong. */
   | "unauthorized"

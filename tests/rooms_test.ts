@@ -26,7 +26,8 @@ Deno.test("rooms keep their messages to their members", async () => {
   const joined = await alice.join("#dev");
   deepEqual([joined.room, joined.members, joined.seq, joined.topic], ["#dev", ["alice"], 0, ""]);
   await bob.join("#dev");
-  deepEqual((await nextIn(alice, "join", "#dev")).type, "join");
+  const bobJoined = await nextIn(alice, "join", "#dev");
+  deepEqual(bobJoined.type === "join" && [bobJoined.name, bobJoined.room], ["bob", "#dev"]);
   deepEqual(alice.joined, ["#lobby", "#dev"]);
 
   const sent = await alice.send("dev only", { room: "#dev" });

@@ -126,3 +126,62 @@ Deno.test("a database from a newer chat is refused with a clear error", async ()
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a second store on the same file is refused and told who holds it", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/chat.db`;
+  try {
+    const first = new Store(path);
+    try {
+      throws(
+        () => new Store(path),
+        (error: Error) =>
+          error instanceof StorageError &&
+          error.message ===
+            `Cannot use "${path}": another chat server (pid ${Deno.pid} on ${Deno.hostname()}) is using it`,
+      );
+      // The refused store changed nothing: the first one still writes.
+      first.append([message("#a", 1, "2026-01-01T00:00:00.000Z", "alice:k")]);
+    } finally {
+      first.close();
+    }
+    // Closing releases the file.
+    const second = new Store(path);
+    try {
+      equal(second.lastSeq("#a"), 1);
+    } finally {
+      second.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "a read-only database is refused when opened, not at the first write",
+  // The superuser may write to any file.
+  ignore: Deno.build.os === "windows" || Deno.uid() === 0,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/chat.db`;
+    try {
+      // A copy taken while the server ran: its last messages are still in the WAL file.
+      const running = new Store(`${dir}/running.db`);
+      try {
+        running.append([message("#a", 1, "2026-01-01T00:00:00.000Z")]);
+        await Deno.copyFile(`${dir}/running.db`, path);
+        await Deno.copyFile(`${dir}/running.db-wal`, `${path}-wal`);
+      } finally {
+        running.close();
+      }
+      await Deno.chmod(path, 0o444);
+      await Deno.chmod(`${path}-wal`, 0o444);
+      throws(
+        () => new Store(path),
+        (error: Error) => error instanceof StorageError && /read-only/.test(error.message),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

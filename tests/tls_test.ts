@@ -15,51 +15,84 @@ const HOSTS = ["localhost", "127.0.0.1", "::1"];
 /** Generated once: key generation is the slow part and every server may share it. */
 const server = await createSelfSignedCertificate(HOSTS);
 
-/** A TLS server on 127.0.0.1 that completes handshakes and then hangs up. */
-function listenTls(cert: string, key: string): { port: number } & AsyncDisposable {
-  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+const GREETING = "hello over TLS\n";
+
+/**
+ * A TLS server on 127.0.0.1 (and on ::1 with the same port, when `bothLoopbacks`
+ * and the system has IPv6) that completes handshakes, writes {@linkcode GREETING}
+ * and hangs up. `handshakes` records each handshake's outcome.
+ */
+function listenTls(
+  cert: string,
+  key: string,
+  bothLoopbacks = false,
+): { port: number; handshakes: boolean[] } & AsyncDisposable {
+  const listeners = [Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key })];
+  const port = listeners[0]!.addr.port;
+  if (bothLoopbacks) {
+    try {
+      listeners.push(Deno.listenTls({ hostname: "::1", port, cert, key }));
+    } catch (error) {
+      listeners[0]!.close();
+      // No IPv6 here: localhost can only be 127.0.0.1. Anything else is a failure of the test.
+      if (!(error instanceof Deno.errors.AddrNotAvailable)) throw error;
+    }
+  }
   const conns = new Set<Deno.TlsConn>();
-  const handshakes = new Set<Promise<void>>();
-  const accepting = (async () => {
+  const served = new Set<Promise<void>>();
+  const handshakes: boolean[] = [];
+  const accepting = Promise.all(listeners.map(async (listener) => {
     for await (const conn of listener) {
       conns.add(conn);
-      const handshake = conn.handshake().then(
-        () => {},
-        () => {}, // A client that refuses the certificate ends the handshake.
+      served.add(
+        conn.handshake().then(
+          async () => {
+            handshakes.push(true);
+            await conn.write(new TextEncoder().encode(GREETING));
+          },
+          () => void handshakes.push(false), // A client that refuses the certificate.
+        ).catch(() => {}),
       );
-      handshakes.add(handshake);
     }
-  })();
+  }));
   return {
-    port: listener.addr.port,
+    port,
+    handshakes,
     async [Symbol.asyncDispose]() {
-      listener.close();
+      for (const listener of listeners) listener.close();
       await accepting;
-      await Promise.all(handshakes);
+      await Promise.all(served);
       for (const conn of conns) conn.close();
     },
   };
 }
 
-/** Connects, completes the handshake and closes; rejects when the handshake fails. */
-async function handshake(options: Deno.ConnectTlsOptions): Promise<void> {
-  const conn = await Deno.connectTls(options);
+/** Reads what the server wrote after the handshake, and closes. */
+async function readGreeting(conn: Deno.TlsConn): Promise<string> {
   try {
     await conn.handshake();
+    const buffer = new Uint8Array(GREETING.length);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = await conn.read(buffer.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, read));
   } finally {
     conn.close();
   }
 }
 
+/** Connects, completes the handshake and returns the server's greeting; rejects when the handshake fails. */
+async function handshake(options: Deno.ConnectTlsOptions): Promise<string> {
+  return await readGreeting(await Deno.connectTls(options));
+}
+
 /** Connects to 127.0.0.1 but verifies the certificate for another name. */
-async function handshakeAs(port: number, hostname: string, caCerts?: string[]): Promise<void> {
+async function handshakeAs(port: number, hostname: string, caCerts?: string[]): Promise<string> {
   const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
-  const conn = await Deno.startTls(tcp, { hostname, caCerts });
-  try {
-    await conn.handshake();
-  } finally {
-    conn.close();
-  }
+  return await readGreeting(await Deno.startTls(tcp, { hostname, caCerts }));
 }
 
 async function sha256Fingerprint(pem: string): Promise<string> {
@@ -89,12 +122,17 @@ function closedPort(): number {
 
 Deno.test("a generated certificate is accepted when it is the trusted root", async () => {
   await using tls = listenTls(server.cert, server.key);
-  await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [server.cert] });
+  equal(
+    await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [server.cert] }),
+    GREETING,
+  );
+  deepEqual(tls.handshakes, [true]);
 });
 
 Deno.test("a generated certificate is valid for the name localhost", async () => {
   await using tls = listenTls(server.cert, server.key);
-  await handshakeAs(tls.port, "localhost", [server.cert]);
+  equal(await handshakeAs(tls.port, "localhost", [server.cert]), GREETING);
+  deepEqual(tls.handshakes, [true]);
 });
 
 Deno.test("a generated certificate is refused for a name it was not made for", async () => {
@@ -175,26 +213,20 @@ Deno.test("fetchPeerCertificate returns the certificate the server presents", as
   const pem = await fetchPeerCertificate("127.0.0.1", tls.port);
   match(pem, /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n$/);
   equal(await certificateFingerprint(pem), server.fingerprint);
-  await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [pem] });
+  equal(await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [pem] }), GREETING);
 });
 
 Deno.test("fetchPeerCertificate connects by host name", async () => {
-  await using tls = listenTls(server.cert, server.key);
-  let pem: string;
-  try {
-    pem = await fetchPeerCertificate("localhost", tls.port);
-  } catch (error) {
-    // Where localhost resolves to ::1 first, nothing listens there.
-    match(String(error), /connection refused/);
-    return;
-  }
+  // Listening on both loopback addresses, so localhost reaches it whichever it resolves to.
+  await using tls = listenTls(server.cert, server.key, true);
+  const pem = await fetchPeerCertificate("localhost", tls.port);
   equal(await certificateFingerprint(pem), server.fingerprint);
 });
 
 Deno.test("fetchPeerCertificate names the address when nothing listens", async () => {
   const port = closedPort();
   await rejects(fetchPeerCertificate("127.0.0.1", port), (error: Error) => {
-    equal(error.message, `Cannot reach "127.0.0.1:${port}" over TLS: connection refused`);
+    equal(error.message, `Cannot connect to "127.0.0.1:${port}" over TLS: connection refused`);
     return true;
   });
 });
@@ -205,7 +237,7 @@ Deno.test("fetchPeerCertificate gives up on a server that never answers", async 
   try {
     await rejects(
       fetchPeerCertificate("127.0.0.1", listener.addr.port, { timeout: 100 }),
-      /^Error: Cannot reach "127\.0\.0\.1:\d+" over TLS: no answer within 100 ms$/,
+      /^Error: Cannot connect to "127\.0\.0\.1:\d+" over TLS: no answer within 100 ms$/,
     );
   } finally {
     (await accepted).close();
@@ -223,7 +255,7 @@ Deno.test("fetchPeerCertificate fails on a server that does not speak TLS", asyn
   try {
     await rejects(
       fetchPeerCertificate("127.0.0.1", listener.addr.port),
-      /^Error: Cannot reach "127\.0\.0\.1:\d+" over TLS: /,
+      /^Error: Cannot connect to "127\.0\.0\.1:\d+" over TLS: this port does not speak TLS$/,
     );
   } finally {
     await answered;
@@ -320,7 +352,10 @@ Deno.test("loadOrCreateCertificate creates the files once and then loads them", 
     equal(second.key, first.key);
 
     await using tls = listenTls(second.cert, second.key);
-    await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [first.cert] });
+    equal(
+      await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [first.cert] }),
+      GREETING,
+    );
   });
 });
 
@@ -382,5 +417,9 @@ Deno.test("localHosts lists the loopback names and no duplicates", () => {
 Deno.test("a certificate for localHosts is accepted on 127.0.0.1", async () => {
   const local = await createSelfSignedCertificate(localHosts());
   await using tls = listenTls(local.cert, local.key);
-  await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [local.cert] });
+  equal(
+    await handshake({ hostname: "127.0.0.1", port: tls.port, caCerts: [local.cert] }),
+    GREETING,
+  );
+  deepEqual(tls.handshakes, [true]);
 });

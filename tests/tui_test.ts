@@ -35,8 +35,9 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     try {
       const chat = chatConnect(port);
+      // The modes are written before EXIT= shows, so waiting for EXIT= waits for them.
       const script = `cd ${shellQuote(root)}; ${homes} ${chat} --name alice --no-color; ` +
-        `echo "EXIT=$?"; stty -a > ${dir}/modes; exec sleep 60`;
+        `code=$?; stty -a > ${dir}/modes; echo "EXIT=$code"; exec sleep 60`;
       await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
         columns: 60,
         rows: 16,

@@ -50,14 +50,14 @@ const LEAVE_REASONS: Record<string, string> = {
 };
 
 /**
- * Sizes for people: `512 B`, `1.5 MB`, `2.0 GB` (powers of 1024).
+ * Sizes for people: `512 B`, `1.5 MiB`, `2.0 GiB` (powers of 1024, named as such).
  *
  * @param bytes The size.
  * @returns The text.
  */
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
-  const units = ["KB", "MB", "GB", "TB"];
+  const units = ["KiB", "MiB", "GiB", "TiB"];
   let value = bytes / 1024;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
