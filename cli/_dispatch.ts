@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ChatClient, IncomingOffer, SentDm, SentMessage } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "../client.ts";
 import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
@@ -33,6 +33,8 @@ export interface CommandOutput {
   downloads: string | undefined;
   /** Reports a transfer's progress (`bytes === total` when done). */
   progress(id: string, label: string, bytes: number, total: number): void;
+  /** Shows an event as if it had arrived (for `/history`). */
+  show(event: ChatEvent): void;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -287,6 +289,19 @@ export function runCommand(
     case "help":
       for (const line of helpLines()) output.info(line);
       return;
+    case "history": {
+      const room = command.room ?? output.room();
+      track(
+        client.history(room, { limit: command.count ?? 50 }).then(
+          (messages) => {
+            if (messages.length === 0) output.info(`No messages in ${room}`);
+            for (const message of messages) output.show(message);
+          },
+          (error: Error) => output.error(error.message, true),
+        ),
+      );
+      return;
+    }
     case "clear":
       output.clear();
       return;

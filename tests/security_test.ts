@@ -106,12 +106,20 @@ Deno.test("a key must be proven: a bad signature is refused", async () => {
   await using server = await serve(local);
   const identity = await createIdentity();
   await using raw = await RawPeer.connect(server.addr.port);
-  await raw.send({ type: "hello", id: 1, v: 1, name: "mallory", key: identity.publicKey });
+  await raw.send({
+    type: "hello",
+    id: 1,
+    v: 1,
+    name: "mallory",
+    key: identity.publicKey,
+    server: `127.0.0.1:${server.addr.port}`,
+  });
   const challenge = await raw.frame("challenge");
   equal(typeof challenge.nonce, "string");
   await raw.send({
     type: "auth",
     id: 1,
+    nonce: "mine",
     signature: await identity.sign(new TextEncoder().encode("something else")),
   });
   const error = await raw.frame("error");

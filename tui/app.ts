@@ -6,7 +6,7 @@
  */
 
 import denoConfig from "../deno.json" with { type: "json" };
-import type { ChatClient, IncomingOffer } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
 import { runCommand } from "../cli/_dispatch.ts";
 import { onInterrupt } from "../cli/_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
@@ -75,7 +75,7 @@ export async function runInteractive(
     clearTimeout(renderTimer);
     renderTimer = undefined;
     if (leaving && log.length === 0) return;
-    const prompt = `${current}> `;
+    const prompt = `${sanitize(current)}> `;
     const others = client.joined.filter((room) => room !== current);
     const status =
       `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${current} · ` +
@@ -151,6 +151,10 @@ export async function runInteractive(
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
       add(notice(style, text, "error"));
+    },
+    show: (event: ChatEvent) => {
+      const entry = entryFor(event, context());
+      if (entry !== undefined) add(entry);
     },
     sent: (sent: Parameters<typeof entryForSent>[0]) => add(entryForSent(sent, context())),
     sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => add(entryForSentDm(sent, context())),
@@ -242,6 +246,10 @@ export async function runInteractive(
           }
         }
         if (event.type === "bye") farewell = sanitize(event.message);
+        // Said again after the screen is gone, so it is not missed.
+        if (event.type === "error" && event.code === "certificate_changed") {
+          farewell = sanitize(event.message);
+        }
         if (event.type === "offer") offers.set(event.transfer, event);
         if (event.type === "reconnected") {
           // Who is here may have changed while we were away.
