@@ -698,6 +698,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     try {
       const welcome = await client.#hello(link, signal, options.history);
       client.#adopt(link, welcome);
+      // Closed between the welcome and now: its loss went unnoticed, so notice it now.
+      if (link.queue.closed) client.#lost(link, "the server closed the connection");
     } catch (error) {
       link.queue.destroy();
       await link.reading;
@@ -1544,13 +1546,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
           : received !== offer.size
           ? `only ${received} of ${offer.size} bytes arrived`
           : "its SHA-256 does not match the offer";
-        await this.#request({ type: "received", transfer: offer.transfer, ok: false }, undefined)
+        // Told, not awaited: a server that never answers must not hold the result back.
+        this.#request({ type: "received", transfer: offer.transfer, ok: false }, undefined)
           .catch(() => {});
         throw new ProtocolError("transfer_failed", `"${offer.name}" was not saved: ${why}`);
       }
       const path = await moveToFreeName(temporary, dir, safeFileName(offer.name));
       closed = true;
-      await this.#request({ type: "received", transfer: offer.transfer, ok: true }, undefined)
+      this.#request({ type: "received", transfer: offer.transfer, ok: true }, undefined)
         .catch(() => {});
       return { path, size: received, sha256: digest };
     } catch (error) {
@@ -1760,6 +1763,11 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#reconnected = this.#reconnect(reason, reconnect === true ? {} : reconnect, first)
       .finally(() => {
         this.#reconnecting = false;
+        // The new connection may have closed while catching up, unnoticed: notice it now.
+        const current = this.#link;
+        if (current !== undefined && current !== link && current.queue.closed) {
+          this.#lost(current, "the server closed the connection");
+        }
       });
   }
 

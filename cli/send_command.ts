@@ -124,7 +124,7 @@ export async function sendCommand(args: string[]): Promise<number> {
     }
     await Promise.all(pending);
   } finally {
-    await client.close();
+    await client.close({ timeout: Math.min(timeout, 5000) });
   }
   if (failed > 0) warn(plain(`chat: ${failed} of ${failed + sent} messages were not accepted`));
   return timedOut > 0 ? EXIT_TIMEOUT : failed > 0 ? 1 : 0;

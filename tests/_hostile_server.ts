@@ -113,7 +113,8 @@ export function welcomeFor(
 export class HostileServer implements AsyncDisposable {
   readonly listener: Deno.Listener;
   readonly port: number;
-  #waiting: ((conn: HostileConn) => void)[] = [];
+  #waiting: PromiseWithResolvers<HostileConn>[] = [];
+  #closed = false;
   #queued: HostileConn[] = [];
   #open = new Set<HostileConn>();
   #accepting: Promise<void>;
@@ -130,31 +131,47 @@ export class HostileServer implements AsyncDisposable {
       try {
         conn = await this.listener.accept();
       } catch {
+        this.#closed = true;
+        for (const waiter of this.#waiting.splice(0)) {
+          waiter.reject(new Error("The server is closed"));
+        }
         return;
       }
       const peer = new HostileConn(conn);
       this.#open.add(peer);
       const waiter = this.#waiting.shift();
-      if (waiter) waiter(peer);
+      if (waiter) waiter.resolve(peer);
       else this.#queued.push(peer);
     }
   }
 
-  /** The next connection. */
+  /** The next connection; rejects once the server is closed. */
   next(): Promise<HostileConn> {
     const queued = this.#queued.shift();
     if (queued) return Promise.resolve(queued);
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (this.#closed) return Promise.reject(new Error("The server is closed"));
+    const waiter = Promise.withResolvers<HostileConn>();
+    this.#waiting.push(waiter);
+    return waiter.promise;
   }
 
-  /** The next connection, welcomed: returns it with its `hello`. */
+  /**
+   * The next connection that says `hello`, welcomed: returns it with its
+   * `hello`. Connections that close first (a certificate fetch) are skipped.
+   */
   async joined(
     fields: Record<string, unknown> = {},
   ): Promise<{ peer: HostileConn; hello: Record<string, unknown> }> {
-    const peer = await this.next();
-    const hello = await peer.expect("hello");
-    await peer.send(welcomeFor(hello, fields));
-    return { peer, hello };
+    while (true) {
+      const peer = await this.next();
+      const hello = await peer.frame().catch(() => null);
+      if (hello === null || hello.type !== "hello") {
+        peer.close();
+        continue;
+      }
+      await peer.send(welcomeFor(hello, fields));
+      return { peer, hello };
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
