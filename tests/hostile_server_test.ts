@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { connect, type IncomingOffer, ProtocolError, serve } from "../mod.ts";
+import { connect, type IncomingOffer, type ProtocolError, serve } from "../mod.ts";
 import { createIdentity } from "../_identity.ts";
 import { sha256 } from "../_files.ts";
 import { RawPeer } from "./_raw.ts";
@@ -13,6 +13,7 @@ import { composeFrame } from "../tui/screen.ts";
 
 const encoder = new TextEncoder();
 /** What a terminal acts on: C0 controls but line feed, DEL and C1 controls. */
+// deno-lint-ignore no-control-regex
 const TERMINAL_CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 const OSC52 = "\x1b]52;c;" + btoa("rm -rf ~\n") + "\x07";
 
@@ -359,6 +360,8 @@ Deno.test("everything from the network is sanitised by the output layer", () => 
       "\u009b2J",
     ]
   ) {
+    // The client's own colours are the only escape sequences left.
+    // deno-lint-ignore no-control-regex
     const line = flatten(notice(style, text)).replaceAll(/\x1b\[[0-9;]*m/g, "");
     ok(!TERMINAL_CONTROLS.test(line), line);
   }
@@ -509,4 +512,60 @@ Deno.test({
     ok((await pane.screen()).join("\n").includes("]52;c;"));
     peer.close();
   },
+});
+
+Deno.test("key proofs over TLS name the certificate, and the server checks it", async (t) => {
+  const { createSelfSignedCertificate } = await import("../_tls.ts");
+  const certificate = await createSelfSignedCertificate(["localhost", "127.0.0.1"]);
+  const alice = await createIdentity();
+  await using server = await serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: certificate,
+    plainPort: 0,
+    publicPorts: [65000],
+  });
+  const { port } = server.addr;
+  await t.step("a client trusting a CA or a pin logs in with its key", async () => {
+    for (const tls of [{ caCerts: [certificate.cert] }, { fingerprint: certificate.fingerprint }]) {
+      await using client = await connect({ port, name: "alice", identity: alice, tls });
+      equal(client.name, "alice");
+    }
+  });
+  await t.step(
+    "a proof naming no or another certificate, or a foreign port, is refused",
+    async () => {
+      const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+      await using peer = await RawPeer.over(
+        await Deno.startTls(tcp, { hostname: "localhost", caCerts: [certificate.cert] }),
+      );
+      const hello = { type: "hello", v: 1, name: "alice", key: alice.publicKey };
+      for (
+        const [id, fields] of [
+          [1, { server: `127.0.0.1:${port}` }],
+          [2, { server: `127.0.0.1:${port}`, tls: "SHA256:" + "AB:".repeat(31) + "AB" }],
+          [3, { server: `127.0.0.1:1`, tls: certificate.fingerprint }],
+        ] as const
+      ) {
+        await peer.send({ ...hello, id, ...fields });
+        const error = await peer.frame("error");
+        deepEqual([error.id, error.code], [id, "auth_failed"]);
+      }
+      await peer.send({ ...hello, id: 4, server: "[::1]:65000", tls: certificate.fingerprint });
+      equal((await peer.frame("challenge")).id, 4);
+    },
+  );
+  await t.step("on the plain port, a proof naming a certificate is refused", async () => {
+    await using peer = await RawPeer.connect(server.plainAddr!.port);
+    await peer.send({
+      type: "hello",
+      id: 1,
+      v: 1,
+      name: "alice",
+      key: alice.publicKey,
+      server: `127.0.0.1:${server.plainAddr!.port}`,
+      tls: certificate.fingerprint,
+    });
+    deepEqual((await peer.frame("error")).code, "auth_failed");
+  });
 });
