@@ -1657,7 +1657,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         { type: "offer", to, name, size, mime: options.mime ?? mediaType(name), sha256: digest },
         options.signal,
       );
-      transfer = ack.transfer!;
+      transfer = answered(ack, "transfer");
       this.#outgoing.set(transfer, handle);
       options.onOffer?.(transfer);
       const cancel = () => {
@@ -1685,7 +1685,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     size: number,
     options: SendFileOptions,
   ): Promise<void> {
-    const { conn } = await this.#openData(event.token!, options.signal);
+    if (event.token === undefined) {
+      throw new ProtocolError("invalid_frame", 'The server\'s "accepted" event has no "token"');
+    }
+    const { conn } = await this.#openData(event.token, options.signal);
     let sent = 0;
     let reported = 0;
     const progress = () => {
@@ -1922,6 +1925,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   #watch(idleTimeout: number | undefined): void {
     if (this.#watchdog !== undefined || !(idleTimeout! > 0)) return;
+    // However short the server says its timeout is, check at most once a second.
     this.#watchdog = setInterval(() => {
       const link = this.#link;
       if (
@@ -1930,7 +1934,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ) {
         link.queue.destroy();
       }
-    }, Math.min(idleTimeout! / 4, 30_000));
+    }, Math.max(Math.min(idleTimeout! / 4, 30_000), 1000));
   }
 
   #end(): void {
