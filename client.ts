@@ -283,8 +283,8 @@ export interface ReconnectOptions {
   maxDelay?: number;
   /**
    * Gives up after this many attempts in a row; the client then closes.
-   * A connection that ends within {@linkcode STABLE_CONNECTION_MS} of its
-   * welcome does not start the count again.
+   * A connection that ends within 10 s of its welcome does not start the
+   * count (or the delays) again.
    *
    * @default {Infinity}
    */
@@ -304,7 +304,7 @@ export interface ReconnectOptions {
  * break counts as new and the reconnect backoff starts again from its first
  * delay. A server that welcomes and drops at once keeps the backoff growing.
  */
-export const STABLE_CONNECTION_MS = 10_000;
+const STABLE_CONNECTION_MS = 10_000;
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {
