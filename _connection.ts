@@ -7,7 +7,7 @@
 
 import { helpLines, parseCommand } from "./protocol/commands.ts";
 import type { ClientFrame, HelloFrame } from "./protocol/frames.ts";
-import { challengeBytes, fingerprintOf, verifySignature } from "./_identity.ts";
+import { fingerprintOf, proofBytes, verifySignature } from "./_identity.ts";
 import { parseClientFrame, requestIdOf } from "./protocol/frames.ts";
 import { ProtocolError } from "./protocol/errors.ts";
 import type { Limits } from "./protocol/limits.ts";
@@ -67,6 +67,13 @@ export interface ConnectionOptions {
   greeting: string;
   /** Whether the server asks for a password. */
   password: boolean;
+  /** The ports clients reach this server on: a key proof must name one of them. */
+  ports: readonly number[];
+  /**
+   * On a TLS connection: the fingerprint of the server's certificate, which a
+   * key proof must name; `undefined` on a plain connection.
+   */
+  fingerprint?: Promise<string | undefined>;
 }
 
 function nonce(): string {
@@ -437,16 +444,55 @@ export class Connection implements Peer {
         this.#hub.reject(this.#session, "invalid_name", name.message, frame.id);
         return;
       }
-      this.#challenged = { hello: frame, nonce: nonce() };
-      this.#queue.push(
-        new TextEncoder().encode(
-          JSON.stringify({ type: "challenge", id: frame.id, nonce: this.#challenged.nonce }) + "\n",
-        ),
-      );
-      return;
+      // The proof must be for this server, as the client dialed it: else a server the
+      // user joined could pass our challenge on and log in here as them.
+      return this.#challengeFor(frame);
     }
     this.#hub.receive(this.#session, frame);
     return;
+  }
+
+  /** Sends a challenge for a `hello` with a key, once the server it names is this one. */
+  async #challengeFor(frame: HelloFrame): Promise<void> {
+    const refusal = await this.#notForUs(frame);
+    if (refusal !== undefined) {
+      this.#hub.reject(this.#session, "auth_failed", refusal, frame.id);
+      return;
+    }
+    this.#challenged = { hello: frame, nonce: nonce() };
+    this.#queue.push(
+      new TextEncoder().encode(
+        JSON.stringify({ type: "challenge", id: frame.id, nonce: this.#challenged.nonce }) + "\n",
+      ),
+    );
+  }
+
+  /** Why a `hello` with a key names another server than this one, or `undefined`. */
+  async #notForUs(hello: HelloFrame): Promise<string | undefined> {
+    if (hello.server === undefined) {
+      return 'A key proof must name the server ("server" in "hello", chat-auth-v2): ' +
+        "update the client";
+    }
+    const port = /^(?:\[[^\]]*\]|[^:\[\]]*):(\d{1,5})$/.exec(hello.server)?.[1];
+    if (port === undefined || !this.#options.ports.includes(Number(port))) {
+      return `The key proof is for "${hello.server.slice(0, 100)}", not for this server (port ${
+        this.#options.ports.join(" or ")
+      })`;
+    }
+    const ours = await this.#options.fingerprint;
+    const theirs = hello.tls ?? "";
+    if ((ours ?? "") !== theirs) {
+      return theirs === ""
+        ? "The key proof names no TLS certificate, but this connection is TLS"
+        : ours === undefined
+        ? `The key proof is for a TLS server with the certificate "${
+          theirs.slice(0, 100)
+        }", but this connection is not TLS`
+        : `The key proof is for the TLS certificate "${
+          theirs.slice(0, 100)
+        }", not this server's ${ours}`;
+    }
+    return undefined;
   }
 
   async #authenticate(frame: ClientFrame): Promise<void> {
@@ -470,10 +516,19 @@ export class Connection implements Peer {
       );
     }
     const key = hello.key!;
+    if (frame.nonce === undefined || frame.nonce === "" || frame.nonce.includes("\n")) {
+      return fail('Expected the client\'s "nonce" in "auth" (chat-auth-v2): update the client');
+    }
     const valid = await verifySignature(
       key,
       frame.signature,
-      challengeBytes(nonce, hello.name, "chat"),
+      proofBytes({
+        server: hello.server ?? "",
+        tls: hello.tls ?? "",
+        name: hello.name,
+        serverNonce: nonce,
+        clientNonce: frame.nonce,
+      }),
     );
     if (!valid) {
       // Only a proof that could have been right counts as a failed login.
@@ -570,6 +625,8 @@ export class Connection implements Peer {
         return this.#say(...helpLines());
       case "clear":
         return this.#refuse("! /clear works in the chat client only");
+      case "history":
+        return this.#refuse("! /history works in the chat client only");
       case "send":
       case "accept":
       case "decline":

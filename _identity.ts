@@ -31,7 +31,7 @@ export interface Identity {
   /**
    * Signs bytes with the private key.
    *
-   * @param data The bytes to sign, usually from {@linkcode challengeBytes}.
+   * @param data The bytes to sign, usually from {@linkcode proofBytes}.
    * @returns The 64-byte signature in base64.
    */
   sign(data: Uint8Array): Promise<string>;
@@ -278,35 +278,60 @@ export async function fingerprintOf(publicKey: string): Promise<string> {
   return await fingerprintOfRaw(raw);
 }
 
+/** What a key proof is bound to: see {@linkcode proofBytes}. */
+export interface ProofParts {
+  /** The server as the client dialed it: `host:port`, an IPv6 host in brackets. */
+  server: string;
+  /** The fingerprint of the server's TLS certificate as the client saw it; `""` without TLS. */
+  tls: string;
+  /** The name the client asked for in its `hello`. */
+  name: string;
+  /** The server's one-time nonce, from `challenge`. */
+  serverNonce: string;
+  /** The client's one-time nonce, sent along with the signature in `auth`. */
+  clientNonce: string;
+}
+
 /**
- * The exact bytes a client signs to log in: the UTF-8 of
- * `"chat-auth-v1\n" + nonce + "\n" + name + "\n" + server`. Binding the nonce,
- * the name and the server means a signature cannot be replayed for another
- * login, another name or another server.
+ * The exact bytes a client signs to log in: the UTF-8 of `"chat-auth-v2"`
+ * and then the server, the TLS fingerprint, the name, the server's nonce and
+ * the client's nonce, each on its own line. Binding the server as the client
+ * dialed it (and the certificate it saw) means a server cannot pass the
+ * signature on to log in elsewhere as the user; the nonces make it one-time.
  *
- * @param nonce The server's one-time challenge.
- * @param name The name the client logs in with.
- * @param server The server as the client addressed it (for example `host:port`).
+ * @param parts What the proof is bound to.
  * @returns The bytes to sign and to verify.
- * @throws {TypeError} When a part contains a line feed, which would make the
- * encoding ambiguous.
+ * @throws {TypeError} When a part is not text or contains a line feed, which
+ * would make the encoding ambiguous.
  *
  * @example The signed text
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { challengeBytes } from "./_identity.ts";
+ * import { proofBytes } from "./_identity.ts";
  *
- * const text = new TextDecoder().decode(challengeBytes("n0nce", "alice", "example.org:7777"));
- * equal(text, "chat-auth-v1\nn0nce\nalice\nexample.org:7777");
+ * const bytes = proofBytes({
+ *   server: "example.org:7777",
+ *   tls: "",
+ *   name: "alice",
+ *   serverNonce: "s",
+ *   clientNonce: "c",
+ * });
+ * equal(new TextDecoder().decode(bytes), "chat-auth-v2\nexample.org:7777\n\nalice\ns\nc");
  * ```
  */
-export function challengeBytes(nonce: string, name: string, server: string): Uint8Array {
-  for (const [label, value] of [["nonce", nonce], ["name", name], ["server", server]]) {
+export function proofBytes(parts: ProofParts): Uint8Array {
+  const order = ["server", "tls", "name", "serverNonce", "clientNonce"] as const;
+  for (const label of order) {
+    const value: unknown = parts[label];
     if (typeof value !== "string" || value.includes("\n")) {
       throw new TypeError(
-        `Cannot build the login challenge: the ${label} "${value}" must be text without line feeds`,
+        `Cannot build the key proof: the ${label} "${
+          String(value).slice(0, 80)
+        }" must be text without line feeds`,
       );
     }
   }
-  return new TextEncoder().encode(`chat-auth-v1\n${nonce}\n${name}\n${server}`);
+  return new TextEncoder().encode(
+    ["chat-auth-v2", ...order.map((label) => parts[label])].join("\n"),
+  );
 }

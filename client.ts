@@ -26,10 +26,11 @@ import type {
   TransferEvent,
   WelcomeFrame,
 } from "./protocol/frames.ts";
+import { parseServerFrame, requestIdOf } from "./protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { LineDecoder } from "./protocol/line_decoder.ts";
 import { SendQueue } from "./_send_queue.ts";
-import { challengeBytes, type Identity } from "./_identity.ts";
+import { type Identity, proofBytes } from "./_identity.ts";
 import {
   downloadsDir,
   hashFile,
@@ -39,6 +40,7 @@ import {
   sha256,
 } from "./_files.ts";
 import { basename, join } from "node:path";
+import { statfs } from "node:fs/promises";
 
 /** An `error` frame that answered no request: the server could not read something we sent. */
 export interface ErrorEvent {
@@ -70,6 +72,12 @@ export interface ReconnectedEvent {
   resumed: boolean;
   /** How many messages were missed and are delivered now. */
   missed: number;
+  /**
+   * How many earlier missed messages were not fetched, because a catch-up
+   * fetches at most {@linkcode ReconnectOptions.maxCatchUp} per room: read
+   * them with {@linkcode ChatClient.history}. By room; absent when none.
+   */
+  skipped?: Record<string, number>;
 }
 
 /** Every event a client can receive, told apart by `type`. */
@@ -99,6 +107,12 @@ export interface AcceptOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** Cancels the transfer when aborted. */
   signal?: AbortSignal;
+  /**
+   * Gives up when no byte arrives for this long, in ms.
+   *
+   * @default {30000}
+   */
+  stallTimeout?: number;
 }
 
 /** A file that arrived whole. */
@@ -269,11 +283,28 @@ export interface ReconnectOptions {
   maxDelay?: number;
   /**
    * Gives up after this many attempts in a row; the client then closes.
+   * A connection that ends within 10 s of its welcome does not start the
+   * count (or the delays) again.
    *
    * @default {Infinity}
    */
   maxAttempts?: number;
+  /**
+   * Fetches at most this many missed messages per room after a reconnect
+   * (the latest ones); the {@linkcode ReconnectedEvent} tells how many
+   * earlier ones were left for {@linkcode ChatClient.history}.
+   *
+   * @default {1000}
+   */
+  maxCatchUp?: number;
 }
+
+/**
+ * How long a connection must have lived after its welcome, in ms, before a
+ * break counts as new and the reconnect backoff starts again from its first
+ * delay. A server that welcomes and drops at once keeps the backoff growing.
+ */
+const STABLE_CONNECTION_MS = 10_000;
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {
@@ -386,9 +417,33 @@ async function writeAll(
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 const CATCH_UP_PAGE = 200;
+const MAX_CATCH_UP = 1000;
+const STALL_TIMEOUT = 30_000;
+/** Errors after which reconnecting cannot help: the next attempt would fail the same way. */
+const FINAL_CODES: readonly ErrorCode[] = [
+  "name_taken",
+  "invalid_name",
+  "name_claimed",
+  "banned",
+  "unauthorized",
+  "auth_failed",
+  "certificate_changed",
+];
 
 function describe(type: ChatEventType | undefined): string {
   return type === undefined ? "an event" : `a "${type}" event`;
+}
+
+/** A field an answer must carry: what a server says is checked, never assumed. */
+function answered<K extends "room" | "seq" | "ts" | "to" | "name" | "transfer" | "token">(
+  ack: AckFrame,
+  field: K,
+): NonNullable<AckFrame[K]> {
+  const value = ack[field];
+  if (value === undefined) {
+    throw new ProtocolError("invalid_frame", `The server's answer has no "${field}"`);
+  }
+  return value as NonNullable<AckFrame[K]>;
 }
 
 function abortable<T>(
@@ -411,8 +466,19 @@ function abortable<T>(
   });
 }
 
+/** The address as dialed, `host:port` (an IPv6 host in brackets): what a key proof names. */
+function serverAddress(hostname: string, port: number): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
 function describeAddress(hostname: string, port: number): string {
-  return `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
+  return `"${serverAddress(hostname, port)}"`;
+}
+
+/** A new connection, and the fingerprint of the TLS certificate it was made with, if known. */
+interface Dialed {
+  conn: Deno.Conn;
+  fingerprint?: string;
 }
 
 /** What a TLS handshake reports when the other side answers in plain text. */
@@ -424,10 +490,24 @@ async function dial(
   tls: boolean | TlsOptions | undefined,
   signal: AbortSignal,
   timeout: AbortSignal,
-): Promise<Deno.Conn> {
+  needFingerprint = false,
+): Promise<Dialed> {
   const where = describeAddress(hostname, port);
   let caCerts = typeof tls === "object" ? tls.caCerts : undefined;
   let pinned = false;
+  let fingerprint: string | undefined;
+  if (tls && (typeof tls !== "object" || tls.fingerprint === undefined) && needFingerprint) {
+    // A key proof names the certificate: read it first, then connect verifying as usual.
+    // Should the server hand a different one to the verified connection, it refuses the proof.
+    const { certificateFingerprint, fetchPeerCertificate } = await import("./_tls.ts");
+    try {
+      fingerprint = await certificateFingerprint(
+        await fetchPeerCertificate(hostname, port, { signal }),
+      );
+    } catch {
+      // The verified connection below reports what is wrong.
+    }
+  }
   if (typeof tls === "object" && tls.fingerprint !== undefined) {
     // Loaded only when needed: it brings in the X.509 library.
     const { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } = await import(
@@ -455,12 +535,13 @@ async function dial(
     const actual = await certificateFingerprint(pem);
     if (actual !== wanted) {
       throw new ProtocolError(
-        "unreachable",
+        "certificate_changed",
         `Refusing ${where}: its certificate's fingerprint is ${actual}, not the ${wanted} you asked to trust`,
       );
     }
     caCerts = [pem];
     pinned = true;
+    fingerprint = wanted;
   }
   let opened: Deno.Conn | undefined;
   try {
@@ -471,16 +552,16 @@ async function dial(
       opened = tcp;
       const conn = opened = await Deno.startTls(tcp, { hostname: "localhost", caCerts });
       await conn.handshake();
-      return conn;
+      return { conn, fingerprint };
     }
     if (tls) {
       const conn = opened = await Deno.connectTls(
         { hostname, port, caCerts, signal } as Deno.ConnectTlsOptions,
       );
       await conn.handshake();
-      return conn;
+      return { conn, fingerprint };
     }
-    return await Deno.connect({ hostname, port, transport: "tcp", signal });
+    return { conn: await Deno.connect({ hostname, port, transport: "tcp", signal }) };
   } catch (error) {
     try {
       opened?.close();
@@ -523,19 +604,49 @@ async function dial(
   }
 }
 
+/**
+ * Refuses an offer larger than the free space where it would be saved (when
+ * the system can tell; without the `sys` permission for `statfs` it cannot).
+ */
+async function checkFreeSpace(dir: string, offer: FileOfferEvent): Promise<void> {
+  let free: number;
+  try {
+    const stats = await statfs(dir);
+    free = Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    return;
+  }
+  if (Number.isFinite(free) && offer.size > free) {
+    throw new ProtocolError(
+      "transfer_failed",
+      `Cannot accept "${offer.name}": it has ${offer.size} bytes but only ${free} are free in "${dir}"`,
+    );
+  }
+}
+
 /** One TCP connection of a client; a reconnecting client has a new one after each break. */
 class Link {
   readonly conn: Deno.Conn;
+  /** The fingerprint of the server's TLS certificate, when known. */
+  readonly fingerprint: string | undefined;
   readonly queue: SendQueue;
   readonly welcome: PromiseWithResolvers<WelcomeFrame> = Promise.withResolvers();
   reading: Promise<void> = Promise.resolve();
   /** When something last arrived (`performance.now()`). */
   lastInput = performance.now();
+  /** When `welcome` arrived (`performance.now()`), or `undefined` before. */
+  welcomedAt: number | undefined;
   /** The last plain-text line the server sent before `welcome`: why it refused us, if it did. */
   notice = "";
+  /**
+   * The `hello` this client sent, until the server answers it: the only time a
+   * challenge is answered, and only once.
+   */
+  handshake: { id: number; name: string; server: string } | undefined;
 
-  constructor(conn: Deno.Conn) {
+  constructor({ conn, fingerprint }: Dialed) {
     this.conn = conn;
+    this.fingerprint = fingerprint;
     this.queue = new SendQueue(conn, { maxBytes: Number.MAX_SAFE_INTEGER });
     this.welcome.promise.catch(() => {});
   }
@@ -576,6 +687,11 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #reconnecting = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #outgoing = new Map<string, (event: TransferEvent) => void>();
+  /** Files being received: closing stops them and waits until their temporary files are gone. */
+  #receiving = new Map<AbortController, Promise<unknown>>();
+  #invalidFrames = 0;
+  /** The last reconnect attempt, carried over when a connection did not live long. */
+  #attempt = 0;
 
   /** Use {@linkcode connect}. */
   private constructor(options: ConnectOptions) {
@@ -590,11 +706,21 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const timeout = AbortSignal.timeout(options.timeout ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
-    const conn = await dial(client.#hostname, client.#port, options.tls, signal, timeout);
-    const link = new Link(conn);
+    const link = new Link(
+      await dial(
+        client.#hostname,
+        client.#port,
+        options.tls,
+        signal,
+        timeout,
+        options.identity !== undefined,
+      ),
+    );
     try {
       const welcome = await client.#hello(link, signal, options.history);
       client.#adopt(link, welcome);
+      // Closed between the welcome and now: its loss went unnoticed, so notice it now.
+      if (link.queue.closed) client.#lost(link, "the server closed the connection");
     } catch (error) {
       link.queue.destroy();
       await link.reading;
@@ -624,20 +750,28 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       this.#pending.set(id, { frame: {}, resolve, reject })
     );
     refused.catch(() => {});
+    const name = this.#name || this.#options.name;
+    const server = serverAddress(this.#hostname, this.#port);
     const hello: Record<string, unknown> = {
       type: "hello",
       id,
       v: PROTOCOL_VERSION,
-      name: this.#name || this.#options.name,
+      name,
       client: `chat/${denoConfig.version}`,
       reconnect: this.#options.reconnect !== undefined && this.#options.reconnect !== false,
     };
+    link.handshake = { id, name, server };
     if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
     if (this.#options.password !== undefined) hello.password = this.#options.password;
     // The key goes along even with a resume token: if the server forgot the session
     // (it restarted), it asks for the proof instead.
-    if (this.#options.identity !== undefined) hello.key = this.#options.identity.publicKey;
+    if (this.#options.identity !== undefined) {
+      hello.key = this.#options.identity.publicKey;
+      // Who the client believes it is talking to: the key proof is bound to it.
+      hello.server = server;
+      if (link.fingerprint !== undefined) hello.tls = link.fingerprint;
+    }
     link.write(hello);
     try {
       return await abortable(
@@ -647,6 +781,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ) as WelcomeFrame;
     } finally {
       this.#pending.delete(id);
+      link.handshake = undefined;
     }
   }
 
@@ -696,6 +831,15 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.#server;
   }
 
+  /**
+   * How many frames from the server did not follow the protocol and were
+   * ignored (the first one, and then each tenfold count, is also reported as
+   * an `error` event with code `invalid_frame`).
+   */
+  get invalidFrames(): number {
+    return this.#invalidFrames;
+  }
+
   /** Whether the client has closed for good. */
   get closed(): boolean {
     return this.#ended;
@@ -729,14 +873,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const frame: Record<string, unknown> = { type: "send", room, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
     const ack = await this.#request(frame, options.signal);
-    this.#saw(ack.room!, ack.seq!);
     const sent: SentMessage = {
-      room: ack.room!,
+      room: answered(ack, "room"),
       from: this.#name,
       text,
-      ts: ack.ts!,
-      seq: ack.seq!,
+      ts: answered(ack, "ts"),
+      seq: answered(ack, "seq"),
     };
+    this.#saw(sent.room, sent.seq);
     if (action) sent.action = true;
     return sent;
   }
@@ -755,7 +899,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const frame: Record<string, unknown> = { type: "dm", to, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
     const ack = await this.#request(frame, options.signal);
-    const sent: SentDm = { from: this.#name, to: ack.to!, text, ts: ack.ts! };
+    const sent: SentDm = {
+      from: this.#name,
+      to: answered(ack, "to"),
+      text,
+      ts: answered(ack, "ts"),
+    };
     if (action) sent.action = true;
     return sent;
   }
@@ -784,7 +933,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async nick(name: string, options: RequestOptions = {}): Promise<string> {
     const ack = await this.#request({ type: "nick", name }, options.signal);
-    this.#name = ack.name!;
+    this.#name = answered(ack, "name");
     return this.#name;
   }
 
@@ -807,8 +956,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const frame: Record<string, unknown> = { type: "join", room };
     if (options.history !== undefined) frame.history = options.history;
     const ack = await this.#request(frame, options.signal);
-    this.#saw(ack.room!, ack.seq!);
-    return { room: ack.room!, topic: ack.topic ?? "", members: ack.names ?? [], seq: ack.seq ?? 0 };
+    const joined = answered(ack, "room");
+    this.#saw(joined, ack.seq ?? 0);
+    return { room: joined, topic: ack.topic ?? "", members: ack.names ?? [], seq: ack.seq ?? 0 };
   }
 
   /**
@@ -1038,6 +1188,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         reason: "you left",
       });
     }
+    // Files being received stop too, and their temporary files go.
+    for (const stop of this.#receiving.keys()) stop.abort();
+    await Promise.all(this.#receiving.values());
     this.#stopReconnect.abort();
     await this.#reconnected.catch(() => {});
     const link = this.#link;
@@ -1075,8 +1228,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       this.#pending.set(id, {
         frame: withId,
         resolve: onAck === undefined ? resolve : (ack) => {
-          onAck(ack);
-          resolve(ack);
+          try {
+            onAck(ack);
+            resolve(ack);
+          } catch (error) {
+            reject(error);
+          }
         },
         reject,
       })
@@ -1158,25 +1315,19 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
     let frame: ServerFrame;
     try {
-      frame = JSON.parse(line);
-    } catch {
-      return;
+      frame = parseServerFrame(line);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.#invalid(error);
     }
     switch (frame.type) {
       case "welcome":
+        link.welcomedAt ??= performance.now();
         return link.welcome.resolve(frame);
       case "ping":
         return link.write({ type: "pong" });
-      case "challenge": {
-        const identity = this.#options.identity;
-        const name = this.#name || this.#options.name;
-        if (identity === undefined) return;
-        identity.sign(challengeBytes(frame.nonce, name, "chat")).then(
-          (signature) => link.write({ type: "auth", id: frame.id, signature }),
-          () => link.queue.destroy(),
-        );
-        return;
-      }
+      case "challenge":
+        return this.#challenge(link, frame.id, frame.nonce);
       case "ack":
       case "error": {
         const pending = typeof frame.id === "number" ? this.#pending.get(frame.id) : undefined;
@@ -1215,13 +1366,74 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
   }
 
+  /**
+   * Answers a key challenge, but only the one for the `hello` this link is
+   * waiting on, and only once: a signature is never made for a server's
+   * asking at any other time.
+   */
+  #challenge(link: Link, id: unknown, serverNonce: string): void {
+    const identity = this.#options.identity;
+    const handshake = link.handshake;
+    if (identity === undefined || handshake === undefined || id !== handshake.id) {
+      return this.#invalid(
+        new ProtocolError("invalid_frame", "Unexpected challenge outside the handshake"),
+      );
+    }
+    link.handshake = undefined;
+    const clientNonce = new Uint8Array(crypto.getRandomValues(new Uint8Array(24))).toBase64();
+    let data: Uint8Array;
+    try {
+      data = proofBytes({
+        server: handshake.server,
+        tls: link.fingerprint ?? "",
+        name: handshake.name,
+        serverNonce,
+        clientNonce,
+      });
+    } catch (error) {
+      return this.#invalid(
+        new ProtocolError("invalid_frame", error instanceof Error ? error.message : String(error)),
+      );
+    }
+    identity.sign(data).then(
+      (signature) => link.write({ type: "auth", id, nonce: clientNonce, signature }),
+      () => link.queue.destroy(),
+    );
+  }
+
+  /**
+   * A frame that does not follow the protocol: ignored, counted, reported
+   * (the first, then each tenfold count). An answer to a request fails it
+   * rather than leave it waiting.
+   */
+  #invalid(error: ProtocolError): void {
+    const id = requestIdOf(error);
+    const pending = typeof id === "number" ? this.#pending.get(id) : undefined;
+    if (pending !== undefined && typeof id === "number") {
+      this.#pending.delete(id);
+      pending.reject(
+        new ProtocolError("invalid_frame", `The server's answer is invalid: ${error.message}`),
+      );
+    }
+    const count = ++this.#invalidFrames;
+    if (Number.isInteger(Math.log10(count))) {
+      this.#push({
+        type: "error",
+        code: "invalid_frame",
+        message: `The server sent ${
+          count === 1 ? "a frame" : `${count} frames`
+        } that break the protocol; ignored (${error.message.slice(0, 200)})`,
+      });
+    }
+  }
+
   /** Opens a data connection for a transfer and returns it with the bytes read past the go-ahead. */
   async #openData(
     token: string,
     signal?: AbortSignal,
   ): Promise<{ conn: Deno.Conn; rest: Uint8Array }> {
     const timeout = AbortSignal.timeout(this.#options.timeout ?? 10_000);
-    const conn = await dial(
+    const { conn } = await dial(
       this.#hostname,
       this.#port,
       this.#options.tls,
@@ -1245,12 +1457,18 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
           }
           continue;
         }
-        const answer = JSON.parse(new TextDecoder().decode(buffer.subarray(0, end)));
-        if (answer.type !== "data" || answer.ok !== true) {
-          throw new ProtocolError(
-            "transfer_failed",
-            `The server refused the transfer: ${answer.message ?? "no reason"}`,
-          );
+        let answer: unknown;
+        try {
+          answer = JSON.parse(new TextDecoder().decode(buffer.subarray(0, end)));
+        } catch {
+          answer = undefined;
+        }
+        const fields = typeof answer === "object" && answer !== null
+          ? answer as Record<string, unknown>
+          : {};
+        if (fields.type !== "data" || fields.ok !== true) {
+          const why = typeof fields.message === "string" ? fields.message : "no reason";
+          throw new ProtocolError("transfer_failed", `The server refused the transfer: ${why}`);
         }
         return { conn, rest: buffer.slice(end + 1, seen) };
       }
@@ -1274,18 +1492,58 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
   }
 
-  async #receive(offer: FileOfferEvent, options: AcceptOptions): Promise<ReceivedFile> {
-    const ack = await this.#request({ type: "accept", transfer: offer.transfer }, options.signal);
+  #receive(offer: FileOfferEvent, options: AcceptOptions): Promise<ReceivedFile> {
+    // Closing the client stops the transfer and waits until its temporary file is gone.
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const receiving = this.#receiveInto(offer, { ...options, signal }, options.signal);
+    this.#receiving.set(stop, receiving.catch(() => {}));
+    return receiving.finally(() => this.#receiving.delete(stop));
+  }
+
+  async #receiveInto(
+    offer: FileOfferEvent,
+    options: AcceptOptions & { signal: AbortSignal },
+    callerSignal: AbortSignal | undefined,
+  ): Promise<ReceivedFile> {
     const dir = options.dir ?? downloadsDir();
     await Deno.mkdir(dir, { recursive: true });
-    const temporary = join(dir, `.${safeFileName(offer.name)}.${offer.transfer}.part`);
-    const { conn, rest } = await this.#openData(ack.token!, options.signal);
+    await checkFreeSpace(dir, offer);
+    const ack = await this.#request({ type: "accept", transfer: offer.transfer }, options.signal);
+    const token = answered(ack, "token");
+    // The temporary name is ours: nothing the server chose becomes part of a path.
+    const random = new Uint8Array(crypto.getRandomValues(new Uint8Array(12))).toHex();
+    const temporary = join(dir, `.chat-${random}.part`);
+    const { conn, rest } = await this.#openData(token, options.signal);
     const abort = () =>
       this.#request({ type: "cancel", transfer: offer.transfer }, undefined).catch(() => {});
-    options.signal?.addEventListener("abort", abort, { once: true });
+    options.signal.addEventListener("abort", abort, { once: true });
+    const stallTimeout = options.stallTimeout ?? STALL_TIMEOUT;
+    let stalled = false;
+    let stallTimer: ReturnType<typeof setTimeout> | undefined;
+    const watch = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => {
+        stalled = true;
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }, stallTimeout);
+    };
+    const cut = () => {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    };
+    options.signal.addEventListener("abort", cut, { once: true });
     const hash = sha256();
     let received = 0;
     let reported = 0;
+    let closed = false;
     try {
       {
         using file = await Deno.open(temporary, { write: true, createNew: true });
@@ -1304,35 +1562,52 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         if (rest.length > 0) await keep(rest);
         const buffer = new Uint8Array(256 * 1024);
         while (received < offer.size) {
-          const read = await conn.read(buffer);
+          watch();
+          let read: number | null;
+          try {
+            read = await conn.read(buffer);
+          } catch (error) {
+            if (stalled || options.signal.aborted) read = null;
+            else throw error;
+          }
           if (read === null) break;
           await keep(buffer.subarray(0, read));
         }
+        clearTimeout(stallTimer);
       }
+      if (options.signal.aborted) throw options.signal.reason;
       const digest = hash.hex();
       if (received !== offer.size || digest !== offer.sha256) {
-        const why = received !== offer.size
+        const why = stalled
+          ? `nothing arrived for ${stallTimeout / 1000} s (${received} of ${offer.size} bytes)`
+          : received !== offer.size
           ? `only ${received} of ${offer.size} bytes arrived`
           : "its SHA-256 does not match the offer";
-        await this.#request({ type: "received", transfer: offer.transfer, ok: false }, undefined)
+        // Told, not awaited: a server that never answers must not hold the result back.
+        this.#request({ type: "received", transfer: offer.transfer, ok: false }, undefined)
           .catch(() => {});
         throw new ProtocolError("transfer_failed", `"${offer.name}" was not saved: ${why}`);
       }
       const path = await moveToFreeName(temporary, dir, safeFileName(offer.name));
-      await this.#request({ type: "received", transfer: offer.transfer, ok: true }, undefined)
+      closed = true;
+      this.#request({ type: "received", transfer: offer.transfer, ok: true }, undefined)
         .catch(() => {});
       return { path, size: received, sha256: digest };
     } catch (error) {
-      await Deno.remove(temporary).catch(() => {});
-      if (options.signal?.aborted) throw options.signal.reason;
+      if (!closed) await Deno.remove(temporary).catch(() => {});
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (options.signal.aborted) {
+        throw new ProtocolError(
+          "transfer_failed",
+          `"${offer.name}" was not saved: the client closed`,
+        );
+      }
       throw error;
     } finally {
-      options.signal?.removeEventListener("abort", abort);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      clearTimeout(stallTimer);
+      options.signal.removeEventListener("abort", abort);
+      options.signal.removeEventListener("abort", cut);
+      cut();
     }
   }
 
@@ -1421,7 +1696,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         options.signal,
         (ack) => {
           // At once: an answer may follow the ack in the same read, before this function resumes.
-          transfer = ack.transfer!;
+          transfer = answered(ack, "transfer");
           this.#outgoing.set(transfer, handle);
           try {
             options.onOffer?.(transfer);
@@ -1456,7 +1731,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     size: number,
     options: SendFileOptions,
   ): Promise<void> {
-    const { conn } = await this.#openData(event.token!, options.signal);
+    if (event.token === undefined) {
+      throw new ProtocolError("invalid_frame", 'The server\'s "accepted" event has no "token"');
+    }
+    const { conn } = await this.#openData(event.token, options.signal);
     let sent = 0;
     let reported = 0;
     const progress = () => {
@@ -1527,17 +1805,28 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       return this.#end();
     }
     this.#reconnecting = true;
-    this.#reconnected = this.#reconnect(reason, reconnect === true ? {} : reconnect).finally(() => {
-      this.#reconnecting = false;
-    });
+    // A connection that did not live long does not earn a fresh backoff: a server
+    // that welcomes and drops must not get a reconnect storm.
+    const lived = link.welcomedAt === undefined ? 0 : performance.now() - link.welcomedAt;
+    const first = lived >= STABLE_CONNECTION_MS ? 1 : this.#attempt + 1;
+    this.#reconnected = this.#reconnect(reason, reconnect === true ? {} : reconnect, first)
+      .finally(() => {
+        this.#reconnecting = false;
+        // The new connection may have closed while catching up, unnoticed: notice it now.
+        const current = this.#link;
+        if (current !== undefined && current !== link && current.queue.closed) {
+          this.#lost(current, "the server closed the connection");
+        }
+      });
   }
 
-  async #reconnect(reason: string, options: ReconnectOptions): Promise<void> {
+  async #reconnect(reason: string, options: ReconnectOptions, first: number): Promise<void> {
     const minDelay = options.minDelay ?? 250;
     const maxDelay = options.maxDelay ?? 10_000;
     const maxAttempts = options.maxAttempts ?? Infinity;
     const stop = this.#stopReconnect.signal;
-    for (let attempt = 1; attempt <= maxAttempts && !stop.aborted; attempt++) {
+    for (let attempt = first; attempt <= maxAttempts && !stop.aborted; attempt++) {
+      this.#attempt = attempt;
       // Exponential backoff with "equal jitter": between half the ceiling and the ceiling.
       const ceiling = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
       const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
@@ -1556,23 +1845,31 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       // Live messages on the new connection wait until the gap before them is filled.
       for (const room of this.#seen.keys()) this.#catchingUp.set(room, []);
       try {
-        link = new Link(await dial(this.#hostname, this.#port, this.#options.tls, signal, timeout));
+        link = new Link(
+          await dial(
+            this.#hostname,
+            this.#port,
+            this.#options.tls,
+            signal,
+            timeout,
+            this.#options.identity !== undefined,
+          ),
+        );
         const welcome = await this.#hello(link, signal, 0);
-        await this.#resync(link, welcome);
+        await this.#resync(link, welcome, options.maxCatchUp ?? MAX_CATCH_UP);
         return;
       } catch (error) {
         link?.queue.destroy();
         await link?.reading;
-        if (
-          error instanceof ProtocolError &&
-          ["name_taken", "invalid_name", "name_claimed", "banned", "unauthorized"].includes(
-            error.code,
-          )
-        ) {
+        if (error instanceof ProtocolError && FINAL_CODES.includes(error.code)) {
           this.#push({
             type: "error",
             code: error.code,
-            message: `Cannot reconnect: ${error.message}`,
+            message: error.code === "certificate_changed"
+              ? `Not reconnecting: the server's certificate no longer matches. ${error.message}. ` +
+                "Someone may be intercepting the connection; if the server really has a new " +
+                "certificate, check its fingerprint with its operator before trusting it"
+              : `Cannot reconnect: ${error.message}`,
           });
           break;
         }
@@ -1583,7 +1880,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /** After a reconnect: rejoin rooms, re-send what was not acknowledged, fetch what was missed. */
-  async #resync(link: Link, welcome: WelcomeFrame): Promise<void> {
+  async #resync(link: Link, welcome: WelcomeFrame, maxCatchUp: number): Promise<void> {
     const before = new Map(this.#seen);
     const tops = new Map(welcome.rooms.map((room) => [room.name, room.seq]));
     for (const room of welcome.rooms) {
@@ -1604,6 +1901,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       link.write(pending.frame);
     }
     let missed = 0;
+    const skipped: Record<string, number> = {};
     const gaps: MessageEvent[][] = [];
     for (const [room, last] of before) {
       const top = tops.get(room) ?? 0;
@@ -1614,7 +1912,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         continue;
       }
       const gap: MessageEvent[] = [];
-      let cursor = last;
+      // Only the latest messages: a huge gap is left for "history", page by page.
+      let cursor = Math.max(last, top - Math.max(0, maxCatchUp));
+      if (cursor > last) skipped[room] = cursor - last;
       while (cursor < top) {
         const ack = await this.#raw(link, {
           type: "history",
@@ -1624,19 +1924,25 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         });
         const page = ack.messages ?? [];
         if (page.length === 0) break;
+        const before = cursor;
         for (const message of page) {
-          if (message.seq > top) break;
+          if (message.seq > top || message.seq <= cursor) break;
           cursor = message.seq;
           delete message.history;
           if (message.from !== this.#name) gap.push(message);
         }
-        if (page[page.length - 1]!.seq >= top) break;
+        // A page that does not move forward would loop for ever.
+        if (cursor === before || cursor >= top || gap.length > maxCatchUp) break;
+        // Let the rest of the program (keys, screen) run between pages.
+        await new Promise((resolve) => setTimeout(resolve, 0));
       }
       this.#saw(room, top);
       missed += gap.length;
       gaps.push(gap);
     }
-    this.#push({ type: "reconnected", resumed: welcome.resumed, missed });
+    const reconnected: ReconnectedEvent = { type: "reconnected", resumed: welcome.resumed, missed };
+    if (Object.keys(skipped).length > 0) reconnected.skipped = skipped;
+    this.#push(reconnected);
     for (const gap of gaps) for (const message of gap) this.#push(message);
     for (const [room, waiting] of this.#catchingUp) {
       this.#catchingUp.delete(room);
@@ -1665,6 +1971,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   #watch(idleTimeout: number | undefined): void {
     if (this.#watchdog !== undefined || !(idleTimeout! > 0)) return;
+    // However short the server says its timeout is, check at most once a second.
     this.#watchdog = setInterval(() => {
       const link = this.#link;
       if (
@@ -1673,7 +1980,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ) {
         link.queue.destroy();
       }
-    }, Math.min(idleTimeout! / 4, 30_000));
+    }, Math.max(Math.min(idleTimeout! / 4, 30_000), 1000));
   }
 
   #end(): void {

@@ -9,7 +9,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
-import { Connection } from "./_connection.ts";
+import { Connection, type ConnectionOptions } from "./_connection.ts";
 import { Hub } from "./_hub.ts";
 import { StorageError, Store } from "./_store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_tls_listener.ts";
@@ -76,6 +76,12 @@ export interface ServeOptions extends Partial<Limits> {
   /** With `tls`: also listen without TLS on this port, for `nc` users. */
   plainPort?: number;
   /**
+   * Ports clients reach this server on besides the ones it listens on (behind
+   * port forwarding): a key proof names the port the client dialed, and the
+   * server accepts only its own.
+   */
+  publicPorts?: number[];
+  /**
    * A password every client must give. Compared in constant time.
    */
   password?: string;
@@ -126,7 +132,8 @@ class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
   #listeners: Listener[];
-  #connectionOptions: { greeting: string; password: boolean };
+  #connectionOptions: ConnectionOptions;
+  #tlsOptions: ConnectionOptions | undefined;
   #hub: Hub;
   #limits: Limits;
   #connections = new Set<Connection>();
@@ -146,10 +153,23 @@ class Server implements ChatServer {
     this.#log = options.onLog;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
+    const ports = [
+      ...listeners.map((listener) => listener.addr.port),
+      ...(options.publicPorts ?? []),
+    ];
     this.#connectionOptions = {
       greeting: `Welcome to chat ${denoConfig.version}.`,
       password: options.password !== undefined,
+      ports,
     };
+    const tls = options.tls;
+    if (tls !== undefined) {
+      // Key proofs on the TLS port name this certificate.
+      const fingerprint = import("./_tls.ts").then(({ certificateFingerprint }) =>
+        certificateFingerprint(tls.cert)
+      ).catch(() => undefined);
+      this.#tlsOptions = { ...this.#connectionOptions, fingerprint };
+    }
     this.#limits = { ...DEFAULT_LIMITS };
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
       const value = options[key];
@@ -173,7 +193,14 @@ class Server implements ChatServer {
       operators: new Set(options.operators ?? []),
       log: options.onLog,
     });
-    this.#accepting = Promise.all(listeners.map((listener) => this.#accept(listener))).then(
+    this.#accepting = Promise.all(
+      listeners.map((listener, index) =>
+        this.#accept(
+          listener,
+          index === 0 && this.#tlsOptions ? this.#tlsOptions : this.#connectionOptions,
+        )
+      ),
+    ).then(
       () => {},
     );
     const period = Math.min(
@@ -230,7 +257,7 @@ class Server implements ChatServer {
     return this.#finished.promise;
   }
 
-  async #accept(listener: Listener): Promise<void> {
+  async #accept(listener: Listener, options: ConnectionOptions): Promise<void> {
     while (!this.#closing) {
       let conn: Deno.Conn;
       try {
@@ -244,11 +271,11 @@ class Server implements ChatServer {
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      this.#admit(conn);
+      this.#admit(conn, options);
     }
   }
 
-  #admit(conn: Deno.Conn): void {
+  #admit(conn: Deno.Conn, options: ConnectionOptions): void {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refusal = this.#refusal(ip);
     if (refusal !== undefined) return this.#refuse(conn, refusal);
@@ -258,7 +285,7 @@ class Server implements ChatServer {
     } catch {
       // Not a TCP socket; nothing to tune.
     }
-    const connection = new Connection(conn, this.#hub, this.#limits, this.#connectionOptions);
+    const connection = new Connection(conn, this.#hub, this.#limits, options);
     this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     const task = connection.run().finally(() => {

@@ -35,6 +35,8 @@ export interface CommandOutput {
   progress(id: string, label: string, bytes: number, total: number): void;
   /** A typed message was not sent (refused, or no room to send it to). */
   unsent?(): void;
+  /** Shows an event as if it had arrived (for `/history`). */
+  show(event: ChatEvent): void;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -312,6 +314,19 @@ export function runCommand(
     case "help":
       for (const line of helpLines()) output.info(line);
       return;
+    case "history": {
+      const room = command.room ?? output.room();
+      track(
+        client.history(room, { limit: command.count ?? 50 }).then(
+          (messages) => {
+            if (messages.length === 0) output.info(`No messages in ${room}`);
+            for (const message of messages) output.show(message);
+          },
+          (error: Error) => output.error(error.message, true),
+        ),
+      );
+      return;
+    }
     case "clear":
       output.clear();
       return;

@@ -67,12 +67,15 @@ export function defaultName(): string | undefined {
  *
  * @param address `HOST[:PORT]` from the command line.
  * @param flags The name, TLS, key and password options.
+ * @param reconnect Whether and how the client reconnects.
+ * @param timeout How long to wait for the connection and the welcome, in ms.
  * @returns The client.
  */
 export async function join(
   address: string,
   flags: JoinFlags,
   reconnect: boolean | ReconnectOptions = false,
+  timeout?: number,
 ): Promise<ChatClient> {
   const { hostname, port } = parseAddress(address);
   const name = flags.name ?? defaultName();
@@ -109,7 +112,7 @@ export async function join(
   }
   const password = flags.password ?? env("CHAT_PASSWORD");
   try {
-    return await connect({ hostname, port, name, reconnect, tls, identity, password });
+    return await connect({ hostname, port, name, reconnect, tls, identity, password, timeout });
   } catch (error) {
     if (
       error instanceof ProtocolError &&

@@ -6,13 +6,13 @@
  */
 
 import { parseArgs } from "node:util";
-import type { ChatClient, IncomingOffer } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
 import { formatBytes } from "../tui/entries.ts";
 import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { sanitize } from "../protocol/sanitize.ts";
-import { entryFor, flatten, notice } from "../tui/entries.ts";
+import { entryFor, flatten, jsonLine, notice, plain, type Rendered } from "../tui/entries.ts";
 import { createStyle, wantsColor } from "../tui/style.ts";
 import { runInteractive } from "../tui/app.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
@@ -49,13 +49,16 @@ accepted every message, then leaves. Exit code 0 means all were accepted.`;
 const encoder = new TextEncoder();
 const MAX_INPUT_LINE_BYTES = 1024 * 1024;
 
-/** Writes a line to standard output. */
-export function print(line: string): void {
+/**
+ * Writes a line to standard output: only {@linkcode Rendered} text, which the
+ * output layer has sanitised.
+ */
+export function print(line: Rendered): void {
   Deno.stdout.writeSync(encoder.encode(line + "\n"));
 }
 
-/** Writes a line to standard error. */
-export function warn(line: string): void {
+/** Writes a line to standard error: only {@linkcode Rendered} text. */
+export function warn(line: Rendered): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
@@ -72,7 +75,7 @@ export async function* stdinLines(): AsyncGenerator<string> {
     if (read === null) break;
     for (const line of decoder.push(buffer.subarray(0, read))) {
       if (line.ok) yield line.text;
-      else warn(`! Line is longer than ${MAX_INPUT_LINE_BYTES} bytes; it was not sent`);
+      else warn(plain(`! Line is longer than ${MAX_INPUT_LINE_BYTES} bytes; it was not sent`));
     }
   }
   if (decoder.pendingBytes > 0) {
@@ -88,6 +91,7 @@ async function chatByLines(
   downloads: string | undefined,
 ): Promise<number> {
   const style = createStyle(color);
+  const plainStyle = createStyle(false);
   let failed = false;
   let leaving = false;
   const inFlight = new Set<Promise<unknown>>();
@@ -101,14 +105,28 @@ async function chatByLines(
     offers,
     downloads,
     progress: (id: string, label: string, bytes: number, total: number) => {
-      if (bytes === total) warn(`*** ${label}: ${formatBytes(total)} done (${id.slice(0, 6)})`);
+      if (bytes === total) {
+        warn(
+          flatten(notice(plainStyle, `${label}: ${formatBytes(total)} done (${id.slice(0, 6)})`)),
+        );
+      }
     },
     room: () => current,
     switchTo: (room: string) => void (current = room),
-    info: (text: string) => json ? warn(`*** ${text}`) : print(flatten(notice(style, text))),
+    info: (text: string) =>
+      json ? warn(flatten(notice(plainStyle, text))) : print(flatten(notice(style, text))),
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
-      warn(`! ${text}`);
+      warn(flatten(notice(plainStyle, text, "error")));
+    },
+    show: (event: ChatEvent) => {
+      if (json) return print(jsonLine(event));
+      const item = entryFor(event, {
+        self: client.name,
+        style,
+        manyRooms: client.joined.length > 1,
+      });
+      if (item !== undefined) print(flatten(item));
     },
     sent: () => {},
     sentDm: () => {},
@@ -118,7 +136,7 @@ async function chatByLines(
     for await (const event of client) {
       if (event.type === "offer") offers.set(event.transfer, event);
       if (json) {
-        print(JSON.stringify(event));
+        print(jsonLine(event));
         continue;
       }
       if (reportedByCommand(event)) continue;
@@ -130,7 +148,7 @@ async function chatByLines(
       if (item !== undefined) print(flatten(item));
     }
     if (!leaving) {
-      warn("*** Connection to the server was lost");
+      warn(plain("*** Connection to the server was lost"));
       Deno.exit(1);
     }
   })();
@@ -178,7 +196,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    print(CONNECT_HELP);
+    print(plain(CONNECT_HELP));
     return 0;
   }
   if (positionals.length > 1) {
@@ -206,7 +224,7 @@ export async function connectCommand(args: string[]): Promise<number> {
   const welcome = `Connected to ${where} as ${sanitize(client.name)} in ${client.room}` +
     (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
     ". Type /help for commands.";
-  if (values.json) warn(`*** ${welcome}`);
+  if (values.json) warn(flatten(notice(createStyle(false), welcome)));
   else print(flatten(notice(createStyle(color), welcome)));
   return await chatByLines(client, values.json === true, color, values.downloads);
 }

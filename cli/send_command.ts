@@ -13,7 +13,13 @@ import { DEFAULT_PORT } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { joinNegativeValues } from "./_args.ts";
 import { print, stdinLines, warn } from "./connect_command.ts";
+import { plain } from "../tui/entries.ts";
 import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
+
+/** How long `chat send` waits for the server by default, in seconds. */
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+/** Exit code when the server did not answer in time. */
+export const EXIT_TIMEOUT = 3;
 
 /** The text of `chat send --help`. */
 export const SEND_HELP = `Send messages and leave.
@@ -27,9 +33,12 @@ message; without TEXT, every line of standard input is a message
 Options:
 ${JOIN_HELP}
   -r, --room ROOM         the room to send to, "#" optional (default: ${LOBBY})
+  --timeout SECONDS       how long to wait for the server to connect and to accept each
+                          message (default: ${DEFAULT_TIMEOUT_SECONDS})
   -h, --help              show this help
 
-Exit code 0 when the server accepted every message, 1 otherwise.`;
+Exit code 0 when the server accepted every message, ${EXIT_TIMEOUT} when it did not answer
+in time, 1 otherwise.`;
 
 /**
  * Runs `chat send`.
@@ -45,11 +54,12 @@ export async function sendCommand(args: string[]): Promise<number> {
     options: {
       ...JOIN_OPTIONS,
       room: { type: "string", short: "r" },
+      timeout: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
-    print(SEND_HELP);
+    print(plain(SEND_HELP));
     return 0;
   }
   const [address = "", ...words] = positionals;
@@ -60,23 +70,53 @@ export async function sendCommand(args: string[]): Promise<number> {
     );
   }
   const room = values.room === undefined ? LOBBY : roomName(values.room);
+  const seconds = values.timeout === undefined ? DEFAULT_TIMEOUT_SECONDS : Number(values.timeout);
+  if (!(seconds > 0) || !Number.isFinite(seconds)) {
+    throw new CliError(
+      `Invalid --timeout "${values.timeout}": expected a number of seconds above 0`,
+      EXIT_USAGE,
+    );
+  }
+  const timeout = seconds * 1000;
   // A pipe that runs for days rides out a server restart, but gives up on a server that is gone.
-  const client = await join(address, values, { maxAttempts: 10 });
+  const client = await join(address, values, { maxAttempts: 10 }, timeout);
   let failed = 0;
+  let timedOut = 0;
   let sent = 0;
   const pending = new Set<Promise<void>>();
+  const late = (error: unknown) => error instanceof DOMException && error.name === "TimeoutError";
   const send = (text: string) => {
-    const request: Promise<void> = client.send(text, { room }).then(
-      () => void sent++,
-      (error: Error) => {
-        failed++;
-        warn(`chat: Message not sent: ${sanitize(error.message)}`);
-      },
-    ).finally(() => pending.delete(request));
+    const request: Promise<void> = client.send(text, { room, signal: AbortSignal.timeout(timeout) })
+      .then(
+        () => void sent++,
+        (error: Error) => {
+          failed++;
+          if (late(error)) timedOut++;
+          warn(
+            plain(
+              `chat: Message not sent: ${
+                late(error)
+                  ? `no answer from the server within ${seconds} s`
+                  : sanitize(error.message)
+              }`,
+            ),
+          );
+        },
+      ).finally(() => pending.delete(request));
     pending.add(request);
   };
   try {
-    if (room !== LOBBY) await client.join(room, { history: 0 });
+    if (room !== LOBBY) {
+      try {
+        await client.join(room, { history: 0, signal: AbortSignal.timeout(timeout) });
+      } catch (error) {
+        if (!late(error)) throw error;
+        throw new CliError(
+          `Cannot join "${sanitize(room)}": no answer from the server within ${seconds} s`,
+          EXIT_TIMEOUT,
+        );
+      }
+    }
     if (words.length > 0) send(words.join(" "));
     else {
       for await (const line of stdinLines()) {
@@ -86,8 +126,8 @@ export async function sendCommand(args: string[]): Promise<number> {
     }
     await Promise.all(pending);
   } finally {
-    await client.close();
+    await client.close({ timeout: Math.min(timeout, 5000) });
   }
-  if (failed > 0) warn(`chat: ${failed} of ${failed + sent} messages were not accepted`);
-  return failed > 0 ? 1 : 0;
+  if (failed > 0) warn(plain(`chat: ${failed} of ${failed + sent} messages were not accepted`));
+  return timedOut > 0 ? EXIT_TIMEOUT : failed > 0 ? 1 : 0;
 }

@@ -91,6 +91,8 @@ Options:
   --tls-cert FILE            serve TLS with this certificate (PEM)...
   --tls-key FILE             ...and this private key (PEM)
   --plain-port PORT          with TLS, also accept plain connections (for nc) on PORT
+  --public-port PORT         clients reach the server on PORT too (port forwarding):
+                             key proofs naming it are accepted (repeatable)
   --password PASSWORD        every client must give this password (better: set
                              CHAT_PASSWORD, which stays out of the process list)
   --op FINGERPRINT           the key fingerprint of an operator (repeatable; also read,
@@ -248,6 +250,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "plain-port": { type: "string" },
+      "public-port": { type: "string", multiple: true },
       password: { type: "string" },
       op: { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
@@ -286,6 +289,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     plainPort: values["plain-port"] === undefined
       ? undefined
       : parsePort(values["plain-port"], "--plain-port"),
+    publicPorts: (values["public-port"] ?? []).map((port) => parsePort(port, "--public-port")),
     password,
     operators,
     historyOnJoin: count(values.history, "--history", 50),

@@ -28,6 +28,7 @@ export type Command =
   | { kind: "mute"; name: string; duration?: number; reason?: string }
   | { kind: "help" }
   | { kind: "clear" }
+  | { kind: "history"; room?: string; count?: number }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -66,6 +67,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   },
   { usage: "/help", summary: "show this list" },
   { usage: "/clear", summary: "clear your screen (chat client only)" },
+  {
+    usage: "/history [#ROOM] [N]",
+    summary: "show the last N messages of a room (50; chat client only)",
+  },
   { usage: "/quit", summary: "leave the chat" },
 ];
 
@@ -238,6 +243,14 @@ export function parseCommand(line: string): Command {
       return { kind: "help" };
     case "clear":
       return { kind: "clear" };
+    case "history": {
+      const match = /^(#\S+)?\s*(\d+)?$/.exec(args);
+      if (match === null) return { kind: "usage", message: "Usage: /history [#ROOM] [N]" };
+      const command: Command = { kind: "history" };
+      if (match[1] !== undefined) command.room = match[1];
+      if (match[2] !== undefined) command.count = Number(match[2]);
+      return command;
+    }
     case "quit":
     case "exit":
     case "q":

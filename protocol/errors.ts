@@ -75,7 +75,14 @@ export type ErrorCode =
   /** Client side: no answer arrived in time. */
   | "timeout"
   /** Client side: the server could not be reached. */
-  | "unreachable";
+  | "unreachable"
+  /**
+   * Client side: the server's TLS certificate no longer matches the pinned
+   * fingerprint, or no longer verifies; the client does not reconnect.
+   */
+  | "certificate_changed"
+  /** Client side: the server sent a frame that breaks the protocol; it was ignored. */
+  | "invalid_frame";
 
 /**
  * An error reported by the chat server for one request, or by the client when

@@ -1,6 +1,6 @@
 /**
  * The frames of protocol version 1: their types, and the validation of frames
- * sent by clients. See `PROTOCOL.md` for the specification.
+ * sent by clients and by servers. See `PROTOCOL.md` for the specification.
  *
  * @module
  */
@@ -46,6 +46,18 @@ export interface HelloFrame {
    * that claims them.
    */
   key?: string;
+  /**
+   * With `key`: the server as the client dialed it, `host:port` (an IPv6
+   * host in brackets). The key proof is bound to it, and the server refuses
+   * a proof for a port that is not its own.
+   */
+  server?: string;
+  /**
+   * With `key`, over TLS: the fingerprint of the certificate the client saw
+   * (`SHA256:` and 32 hex bytes with colons). The server refuses a proof for
+   * a certificate that is not its own.
+   */
+  tls?: string;
 }
 
 /** Proves possession of the key in `hello`: the signature of the challenge. */
@@ -54,7 +66,9 @@ export interface AuthFrame {
   type: "auth";
   /** The id of the `hello` being answered. */
   id: RequestId;
-  /** Base64 Ed25519 signature of the challenge bytes. */
+  /** The client's own one-time nonce (base64), part of the signed bytes. */
+  nonce?: string;
+  /** Base64 Ed25519 signature of the key proof bytes (see `PROTOCOL.md`). */
   signature: string;
 }
 
@@ -677,8 +691,10 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
     history: "integer?",
     password: "string?",
     key: "string?",
+    server: "string?",
+    tls: "string?",
   },
-  auth: { signature: "string" },
+  auth: { signature: "string", nonce: "string?" },
   whois: { name: "string" },
   kick: { name: "string", reason: "string?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
@@ -813,4 +829,200 @@ export function parseClientFrame(line: string): ClientFrame {
  */
 export function requestIdOf(error: ProtocolError): RequestId | undefined {
   return isRequestId(error.cause) ? error.cause : undefined;
+}
+
+/** A check of one field of a server frame: `undefined` when it fits, else what was expected. */
+type Check = (value: unknown) => string | undefined;
+
+const isText: Check = (value) => typeof value === "string" ? undefined : "a string";
+const isFlag: Check = (value) => typeof value === "boolean" ? undefined : "a boolean";
+const isCount: Check = (value) =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? undefined
+    : "a non-negative integer";
+const isNumber: Check = (value) =>
+  typeof value === "number" && Number.isFinite(value) ? undefined : "a number";
+const isId: Check = (value) =>
+  isRequestId(value) ? undefined : "a string of 1 to 64 characters or a non-negative integer";
+
+function optional(check: Check): Check {
+  return (value) => value === undefined ? undefined : check(value);
+}
+
+function oneOf(...values: string[]): Check {
+  return (value) =>
+    typeof value === "string" && values.includes(value)
+      ? undefined
+      : `one of ${values.map((each) => `"${each}"`).join(", ")}`;
+}
+
+function listOf(check: Check, what: string): Check {
+  return (value) => {
+    if (!Array.isArray(value)) return `a list of ${what}`;
+    for (const item of value) if (check(item) !== undefined) return `a list of ${what}`;
+    return undefined;
+  };
+}
+
+function shaped(shape: Record<string, Check>, what: string): Check {
+  return (value) => {
+    if (kindOf(value) !== "object") return what;
+    const record = value as Record<string, unknown>;
+    for (const [field, check] of Object.entries(shape)) {
+      if (check(record[field]) !== undefined) return what;
+    }
+    return undefined;
+  };
+}
+
+const MESSAGE_SHAPE: Record<string, Check> = {
+  room: isText,
+  from: isText,
+  text: isText,
+  ts: isText,
+  seq: isCount,
+  action: optional(isFlag),
+  history: optional(isFlag),
+};
+
+const isMessage: Check = shaped(
+  { type: oneOf("message"), ...MESSAGE_SHAPE },
+  "a list of messages",
+);
+
+const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
+  welcome: {
+    id: isId,
+    v: isNumber,
+    server: isText,
+    name: isText,
+    room: isText,
+    members: listOf(isText, "names"),
+    rooms: listOf(
+      shaped(
+        { name: isText, seq: isCount, topic: isText, members: listOf(isText, "names") },
+        "a room",
+      ),
+      "rooms",
+    ),
+    session: isText,
+    resumed: isFlag,
+    resumeGrace: isNumber,
+    limits: shaped(
+      { maxFrameBytes: isNumber, maxTextLength: isNumber, idleTimeout: isNumber },
+      "the limits",
+    ),
+  },
+  ack: {
+    id: isId,
+    room: optional(isText),
+    seq: optional(isCount),
+    ts: optional(isText),
+    to: optional(isText),
+    name: optional(isText),
+    names: optional(listOf(isText, "names")),
+    topic: optional(isText),
+    rooms: optional(
+      listOf(shaped({ name: isText, members: isCount, topic: isText }, "a room"), "rooms"),
+    ),
+    messages: optional((value) =>
+      Array.isArray(value) && value.every((item) => isMessage(item) === undefined)
+        ? undefined
+        : "a list of messages"
+    ),
+    duplicate: optional(isFlag),
+    fingerprint: optional(isText),
+    online: optional(isFlag),
+    op: optional(isFlag),
+    transfer: optional(isText),
+    token: optional(isText),
+    expires: optional(isText),
+  },
+  error: { id: optional(isId), code: isText, message: isText },
+  message: MESSAGE_SHAPE,
+  dm: { from: isText, to: isText, text: isText, ts: isText, action: optional(isFlag) },
+  join: { room: isText, name: isText, ts: isText },
+  leave: { room: isText, name: isText, reason: isText, ts: isText },
+  nick: { from: isText, to: isText, ts: isText },
+  topic: { room: isText, topic: isText, from: isText, ts: isText },
+  ping: {},
+  challenge: { id: isId, nonce: isText },
+  offer: {
+    transfer: isText,
+    from: isText,
+    to: isText,
+    name: isText,
+    size: isCount,
+    mime: isText,
+    sha256: isText,
+    expires: isText,
+  },
+  transfer: {
+    transfer: isText,
+    state: oneOf("accepted", "declined", "received", "cancelled", "expired"),
+    by: isText,
+    leg: optional(isText),
+    token: optional(isText),
+    ok: optional(isFlag),
+    reason: optional(isText),
+  },
+  bye: { reason: isText, message: isText },
+};
+
+/**
+ * Parses one line sent by a server into a frame, checking every field the
+ * client relies on, nested lists included: a client treats whatever a server
+ * sends as untrusted. Unknown fields are ignored, so later versions can add
+ * optional ones.
+ *
+ * @example Refuse a message without text
+ * ```ts
+ * import { throws } from "node:assert/strict";
+ * import { parseServerFrame } from "./frames.ts";
+ *
+ * throws(() => parseServerFrame('{"type":"message","room":"#lobby","from":"a","ts":"","seq":1}'));
+ * ```
+ *
+ * @param line One frame, without its newline.
+ * @returns The frame.
+ * @throws {ProtocolError} With `bad_json`, `bad_request` or `unknown_type`, and
+ * the request id in `cause` when one could be read (so an answer that does not
+ * validate can fail its request instead of leaving it waiting).
+ */
+export function parseServerFrame(line: string): ServerFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new ProtocolError("bad_json", "Frame is not valid JSON");
+  }
+  if (kindOf(value) !== "object") {
+    throw new ProtocolError("bad_json", "Frame is not a JSON object");
+  }
+  const frame = value as Record<string, unknown>;
+  const id = isRequestId(frame.id) ? frame.id : undefined;
+  if (typeof frame.type !== "string") {
+    throw new ProtocolError("bad_request", 'Field "type" must be a string', { cause: id });
+  }
+  const shape = Object.hasOwn(SERVER_SHAPES, frame.type)
+    ? SERVER_SHAPES[frame.type as ServerFrame["type"]]
+    : undefined;
+  if (shape === undefined) {
+    throw new ProtocolError(
+      "unknown_type",
+      `Unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`,
+      { cause: id },
+    );
+  }
+  for (const [field, check] of Object.entries(shape)) {
+    const expected = check(frame[field]);
+    if (expected !== undefined) {
+      throw new ProtocolError(
+        "bad_request",
+        `Field "${field}" of "${frame.type}" must be ${expected}`,
+        { cause: id },
+      );
+    }
+  }
+  return frame as unknown as ServerFrame;
 }

@@ -21,6 +21,11 @@ export class RawPeer implements AsyncDisposable {
     this.conn = conn;
   }
 
+  /** Wraps a connection already made (a TLS one, say). */
+  static over(conn: Deno.Conn): RawPeer {
+    return new RawPeer(conn);
+  }
+
   /** Connects to a port on 127.0.0.1. */
   static async connect(port: number): Promise<RawPeer> {
     return new RawPeer(await Deno.connect({ hostname: "127.0.0.1", port }));

@@ -62,6 +62,11 @@ export class TmuxSession implements AsyncDisposable {
     return new TmuxSession(socket);
   }
 
+  /** Runs any tmux command on this session's server and returns what it printed. */
+  async run(...args: string[]): Promise<string> {
+    return await tmux(this.socket, ...args);
+  }
+
   /** Types text literally (no key names). */
   async type(text: string): Promise<void> {
     await tmux(this.socket, "send-keys", "-l", text);

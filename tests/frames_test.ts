@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { ProtocolError } from "../protocol/errors.ts";
-import { parseClientFrame, requestIdOf } from "../protocol/frames.ts";
+import { parseClientFrame, parseServerFrame, requestIdOf } from "../protocol/frames.ts";
 
 /** Parses a line and returns the error it throws, failing when it parses. */
 function rejection(line: string): ProtocolError {
@@ -189,4 +189,65 @@ Deno.test({
     const id = "😀".repeat(64);
     deepEqual(parseClientFrame(json({ type: "ping", id })), { type: "ping", id });
   },
+});
+
+Deno.test("parseServerFrame refuses what a client must not trust", async (t) => {
+  const message = { type: "message", room: "#lobby", from: "bob", text: "hi", ts: "", seq: 1 };
+  const offer = {
+    type: "offer",
+    transfer: "abc",
+    from: "bob",
+    to: "alice",
+    name: "a.txt",
+    size: 5,
+    mime: "text/plain",
+    sha256: "00",
+    expires: "",
+  };
+  await t.step("valid frames pass, unknown fields and all", () => {
+    deepEqual(parseServerFrame(JSON.stringify({ ...message, extra: 1 })), {
+      ...message,
+      extra: 1,
+    });
+    deepEqual(parseServerFrame('{"type":"ping"}'), { type: "ping" });
+    deepEqual(parseServerFrame(JSON.stringify(offer)), offer);
+  });
+  for (
+    const [label, frame, code] of [
+      ["a message without text", { ...message, text: undefined }, "bad_request"],
+      ["from as a list", { ...message, from: ["bob"] }, "bad_request"],
+      ["an offer id as a number", { ...offer, transfer: 42 }, "bad_request"],
+      ['size "big"', { ...offer, size: "big" }, "bad_request"],
+      ["a negative size", { ...offer, size: -1 }, "bad_request"],
+      [
+        "an unknown transfer state",
+        { type: "transfer", transfer: "a", state: "x", by: "b" },
+        "bad_request",
+      ],
+      [
+        "a history page holding a non-message",
+        { type: "ack", id: 1, messages: [{}] },
+        "bad_request",
+      ],
+      ["rooms that are not a list", { type: "ack", id: 1, rooms: "#a" }, "bad_request"],
+      ["a welcome without rooms", { type: "welcome", id: 1 }, "bad_request"],
+      ["an unknown type", { type: "surprise" }, "unknown_type"],
+      ["a list", [], "bad_json"],
+    ] as const
+  ) {
+    await t.step(label, () => {
+      throws(
+        () => parseServerFrame(JSON.stringify(frame)),
+        (error: ProtocolError) => error.code === code,
+      );
+    });
+  }
+  await t.step("the request id of a bad answer is kept, so the request can fail", () => {
+    try {
+      parseServerFrame('{"type":"ack","id":7,"seq":"x"}');
+      throw new Error("not refused");
+    } catch (error) {
+      equal(requestIdOf(error as ProtocolError), 7);
+    }
+  });
 });

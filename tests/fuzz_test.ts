@@ -691,15 +691,18 @@ class HostilePeer {
   #registered = false;
   /** The id of a "hello" with a key whose challenge is open. */
   #challenge: RequestId | undefined;
+  /** The server's port: a key proof must name it. */
+  #port: number;
 
-  private constructor(label: string, peer: RawPeer) {
+  private constructor(label: string, peer: RawPeer, port: number) {
     this.label = label;
     this.#peer = peer;
+    this.#port = port;
     this.#tap = new Tap(peer);
   }
 
   static async open(port: number, label: string): Promise<HostilePeer> {
-    const hostile = new HostilePeer(label, await RawPeer.connect(port));
+    const hostile = new HostilePeer(label, await RawPeer.connect(port), port);
     try {
       // The first byte is "{", so the connection speaks JSON from here on.
       await hostile.#peer.write(ping(`zz-open-${label}`));
@@ -804,11 +807,16 @@ class HostilePeer {
       } else if (frame.type === "data") {
         answer(line, "error", undefined, "bad_request");
       } else if (frame.type === "hello" && frame.key !== undefined && !this.#registered) {
-        // Resume tokens here are made up, so the key must be proven; the name is checked first.
-        if (checkName(frame.name).ok) {
+        // Resume tokens here are made up, so the key must be proven; the name is checked
+        // first, then that the proof would be for this server.
+        if (!checkName(frame.name).ok) answer(line, "error", frame.id, "invalid_name");
+        else if (
+          typeof frame.server === "string" && frame.server.endsWith(`:${this.#port}`) &&
+          (frame.tls ?? "") === ""
+        ) {
           answer(line, "challenge", frame.id);
           this.#challenge = frame.id;
-        } else answer(line, "error", frame.id, "invalid_name");
+        } else answer(line, "error", frame.id, "auth_failed");
       } else {
         const got = answer(line);
         const id = (frame as { id?: RequestId }).id;
@@ -1404,7 +1412,7 @@ Deno.test("hostile key handshakes and moderation requests are answered", async (
 
   async function handshake(hello: Record<string, unknown>, next: string): Promise<unknown[]> {
     await using peer = await RawPeer.connect(port);
-    await peer.send(hello);
+    await peer.send({ ...hello, server: `127.0.0.1:${port}` });
     const challenge = await peer.frame("challenge");
     equal(challenge.id, hello.id);
     await peer.write(next + "\n");
@@ -1418,7 +1426,7 @@ Deno.test("hostile key handshakes and moderation requests are answered", async (
     deepEqual(
       await handshake(
         { type: "hello", id: 1, v: 1, name: "keyed", key: user.publicKey },
-        JSON.stringify({ type: "auth", id: 1, signature: SIGNATURE }),
+        JSON.stringify({ type: "auth", id: 1, nonce: "mine", signature: SIGNATURE }),
       ),
       ["error", 1, "auth_failed"],
     );

@@ -1,10 +1,10 @@
 import { equal, match, notEqual, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import {
-  challengeBytes,
   createIdentity,
   fingerprintOf,
   loadIdentity,
+  proofBytes,
   verifySignature,
 } from "../_identity.ts";
 
@@ -107,36 +107,42 @@ Deno.test("fingerprintOf rejects a malformed key", async () => {
   await rejects(fingerprintOf(new Uint8Array(16).toBase64()), RangeError);
 });
 
-Deno.test("the challenge binds the nonce, the name and the server", () => {
+const PROOF = {
+  server: "a.example:7777",
+  tls: "",
+  name: "alice",
+  serverNonce: "nonce1",
+  clientNonce: "mine1",
+};
+
+Deno.test("the key proof binds the server, its certificate, the name and both nonces", () => {
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  equal(text(challengeBytes("abc", "alice", "h:1")), "chat-auth-v1\nabc\nalice\nh:1");
-  equal(text(challengeBytes("n", "zoë", "[::1]:7777")), "chat-auth-v1\nn\nzoë\n[::1]:7777");
-  notEqual(text(challengeBytes("a", "b", "c")), text(challengeBytes("a", "c", "b")));
-  throws(() => challengeBytes("a\nb", "c", "d"), TypeError);
-  throws(() => challengeBytes("a", "b\nc", "d"), TypeError);
-  throws(() => challengeBytes("a", "b", "c\n"), TypeError);
+  equal(text(proofBytes(PROOF)), "chat-auth-v2\na.example:7777\n\nalice\nnonce1\nmine1");
+  equal(
+    text(proofBytes({ ...PROOF, server: "[::1]:7777", tls: "SHA256:AB", name: "zoë" })),
+    "chat-auth-v2\n[::1]:7777\nSHA256:AB\nzoë\nnonce1\nmine1",
+  );
+  for (const label of ["server", "tls", "name", "serverNonce", "clientNonce"] as const) {
+    throws(() => proofBytes({ ...PROOF, [label]: "a\nb" }), TypeError);
+  }
 });
 
-Deno.test("a signature for one challenge does not verify for another", async () => {
+Deno.test("a key proof does not verify for another server, certificate, name or nonce", async () => {
   const identity = await createIdentity();
-  const signature = await identity.sign(challengeBytes("nonce1", "alice", "a.example:7777"));
-  equal(
-    await verifySignature(
-      identity.publicKey,
-      signature,
-      challengeBytes("nonce1", "alice", "a.example:7777"),
-    ),
-    true,
-  );
+  const signature = await identity.sign(proofBytes(PROOF));
+  equal(await verifySignature(identity.publicKey, signature, proofBytes(PROOF)), true);
   for (
-    const [nonce, name, server] of [
-      ["nonce2", "alice", "a.example:7777"],
-      ["nonce1", "bob", "a.example:7777"],
-      ["nonce1", "alice", "b.example:7777"],
+    const change of [
+      { server: "b.example:7777" },
+      { server: "a.example:7778" },
+      { tls: "SHA256:AB" },
+      { name: "bob" },
+      { serverNonce: "nonce2" },
+      { clientNonce: "mine2" },
     ]
   ) {
     equal(
-      await verifySignature(identity.publicKey, signature, challengeBytes(nonce, name, server)),
+      await verifySignature(identity.publicKey, signature, proofBytes({ ...PROOF, ...change })),
       false,
     );
   }

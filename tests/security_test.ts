@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, type ProtocolError, serve } from "../mod.ts";
-import { challengeBytes, createIdentity } from "../_identity.ts";
+import { createIdentity, proofBytes } from "../_identity.ts";
 import { LoginGuard } from "../_login_guard.ts";
 import { createSelfSignedCertificate } from "../_tls.ts";
 import { RawPeer } from "./_raw.ts";
@@ -107,12 +107,20 @@ Deno.test("a key must be proven: a bad signature is refused", async () => {
   await using server = await serve(local);
   const identity = await createIdentity();
   await using raw = await RawPeer.connect(server.addr.port);
-  await raw.send({ type: "hello", id: 1, v: 1, name: "mallory", key: identity.publicKey });
+  await raw.send({
+    type: "hello",
+    id: 1,
+    v: 1,
+    name: "mallory",
+    key: identity.publicKey,
+    server: `127.0.0.1:${server.addr.port}`,
+  });
   const challenge = await raw.frame("challenge");
   equal(typeof challenge.nonce, "string");
   await raw.send({
     type: "auth",
     id: 1,
+    nonce: "mine",
     signature: await identity.sign(new TextEncoder().encode("something else")),
   });
   const error = await raw.frame("error");
@@ -309,12 +317,19 @@ Deno.test("failed key proofs make an address wait", async () => {
   const other = await createIdentity();
   await using raw = await RawPeer.connect(port);
   const prove = async (id: number, signer: typeof identity) => {
-    await raw.send({ type: "hello", id, v: 1, name: "eve", key: identity.publicKey });
+    const server = `127.0.0.1:${port}`;
+    await raw.send({ type: "hello", id, v: 1, name: "eve", key: identity.publicKey, server });
     const challenge = await raw.frame("challenge");
     const signature = await signer.sign(
-      challengeBytes(challenge.nonce as string, "eve", "chat"),
+      proofBytes({
+        server,
+        tls: "",
+        name: "eve",
+        serverNonce: challenge.nonce as string,
+        clientNonce: "mine",
+      }),
     );
-    await raw.send({ type: "auth", id, signature });
+    await raw.send({ type: "auth", id, nonce: "mine", signature });
     return JSON.parse((await raw.line())!);
   };
   const answer = await prove(1, other);

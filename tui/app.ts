@@ -6,7 +6,7 @@
  */
 
 import denoConfig from "../deno.json" with { type: "json" };
-import type { ChatClient, IncomingOffer } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
 import { reportedByCommand, runCommand } from "../cli/_dispatch.ts";
 import { onInterrupt } from "../cli/_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
@@ -80,7 +80,7 @@ export async function runInteractive(
     clearTimeout(renderTimer);
     renderTimer = undefined;
     if (leaving && log.length === 0) return;
-    const prompt = current === "" ? "> " : `${current}> `;
+    const prompt = current === "" ? "> " : `${sanitize(current)}> `;
     const others = client.joined.filter((room) => room !== current);
     const where = current === ""
       ? "in no room (/join #ROOM)"
@@ -159,6 +159,10 @@ export async function runInteractive(
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
       add(notice(style, text, "error"));
+    },
+    show: (event: ChatEvent) => {
+      const entry = entryFor(event, context());
+      if (entry !== undefined) add(entry);
     },
     sent: (sent: Parameters<typeof entryForSent>[0]) => add(entryForSent(sent, context())),
     sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => add(entryForSentDm(sent, context())),
@@ -287,6 +291,10 @@ export async function runInteractive(
           }
         }
         if (event.type === "bye") farewell = sanitize(event.message);
+        // Said again after the screen is gone, so it is not missed.
+        if (event.type === "error" && event.code === "certificate_changed") {
+          farewell = sanitize(event.message);
+        }
         if (event.type === "offer") offers.set(event.transfer, event);
         if (
           event.type === "transfer" && (event.state === "cancelled" || event.state === "expired")

@@ -3,6 +3,10 @@
  * sender's name in its colour, and the text, sanitised so nothing from the
  * network can control the terminal. Pure functions, so they are testable.
  *
+ * This is the output layer: every entry's body is sanitised when the entry is
+ * made, whatever the caller passed, and line-mode output is written only as
+ * {@linkcode Rendered} text, which only the functions here make.
+ *
  * @module
  */
 
@@ -11,6 +15,43 @@ import { sanitize } from "../protocol/sanitize.ts";
 import { clock } from "../protocol/text_format.ts";
 import type { Style } from "./style.ts";
 import { displayWidth, graphemes, wrap } from "./width.ts";
+
+declare const rendered: unique symbol;
+
+/**
+ * Text ready for a terminal: sanitised, its only escape sequences the
+ * client's own styles. Made only by {@linkcode flatten}, {@linkcode plain}
+ * and {@linkcode jsonLine}.
+ */
+export type Rendered = string & { readonly [rendered]: true };
+
+/**
+ * Text of any origin made safe to print as it is (line feeds kept).
+ *
+ * @param text The text.
+ * @returns The sanitised text.
+ */
+export function plain(text: string): Rendered {
+  return sanitize(text, { newlines: true }) as Rendered;
+}
+
+/** What JSON leaves raw but a terminal may act on: C1 controls, bidi and invisible marks. */
+const JSON_UNSAFE =
+  /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
+
+/**
+ * A value as one line of JSON that is safe on a terminal: the characters a
+ * terminal may act on are escaped (`\u009b`), so the data stays exact.
+ *
+ * @param value The value.
+ * @returns The JSON text.
+ */
+export function jsonLine(value: unknown): Rendered {
+  return JSON.stringify(value).replace(
+    JSON_UNSAFE,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  ) as Rendered;
+}
 
 /** One thing shown in the log: a prefix (time, name) and a body that may wrap. */
 export interface Entry {
@@ -97,7 +138,7 @@ function entry(
   return {
     prefix: `${style.dim(time)} ${label}${label === "" ? "" : " "}`,
     prefixWidth: time.length + 1 + labelWidth + (label === "" ? 0 : 1),
-    body,
+    body: sanitize(body, { newlines: true }),
     bodyStyle,
   };
 }
@@ -205,7 +246,12 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         `Reconnected${event.resumed ? "" : " as a new session"}` +
           (event.missed
             ? `; ${event.missed} missed message${event.missed === 1 ? "" : "s"} follow`
-            : "; nothing was missed"),
+            : "; nothing was missed") +
+          Object.entries(event.skipped ?? {}).map(([room, count]) =>
+            `; ${count} earlier one${count === 1 ? "" : "s"} in ${room} ${
+              count === 1 ? "was" : "were"
+            } not fetched (/history ${room} to read them)`
+          ).join(""),
       );
     case "offer":
       return notice(
@@ -238,7 +284,10 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
     case "bye":
       return notice(style, sanitize(event.message), "error");
     case "error":
-      return notice(style, `Server: ${sanitize(event.message)}`, "error");
+      // The client's own findings are not the server's words.
+      return event.code === "certificate_changed" || event.code === "invalid_frame"
+        ? notice(style, event.message, "error")
+        : notice(style, `Server: ${sanitize(event.message)}`, "error");
   }
 }
 
@@ -272,9 +321,10 @@ export function entryForSentDm(sent: SentDm, context: EntryContext): Entry {
 
 /**
  * A notice from the client itself: `*** text` for information, `! text` for errors.
+ * The text is sanitised here, so it may hold anything that came from the network.
  *
  * @param style The styles.
- * @param text The text (sanitise anything that came from the network).
+ * @param text The text.
  * @param kind Information or an error.
  * @returns The entry.
  */
@@ -283,7 +333,7 @@ export function notice(style: Style, text: string, kind: "info" | "error" = "inf
   return {
     prefix: (kind === "error" ? style.error(mark) : style.info(mark)) + " ",
     prefixWidth: mark.length + 1,
-    body: text,
+    body: sanitize(text, { newlines: true }),
     bodyStyle: kind === "error" ? style.error : style.info,
   };
 }
@@ -356,8 +406,8 @@ export function layout(item: Entry, columns: number): string[] {
  * @param item The entry.
  * @returns The text, lines separated by `\n`.
  */
-export function flatten(item: Entry): string {
+export function flatten(item: Entry): Rendered {
   const styleBody = item.bodyStyle ?? ((text: string) => text);
   const pad = " ".repeat(Math.min(item.prefixWidth, 24));
-  return item.prefix + item.body.split("\n").map(styleBody).join("\n" + pad);
+  return (item.prefix + item.body.split("\n").map(styleBody).join("\n" + pad)) as Rendered;
 }

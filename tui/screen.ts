@@ -10,6 +10,7 @@ import type { EditorView } from "./line_editor.ts";
 import { type Entry, layout } from "./entries.ts";
 import type { Style } from "./style.ts";
 import { displayWidth, truncate } from "./width.ts";
+import { sanitize } from "../protocol/sanitize.ts";
 
 /** Everything needed to draw one frame. */
 export interface ScreenState {
@@ -19,7 +20,7 @@ export interface ScreenState {
   log: readonly Entry[];
   /** How many rows the log is scrolled up from the bottom. */
   scroll: number;
-  /** The text of the status bar (already sanitised). */
+  /** The text of the status bar (sanitised here: it holds room names from the server). */
   status: string;
   /** The input, laid out by the line editor for `columns`. */
   input: EditorView;
@@ -86,7 +87,7 @@ export function composeFrame(state: ScreenState): Frame {
   const visible = collected.slice(scroll, scroll + logRows).reverse();
   const lines = [...Array(logRows - visible.length).fill(""), ...visible];
 
-  let status = ` ${state.status}`;
+  let status = ` ${sanitize(state.status)}`;
   if (scroll > 0) status += ` · scrolled up ${scroll} (PageDown)`;
   status = truncate(status, columns);
   lines.push(style.inverse(status + " ".repeat(Math.max(columns - displayWidth(status), 0))));
