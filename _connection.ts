@@ -6,7 +6,7 @@
  */
 
 import { helpLines, parseCommand } from "./protocol/commands.ts";
-import type { ClientFrame, HelloFrame } from "./protocol/frames.ts";
+import type { ClientFrame, HelloFrame, RequestId } from "./protocol/frames.ts";
 import { fingerprintOf, proofBytes, verifySignature } from "./_identity.ts";
 import { parseClientFrame, requestIdOf } from "./protocol/frames.ts";
 import { ProtocolError } from "./protocol/errors.ts";
@@ -110,6 +110,8 @@ export class Connection implements Peer {
   #refusedWhileOver = false;
   /** Refusals held back since the last report. */
   #heldRefusals = 0;
+  /** The ids of the requests among the held refusals. */
+  #heldIds: RequestId[] = [];
   #refusalTimer: ReturnType<typeof setTimeout> | undefined;
   /** The peer's IP address. */
   readonly ip: string;
@@ -147,7 +149,7 @@ export class Connection implements Peer {
 
   /** Queues a frame in this connection's format. */
   deliver(out: Outbound): void {
-    if (out.frame.type === "error" && this.#holdRefusal()) return;
+    if (out.frame.type === "error" && this.#holdRefusal(out.frame.id)) return;
     const bytes = this.#mode === "text" ? out.text(this.#session.current?.name) : out.json;
     if (bytes !== null) this.#queue.push(bytes);
   }
@@ -288,13 +290,15 @@ export class Connection implements Peer {
    * budget, the first refusal goes out and the others are counted, then
    * reported in one notice a second.
    */
-  #holdRefusal(): boolean {
+  #holdRefusal(id?: RequestId): boolean {
     if (!this.#budget.over) return false;
     if (!this.#refusedWhileOver) {
       this.#refusedWhileOver = true;
       return false;
     }
     this.#heldRefusals++;
+    // Every request is still answered: the notice lists the ids it answers.
+    if (id !== undefined) this.#heldIds.push(id);
     this.#refusalTimer ??= setTimeout(() => {
       this.#refusalTimer = undefined;
       this.#reportRefusals();
@@ -309,14 +313,19 @@ export class Connection implements Peer {
     const count = this.#heldRefusals;
     if (count === 0) return;
     this.#heldRefusals = 0;
+    const ids = this.#heldIds;
+    this.#heldIds = [];
     const message = `Slow down: ${count} more ${
       count === 1 ? "line was" : "lines were"
     } refused; you are sending too fast`;
     this.#queue.push(
       encoder.encode(
-        this.#mode === "text"
-          ? `! ${message}\r\n`
-          : JSON.stringify({ type: "error", code: "rate_limited", message }) + "\n",
+        this.#mode === "text" ? `! ${message}\r\n` : JSON.stringify({
+          type: "error",
+          code: "rate_limited",
+          message,
+          ...(ids.length > 0 ? { ids } : {}),
+        }) + "\n",
       ),
     );
   }

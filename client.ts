@@ -1338,7 +1338,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
           return;
         }
         if (frame.type === "ack") return;
-        const { type, code, message } = frame;
+        const { type, code, message, ids } = frame;
+        // Refusals the server coalesced answer every request they list.
+        for (const id of ids ?? []) {
+          const refused = typeof id === "number" ? this.#pending.get(id) : undefined;
+          if (refused === undefined) continue;
+          this.#pending.delete(id as number);
+          refused.reject(new ProtocolError(code, message));
+        }
         return this.#push({ type, code, message });
       }
       case "message": {

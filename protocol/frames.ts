@@ -469,6 +469,11 @@ export interface ErrorFrame {
   code: ErrorCode;
   /** What happened, for people. */
   message: string;
+  /**
+   * The requests this error answers together, when refusals were coalesced
+   * (a connection over its line budget); then `id` is absent.
+   */
+  ids?: RequestId[];
 }
 
 /** A message in a room. */
@@ -938,7 +943,7 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     token: optional(isText),
     expires: optional(isText),
   },
-  error: { id: optional(isId), code: isText, message: isText },
+  error: { id: optional(isId), code: isText, message: isText, ids: optional(listOf(isId, "ids")) },
   message: MESSAGE_SHAPE,
   dm: { from: isText, to: isText, text: isText, ts: isText, action: optional(isFlag) },
   join: { room: isText, name: isText, ts: isText },

@@ -32,7 +32,8 @@ function close(conn: Deno.Conn): void {
 export class Proxy implements AsyncDisposable {
   readonly port: number;
   #listener: Deno.Listener;
-  #target: number;
+  /** The port connections are forwarded to (set it later when the server needs the proxy's). */
+  target: number;
   #pairs = new Set<[Deno.Conn, Deno.Conn]>();
   #tasks = new Set<Promise<void>>();
   #accepting: Promise<void>;
@@ -47,7 +48,7 @@ export class Proxy implements AsyncDisposable {
    * @param target The server's port on 127.0.0.1.
    */
   constructor(target: number) {
-    this.#target = target;
+    this.target = target;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.port = (this.#listener.addr as Deno.NetAddr).port;
     this.#accepting = this.#accept();
@@ -62,7 +63,7 @@ export class Proxy implements AsyncDisposable {
         }
         let server: Deno.Conn;
         try {
-          server = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
+          server = await Deno.connect({ hostname: "127.0.0.1", port: this.target });
         } catch {
           close(client);
           continue;

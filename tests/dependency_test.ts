@@ -72,7 +72,7 @@ Deno.test("TLS with a pinned fingerprint", async () => {
   const other = "SHA256:" + "00:".repeat(31) + "00";
   await rejects(
     connect({ port: chat.port, name: "mallory", tls: { fingerprint: other } }),
-    (error: unknown) => error instanceof ProtocolError && error.code === "unreachable",
+    (error: unknown) => error instanceof ProtocolError && error.code === "certificate_changed",
   );
 });
 

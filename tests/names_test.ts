@@ -127,10 +127,12 @@ Deno.test("a name that looks like one bound to a key belongs to that key", async
 
 Deno.test("a key's owner takes over the session held for it at once", async () => {
   const identity = await createIdentity();
-  await using server = await serve({ ...local, resumeGrace: 60_000 });
+  // The key proof names the port the client dialed: the proxy's, which the server is told of.
+  await using proxy = new Proxy(0);
+  await using server = await serve({ ...local, resumeGrace: 60_000, publicPorts: [proxy.port] });
   const { port } = server.addr;
+  proxy.target = port;
   await using bob = await connect({ port, name: "bob", history: 0 });
-  await using proxy = new Proxy(port);
   const ghost = await connect({
     port: proxy.port,
     name: "ghost",

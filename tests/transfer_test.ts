@@ -374,7 +374,7 @@ Deno.test("a file offer hears an answer that arrives in the same read as its ack
           name: frame.name,
           room: "#lobby",
           members: [frame.name, "bob"],
-          rooms: [{ name: "#lobby", seq: 0, topic: "" }],
+          rooms: [{ name: "#lobby", seq: 0, topic: "", members: [frame.name, "bob"] }],
           session: "s",
           resumed: false,
           resumeGrace: 0,
