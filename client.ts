@@ -29,8 +29,8 @@ import type {
 import { parseServerFrame, requestIdOf } from "./protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
 import { LineDecoder } from "./protocol/line_decoder.ts";
-import { SendQueue } from "./_send_queue.ts";
-import { type Identity, proofBytes } from "./_identity.ts";
+import { SendQueue } from "./_common/send_queue.ts";
+import { type Identity, proofBytes } from "./_common/identity.ts";
 import {
   downloadsDir,
   hashFile,
@@ -38,7 +38,7 @@ import {
   moveToFreeName,
   safeFileName,
   sha256,
-} from "./_files.ts";
+} from "./_client/files.ts";
 import { basename, join } from "node:path";
 import { statfs } from "node:fs/promises";
 
@@ -499,7 +499,7 @@ async function dial(
   if (tls && (typeof tls !== "object" || tls.fingerprint === undefined) && needFingerprint) {
     // A key proof names the certificate: read it first, then connect verifying as usual.
     // Should the server hand a different one to the verified connection, it refuses the proof.
-    const { certificateFingerprint, fetchPeerCertificate } = await import("./_tls.ts");
+    const { certificateFingerprint, fetchPeerCertificate } = await import("./_common/tls.ts");
     try {
       fingerprint = await certificateFingerprint(
         await fetchPeerCertificate(hostname, port, { signal }),
@@ -511,7 +511,7 @@ async function dial(
   if (typeof tls === "object" && tls.fingerprint !== undefined) {
     // Loaded only when needed: it brings in the X.509 library.
     const { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } = await import(
-      "./_tls.ts"
+      "./_common/tls.ts"
     );
     const wanted = normalizeFingerprint(tls.fingerprint);
     if (wanted === undefined) {

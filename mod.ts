@@ -74,4 +74,4 @@ export type {
   TransferEvent,
 } from "./protocol/frames.ts";
 export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
-export { createIdentity, type Identity, loadIdentity } from "./_identity.ts";
+export { createIdentity, type Identity, loadIdentity } from "./_common/identity.ts";

@@ -9,10 +9,10 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
-import { Connection, type ConnectionOptions } from "./_connection.ts";
-import { Hub } from "./_hub.ts";
-import { StorageError, Store } from "./_store.ts";
-import { type Listener, listenTls, TlsServerConn } from "./_tls_listener.ts";
+import { Connection, type ConnectionOptions } from "./_server/connection.ts";
+import { Hub } from "./_server/hub.ts";
+import { StorageError, Store } from "./_server/store.ts";
+import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Partial<Limits> {
@@ -165,7 +165,7 @@ class Server implements ChatServer {
     const tls = options.tls;
     if (tls !== undefined) {
       // Key proofs on the TLS port name this certificate.
-      const fingerprint = import("./_tls.ts").then(({ certificateFingerprint }) =>
+      const fingerprint = import("./_common/tls.ts").then(({ certificateFingerprint }) =>
         certificateFingerprint(tls.cert)
       ).catch(() => undefined);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint };

@@ -575,10 +575,10 @@ export async function startChat<const N extends string = never>(
   const { clients = [], tls, connect: connectOptions = {}, timeout, ...serveOptions } = options;
   let certificate: { cert: string; key: string; fingerprint: string } | undefined;
   if (tls === true) {
-    const { createSelfSignedCertificate } = await import("./_tls.ts");
+    const { createSelfSignedCertificate } = await import("./_common/tls.ts");
     certificate = await createSelfSignedCertificate(["localhost", "127.0.0.1", "::1"]);
   } else if (typeof tls === "object") {
-    const { certificateFingerprint } = await import("./_tls.ts");
+    const { certificateFingerprint } = await import("./_common/tls.ts");
     certificate = { ...tls, fingerprint: await certificateFingerprint(tls.cert) };
   }
   const server = await serve({

@@ -6,7 +6,7 @@
  */
 
 import { ProtocolError } from "../protocol/errors.ts";
-import { StorageError } from "../_store.ts";
+import { StorageError } from "../_server/store.ts";
 
 /** Exit code for a bad command line. */
 export const EXIT_USAGE = 2;

@@ -7,7 +7,7 @@
 
 import { type ChatClient, connect, type ConnectOptions, type ReconnectOptions } from "../client.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { type Identity, loadIdentity } from "../_identity.ts";
+import { type Identity, loadIdentity } from "../_common/identity.ts";
 import { parseAddress } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 

@@ -14,7 +14,7 @@ import { LineDecoder } from "../protocol/line_decoder.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { entryFor, flatten, jsonLine, notice, plain, type Rendered } from "../tui/entries.ts";
 import { createStyle, wantsColor } from "../tui/style.ts";
-import { runInteractive } from "../tui/app.ts";
+import { runInteractive } from "./_interactive.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
 import { reportedByCommand, runCommand } from "./_dispatch.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import denoConfig from "../deno.json" with { type: "json" };
 import { serve } from "../server.ts";
 import { DEFAULT_LIMITS, type Limits } from "../protocol/limits.ts";
-import { configDir, dataDir, defaultDatabase } from "../_paths.ts";
+import { configDir, dataDir, defaultDatabase } from "../_common/paths.ts";
 import { dirname, join } from "node:path";
 import { clock } from "../protocol/text_format.ts";
 import { sanitize } from "../protocol/sanitize.ts";
@@ -131,7 +131,7 @@ async function tlsOptions(
   }
   if (certFile === undefined && !values.tls) return undefined;
   const { certificateFingerprint, loadOrCreateCertificate, localHosts } = await import(
-    "../_tls.ts"
+    "../_common/tls.ts"
   );
   if (certFile !== undefined) {
     const read = async (file: string) => {

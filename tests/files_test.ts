@@ -1,5 +1,5 @@
 import { equal, ok } from "node:assert/strict";
-import { safeFileName } from "../_files.ts";
+import { safeFileName } from "../_client/files.ts";
 import { Prng } from "./_prng.ts";
 
 const SEED = 0xf11e_5afe;

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { type ChatClient, connect, serve } from "../mod.ts";
-import { LineBudget } from "../_line_budget.ts";
+import { LineBudget } from "../_server/line_budget.ts";
 import { withTimeout } from "./_cli.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, ProtocolError, serve } from "../mod.ts";
-import { Store, type StoredMessage } from "../_store.ts";
+import { Store, type StoredMessage } from "../_server/store.ts";
 
 const PAGE = 4096;
 

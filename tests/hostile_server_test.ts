@@ -1,8 +1,8 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { connect, type IncomingOffer, type ProtocolError, serve } from "../mod.ts";
-import { createIdentity } from "../_identity.ts";
-import { sha256 } from "../_files.ts";
+import { createIdentity } from "../_common/identity.ts";
+import { sha256 } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
 import { type HostileConn, HostileServer, welcomeFor } from "./_hostile_server.ts";
 import { HOME, spawnChat } from "./_cli.ts";
@@ -321,7 +321,7 @@ Deno.test("a huge reconnect catch-up fetches only the latest messages and says s
 });
 
 Deno.test("a changed pinned certificate stops the reconnects and says so", async () => {
-  const { createSelfSignedCertificate, certificateFingerprint } = await import("../_tls.ts");
+  const { createSelfSignedCertificate, certificateFingerprint } = await import("../_common/tls.ts");
   const first = await createSelfSignedCertificate(["localhost"]);
   const second = await createSelfSignedCertificate(["localhost"]);
   let listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...first });
@@ -519,7 +519,7 @@ Deno.test({
 });
 
 Deno.test("key proofs over TLS name the certificate, and the server checks it", async (t) => {
-  const { createSelfSignedCertificate } = await import("../_tls.ts");
+  const { createSelfSignedCertificate } = await import("../_common/tls.ts");
   const certificate = await createSelfSignedCertificate(["localhost", "127.0.0.1"]);
   const alice = await createIdentity();
   await using server = await serve({

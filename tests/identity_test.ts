@@ -6,7 +6,7 @@ import {
   loadIdentity,
   proofBytes,
   verifySignature,
-} from "../_identity.ts";
+} from "../_common/identity.ts";
 
 const data = new TextEncoder().encode("chat-auth-v1\nnonce\nalice\n127.0.0.1:7777");
 

@@ -1,8 +1,8 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { connect, type ProtocolError, serve } from "../mod.ts";
 import { checkName } from "../protocol/names.ts";
-import { confusableKey, skeleton } from "../_skeleton.ts";
-import { createIdentity } from "../_identity.ts";
+import { confusableKey, skeleton } from "../_server/skeleton.ts";
+import { createIdentity } from "../_common/identity.ts";
 import { Proxy } from "./_proxy.ts";
 import { RawPeer } from "./_raw.ts";
 

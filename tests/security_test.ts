@@ -1,8 +1,8 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, type ProtocolError, serve } from "../mod.ts";
-import { createIdentity, proofBytes } from "../_identity.ts";
-import { LoginGuard } from "../_login_guard.ts";
-import { createSelfSignedCertificate } from "../_tls.ts";
+import { createIdentity, proofBytes } from "../_common/identity.ts";
+import { LoginGuard } from "../_server/login_guard.ts";
+import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { RawPeer } from "./_raw.ts";
 import { runChat, startServer, stopServer } from "./_cli.ts";
 

@@ -1,6 +1,12 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { migrate, SCHEMA_VERSION, StorageError, Store, type StoredMessage } from "../_store.ts";
+import {
+  migrate,
+  SCHEMA_VERSION,
+  StorageError,
+  Store,
+  type StoredMessage,
+} from "../_server/store.ts";
 
 function message(room: string, seq: number, ts: string, key?: string): StoredMessage {
   return { room, seq, from: "alice", text: `m${seq}`, ts, action: false, key };

@@ -1,6 +1,6 @@
 import { equal, match } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
-import { createSelfSignedCertificate } from "../_tls.ts";
+import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { withTimeout } from "./_cli.ts";
 
 const certificate = await createSelfSignedCertificate(["127.0.0.1"]);

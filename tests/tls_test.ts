@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, notEqual, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { x509 } from "../_deps_x509.ts";
+import { x509 } from "../_common/_deps_x509.ts";
 import {
   certificateFingerprint,
   createSelfSignedCertificate,
@@ -8,7 +8,7 @@ import {
   loadOrCreateCertificate,
   localHosts,
   normalizeFingerprint,
-} from "../_tls.ts";
+} from "../_common/tls.ts";
 
 const HOSTS = ["localhost", "127.0.0.1", "::1"];
 

@@ -1,7 +1,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connect, type ProtocolError, serve } from "../mod.ts";
-import { freePath, safeFileName } from "../_files.ts";
+import { freePath, safeFileName } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
 
 const local = { hostname: "127.0.0.1", port: 0 };

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { stringWidth } from "../_deps_string_width.ts";
+import { stringWidth } from "./_deps_string_width.ts";
 
 const _segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 

@@ -5,19 +5,19 @@
  * @module
  */
 
-import { helpLines, parseCommand } from "./protocol/commands.ts";
-import type { ClientFrame, HelloFrame, RequestId } from "./protocol/frames.ts";
-import { fingerprintOf, proofBytes, verifySignature } from "./_identity.ts";
-import { parseClientFrame, requestIdOf } from "./protocol/frames.ts";
-import { ProtocolError } from "./protocol/errors.ts";
-import type { Limits } from "./protocol/limits.ts";
-import { LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
-import { type DecodedLine, LineDecoder } from "./protocol/line_decoder.ts";
-import type { Hub, Outbound, Peer, Session } from "./_hub.ts";
-import { sanitize } from "./protocol/sanitize.ts";
-import { checkName } from "./protocol/names.ts";
-import { SendQueue } from "./_send_queue.ts";
-import { LineBudget } from "./_line_budget.ts";
+import { helpLines, parseCommand } from "../protocol/commands.ts";
+import type { ClientFrame, HelloFrame, RequestId } from "../protocol/frames.ts";
+import { fingerprintOf, proofBytes, verifySignature } from "../_common/identity.ts";
+import { parseClientFrame, requestIdOf } from "../protocol/frames.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Limits } from "../protocol/limits.ts";
+import { LOBBY, PROTOCOL_VERSION } from "../protocol/limits.ts";
+import { type DecodedLine, LineDecoder } from "../protocol/line_decoder.ts";
+import type { Hub, Outbound, Peer, Session } from "./hub.ts";
+import { sanitize } from "../protocol/sanitize.ts";
+import { checkName } from "../protocol/names.ts";
+import { SendQueue } from "../_common/send_queue.ts";
+import { LineBudget } from "./line_budget.ts";
 
 /** An idle connection reads into a small buffer... */
 const SMALL_READ_BYTES = 1024;

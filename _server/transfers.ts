@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ErrorCode } from "./protocol/errors.ts";
+import type { ErrorCode } from "../protocol/errors.ts";
 import type {
   AcceptFrame,
   AckFrame,
@@ -19,9 +19,9 @@ import type {
   RequestId,
   ServerFrame,
   TransferEvent,
-} from "./protocol/frames.ts";
-import type { Limits } from "./protocol/limits.ts";
-import type { Outbound, Room, Session } from "./_hub.ts";
+} from "../protocol/frames.ts";
+import type { Limits } from "../protocol/limits.ts";
+import type { Outbound, Room, Session } from "./hub.ts";
 
 /** The limits on transfers (see {@linkcode Limits}). */
 export type TransferLimits = Pick<Limits, "maxFileBytes" | "maxTransfersPerUser" | "offerTimeout">;

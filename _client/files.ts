@@ -48,7 +48,7 @@ function truncate(text: string, max: number): string {
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { safeFileName } from "./_files.ts";
+ * import { safeFileName } from "./files.ts";
  *
  * equal(safeFileName("../../etc/passwd"), "passwd");
  * equal(safeFileName("照片.png"), "照片.png");

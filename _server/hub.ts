@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ErrorCode } from "./protocol/errors.ts";
+import type { ErrorCode } from "../protocol/errors.ts";
 import type {
   AckFrame,
   ClientFrame,
@@ -26,23 +26,23 @@ import type {
   ServerFrame,
   TopicFrame,
   WhoFrame,
-} from "./protocol/frames.ts";
-import { type Limits, LOBBY, PROTOCOL_VERSION } from "./protocol/limits.ts";
-import { checkName, isRoomName, nameKey } from "./protocol/names.ts";
-import { sanitize } from "./protocol/sanitize.ts";
-import { formatFrame } from "./protocol/text_format.ts";
+} from "../protocol/frames.ts";
+import { type Limits, LOBBY, PROTOCOL_VERSION } from "../protocol/limits.ts";
+import { checkName, isRoomName, nameKey } from "../protocol/names.ts";
+import { sanitize } from "../protocol/sanitize.ts";
+import { formatFrame } from "../protocol/text_format.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Ban, BanKind, Retention, Store, StoredMessage } from "./_store.ts";
-import { Transfers } from "./_transfers.ts";
-import { confusableKey } from "./_skeleton.ts";
-import { LoginGuard } from "./_login_guard.ts";
+import type { Ban, BanKind, Retention, Store, StoredMessage } from "./store.ts";
+import { Transfers } from "./transfers.ts";
+import { confusableKey } from "./skeleton.ts";
+import { LoginGuard } from "./login_guard.ts";
 import {
   type AddressRange,
   format as formatAddress,
   inRange,
   parseAddress,
   parseAddressRange,
-} from "./_address.ts";
+} from "./address.ts";
 
 const encoder = new TextEncoder();
 /** Sorts names the same way whatever the server's locale. */

@@ -7,8 +7,8 @@
 
 import denoConfig from "../deno.json" with { type: "json" };
 import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
-import { reportedByCommand, runCommand } from "../cli/_dispatch.ts";
-import { onInterrupt } from "../cli/_signals.ts";
+import { reportedByCommand, runCommand } from "./_dispatch.ts";
+import { onInterrupt } from "./_signals.ts";
 import { COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import {
@@ -18,13 +18,13 @@ import {
   entryForSentDm,
   formatBytes,
   notice,
-} from "./entries.ts";
-import { KeyDecoder, type KeyEvent } from "./keys.ts";
-import { LineEditor } from "./line_editor.ts";
-import { composeFrame, entryHeight, paint } from "./screen.ts";
-import { createStyle } from "./style.ts";
-import { Terminal, terminalSize } from "./terminal.ts";
-import { graphemes } from "./width.ts";
+} from "../tui/entries.ts";
+import { KeyDecoder, type KeyEvent } from "../tui/keys.ts";
+import { LineEditor } from "../tui/line_editor.ts";
+import { composeFrame, entryHeight, paint } from "../tui/screen.ts";
+import { createStyle } from "../tui/style.ts";
+import { Terminal, terminalSize } from "../tui/terminal.ts";
+import { graphemes } from "../tui/width.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {

@@ -7,7 +7,7 @@
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { MessageEvent } from "./protocol/frames.ts";
+import type { MessageEvent } from "../protocol/frames.ts";
 
 /** The history database cannot be opened or used. */
 export class StorageError extends Error {

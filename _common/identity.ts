@@ -12,7 +12,7 @@
  */
 
 import { dirname } from "node:path";
-import { identityPath } from "./_paths.ts";
+import { identityPath } from "./paths.ts";
 
 const ALGORITHM = { name: "Ed25519" } as const;
 const PUBLIC_KEY_BYTES = 32;
@@ -135,7 +135,7 @@ async function generatePkcs8(): Promise<Uint8Array> {
  * @example Sign and verify
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { createIdentity, verifySignature } from "./_identity.ts";
+ * import { createIdentity, verifySignature } from "./identity.ts";
  *
  * const identity = await createIdentity();
  * const data = new TextEncoder().encode("hello");
@@ -164,7 +164,7 @@ export async function createIdentity(): Promise<Identity> {
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { join } from "node:path";
- * import { loadIdentity } from "./_identity.ts";
+ * import { loadIdentity } from "./identity.ts";
  *
  * const dir = await Deno.makeTempDir();
  * try {
@@ -222,7 +222,7 @@ async function readFinished(path: string): Promise<Identity> {
  * @example A signature does not cover other data
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { createIdentity, verifySignature } from "./_identity.ts";
+ * import { createIdentity, verifySignature } from "./identity.ts";
  *
  * const identity = await createIdentity();
  * const signature = await identity.sign(new Uint8Array([1]));
@@ -259,7 +259,7 @@ export async function verifySignature(
  * @example The fingerprint of an identity
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { createIdentity, fingerprintOf } from "./_identity.ts";
+ * import { createIdentity, fingerprintOf } from "./identity.ts";
  *
  * const identity = await createIdentity();
  * equal(await fingerprintOf(identity.publicKey), identity.fingerprint);
@@ -307,7 +307,7 @@ export interface ProofParts {
  * @example The signed text
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { proofBytes } from "./_identity.ts";
+ * import { proofBytes } from "./identity.ts";
  *
  * const bytes = proofBytes({
  *   server: "example.org:7777",

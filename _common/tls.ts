@@ -139,7 +139,7 @@ function derToPem(der: Uint8Array): string {
  * @example A certificate for this machine
  * ```ts
  * import { match } from "node:assert/strict";
- * import { createSelfSignedCertificate, localHosts } from "./_tls.ts";
+ * import { createSelfSignedCertificate, localHosts } from "./tls.ts";
  *
  * const { cert, key, fingerprint } = await createSelfSignedCertificate(localHosts());
  * match(cert, /^-----BEGIN CERTIFICATE-----/);
@@ -197,7 +197,7 @@ export async function createSelfSignedCertificate(
  * @example The form of a fingerprint
  * ```ts
  * import { match } from "node:assert/strict";
- * import { certificateFingerprint, createSelfSignedCertificate } from "./_tls.ts";
+ * import { certificateFingerprint, createSelfSignedCertificate } from "./tls.ts";
  *
  * const { cert } = await createSelfSignedCertificate(["localhost"]);
  * match(await certificateFingerprint(cert), /^SHA256:([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
@@ -225,7 +225,7 @@ export async function certificateFingerprint(certPem: string): Promise<string> {
  * @example Canonical forms
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { normalizeFingerprint } from "./_tls.ts";
+ * import { normalizeFingerprint } from "./tls.ts";
  *
  * const canonical = "SHA256:" + "AB:".repeat(31) + "AB";
  * equal(normalizeFingerprint("sha256:" + "ab".repeat(32)), canonical);
@@ -314,7 +314,7 @@ async function readPair(
  * @example Created once, then loaded
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { loadOrCreateCertificate } from "./_tls.ts";
+ * import { loadOrCreateCertificate } from "./tls.ts";
  *
  * const dir = await Deno.makeTempDir();
  * try {
@@ -376,7 +376,7 @@ export async function loadOrCreateCertificate(
  *
  * @example Pin a server's certificate
  * ```ts ignore
- * import { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } from "./_tls.ts";
+ * import { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } from "./tls.ts";
  *
  * const pinned = normalizeFingerprint(Deno.args[0]);
  * const pem = await fetchPeerCertificate("chat.example.org", 7777);
@@ -475,7 +475,7 @@ export function fetchPeerCertificate(
  * @example Always includes the loopback names
  * ```ts
  * import { ok } from "node:assert/strict";
- * import { localHosts } from "./_tls.ts";
+ * import { localHosts } from "./tls.ts";
  *
  * ok(localHosts().includes("localhost"));
  * ```
