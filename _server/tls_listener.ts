@@ -21,6 +21,13 @@ export interface Listener {
   close(): void;
 }
 
+/**
+ * Decrypted bytes a connection may have waiting, unread, before it is closed.
+ * (On plain TCP the kernel holds back a peer that sends faster than the server
+ * reads; the TLS layer reads ahead instead and cannot be paused.)
+ */
+export const MAX_READ_AHEAD = 4 * 1024 * 1024;
+
 function netAddr(hostname: string | undefined, port: number | undefined): Deno.NetAddr {
   return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
 }
@@ -35,7 +42,9 @@ export class TlsServerConn implements Deno.Conn {
   #ended = false;
   #closed = false;
   #error: Error | undefined;
-  #chunk: Uint8Array | undefined;
+  /** Decrypted bytes not read yet. */
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
   #wake: (() => void) | undefined;
   readonly #handshake = Promise.withResolvers<void>();
   readonly #gone = Promise.withResolvers<void>();
@@ -55,7 +64,22 @@ export class TlsServerConn implements Deno.Conn {
       this.#secure = true;
       this.#handshake.resolve();
     });
-    this.#socket.on("readable", wake);
+    this.#socket.on("data", (chunk: Uint8Array) => {
+      if (chunk.length === 0 || this.#error !== undefined) return;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      // The TLS layer reads ahead without end and cannot be paused: a peer that sends far more
+      // than is read is cut off here, as the kernel would hold back a plain TCP peer.
+      if (this.#buffered > MAX_READ_AHEAD) {
+        this.#error = new Deno.errors.ConnectionReset(
+          `Closed: more than ${MAX_READ_AHEAD} bytes were sent that were not read yet`,
+        );
+        this.#chunks = [];
+        this.#buffered = 0;
+        this.close();
+      }
+      wake();
+    });
     this.#socket.on("end", () => {
       this.#ended = true;
       wake();
@@ -85,15 +109,13 @@ export class TlsServerConn implements Deno.Conn {
 
   async read(p: Uint8Array): Promise<number | null> {
     while (true) {
-      if (this.#chunk === undefined) {
-        const chunk = this.#closed ? null : this.#socket.read() as Uint8Array | null;
-        if (chunk !== null && chunk.length > 0) this.#chunk = chunk;
-      }
-      const chunk = this.#chunk;
+      const chunk = this.#chunks[0];
       if (chunk !== undefined) {
         const length = Math.min(chunk.length, p.length);
         p.set(chunk.subarray(0, length));
-        this.#chunk = length < chunk.length ? chunk.subarray(length) : undefined;
+        if (length < chunk.length) this.#chunks[0] = chunk.subarray(length);
+        else this.#chunks.shift();
+        this.#buffered -= length;
         return length;
       }
       if (this.#error !== undefined) throw this.#error;

@@ -71,3 +71,33 @@ Deno.test("TCP connections that never start the TLS handshake are closed at the 
     }
   }
 });
+
+Deno.test("a TLS peer that sends far more than the server reads is cut off, not buffered", async () => {
+  const { listenTls, MAX_READ_AHEAD } = await import("../_server/tls_listener.ts");
+  const listener = await listenTls({ ...local, cert: certificate.cert, key: certificate.key });
+  try {
+    const accepted = (async () => {
+      const conn = await listener.accept();
+      await conn.read(new Uint8Array(100));
+      return conn; // and never read again
+    })();
+    using client = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+      caCerts: [certificate.cert],
+    });
+    const chunk = new Uint8Array(256 * 1024).fill(0x61);
+    const bound = 16 * MAX_READ_AHEAD;
+    let written = 0;
+    let refused: string | undefined;
+    try {
+      while (written < bound) written += await client.write(chunk);
+    } catch (error) {
+      refused = error instanceof Error ? error.name : String(error);
+    }
+    (await accepted).close();
+    equal(typeof refused, "string", `${written} bytes were taken without being read`);
+  } finally {
+    listener.close();
+  }
+});
