@@ -2,24 +2,22 @@ import { deepEqual } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ALLOWED, checkLayers } from "../tools/check_layers.ts";
+import { withTempDir } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Writes a tiny project into a temporary directory, runs `body`, and removes it. */
-async function withProject(
+/** Writes a tiny project into a temporary directory and runs `body` there. */
+function withProject(
   files: Record<string, string>,
   body: (dir: string) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-layers-test-" });
-  try {
+  return withTempDir(async (dir) => {
     for (const [name, text] of Object.entries(files)) {
       await Deno.mkdir(join(dir, dirname(name)), { recursive: true });
       await Deno.writeTextFile(join(dir, name), text);
     }
     await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "chat-layers-");
 }
 
 /** A project that keeps to the rules: every layer, imports only downwards. */

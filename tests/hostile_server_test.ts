@@ -10,6 +10,7 @@ import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
 import { entryFor, flatten, jsonLine, notice } from "../tui/entries.ts";
 import { createStyle } from "../tui/style.ts";
 import { composeFrame } from "../tui/screen.ts";
+import { local } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** What a terminal acts on: C0 controls but line feed, DEL and C1 controls. */
@@ -210,7 +211,7 @@ Deno.test("the client signs a challenge only during its own handshake", async ()
 
 Deno.test("a server cannot pass its challenge on and log in elsewhere as the user", async (t) => {
   const alice = await createIdentity();
-  await using real = await serve({ hostname: "127.0.0.1", port: 0 });
+  await using real = await serve(local);
   await using fake = new HostileServer();
   for (const rewrite of [false, true]) {
     await t.step(

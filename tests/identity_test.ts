@@ -7,17 +7,9 @@ import {
   proofBytes,
   verifySignature,
 } from "../_common/identity.ts";
+import { withTempDir } from "./_helpers.ts";
 
 const data = new TextEncoder().encode("chat-auth-v1\nnonce\nalice\n127.0.0.1:7777");
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat_identity_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("a signature verifies for the key and the data it was made with", async () => {
   const identity = await createIdentity();

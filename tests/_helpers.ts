@@ -1,0 +1,45 @@
+/**
+ * Small helpers shared by the tests: where a test server listens, a
+ * temporary directory that is always removed, and joining bytes.
+ *
+ * @module
+ */
+
+import type { ServeOptions } from "../mod.ts";
+
+/** Options for a test server: loopback only, on any free port. */
+export const local = { hostname: "127.0.0.1", port: 0 } satisfies ServeOptions;
+
+/** {@linkcode local}, with rate limits so high that a test's bursts never meet them. */
+export const unthrottled = { ...local, rateLimit: 1e6, rateBurst: 1e6 } satisfies ServeOptions;
+
+/**
+ * Runs `fn` with a fresh temporary directory, and removes the directory
+ * afterwards, whether `fn` succeeds or throws.
+ *
+ * @param fn What to do in the directory.
+ * @param prefix The start of the directory's name.
+ * @returns What `fn` returns.
+ */
+export async function withTempDir<T>(
+  fn: (dir: string) => Promise<T>,
+  prefix = "chat-test-",
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The bytes of every part, one after the other. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const joined = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
+}
