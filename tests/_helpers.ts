@@ -43,3 +43,21 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   }
   return joined;
 }
+
+/**
+ * A copy of `bytes` with one bit flipped.
+ *
+ * @param bytes The bytes to copy.
+ * @param bit Which bit: `0` is the lowest bit of the first byte, `8` that of the second.
+ * @returns The copy.
+ */
+export function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
+  const flipped = bytes.slice();
+  const index = bit >> 3;
+  const byte = flipped[index];
+  if (byte === undefined) {
+    throw new RangeError(`Cannot flip bit "${bit}" of ${bytes.length} bytes`);
+  }
+  flipped[index] = byte ^ (1 << (bit & 7));
+  return flipped;
+}

@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS } from "../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../protocol/line_decoder.ts";
 import { Prng } from "./_prng.ts";
 import { RawPeer } from "./_raw.ts";
-import { concat, local } from "./_helpers.ts";
+import { concat, flipBit, local } from "./_helpers.ts";
 
 const SEED = 0x5eed_c4a7;
 const SEED_NAME = `0x${SEED.toString(16)}`;
@@ -361,9 +361,7 @@ function mutateBytes(prng: Prng, bytes: Uint8Array): Uint8Array {
   switch (prng.int(10)) {
     case 0:
       if (bytes.length === 0) return bytes;
-      bytes = bytes.slice();
-      bytes[inside] ^= 1 << prng.int(8);
-      return bytes;
+      return flipBit(bytes, inside * 8 + prng.int(8));
     case 1:
       return splice(bytes, at, 0, prng.bytes(1));
     case 2:

@@ -115,12 +115,14 @@ const _WHITESPACE = /^\s+$/u;
 const _WORD = /^[\p{L}\p{N}\p{M}_]/u;
 const _JOINERS = /[\u200C\u200D]$/;
 
-function _isWhitespace(grapheme: string): boolean {
-  return _WHITESPACE.test(grapheme);
+/** Whether `grapheme` is white space; `false` past either end of the buffer. */
+function _isWhitespace(grapheme: string | undefined): boolean {
+  return grapheme !== undefined && _WHITESPACE.test(grapheme);
 }
 
-function _isWordCharacter(grapheme: string): boolean {
-  return _WORD.test(grapheme);
+/** Whether `grapheme` belongs to a word; `false` past either end of the buffer. */
+function _isWordCharacter(grapheme: string | undefined): boolean {
+  return grapheme !== undefined && _WORD.test(grapheme);
 }
 
 function _normaliseLineBreaks(text: string): string {
@@ -139,12 +141,15 @@ function _sanitizeGrapheme(grapheme: string, next: string | undefined): string {
 
 /** Longest common start of `words`, compared grapheme by grapheme, spelled as in the first. */
 function _commonPrefix(words: readonly string[], ignoreCase: boolean): string {
-  const fold = (text: string) => ignoreCase ? text.toLowerCase() : text;
-  let prefix = graphemes(words[0]);
-  for (const word of words.slice(1)) {
+  const same = (a: string | undefined, b: string | undefined) =>
+    a !== undefined && b !== undefined &&
+    (ignoreCase ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const [first = "", ...others] = words;
+  let prefix = graphemes(first);
+  for (const word of others) {
     const other = graphemes(word);
     let k = 0;
-    while (k < prefix.length && k < other.length && fold(prefix[k]) === fold(other[k])) k++;
+    while (same(prefix[k], other[k])) k++;
     prefix = prefix.slice(0, k);
   }
   return prefix.join("");
@@ -433,9 +438,9 @@ export class LineEditor {
     const matches = [...new Set(candidates)].filter((candidate) =>
       candidate !== "" && fold(candidate).startsWith(folded)
     );
-    if (matches.length === 0) return { word, matches, changed: false };
+    const [match] = matches;
+    if (match === undefined) return { word, matches, changed: false };
     if (matches.length === 1) {
-      const [match] = matches;
       let suffix = start === 0 && !match.startsWith("/") ? ": " : " ";
       // Reuse a space that already follows the cursor.
       const spaceFollows = this.#graphemes[this.#cursor] === " ";
@@ -491,14 +496,19 @@ export class LineEditor {
       }
     }
 
-    const rows: { prompt: string; buffer: string }[] = [{ prompt: "", buffer: "" }];
+    let row = { prompt: "", buffer: "" };
+    const rows = [row];
+    const newRow = () => {
+      row = { prompt: "", buffer: "" };
+      rows.push(row);
+    };
     let column = 0;
     let cursorRow = -1;
     let cursorColumn = 0;
     for (const cell of cells) {
       // Every cell, even one of no width, needs a column the cursor can stand on.
       if (column + Math.max(cell.width, 1) > columns && column > 0) {
-        rows.push({ prompt: "", buffer: "" });
+        newRow();
         column = 0;
       }
       if (cell.first && cell.index === this.#cursor) {
@@ -506,18 +516,17 @@ export class LineEditor {
         cursorColumn = column;
       }
       if (cell.newline) {
-        rows.push({ prompt: "", buffer: "" });
+        newRow();
         column = 0;
         continue;
       }
-      const row = rows[rows.length - 1];
       if (cell.index === -1) row.prompt += cell.text;
       else if (cell.placeholder && stylePlaceholder) row.buffer += stylePlaceholder(cell.text);
       else row.buffer += cell.text;
       column += cell.width;
     }
     if (column >= columns) {
-      rows.push({ prompt: "", buffer: "" });
+      newRow();
       column = 0;
     }
     if (cursorRow === -1) {
@@ -536,8 +545,7 @@ export class LineEditor {
     const parts = this.#graphemes;
     // Most buffers hold nothing to replace: then no grapheme needs sanitizing on its own.
     const safe = isSafe(this.#text, { newlines: true });
-    for (let index = 0; index < parts.length; index++) {
-      const grapheme = parts[index];
+    for (const [index, grapheme] of parts.entries()) {
       if (grapheme === "\n") {
         cells.push({ text: "", width: 0, index, first: true, placeholder: false, newline: true });
         continue;
@@ -614,10 +622,10 @@ export class LineEditor {
   #atColumn(start: number, column: number): number {
     let index = start;
     let width = 0;
-    while (index < this.#graphemes.length && this.#graphemes[index] !== "\n") {
-      width += displayWidth(this.#graphemes[index]);
+    for (let grapheme = this.#graphemes[index]; grapheme !== undefined && grapheme !== "\n";) {
+      width += displayWidth(grapheme);
       if (width > column) break;
-      index++;
+      grapheme = this.#graphemes[++index];
     }
     return index;
   }
@@ -678,8 +686,9 @@ export class LineEditor {
     }
     let index = 0;
     let position = 0;
-    while (index < this.#graphemes.length && position < offset) {
-      position += this.#graphemes[index].length;
+    for (const grapheme of this.#graphemes) {
+      if (position >= offset) break;
+      position += grapheme.length;
       index++;
     }
     this.#cursor = index;
