@@ -1,7 +1,7 @@
 import { deepEqual } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ALLOWED, checkLayers } from "../tools/check_layers.ts";
+import { ALLOWED, type Allowed, checkLayers, RULES } from "../tools/check_layers.ts";
 import { withTempDir } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -53,6 +53,23 @@ const CLEAN: Record<string, string> = {
 
 Deno.test("every module of this project keeps to its layer, with no import cycle", async () => {
   deepEqual(await checkLayers(ROOT, { allowed: ALLOWED }), []);
+});
+
+Deno.test("docs/ARCHITECTURE.md shows the layer rules the check enforces", async () => {
+  const text = await Deno.readTextFile(join(ROOT, "docs", "ARCHITECTURE.md"));
+  const table = text.slice(text.indexOf("| Layer"), text.indexOf("\n\n", text.indexOf("| Layer")));
+  const documented: Record<string, Allowed> = {};
+  for (const row of table.split("\n").slice(2)) {
+    const [, layers = "", may = ""] = row.split("|").map((cell) => cell.trim());
+    const names = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((match) => match[1]);
+    for (const layer of names(layers)) {
+      if (layer === undefined) continue;
+      documented[layer] = may.startsWith("anything")
+        ? "anything"
+        : names(may).filter((name) => name !== undefined);
+    }
+  }
+  deepEqual(documented, RULES);
 });
 
 Deno.test("the layer check passes a project that keeps to the rules", async () => {
