@@ -5,6 +5,7 @@
  * @module
  */
 
+import { dirname, join } from "node:path";
 import type { ServeOptions } from "../mod.ts";
 
 /** Options for a test server: loopback only, on any free port. */
@@ -31,6 +32,29 @@ export async function withTempDir<T>(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Runs `fn` in a fresh temporary directory holding `files`, and removes the
+ * directory afterwards.
+ *
+ * @param files Text of each file, by its path in the directory (`/` separated).
+ * @param fn What to do in the directory.
+ * @param prefix The start of the directory's name.
+ * @returns What `fn` returns.
+ */
+export function withFiles<T>(
+  files: Record<string, string>,
+  fn: (dir: string) => Promise<T>,
+  prefix = "chat-test-",
+): Promise<T> {
+  return withTempDir(async (dir) => {
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.mkdir(join(dir, dirname(name)), { recursive: true });
+      await Deno.writeTextFile(join(dir, name), text);
+    }
+    return await fn(dir);
+  }, prefix);
 }
 
 /** The bytes of every part, one after the other. */

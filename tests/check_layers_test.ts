@@ -1,24 +1,10 @@
 import { deepEqual } from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ALLOWED, type Allowed, checkLayers, RULES } from "../tools/check_layers.ts";
-import { withTempDir } from "./_helpers.ts";
+import { withFiles } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-/** Writes a tiny project into a temporary directory and runs `body` there. */
-function withProject(
-  files: Record<string, string>,
-  body: (dir: string) => Promise<void>,
-): Promise<void> {
-  return withTempDir(async (dir) => {
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.mkdir(join(dir, dirname(name)), { recursive: true });
-      await Deno.writeTextFile(join(dir, name), text);
-    }
-    await body(dir);
-  }, "chat-layers-");
-}
 
 /** A project that keeps to the rules: every layer, imports only downwards. */
 const CLEAN: Record<string, string> = {
@@ -73,13 +59,13 @@ Deno.test("docs/ARCHITECTURE.md shows the layer rules the check enforces", async
 });
 
 Deno.test("the layer check passes a project that keeps to the rules", async () => {
-  await withProject(CLEAN, async (dir) => {
+  await withFiles(CLEAN, async (dir) => {
     deepEqual(await checkLayers(dir), []);
   });
 });
 
 Deno.test("the layer check reports forbidden imports, one line each", async () => {
-  await withProject({
+  await withFiles({
     ...CLEAN,
     "protocol/frames.ts": 'import "../_common/send_queue.ts";',
     "_common/send_queue.ts": "export {};",
@@ -111,7 +97,7 @@ Deno.test("the layer check reports forbidden imports, one line each", async () =
 });
 
 Deno.test("the layer check reports each import cycle as the path round it", async () => {
-  await withProject({
+  await withFiles({
     ...CLEAN,
     // Type-only and dynamic imports count: they tie the modules together all the same.
     "_server/hub.ts": 'import type {} from "./transfers.ts";',
@@ -131,7 +117,7 @@ Deno.test("the layer check reports each import cycle as the path round it", asyn
 });
 
 Deno.test("the layer check tolerates listed imports, and fails once they are gone", async () => {
-  await withProject({
+  await withFiles({
     ...CLEAN,
     "_server/hub.ts": 'import "./transfers.ts";',
     "_server/transfers.ts": 'import "./hub.ts";',
