@@ -6,7 +6,7 @@ import { sha256 } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
 import { type HostileConn, HostileServer, welcomeFor } from "./_hostile_server.ts";
 import { HOME, spawnChat } from "./_cli.ts";
-import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
+import { HAS_TMUX, shellQuote, TmuxSession } from "./_tmux.ts";
 import { entryFor, flatten, jsonLine, notice } from "../tui/entries.ts";
 import { createStyle } from "../tui/style.ts";
 import { composeFrame } from "../tui/screen.ts";
@@ -462,10 +462,6 @@ Deno.test("chat send gives up on a server that welcomes and never answers", asyn
   ok(/no answer from the server within 1 s/.test(result.stderr), result.stderr);
   ok(HOME !== "");
 });
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
 
 Deno.test({
   name: "the terminal client lets no clipboard write from the server reach the terminal",

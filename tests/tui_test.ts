@@ -1,6 +1,6 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
-import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
+import { HAS_TMUX, shellQuote, TmuxSession } from "./_tmux.ts";
 import { HOME } from "./_cli.ts";
 import { local } from "./_helpers.ts";
 
@@ -20,10 +20,6 @@ function chatConnect(port: number): string {
     `127.0.0.1:${port}`,
   ]
     .map(shellQuote).join(" ");
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 Deno.test({

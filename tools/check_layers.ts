@@ -121,7 +121,6 @@ interface InfoResolution {
 
 interface InfoModule {
   specifier: string;
-  mediaType?: string;
   dependencies?: { code?: InfoResolution; type?: InfoResolution }[];
 }
 
