@@ -6,7 +6,6 @@
  */
 
 import { ProtocolError } from "../protocol/errors.ts";
-import { StorageError } from "../_server/store.ts";
 
 /** Exit code for a bad command line. */
 export const EXIT_USAGE = 2;
@@ -40,7 +39,9 @@ export class CliError extends Error {
  */
 export function explain(error: unknown): { message: string; exitCode: number } | undefined {
   if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode };
-  if (error instanceof ProtocolError || error instanceof StorageError) {
+  // A StorageError from `serve`, known by name: every command starts here, and importing the
+  // class would load the server and its database for `chat send` too.
+  if (error instanceof ProtocolError || (error instanceof Error && error.name === "StorageError")) {
     return { message: error.message, exitCode: EXIT_FAILURE };
   }
   if (error instanceof Deno.errors.NotCapable) {

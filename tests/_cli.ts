@@ -279,3 +279,15 @@ export async function stopServer(server: ChatProcess): Promise<void> {
   match(stdout, /Server stopped/);
   ok(!STACK_TRACE.test(stderr), stderr);
 }
+
+/**
+ * Asserts the program exited with `exitCode` and printed exactly one line on
+ * stderr, matching `pattern`, with no stack trace.
+ */
+export function assertOneErrorLine(result: ChatResult, pattern: RegExp, exitCode = 1): void {
+  equal(result.code, exitCode, `stderr: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split("\n");
+  equal(lines.length, 1, `stderr: ${JSON.stringify(result.stderr)}`);
+  match(lines[0] ?? "", pattern);
+  ok(!STACK_TRACE.test(result.stderr), `stack trace on stderr: ${result.stderr}`);
+}

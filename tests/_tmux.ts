@@ -111,3 +111,8 @@ export class TmuxSession implements AsyncDisposable {
     }
   }
 }
+
+/** Quotes `text` as one word for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,17 +1,9 @@
 import { deepEqual } from "node:assert/strict";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkImports, entryPoints } from "../tools/check_imports.ts";
+import { withFiles } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-async function project(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-imports-" });
-  for (const [name, text] of Object.entries(files)) {
-    await Deno.writeTextFile(join(dir, name), text);
-  }
-  return dir;
-}
 
 Deno.test("every import of the library and the command resolves from any importer", async () => {
   deepEqual(await entryPoints(ROOT), ["./main.ts", "./mod.ts", "./testing.ts"]);
@@ -19,7 +11,7 @@ Deno.test("every import of the library and the command resolves from any importe
 });
 
 Deno.test("the import check reports bare, unpinned, misplaced and doubly pinned imports", async () => {
-  const dir = await project({
+  await withFiles({
     "deno.json": JSON.stringify({ exports: { ".": "./mod.ts" } }),
     "mod.ts": [
       'import "./a.ts";',
@@ -36,8 +28,7 @@ Deno.test("the import check reports bare, unpinned, misplaced and doubly pinned 
     "_deps_loose.ts": 'export * from "npm:string-width@^8";',
     // Tests may import what they like: they are not reachable from the entry points.
     "mod_test.ts": 'import "left-pad";',
-  });
-  try {
+  }, async (dir) => {
     const problems = await checkImports(dir);
     deepEqual(
       problems.map(({ module, line, specifier }) => `${module}:${line} ${specifier}`).sort(),
@@ -51,7 +42,5 @@ Deno.test("the import check reports bare, unpinned, misplaced and doubly pinned 
         "mod.ts:2 left-pad",
       ],
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "chat-imports-");
 });

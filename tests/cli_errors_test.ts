@@ -1,16 +1,5 @@
-import { equal, match, ok } from "node:assert/strict";
-import { type ChatResult, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
-
-const STACK_TRACE = /^\s+at /m;
-
-/** Asserts the process exited 1 and printed exactly one line on stderr, with no stack trace. */
-function assertOneErrorLine(result: ChatResult, pattern: RegExp): void {
-  equal(result.code, 1, `stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split("\n");
-  equal(lines.length, 1, `stderr: ${JSON.stringify(result.stderr)}`);
-  match(lines[0]!, pattern);
-  ok(!STACK_TRACE.test(result.stderr), `stack trace on stderr: ${result.stderr}`);
-}
+import { ok } from "node:assert/strict";
+import { assertOneErrorLine, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -14,6 +14,7 @@
 import { equal } from "node:assert/strict";
 import { join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { withFiles } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -112,12 +113,8 @@ Deno.test("the testing entry drives a bot", async () => {
 }
 
 /** Writes the project into a temporary folder and runs `deno test` there with these flags. */
-async function testProject(files: Record<string, string>, flags: string[]): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-dependency-" });
-  try {
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.writeTextFile(join(dir, name), text);
-    }
+function testProject(files: Record<string, string>, flags: string[]): Promise<void> {
+  return withFiles(files, async (dir) => {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: [
         "test",
@@ -137,9 +134,7 @@ async function testProject(files: Record<string, string>, flags: string[]): Prom
     const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
     equal(code, 0, `deno test failed in the other project:\n${output}`);
     equal(/ok \| 4 passed \| 0 failed/.test(output), true, output);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "chat-dependency-");
 }
 
 Deno.test("another project imports the library by path, type-checks it and runs its tests", async () => {

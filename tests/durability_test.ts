@@ -9,9 +9,9 @@ import {
 } from "../mod.ts";
 import { startServer } from "./_cli.ts";
 import { Proxy } from "./_proxy.ts";
+import { unthrottled } from "./_helpers.ts";
 
 /** Loopback, with the rate limits out of the way of tests that send in bulk. */
-const local = { hostname: "127.0.0.1", port: 0, rateLimit: 1e6, rateBurst: 1e6 };
 
 /** Every stored message of a room, paging forwards. */
 async function wholeHistory(client: ChatClient, room = "#lobby"): Promise<MessageEvent[]> {
@@ -84,7 +84,7 @@ Deno.test("every acknowledged message survives a SIGKILL of the server, exactly 
 });
 
 Deno.test("a client whose socket is cut reconnects and receives every message exactly once", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using proxy = new Proxy(server.addr.port);
   await using alice = await connect({
     port: proxy.port,
@@ -129,7 +129,7 @@ Deno.test("a client whose socket is cut reconnects and receives every message ex
 });
 
 Deno.test("messages sent while disconnected go out after the reconnect, once", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using proxy = new Proxy(server.addr.port);
   await using alice = await connect({
     port: proxy.port,
@@ -169,7 +169,7 @@ async function loseAlice(proxy: Proxy): Promise<Awaited<ReturnType<typeof connec
 
 Deno.test("a lost name is held for its owner during the grace period", async () => {
   // A grace far longer than the test: nothing here races its end.
-  await using server = await serve({ ...local, resumeGrace: 600_000 });
+  await using server = await serve({ ...unthrottled, resumeGrace: 600_000 });
   await using proxy = new Proxy(server.addr.port);
   await using bob = await connect({ port: server.addr.port, name: "bob" });
   const alice = await loseAlice(proxy);
@@ -186,7 +186,7 @@ Deno.test("a lost name is held for its owner during the grace period", async () 
 });
 
 Deno.test("a lost name is released when the grace period ends", async () => {
-  await using server = await serve({ ...local, resumeGrace: 100 });
+  await using server = await serve({ ...unthrottled, resumeGrace: 100 });
   await using proxy = new Proxy(server.addr.port);
   await using bob = await connect({ port: server.addr.port, name: "bob" });
   const alice = await loseAlice(proxy);
@@ -201,7 +201,7 @@ Deno.test("a lost name is released when the grace period ends", async () => {
 });
 
 Deno.test("a resumed session retires the old connection and keeps its rooms", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   const first = await connect({ port, name: "alice", reconnect: true });
   await first.join("#dev");

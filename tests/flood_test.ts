@@ -2,8 +2,8 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { type ChatClient, connect, serve } from "../mod.ts";
 import { LineBudget } from "../_server/line_budget.ts";
 import { withTimeout } from "./_cli.ts";
+import { local } from "./_helpers.ts";
 
-const local = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

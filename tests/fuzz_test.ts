@@ -14,10 +14,10 @@ import { DEFAULT_LIMITS } from "../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../protocol/line_decoder.ts";
 import { Prng } from "./_prng.ts";
 import { RawPeer } from "./_raw.ts";
+import { concat, flipBit, local } from "./_helpers.ts";
 
 const SEED = 0x5eed_c4a7;
 const SEED_NAME = `0x${SEED.toString(16)}`;
-const local = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
 const MAX_FRAME = DEFAULT_LIMITS.maxFrameBytes;
 const MIB = 1024 * 1024;
@@ -361,9 +361,7 @@ function mutateBytes(prng: Prng, bytes: Uint8Array): Uint8Array {
   switch (prng.int(10)) {
     case 0:
       if (bytes.length === 0) return bytes;
-      bytes = bytes.slice();
-      bytes[inside] ^= 1 << prng.int(8);
-      return bytes;
+      return flipBit(bytes, inside * 8 + prng.int(8));
     case 1:
       return splice(bytes, at, 0, prng.bytes(1));
     case 2:
@@ -448,22 +446,12 @@ function hostileLine(prng: Prng, specials: Uint8Array[]): Uint8Array {
   return bytes;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 const LF = new Uint8Array([0x0a]);
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 
 /** The lines, each ended by `\n` or `\r\n`. */
 function joinLines(prng: Prng, lines: Uint8Array[]): Uint8Array {
-  return concat(lines.flatMap((line) => [line, prng.chance(0.1) ? CRLF : LF]));
+  return concat(...lines.flatMap((line) => [line, prng.chance(0.1) ? CRLF : LF]));
 }
 
 // ---------------------------------------------------------------------------
@@ -647,7 +635,7 @@ async function writeInPieces(peer: RawPeer, bytes: Uint8Array, prng: Prng): Prom
  */
 function liveSafe(line: Uint8Array, stranger: boolean): boolean {
   const decoder = new LineDecoder({ maxBytes: MAX_FRAME });
-  for (const decoded of decoder.push(concat([line, LF]))) {
+  for (const decoded of decoder.push(concat(line, LF))) {
     if (!decoded.ok) continue;
     let frame;
     try {
@@ -731,7 +719,7 @@ class HostilePeer {
   async batch(n: number, lines: Uint8Array[], prng: Prng): Promise<number> {
     const last = `zz-sync-${n}-b`;
     // Two pings: if a "hello" with a key left a challenge open, the first one answers it.
-    const bytes = concat([joinLines(prng, lines), ping(`zz-sync-${n}-a`), ping(last)]);
+    const bytes = concat(joinLines(prng, lines), ping(`zz-sync-${n}-a`), ping(last));
     const decoded = this.#mirror.push(bytes);
     await writeInPieces(this.#peer, bytes, prng);
     const end = await this.#expect(last);
@@ -832,7 +820,7 @@ class HostilePeer {
 
   /** Quits (or closes, if it never got a name) and waits for the end. */
   async finish(): Promise<void> {
-    await this.#peer.write(concat([ping("zz-last-a"), ping("zz-last-b")]));
+    await this.#peer.write(concat(ping("zz-last-a"), ping("zz-last-b")));
     this.#seen = 1 + await this.#expect("zz-last-b");
     await this.#peer.send({ type: "quit", id: "zz-quit" });
     const index = await this.#expect("zz-quit");
@@ -923,7 +911,7 @@ function textLines(prng: Prng, count: number): Uint8Array[] {
   while (lines.length < count) {
     const line = textLine(prng);
     const decoder = new LineDecoder({ maxBytes: MAX_FRAME, fatal: false });
-    const quits = decoder.push(concat([line, LF])).some((decoded) =>
+    const quits = decoder.push(concat(line, LF)).some((decoded) =>
       decoded.ok && decoded.text.trim() !== "" && parseCommand(decoded.text).kind === "quit"
     );
     if (!quits) lines.push(line);

@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, ProtocolError, serve } from "../mod.ts";
 import { Store, type StoredMessage } from "../_server/store.ts";
+import { local } from "./_helpers.ts";
 
 const PAGE = 4096;
 
@@ -85,14 +86,14 @@ Deno.test("a damaged database is refused at start with one clear error", async (
   try {
     await damagedDatabase(data, 5000);
     await rejects(
-      serve({ hostname: "127.0.0.1", port: 0, data }),
+      serve({ ...local, data }),
       (error: Error) =>
         error.name === "StorageError" &&
         /^Cannot open the history database ".*": database disk image is malformed; restore it from a backup/
           .test(error.message),
     );
     // Nothing is left open: a server with a good database starts on the same port range.
-    await using server = await serve({ hostname: "127.0.0.1", port: 0, data: `${dir}/new.db` });
+    await using server = await serve({ ...local, data: `${dir}/new.db` });
     ok(server.addr.port > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });

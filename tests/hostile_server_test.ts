@@ -6,10 +6,11 @@ import { sha256 } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
 import { type HostileConn, HostileServer, welcomeFor } from "./_hostile_server.ts";
 import { HOME, spawnChat } from "./_cli.ts";
-import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
+import { HAS_TMUX, shellQuote, TmuxSession } from "./_tmux.ts";
 import { entryFor, flatten, jsonLine, notice } from "../tui/entries.ts";
 import { createStyle } from "../tui/style.ts";
 import { composeFrame } from "../tui/screen.ts";
+import { local } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** What a terminal acts on: C0 controls but line feed, DEL and C1 controls. */
@@ -210,7 +211,7 @@ Deno.test("the client signs a challenge only during its own handshake", async ()
 
 Deno.test("a server cannot pass its challenge on and log in elsewhere as the user", async (t) => {
   const alice = await createIdentity();
-  await using real = await serve({ hostname: "127.0.0.1", port: 0 });
+  await using real = await serve(local);
   await using fake = new HostileServer();
   for (const rewrite of [false, true]) {
     await t.step(
@@ -461,10 +462,6 @@ Deno.test("chat send gives up on a server that welcomes and never answers", asyn
   ok(/no answer from the server within 1 s/.test(result.stderr), result.stderr);
   ok(HOME !== "");
 });
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
 
 Deno.test({
   name: "the terminal client lets no clipboard write from the server reach the terminal",

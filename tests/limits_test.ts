@@ -1,8 +1,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, type ProtocolError, serve } from "../mod.ts";
 import { RawPeer } from "./_raw.ts";
-
-const local = { hostname: "127.0.0.1", port: 0 };
+import { local } from "./_helpers.ts";
 
 Deno.test("a connection that never finishes the handshake is closed with a reason", async (t) => {
   // Long enough that alice's own handshake never races it, even on a busy machine.

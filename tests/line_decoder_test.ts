@@ -1,5 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { type DecodedLine, LineDecoder } from "../protocol/line_decoder.ts";
+import { concat } from "./_helpers.ts";
+import { Prng } from "./_prng.ts";
 
 const encoder = new TextEncoder();
 
@@ -29,16 +31,6 @@ function bytesOf(...frames: string[]): Uint8Array {
   return encoder.encode(frames.map((frame) => frame + "\n").join(""));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const joined = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
-}
-
 /** Feeds the chunks in order and collects every line they produce. */
 function decode(decoder: LineDecoder, chunks: Iterable<Uint8Array>) {
   const lines: DecodedLine[] = [];
@@ -61,26 +53,14 @@ function* inChunksOf(bytes: Uint8Array, size: number): Generator<Uint8Array> {
   }
 }
 
-/** Mulberry32: a small seeded generator, so a failing run can be replayed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function* inRandomChunks(
   bytes: Uint8Array,
-  random: () => number,
+  prng: Prng,
   maxSize: number,
 ): Generator<Uint8Array> {
   let start = 0;
   while (start < bytes.length) {
-    const size = Math.floor(random() * (maxSize + 1));
+    const size = prng.int(maxSize + 1);
     yield bytes.subarray(start, start + size);
     start += size;
   }
@@ -121,11 +101,11 @@ Deno.test("decoder returns the same lines for random chunk sizes from a seeded g
   const bytes = bytesOf(...FRAMES, ...FRAMES.toReversed(), ...FRAMES);
   const expected = said(...FRAMES, ...FRAMES.toReversed(), ...FRAMES);
   for (const seed of [1, 2, 3, 42, 1234, 0xc0ffee]) {
-    const random = seededRandom(seed);
+    const prng = new Prng(seed);
     for (let round = 0; round < 200; round++) {
       const decoder = new LineDecoder({ maxBytes: 1024 });
       deepEqual(
-        decode(decoder, inRandomChunks(bytes, random, 13)),
+        decode(decoder, inRandomChunks(bytes, prng, 13)),
         expected,
         `seed ${seed}, round ${round}`,
       );
@@ -245,11 +225,11 @@ Deno.test("decoder discards a long frame arriving in many chunks without bufferi
     }
     deepEqual(summarize(lines), [...expected, ...said("last")], `chunks of ${size}`);
   }
-  const random = seededRandom(7);
+  const prng = new Prng(7);
   for (let round = 0; round < 200; round++) {
     const decoder = new LineDecoder({ maxBytes: limit });
     const lines: DecodedLine[] = [];
-    for (const chunk of inRandomChunks(bytes, random, 40)) {
+    for (const chunk of inRandomChunks(bytes, prng, 40)) {
       lines.push(...decoder.push(chunk));
       ok(decoder.pendingBytes <= limit + 1, `holds ${decoder.pendingBytes} bytes, round ${round}`);
     }

@@ -5,8 +5,7 @@ import { confusableKey, skeleton } from "../_server/skeleton.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { Proxy } from "./_proxy.ts";
 import { RawPeer } from "./_raw.ts";
-
-const local = { hostname: "127.0.0.1", port: 0 };
+import { local } from "./_helpers.ts";
 
 Deno.test("names with invisible characters are refused", async (t) => {
   const cases: [string, string][] = [

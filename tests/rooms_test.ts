@@ -1,9 +1,9 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
 import { RawPeer } from "./_raw.ts";
+import { unthrottled } from "./_helpers.ts";
 
 /** Loopback, with the rate limits out of the way of tests that send in bulk. */
-const local = { hostname: "127.0.0.1", port: 0, rateLimit: 1e6, rateBurst: 1e6 };
 
 async function nextIn(
   client: Awaited<ReturnType<typeof connect>>,
@@ -17,7 +17,7 @@ async function nextIn(
 }
 
 Deno.test("rooms keep their messages to their members", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -61,7 +61,7 @@ Deno.test("rooms keep their messages to their members", async () => {
 });
 
 Deno.test("joining a room replays its latest messages, marked as history", async () => {
-  await using server = await serve({ ...local, historyOnJoin: 3 });
+  await using server = await serve({ ...unthrottled, historyOnJoin: 3 });
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   for (let i = 1; i <= 5; i++) await alice.send(`m${i}`);
@@ -83,7 +83,7 @@ Deno.test("joining a room replays its latest messages, marked as history", async
 });
 
 Deno.test("history pages backwards and forwards", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using alice = await connect({ port: server.addr.port, name: "alice" });
   for (let i = 1; i <= 30; i++) await alice.send(`m${i}`, { action: i === 7 });
   const latest = await alice.history("#lobby", { limit: 10 });
@@ -97,7 +97,7 @@ Deno.test("history pages backwards and forwards", async () => {
 });
 
 Deno.test("a message sent twice with the same key is stored once", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using bob = await connect({ port, name: "bob" });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -145,7 +145,7 @@ Deno.test("a message sent twice with the same key is stored once", async () => {
 });
 
 Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await alice.join("#dev");
@@ -174,7 +174,7 @@ Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
 });
 
 Deno.test("a plain-text user sees every line from a room other than the one typed into tagged with its room", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await alice.join("#dev");

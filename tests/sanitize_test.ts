@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { isSafe, sanitize } from "../protocol/sanitize.ts";
+import { Prng } from "./_prng.ts";
 
 Deno.test("sanitize() turns hostile terminal input into visible text", async (t) => {
   const cases: [name: string, input: string, expected: string][] = [
@@ -154,20 +155,16 @@ Deno.test("sanitize() replaces every C0 control, DEL and C1 control", () => {
 });
 
 Deno.test("sanitize() output never contains an escape or control character", () => {
-  // A deterministic generator over a mix of hostile and ordinary code points.
-  let seed = 42;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed / 2147483648;
-  };
+  // A seeded generator over a mix of hostile and ordinary code points.
+  const prng = new Prng(42);
   const pool = [
     ..."\x00\x07\x08\t\n\r\x1b\x7f\u0085\u009b\u200b\u200c\u200d\u202e\u2066\ufe0f\ufeff",
     ..."\u{E0041}\u{E007F}\uD800\uDC00a[];中👍🏽🏴e\u0301",
   ];
   for (let round = 0; round < 500; round++) {
     let text = "";
-    const length = Math.floor(random() * 20);
-    for (let k = 0; k < length; k++) text += pool[Math.floor(random() * pool.length)];
+    const length = prng.int(20);
+    for (let k = 0; k < length; k++) text += prng.pick(pool);
     const output = sanitize(text);
     assert.doesNotMatch(
       output,

@@ -5,8 +5,7 @@ import { LoginGuard } from "../_server/login_guard.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { RawPeer } from "./_raw.ts";
 import { runChat, startServer, stopServer } from "./_cli.ts";
-
-const local = { hostname: "127.0.0.1", port: 0 };
+import { local } from "./_helpers.ts";
 
 Deno.test("TLS: a verified, a pinned and a refused certificate", async (t) => {
   const certificate = await createSelfSignedCertificate(["localhost", "127.0.0.1"]);

@@ -1,12 +1,12 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
 import { RawPeer } from "./_raw.ts";
+import { local, unthrottled } from "./_helpers.ts";
 
 /** Loopback, with the rate limits out of the way of tests that send in bulk. */
-const local = { hostname: "127.0.0.1", port: 0, rateLimit: 1e6, rateBurst: 1e6 };
 
 Deno.test("server relays a message to everyone else with name, time and sequence", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -35,7 +35,7 @@ Deno.test("server relays a message to everyone else with name, time and sequence
 });
 
 Deno.test("server keeps each sender's order and numbers messages one by one", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -58,7 +58,7 @@ Deno.test("server keeps each sender's order and numbers messages one by one", as
 });
 
 Deno.test("server sends a private message only to its recipient", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -88,7 +88,7 @@ Deno.test("server sends a private message only to its recipient", async () => {
 });
 
 Deno.test("server refuses a name in use, in any case, and invalid names", async (t) => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using _alice = await connect({ port, name: "Alice" });
   for (const name of ["alice", "ALICE", "Ａｌｉｃｅ"]) {
@@ -118,7 +118,7 @@ Deno.test("server refuses a name in use, in any case, and invalid names", async 
 });
 
 Deno.test("nick renames, tells the room and frees the old name", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -142,7 +142,7 @@ Deno.test("nick renames, tells the room and frees the old name", async () => {
 });
 
 Deno.test("who lists the room, sorted", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using bob = await connect({ port, name: "bob" });
   await using alice = await connect({ port, name: "alice" });
@@ -159,7 +159,7 @@ Deno.test("who lists the room, sorted", async () => {
 });
 
 Deno.test("a clean exit is announced as quit, a vanished peer as lost", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   const bob = await connect({ port, name: "bob" });
@@ -183,7 +183,7 @@ Deno.test("a clean exit is announced as quit, a vanished peer as lost", async ()
 });
 
 Deno.test("the exit handshake acknowledges, then the server closes", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using raw = await RawPeer.connect(server.addr.port);
   await raw.send({ type: "hello", id: "h", v: 1, name: "dave" });
   await raw.frame("welcome");
@@ -193,7 +193,7 @@ Deno.test("the exit handshake acknowledges, then the server closes", async () =>
 });
 
 Deno.test("garbage from one client gets errors while the others keep chatting", async (t) => {
-  await using server = await serve({ ...local, maxFrameBytes: 1024 });
+  await using server = await serve({ ...unthrottled, maxFrameBytes: 1024 });
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -230,7 +230,7 @@ Deno.test("garbage from one client gets errors while the others keep chatting", 
     });
   }
   await t.step("text over the limit is refused", async () => {
-    await using small = await serve({ ...local, maxTextLength: 5 });
+    await using small = await serve({ ...unthrottled, maxTextLength: 5 });
     await using erin = await connect({ port: small.addr.port, name: "erin" });
     deepEqual((await erin.send("héllo")).text, "héllo");
     await rejects(
@@ -241,7 +241,7 @@ Deno.test("garbage from one client gets errors while the others keep chatting", 
 });
 
 Deno.test("requests before hello are refused; a wrong version is refused", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using raw = await RawPeer.connect(server.addr.port);
   await raw.send({ type: "send", id: 1, room: "#lobby", text: "hi" });
   deepEqual((await raw.frame("error")).code, "not_registered");
@@ -252,7 +252,7 @@ Deno.test("requests before hello are refused; a wrong version is refused", async
 });
 
 Deno.test("a plain-text nc user chats with a library client both ways", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using nc = await RawPeer.connect(port);
@@ -291,7 +291,7 @@ Deno.test("a plain-text nc user chats with a library client both ways", async ()
 });
 
 Deno.test("closing the server says goodbye to every client", async () => {
-  const server = await serve(local);
+  const server = await serve(unthrottled);
   const alice = await connect({ port: server.addr.port, name: "alice" });
   await server.close();
   await server.close();
@@ -309,7 +309,7 @@ Deno.test("closing the server says goodbye to every client", async () => {
 });
 
 Deno.test("serve rejects an address in use", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await rejects(
     () => serve({ hostname: "127.0.0.1", port: server.addr.port }),
     (error: Error) =>
@@ -318,7 +318,7 @@ Deno.test("serve rejects an address in use", async () => {
 });
 
 Deno.test("a client that stops reading is disconnected without slowing the others", async () => {
-  await using server = await serve({ ...local, maxSendQueueBytes: 64 * 1024 });
+  await using server = await serve({ ...unthrottled, maxSendQueueBytes: 64 * 1024 });
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using bob = await connect({ port, name: "bob" });
@@ -347,7 +347,7 @@ Deno.test("a client that stops reading is disconnected without slowing the other
 });
 
 Deno.test("next() times out with a clear error, and honours a signal", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   await using alice = await connect({ port: server.addr.port, name: "alice" });
   await rejects(
     () => alice.next("dm", { timeout: 50 }),
@@ -373,7 +373,7 @@ Deno.test("connect rejects an unreachable server", async () => {
 });
 
 Deno.test("nothing sent after quit in the same packet takes effect", async () => {
-  await using server = await serve(local);
+  await using server = await serve(unthrottled);
   const { port } = server.addr;
   await using alice = await connect({ port, name: "alice" });
   await using raw = await RawPeer.connect(port);
@@ -396,7 +396,7 @@ Deno.test("nothing sent after quit in the same packet takes effect", async () =>
 });
 
 Deno.test("a plain-text user still choosing a name hears that the server is going away", async () => {
-  const server = await serve(local);
+  const server = await serve(unthrottled);
   await using nc = await RawPeer.connect(server.addr.port);
   await nc.until(/Type your name/);
   await server.close();

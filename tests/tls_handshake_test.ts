@@ -2,9 +2,9 @@ import { equal, match } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { withTimeout } from "./_cli.ts";
+import { local } from "./_helpers.ts";
 
 const certificate = await createSelfSignedCertificate(["127.0.0.1"]);
-const local = { hostname: "127.0.0.1", port: 0 };
 
 /** Reads until the server closes the connection; `null` at EOF, the error's name on a reset. */
 async function closedBy(conn: Deno.Conn): Promise<string | null> {

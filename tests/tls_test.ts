@@ -9,6 +9,7 @@ import {
   localHosts,
   normalizeFingerprint,
 } from "../_common/tls.ts";
+import { withTempDir } from "./_helpers.ts";
 
 const HOSTS = ["localhost", "127.0.0.1", "::1"];
 
@@ -101,15 +102,6 @@ async function sha256Fingerprint(pem: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
   return "SHA256:" +
     Array.from(digest, (b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat_tls_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** A port on 127.0.0.1 that nothing listens on. */
@@ -365,7 +357,7 @@ Deno.test("concurrent loadOrCreateCertificate calls agree on one certificate", a
       Array.from({ length: 4 }, () => loadOrCreateCertificate(dir, ["localhost"])),
     );
     equal(results.filter((result) => result.created).length, 1);
-    for (const result of results) equal(result.fingerprint, results[0].fingerprint);
+    equal(new Set(results.map((result) => result.fingerprint)).size, 1);
   });
 });
 

@@ -3,8 +3,7 @@ import { createHash } from "node:crypto";
 import { connect, type ProtocolError, serve } from "../mod.ts";
 import { freePath, safeFileName } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
-
-const local = { hostname: "127.0.0.1", port: 0 };
+import { local } from "./_helpers.ts";
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

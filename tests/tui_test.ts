@@ -1,7 +1,8 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
-import { HAS_TMUX, TmuxSession } from "./_tmux.ts";
+import { HAS_TMUX, shellQuote, TmuxSession } from "./_tmux.ts";
 import { HOME } from "./_cli.ts";
+import { local } from "./_helpers.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const homes = `XDG_CONFIG_HOME=${HOME}/config XDG_DATA_HOME=${HOME}/data`;
@@ -21,16 +22,12 @@ function chatConnect(port: number): string {
     .map(shellQuote).join(" ");
 }
 
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 Deno.test({
   name:
     "interactive client keeps a half-typed line intact while messages arrive, and restores the terminal",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     const dir = await Deno.makeTempDir();
     try {
@@ -100,7 +97,7 @@ Deno.test({
   name: "interactive client leaves on Ctrl-C through the exit handshake and restores the terminal",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     await using bob = await connect({ port, name: "bob" });
     const chat = chatConnect(port);
@@ -160,7 +157,7 @@ Deno.test({
   name: "interactive client wraps Chinese and Latin text at 34 and 30 columns without losing any",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 34, rows: 24 });
     await pane.waitFor(/#lobby>/);
@@ -194,7 +191,7 @@ Deno.test({
     "interactive client names the room and reason of leaves, and shows no room after leaving the last",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
     await pane.waitFor(/#lobby>/);
@@ -239,7 +236,7 @@ Deno.test({
   name: "interactive client keeps a refused message in the input and still exits 0 on /quit",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0, maxTextLength: 10 });
+    await using server = await serve({ ...local, maxTextLength: 10 });
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
     await pane.waitFor(/#lobby>/);
@@ -259,7 +256,7 @@ Deno.test({
     "interactive client completes names from every room it shares, never its old name, and offer ids",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     await using bob = await connect({ port, name: "bob" });
     await using carol = await connect({ port, name: "carol" });
@@ -315,7 +312,7 @@ Deno.test({
   name: "interactive client says once that a file was declined",
   ignore: !HAS_TMUX,
   async fn() {
-    await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+    await using server = await serve(local);
     const port = server.addr.port;
     const dir = await Deno.makeTempDir();
     try {

@@ -156,9 +156,21 @@ function _utf8Length(lead: number): number {
 function _completeEnd(bytes: Uint8Array, start: number, end: number): number {
   for (let k = end - 1; k >= start && k >= end - 4; k--) {
     const byte = bytes[k];
-    if (byte < 0x80 || byte > 0xbf) return end - k < _utf8Length(byte) ? k : end;
+    if (byte !== undefined && (byte < 0x80 || byte > 0xbf)) {
+      return end - k < _utf8Length(byte) ? k : end;
+    }
   }
   return end;
+}
+
+/** Whether `byte` is in `[low, high]`; `false` past the end of the input. */
+function _between(byte: number | undefined, low: number, high: number): boolean {
+  return byte !== undefined && byte >= low && byte <= high;
+}
+
+/** Whether `byte` is printable text (not a C0 control or DEL); `false` past the end. */
+function _isText(byte: number | undefined): boolean {
+  return byte !== undefined && byte >= 0x20 && byte !== 0x7f;
 }
 
 function _withModifiers(type: KeyName, modifier: number): NamedKeyEvent {
@@ -335,9 +347,10 @@ export class KeyDecoder {
   /** Reads one key (or a run of text) at `i`, returning where the next one starts. */
   #readKey(input: Uint8Array, i: number, events: KeyEvent[], final: boolean): number {
     const byte = input[i];
+    if (byte === undefined) return input.length;
     const afterCarriageReturn = this.#afterCarriageReturn;
     this.#afterCarriageReturn = false;
-    if (byte >= 0x20 && byte !== 0x7f) return this.#readText(input, i, events, final);
+    if (_isText(byte)) return this.#readText(input, i, events, final);
     switch (byte) {
       case 0x0d:
         this.#afterCarriageReturn = true;
@@ -369,7 +382,7 @@ export class KeyDecoder {
 
   #readText(input: Uint8Array, i: number, events: KeyEvent[], final: boolean): number {
     let end = i;
-    while (end < input.length && input[end] >= 0x20 && input[end] !== 0x7f) end++;
+    while (_isText(input[end])) end++;
     if (end === input.length && !final) {
       end = _completeEnd(input, i, end);
       if (end === i) return _INCOMPLETE;
@@ -382,12 +395,12 @@ export class KeyDecoder {
   }
 
   #readEscape(input: Uint8Array, i: number, events: KeyEvent[], final: boolean): number {
-    if (i + 1 >= input.length) {
+    const next = input[i + 1];
+    if (next === undefined) {
       if (!final) return _INCOMPLETE;
       events.push({ type: "escape" });
       return i + 1;
     }
-    const next = input[i + 1];
     if (next === 0x5b) return this.#readCsi(input, i, events, final);
     if (next === 0x4f) return this.#readSs3(input, i, events, final);
     if (next < 0x20 || next === 0x7f) {
@@ -418,13 +431,13 @@ export class KeyDecoder {
       return j + 2;
     }
     const paramsStart = j;
-    while (j < input.length && input[j] >= 0x30 && input[j] <= 0x3f) j++;
+    while (_between(input[j], 0x30, 0x3f)) j++;
     const paramsEnd = j;
-    while (j < input.length && input[j] >= 0x20 && input[j] <= 0x2f) j++;
-    if (j >= input.length) {
+    while (_between(input[j], 0x20, 0x2f)) j++;
+    const last = input[j];
+    if (last === undefined) {
       return final || j - i > _MAX_SEQUENCE ? input.length : _INCOMPLETE;
     }
-    const last = input[j];
     if (last < 0x40 || last > 0x7e) return j; // Malformed: drop it, read on from here.
     if (last === 0x4d && paramsEnd === paramsStart && j === paramsEnd) {
       // X10 mouse report: ESC [ M and three bytes.
@@ -441,7 +454,9 @@ export class KeyDecoder {
 
   #csiEvent(params: string, last: string): KeyEvent | undefined {
     if (!/^[\d;]*$/.test(params)) return undefined;
-    const [code, modifier] = params.split(";").map((part) => part === "" ? 1 : Number(part));
+    const [code = 1, modifier = 1] = params.split(";").map((part) =>
+      part === "" ? 1 : Number(part)
+    );
     const letter = _LETTER_KEYS[last];
     if (letter !== undefined) return _withModifiers(letter, modifier);
     switch (last) {
@@ -450,8 +465,10 @@ export class KeyDecoder {
       case "a":
       case "b":
       case "c":
-      case "d": // rxvt Shift-arrows
-        return _withModifiers(_LETTER_KEYS[last.toUpperCase()], 2);
+      case "d": { // rxvt Shift-arrows
+        const arrow = _LETTER_KEYS[last.toUpperCase()];
+        return arrow === undefined ? undefined : _withModifiers(arrow, 2);
+      }
       case "~":
       case "$": // rxvt Shift-
       case "^": // rxvt Ctrl-
@@ -482,22 +499,23 @@ export class KeyDecoder {
       return j;
     }
     const modifierStart = j;
-    while (j < input.length && input[j] >= 0x30 && input[j] <= 0x39) j++;
-    if (j >= input.length) {
+    while (_between(input[j], 0x30, 0x39)) j++;
+    const last = input[j];
+    if (last === undefined) {
       return final || j - i > _MAX_SEQUENCE ? input.length : _INCOMPLETE;
     }
-    const last = input[j];
     if (last < 0x40 || last > 0x7e) return j;
     const modifier = j > modifierStart
       ? Number(String.fromCharCode(...input.subarray(modifierStart, j)))
       : 1;
     const name = String.fromCharCode(last);
     const letter = _LETTER_KEYS[name];
+    // rxvt Ctrl-arrows: a to d.
+    const arrow = name >= "a" && name <= "d" ? _LETTER_KEYS[name.toUpperCase()] : undefined;
     if (letter !== undefined) {
       events.push(_withModifiers(letter, modifier));
-    } else if (name >= "a" && name <= "d") {
-      // rxvt Ctrl-arrows.
-      events.push(_withModifiers(_LETTER_KEYS[name.toUpperCase()], 5));
+    } else if (arrow !== undefined) {
+      events.push(_withModifiers(arrow, 5));
     } else if (name === "M") {
       events.push({ type: "enter" });
     } else if (_KEYPAD[name] !== undefined) {
@@ -519,7 +537,7 @@ export class KeyDecoder {
       return input.length;
     }
     this.#keepPaste(input.subarray(i, end));
-    const bytes = this.#paste.length === 1 ? this.#paste[0] : _concatAll(this.#paste);
+    const bytes = _concatAll(this.#paste);
     const complete = this.#pasteBytes >= this.#maxPasteBytes
       ? bytes.subarray(0, _completeEnd(bytes, 0, bytes.length))
       : bytes;
@@ -540,6 +558,8 @@ export class KeyDecoder {
 }
 
 function _concatAll(parts: Uint8Array[]): Uint8Array {
+  const [only] = parts;
+  if (only !== undefined && parts.length === 1) return only;
   let size = 0;
   for (const part of parts) size += part.length;
   const result = new Uint8Array(size);

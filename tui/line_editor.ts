@@ -5,9 +5,17 @@
  * @module
  */
 
-import { isSafe, sanitize } from "../protocol/sanitize.ts";
+import {
+  bufferCells,
+  type Cell,
+  type EditorView,
+  layout,
+  type RenderOptions,
+} from "./_editor_layout.ts";
 import type { KeyEvent } from "./keys.ts";
 import { displayWidth, graphemes } from "./width.ts";
+
+export type { EditorView, RenderOptions };
 
 /**
  * What the caller should do after {@linkcode LineEditor.handle}:
@@ -69,82 +77,36 @@ export interface CursorWord {
   start: number;
 }
 
-/** Options for {@linkcode LineEditor.render}. */
-export interface RenderOptions {
-  /**
-   * Styles the part of the prompt on each row, for example with colours. It runs after the
-   * layout, so escape sequences it adds take no room.
-   */
-  stylePrompt?: (text: string) => string;
-  /**
-   * Styles each placeholder that stands for a control or invisible character in the buffer,
-   * such as `^[` or `<U+202E>`, for example in inverse video.
-   */
-  stylePlaceholder?: (text: string) => string;
-}
-
-/** The prompt and buffer laid out on terminal rows by {@linkcode LineEditor.render}. */
-export interface EditorView {
-  /** The rows to draw, top to bottom, without line breaks; always more than `cursorRow`. */
-  lines: string[];
-  /** Row of the cursor, counted from 0 at the first row of the prompt. */
-  cursorRow: number;
-  /** Column of the cursor, counted from 0; always less than the number of columns. */
-  cursorColumn: number;
-}
-
-interface _Cell {
-  /** The text drawn. */
-  text: string;
-  /** Columns the text takes. */
-  width: number;
-  /** Grapheme index in the buffer; `-1` for the prompt. */
-  index: number;
-  /** Whether this is the first cell of its grapheme. */
-  first: boolean;
-  /** Whether the text stands for an unprintable character. */
-  placeholder: boolean;
-  /** Whether this ends a line of the buffer. */
-  newline: boolean;
-}
-
 const _NONE: EditorAction = Object.freeze({ type: "none" });
 const _REDRAW: EditorAction = Object.freeze({ type: "redraw" });
 
 const _WHITESPACE = /^\s+$/u;
 const _WORD = /^[\p{L}\p{N}\p{M}_]/u;
-const _JOINERS = /[\u200C\u200D]$/;
 
-function _isWhitespace(grapheme: string): boolean {
-  return _WHITESPACE.test(grapheme);
+function _isWhitespace(grapheme: string | undefined): boolean {
+  return grapheme !== undefined && _WHITESPACE.test(grapheme);
 }
 
-function _isWordCharacter(grapheme: string): boolean {
-  return _WORD.test(grapheme);
+/** Whether `grapheme` belongs to a word; `false` past either end of the buffer. */
+function _isWordCharacter(grapheme: string | undefined): boolean {
+  return grapheme !== undefined && _WORD.test(grapheme);
 }
 
 function _normaliseLineBreaks(text: string): string {
   return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
 }
 
-/** Sanitizes one grapheme, looking at the next one where a joiner at its end needs it. */
-function _sanitizeGrapheme(grapheme: string, next: string | undefined): string {
-  if (next !== undefined && _JOINERS.test(grapheme)) {
-    const following = String.fromCodePoint(next.codePointAt(0)!);
-    const joined = sanitize(grapheme + following);
-    if (joined.endsWith(following)) return joined.slice(0, -following.length);
-  }
-  return sanitize(grapheme);
-}
-
 /** Longest common start of `words`, compared grapheme by grapheme, spelled as in the first. */
 function _commonPrefix(words: readonly string[], ignoreCase: boolean): string {
-  const fold = (text: string) => ignoreCase ? text.toLowerCase() : text;
-  let prefix = graphemes(words[0]);
-  for (const word of words.slice(1)) {
+  const same = (a: string | undefined, b: string | undefined) =>
+    a !== undefined && b !== undefined &&
+    (ignoreCase ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const [first = "", ...others] = words;
+  let prefix = graphemes(first);
+  for (const word of others) {
     const other = graphemes(word);
     let k = 0;
-    while (k < prefix.length && k < other.length && fold(prefix[k]) === fold(other[k])) k++;
+    while (same(prefix[k], other[k])) k++;
     prefix = prefix.slice(0, k);
   }
   return prefix.join("");
@@ -211,7 +173,7 @@ export class LineEditor {
   #historyIndex = 0;
   /** Unsubmitted text for history positions left while browsing. */
   #edits = new Map<number, string>();
-  #cells: _Cell[] | undefined;
+  #cells: Cell[] | undefined;
 
   /**
    * Creates an editor with an empty buffer.
@@ -433,9 +395,9 @@ export class LineEditor {
     const matches = [...new Set(candidates)].filter((candidate) =>
       candidate !== "" && fold(candidate).startsWith(folded)
     );
-    if (matches.length === 0) return { word, matches, changed: false };
+    const [match] = matches;
+    if (match === undefined) return { word, matches, changed: false };
     if (matches.length === 1) {
-      const [match] = matches;
       let suffix = start === 0 && !match.startsWith("/") ? ": " : " ";
       // Reuse a space that already follows the cursor.
       const spaceFollows = this.#graphemes[this.#cursor] === " ";
@@ -471,89 +433,12 @@ export class LineEditor {
     if (!Number.isInteger(columns) || columns < 1) {
       throw new RangeError(`Cannot render the line editor in "${columns}" columns`);
     }
-    const stylePrompt = options?.stylePrompt;
-    const stylePlaceholder = options?.stylePlaceholder;
-    const cells: _Cell[] = [];
-    for (const text of graphemes(sanitize(prompt))) {
-      const width = displayWidth(text);
-      cells.push({ text, width, index: -1, first: true, placeholder: false, newline: false });
-    }
-    for (const cell of this.#bufferCells()) {
-      if (cell.placeholder && cell.width > columns) {
-        // Too wide for any row: let it wrap like ordinary text.
-        let first = true;
-        for (const text of graphemes(cell.text)) {
-          cells.push({ ...cell, text, width: displayWidth(text), first });
-          first = false;
-        }
-      } else {
-        cells.push(cell);
-      }
-    }
-
-    const rows: { prompt: string; buffer: string }[] = [{ prompt: "", buffer: "" }];
-    let column = 0;
-    let cursorRow = -1;
-    let cursorColumn = 0;
-    for (const cell of cells) {
-      // Every cell, even one of no width, needs a column the cursor can stand on.
-      if (column + Math.max(cell.width, 1) > columns && column > 0) {
-        rows.push({ prompt: "", buffer: "" });
-        column = 0;
-      }
-      if (cell.first && cell.index === this.#cursor) {
-        cursorRow = rows.length - 1;
-        cursorColumn = column;
-      }
-      if (cell.newline) {
-        rows.push({ prompt: "", buffer: "" });
-        column = 0;
-        continue;
-      }
-      const row = rows[rows.length - 1];
-      if (cell.index === -1) row.prompt += cell.text;
-      else if (cell.placeholder && stylePlaceholder) row.buffer += stylePlaceholder(cell.text);
-      else row.buffer += cell.text;
-      column += cell.width;
-    }
-    if (column >= columns) {
-      rows.push({ prompt: "", buffer: "" });
-      column = 0;
-    }
-    if (cursorRow === -1) {
-      cursorRow = rows.length - 1;
-      cursorColumn = column;
-    }
-    const lines = rows.map(({ prompt, buffer }) =>
-      (prompt !== "" && stylePrompt ? stylePrompt(prompt) : prompt) + buffer
-    );
-    return { lines, cursorRow, cursorColumn };
+    return layout(prompt, this.#bufferCells(), this.#cursor, columns, options);
   }
 
-  #bufferCells(): _Cell[] {
-    if (this.#cells !== undefined) return this.#cells;
-    const cells: _Cell[] = [];
-    const parts = this.#graphemes;
-    // Most buffers hold nothing to replace: then no grapheme needs sanitizing on its own.
-    const safe = isSafe(this.#text, { newlines: true });
-    for (let index = 0; index < parts.length; index++) {
-      const grapheme = parts[index];
-      if (grapheme === "\n") {
-        cells.push({ text: "", width: 0, index, first: true, placeholder: false, newline: true });
-        continue;
-      }
-      const text = safe ? grapheme : _sanitizeGrapheme(grapheme, parts[index + 1]);
-      cells.push({
-        text,
-        width: displayWidth(text),
-        index,
-        first: true,
-        placeholder: text !== grapheme && grapheme !== "\t",
-        newline: false,
-      });
-    }
-    this.#cells = cells;
-    return cells;
+  #bufferCells(): Cell[] {
+    this.#cells ??= bufferCells(this.#text, this.#graphemes);
+    return this.#cells;
   }
 
   #edit(change: () => void): EditorAction {
@@ -614,10 +499,10 @@ export class LineEditor {
   #atColumn(start: number, column: number): number {
     let index = start;
     let width = 0;
-    while (index < this.#graphemes.length && this.#graphemes[index] !== "\n") {
-      width += displayWidth(this.#graphemes[index]);
+    for (let grapheme = this.#graphemes[index]; grapheme !== undefined && grapheme !== "\n";) {
+      width += displayWidth(grapheme);
       if (width > column) break;
-      index++;
+      grapheme = this.#graphemes[++index];
     }
     return index;
   }
@@ -678,8 +563,9 @@ export class LineEditor {
     }
     let index = 0;
     let position = 0;
-    while (index < this.#graphemes.length && position < offset) {
-      position += this.#graphemes[index].length;
+    for (const grapheme of this.#graphemes) {
+      if (position >= offset) break;
+      position += grapheme.length;
       index++;
     }
     this.#cursor = index;

@@ -87,7 +87,7 @@ export function createStyle(enabled: boolean): Style {
     self: paint(["greenBright", "bold"]),
     name: (name: string) =>
       enabled
-        ? styleText(NAME_COLOURS[nameHash(name, NAME_COLOURS.length)], name, {
+        ? styleText(NAME_COLOURS[nameHash(name, NAME_COLOURS.length)] ?? "cyan", name, {
           validateStream: false,
         })
         : name,

@@ -126,7 +126,8 @@ function _wrapLine(line: string, columns: number, rows: string[]): void {
     } else {
       // The word is wider than a row: fill the current row, then break between graphemes.
       const parts = graphemes(piece.text);
-      if (rowWidth + spacesWidth + displayWidth(parts[0]) <= columns) {
+      const [first = ""] = parts;
+      if (rowWidth + spacesWidth + displayWidth(first) <= columns) {
         row += spaces;
         rowWidth += spacesWidth;
       } else if (row !== "") {
