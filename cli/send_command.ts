@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { LOBBY } from "../protocol/limits.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { roomName } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT } from "./_address.ts";
@@ -18,6 +19,31 @@ import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 
 /** How long `chat send` waits for the server by default, in seconds. */
 export const DEFAULT_TIMEOUT_SECONDS = 30;
+/** How long to wait before sending again when the server says to slow down without saying how long. */
+const DEFAULT_RETRY_MS = 1000;
+
+/** The wait a `rate_limited` refusal asks for ("try again in 0.4 s"), in ms. */
+function retryAfter(message: string): number {
+  const seconds = Number(/try again in (\d+(?:\.\d+)?) s/.exec(message)?.[1]);
+  return Number.isFinite(seconds) && seconds > 0
+    ? Math.min(seconds * 1000, 60_000)
+    : DEFAULT_RETRY_MS;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", abort, { once: true });
+  });
+}
+
 /** Exit code when the server did not answer in time. */
 export const EXIT_TIMEOUT = 3;
 
@@ -83,27 +109,36 @@ export async function sendCommand(args: string[]): Promise<number> {
   let failed = 0;
   let timedOut = 0;
   let sent = 0;
-  const pending = new Set<Promise<void>>();
   const late = (error: unknown) => error instanceof DOMException && error.name === "TimeoutError";
-  const send = (text: string) => {
-    const request: Promise<void> = client.send(text, { room, signal: AbortSignal.timeout(timeout) })
-      .then(
-        () => void sent++,
-        (error: Error) => {
-          failed++;
-          if (late(error)) timedOut++;
-          warn(
-            plain(
-              `chat: Message not sent: ${
-                late(error)
-                  ? `no answer from the server within ${seconds} s`
-                  : sanitize(error.message)
-              }`,
-            ),
-          );
-        },
-      ).finally(() => pending.delete(request));
-    pending.add(request);
+  // One message at a time, in order: a refusal for sending too fast is waited out and the
+  // message sent again, so a long pipe is paced by the server instead of losing lines.
+  const send = async (text: string) => {
+    const signal = AbortSignal.timeout(timeout);
+    while (true) {
+      try {
+        await client.send(text, { room, signal });
+        sent++;
+        return;
+      } catch (error) {
+        if (error instanceof ProtocolError && error.code === "rate_limited" && !signal.aborted) {
+          await delay(retryAfter(error.message), signal).catch(() => {});
+          if (!signal.aborted) continue;
+        }
+        failed++;
+        const timedOutNow = late(error) || signal.aborted;
+        if (timedOutNow) timedOut++;
+        warn(
+          plain(
+            `chat: Message not sent: ${
+              timedOutNow
+                ? `no answer from the server within ${seconds} s`
+                : sanitize(error instanceof Error ? error.message : String(error))
+            }`,
+          ),
+        );
+        return;
+      }
+    }
   };
   try {
     if (room !== LOBBY) {
@@ -117,14 +152,13 @@ export async function sendCommand(args: string[]): Promise<number> {
         );
       }
     }
-    if (words.length > 0) send(words.join(" "));
+    if (words.length > 0) await send(words.join(" "));
     else {
       for await (const line of stdinLines()) {
         if (client.closed) throw new CliError("The connection to the server was lost; giving up");
-        if (line.trim() !== "") send(line);
+        if (line.trim() !== "") await send(line);
       }
     }
-    await Promise.all(pending);
   } finally {
     await client.close({ timeout: Math.min(timeout, 5000) });
   }

@@ -101,3 +101,24 @@ Deno.test("piped chat connect prints commands' results as plain lines", async ()
     await stopServer(server);
   }
 });
+
+Deno.test("chat send paces a long pipe to the server's rate: every line arrives, in order", async () => {
+  const { server, port } = await startServer("--rate-limit", "100", "--rate-burst", "10");
+  try {
+    await using bob = await connect({ port, name: "bob" });
+    const lines = Array.from({ length: 200 }, (_, i) => `line ${i + 1}`);
+    const result = await runChat(
+      ["send", `127.0.0.1:${port}`, "--name", "piper", "--no-key"],
+      lines.join("\n") + "\n",
+    );
+    equal(result.code, 0, result.stderr);
+    const seen: string[] = [];
+    while (seen.length < lines.length) {
+      const message = await bob.next("message", { timeout: 5000 });
+      if (message.from === "piper") seen.push(message.text);
+    }
+    deepEqual(seen, lines);
+  } finally {
+    await stopServer(server);
+  }
+});
