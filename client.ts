@@ -10,7 +10,15 @@
  */
 
 import { ProtocolError } from "./protocol/errors.ts";
-import type { MessageEvent, RoomInfo } from "./protocol/frames.ts";
+import type {
+  DmFrame,
+  HistoryFrame,
+  JoinFrame,
+  MessageEvent,
+  RoomInfo,
+  SendFrame,
+  TopicFrame,
+} from "./protocol/frames.ts";
 import { Core } from "./_client/core.ts";
 import { banRequest, kickRequest, muteRequest, unbanRequest } from "./_client/moderation.ts";
 import { answered } from "./_client/requests.ts";
@@ -153,7 +161,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   async send(text: string, options: SendOptions = {}): Promise<SentMessage> {
     const room = options.room ?? this.#core.room;
     const action = options.action === true;
-    const frame: Record<string, unknown> = { type: "send", room, text, key: crypto.randomUUID() };
+    const frame: Omit<SendFrame, "id"> = { type: "send", room, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentMessage = {
@@ -179,7 +187,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async dm(to: string, text: string, options: DmOptions = {}): Promise<SentDm> {
     const action = options.action === true;
-    const frame: Record<string, unknown> = { type: "dm", to, text, key: crypto.randomUUID() };
+    const frame: Omit<DmFrame, "id"> = { type: "dm", to, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentDm = {
@@ -236,7 +244,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @throws {ProtocolError} With `invalid_room` for a bad name.
    */
   async join(room: string, options: JoinOptions = {}): Promise<JoinedRoom> {
-    const frame: Record<string, unknown> = { type: "join", room };
+    const frame: Omit<JoinFrame, "id"> = { type: "join", room };
     if (options.history !== undefined) frame.history = options.history;
     const ack = await this.#core.request(frame, options.signal);
     const joined = answered(ack, "room");
@@ -276,7 +284,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @returns The topic now.
    */
   async topic(room: string, text?: string, options: RequestOptions = {}): Promise<string> {
-    const frame: Record<string, unknown> = { type: "topic", room };
+    const frame: Omit<TopicFrame, "id"> = { type: "topic", room };
     if (text !== undefined) frame.topic = text;
     const ack = await this.#core.request(frame, options.signal);
     return ack.topic ?? "";
@@ -291,7 +299,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @returns The messages, marked `history: true`.
    */
   async history(room: string, options: HistoryOptions = {}): Promise<MessageEvent[]> {
-    const frame: Record<string, unknown> = { type: "history", room, limit: options.limit ?? 50 };
+    const frame: Omit<HistoryFrame, "id"> = { type: "history", room, limit: options.limit ?? 50 };
     if (options.before !== undefined) frame.before = options.before;
     if (options.after !== undefined) frame.after = options.after;
     const ack = await this.#core.request(frame, options.signal);

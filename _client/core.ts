@@ -9,14 +9,20 @@
 
 import denoConfig from "../deno.json" with { type: "json" };
 import { ProtocolError } from "../protocol/errors.ts";
-import type { AckFrame, MessageEvent, ServerFrame, WelcomeFrame } from "../protocol/frames.ts";
+import type {
+  AckFrame,
+  HelloFrame,
+  MessageEvent,
+  ServerFrame,
+  WelcomeFrame,
+} from "../protocol/frames.ts";
 import { parseServerFrame, requestIdOf } from "../protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "../protocol/limits.ts";
 import { proofBytes } from "../_common/identity.ts";
 import { EventQueue } from "./events.ts";
 import { describeAddress, dial, type Endpoint, Link, serverAddress } from "./link.ts";
 import { Reconnector } from "./reconnect.ts";
-import { abortable, Requests } from "./requests.ts";
+import { abortable, type Request, Requests } from "./requests.ts";
 import { Transfers } from "./transfers.ts";
 import type { ChatEvent, ConnectOptions } from "./types.ts";
 import { Watchdog } from "./watchdog.ts";
@@ -97,7 +103,7 @@ export class Core {
     refused.catch(() => {});
     const name = this.name || this.options.name;
     const server = serverAddress(this.endpoint.hostname, this.endpoint.port);
-    const hello: Record<string, unknown> = {
+    const hello: HelloFrame = {
       type: "hello",
       id,
       v: PROTOCOL_VERSION,
@@ -119,11 +125,15 @@ export class Core {
     }
     link.write(hello);
     try {
-      return await abortable(
+      const answer = await abortable(
         Promise.race([link.welcome.promise, refused]),
         signal,
         () => {},
-      ) as WelcomeFrame;
+      );
+      if (answer.type !== "welcome") {
+        throw new ProtocolError("invalid_frame", 'The server answered "hello" with an "ack"');
+      }
+      return answer;
     } finally {
       this.requests.drop(id);
       link.handshake = undefined;
@@ -158,7 +168,7 @@ export class Core {
 
   /** Sends a request; `onAck` runs as soon as its ack is read, before the frames after it. */
   request(
-    frame: Record<string, unknown>,
+    frame: Request,
     signal: AbortSignal | undefined,
     onAck?: (ack: AckFrame) => void,
   ): Promise<AckFrame> {

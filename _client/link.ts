@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError } from "../protocol/errors.ts";
-import type { WelcomeFrame } from "../protocol/frames.ts";
+import type { ClientFrame, DataFrame, WelcomeFrame } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { SendQueue } from "../_common/send_queue.ts";
 import type { TlsOptions } from "./types.ts";
@@ -191,7 +191,8 @@ export async function openData(
     timeout,
   );
   try {
-    await writeAll(conn, encoder.encode(JSON.stringify({ type: "data", token }) + "\n"));
+    const data: DataFrame = { type: "data", token };
+    await writeAll(conn, encoder.encode(JSON.stringify(data) + "\n"));
     const buffer = new Uint8Array(64 * 1024);
     let seen = 0;
     while (true) {
@@ -275,7 +276,7 @@ export class Link {
   }
 
   /** Queues one frame. */
-  write(frame: object): void {
+  write(frame: ClientFrame): void {
     this.queue.push(encoder.encode(JSON.stringify(frame) + "\n"));
   }
 

@@ -7,19 +7,35 @@
  */
 
 import { ProtocolError } from "../protocol/errors.ts";
-import type { AckFrame, RequestId } from "../protocol/frames.ts";
+import type {
+  AckFrame,
+  AuthFrame,
+  ClientFrame,
+  DataFrame,
+  HelloFrame,
+  PongFrame,
+  RequestId,
+} from "../protocol/frames.ts";
+
+/** The client frames that are requests answered by `ack` or `error` (`hello` has its own path). */
+export type RequestFrame = Exclude<ClientFrame, HelloFrame | AuthFrame | PongFrame | DataFrame>;
+
+type WithoutId<F> = F extends unknown ? Omit<F, "id"> : never;
+
+/** A request as built: its frame without the id, which is given when it is sent. */
+export type Request = WithoutId<RequestFrame>;
 
 /** A request waiting for its answer. */
 interface Pending {
   /** The frame as sent, id included: re-sent after a reconnect. Absent for `hello`. */
-  frame: Record<string, unknown> | undefined;
+  frame: RequestFrame | undefined;
   resolve: (ack: AckFrame) => void;
   reject: (error: Error) => void;
 }
 
 /** Where frames go: a link. */
 export interface FrameSink {
-  write(frame: object): void;
+  write(frame: ClientFrame): void;
   readonly reading: Promise<void>;
 }
 
@@ -82,13 +98,13 @@ export class Requests {
    * before the frames after it.
    */
   send(
-    frame: Record<string, unknown>,
+    frame: Request,
     sink: FrameSink | undefined,
     signal: AbortSignal | undefined,
     onAck?: (ack: AckFrame) => void,
   ): Promise<AckFrame> {
     const id = this.allocate();
-    const withId = { ...frame, id };
+    const withId: RequestFrame = { ...frame, id };
     const promise = new Promise<AckFrame>((resolve, reject) =>
       this.#pending.set(id, {
         frame: withId,
@@ -111,15 +127,16 @@ export class Requests {
    * A request on one link, outside the re-send queue: it fails with `closed`
    * when that link ends or `stop` aborts.
    */
-  direct(sink: FrameSink, frame: Record<string, unknown>, stop: AbortSignal): Promise<AckFrame> {
+  direct(sink: FrameSink, frame: Request, stop: AbortSignal): Promise<AckFrame> {
     const id = this.allocate();
     return new Promise<AckFrame>((resolve, reject) => {
       const fail = () => {
         if (!this.#pending.delete(id)) return;
         reject(new ProtocolError("closed", "Connection closed while catching up"));
       };
-      this.#pending.set(id, { frame: { ...frame, id }, resolve, reject });
-      sink.write({ ...frame, id });
+      const withId: RequestFrame = { ...frame, id };
+      this.#pending.set(id, { frame: withId, resolve, reject });
+      sink.write(withId);
       sink.reading.then(fail);
       stop.addEventListener("abort", fail, { once: true });
     });

@@ -17,7 +17,7 @@ import {
   sha256,
 } from "./files.ts";
 import { type Endpoint, openData, writeAll } from "./link.ts";
-import { answered } from "./requests.ts";
+import { answered, type Request } from "./requests.ts";
 import type {
   AcceptOptions,
   ConnectOptions,
@@ -38,7 +38,7 @@ export interface TransferHost {
   /** The client's name now. */
   readonly name: string;
   request(
-    frame: Record<string, unknown>,
+    frame: Request,
     signal: AbortSignal | undefined,
     onAck?: (ack: AckFrame) => void,
   ): Promise<AckFrame>;
@@ -329,7 +329,7 @@ export class Transfers {
       if (offerFailed !== undefined) throw offerFailed.error;
       const cancel = () => {
         this.#host.request({ type: "cancel", transfer }, undefined).catch(() => {});
-        done.reject(options.signal!.reason);
+        done.reject(options.signal?.reason);
       };
       options.signal?.addEventListener("abort", cancel, { once: true });
       try {
