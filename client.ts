@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ProtocolError } from "./protocol/errors.ts";
+import { ConnectionError } from "./protocol/errors.ts";
 import type {
   DmFrame,
   HistoryFrame,
@@ -156,7 +156,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @param text The message; may hold several lines.
    * @param options The room, whether it is an action, and a signal.
    * @returns The message as stored, with its sequence number and time.
-   * @throws {ProtocolError} When the server refuses it (`invalid_text`, `not_in_room`, …) or the connection closes.
+   * @throws {ProtocolError} When the server refuses it (`invalid_text`, `not_in_room`, …).
+   * @throws {ConnectionError} With `closed` when the connection closes first.
    */
   async send(text: string, options: SendOptions = {}): Promise<SentMessage> {
     const room = options.room ?? this.#core.room;
@@ -398,7 +399,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @param type The event type to wait for.
    * @param options A timeout and a signal.
    * @returns The event.
-   * @throws {ProtocolError} With `timeout` when it does not come in time, or
+   * @throws {ConnectionError} With `timeout` when it does not come in time, or
    * `closed` when the connection ends first.
    */
   next<T extends ChatEventType>(
@@ -418,7 +419,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       try {
         yield await this.next();
       } catch (error) {
-        if (error instanceof ProtocolError && error.code === "closed") return;
+        if (error instanceof ConnectionError && error.code === "closed") return;
         throw error;
       }
     }
@@ -496,9 +497,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
  *
  * @param options Where to connect and the name to use.
  * @returns The connected client.
- * @throws {ProtocolError} With `unreachable` when the server cannot be
- * reached, `name_taken` or `invalid_name` when the name is refused, and
- * `timeout` when the server does not answer in time.
+ * @throws {ProtocolError} With `name_taken`, `invalid_name`, `name_claimed`,
+ * `banned` or `unauthorized` when the server refuses to let the client in.
+ * @throws {ConnectionError} With `unreachable` when the server cannot be
+ * reached, `certificate_changed` when its certificate does not match the
+ * pinned one, `timeout` when it does not answer in time, and `closed` when
+ * it closes the connection first.
  */
 export function connect(options: ConnectOptions): Promise<ChatClient> {
   return ChatClient.open(options);

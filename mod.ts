@@ -58,7 +58,12 @@ export type {
   WhoisResult,
   WhoOptions,
 } from "./client.ts";
-export { type ErrorCode, ProtocolError } from "./protocol/errors.ts";
+export {
+  ConnectionError,
+  type ConnectionErrorCode,
+  type ErrorCode,
+  ProtocolError,
+} from "./protocol/errors.ts";
 export type {
   ByeFrame,
   ByeReason,

@@ -8,7 +8,7 @@
  */
 
 import denoConfig from "../deno.json" with { type: "json" };
-import { ProtocolError } from "../protocol/errors.ts";
+import { ConnectionError, ProtocolError } from "../protocol/errors.ts";
 import type {
   AckFrame,
   HelloFrame,
@@ -79,7 +79,7 @@ export class Core {
       await link.reading;
       if (options.signal?.aborted) throw options.signal.reason;
       if (timeout.aborted) {
-        throw new ProtocolError(
+        throw new ConnectionError(
           "timeout",
           `Cannot join ${
             describeAddress(core.endpoint.hostname, core.endpoint.port)
@@ -131,7 +131,7 @@ export class Core {
         () => {},
       );
       if (answer.type !== "welcome") {
-        throw new ProtocolError("invalid_frame", 'The server answered "hello" with an "ack"');
+        throw new ConnectionError("invalid_frame", 'The server answered "hello" with an "ack"');
       }
       return answer;
     } finally {
@@ -173,7 +173,7 @@ export class Core {
     onAck?: (ack: AckFrame) => void,
   ): Promise<AckFrame> {
     if (this.ended) {
-      return Promise.reject(new ProtocolError("closed", "Connection is closed"));
+      return Promise.reject(new ConnectionError("closed", "Connection is closed"));
     }
     // While reconnecting, the request waits and is sent after the reconnect.
     return this.requests.send(frame, this.connected ? this.link : undefined, signal, onAck);
@@ -261,7 +261,7 @@ export class Core {
     const handshake = link.handshake;
     if (identity === undefined || handshake === undefined || id !== handshake.id) {
       return this.#invalid(
-        new ProtocolError("invalid_frame", "Unexpected challenge outside the handshake"),
+        new ConnectionError("invalid_frame", "Unexpected challenge outside the handshake"),
       );
     }
     link.handshake = undefined;
@@ -277,7 +277,10 @@ export class Core {
       });
     } catch (error) {
       return this.#invalid(
-        new ProtocolError("invalid_frame", error instanceof Error ? error.message : String(error)),
+        new ConnectionError(
+          "invalid_frame",
+          error instanceof Error ? error.message : String(error),
+        ),
       );
     }
     identity.sign(data).then(
@@ -294,7 +297,7 @@ export class Core {
   #invalid(error: ProtocolError): void {
     this.requests.settle(
       requestIdOf(error),
-      new ProtocolError("invalid_frame", `The server's answer is invalid: ${error.message}`),
+      new ConnectionError("invalid_frame", `The server's answer is invalid: ${error.message}`),
     );
     const count = ++this.invalidFrames;
     if (Number.isInteger(Math.log10(count))) {
@@ -368,7 +371,7 @@ export class Core {
     void this.reconnector.stop();
     this.catchingUp.clear();
     this.requests.rejectAll(
-      new ProtocolError("closed", "Connection closed before the server answered"),
+      new ConnectionError("closed", "Connection closed before the server answered"),
     );
     this.events.end();
   }

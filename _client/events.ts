@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ProtocolError } from "../protocol/errors.ts";
+import { ConnectionError } from "../protocol/errors.ts";
 import { abortable } from "./requests.ts";
 import type { ChatEvent, ChatEventType, NextOptions } from "./types.ts";
 
@@ -55,7 +55,7 @@ export class EventQueue {
       timer = setTimeout(() => {
         drop();
         reject(
-          new ProtocolError(
+          new ConnectionError(
             "timeout",
             `Timed out after ${options.timeout} ms waiting for ${describe(type)}`,
           ),
@@ -81,7 +81,7 @@ export class EventQueue {
     if (this.#ended && this.#events.length === 0) {
       for (const waiter of this.#waiters.splice(0)) {
         waiter.reject(
-          new ProtocolError(
+          new ConnectionError(
             "closed",
             `Connection closed while waiting for ${describe(waiter.type)}`,
           ),

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ProtocolError } from "../protocol/errors.ts";
+import { ConnectionError, ProtocolError } from "../protocol/errors.ts";
 import type { ClientFrame, DataFrame, WelcomeFrame } from "../protocol/frames.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { SendQueue } from "../_common/send_queue.ts";
@@ -100,11 +100,11 @@ export async function dial(
         : error instanceof Error
         ? error.message
         : String(error);
-      throw new ProtocolError("unreachable", message, { cause: error });
+      throw new ConnectionError("unreachable", message, { cause: error });
     }
     const actual = await certificateFingerprint(pem);
     if (actual !== wanted) {
-      throw new ProtocolError(
+      throw new ConnectionError(
         "certificate_changed",
         `Refusing ${where}: its certificate's fingerprint is ${actual}, not the ${wanted} you asked to trust`,
       );
@@ -143,7 +143,7 @@ export async function dial(
     if (
       tls && /certificate|UnknownIssuer|NotValidForName|CertExpired|BadSignature/i.test(message)
     ) {
-      throw new ProtocolError(
+      throw new ConnectionError(
         "unreachable",
         `Cannot verify the TLS certificate of ${where} (${message.replace(/^.*: /, "")}): ` +
           `trust it with --ca CERT.pem, or with --fingerprint SHA256:… as printed by "chat serve --tls"`,
@@ -151,7 +151,7 @@ export async function dial(
       );
     }
     if (tls && !timeout.aborted && NOT_TLS.test(message)) {
-      throw new ProtocolError(
+      throw new ConnectionError(
         "unreachable",
         `Cannot connect to ${where} over TLS: this port does not speak TLS`,
         { cause: error },
@@ -164,7 +164,7 @@ export async function dial(
       : error instanceof Error
       ? error.message.replace(/ \(os error \d+\)$/, "").toLowerCase()
       : String(error);
-    throw new ProtocolError(
+    throw new ConnectionError(
       "unreachable",
       `Cannot connect to ${where}: ${reason}`,
       {
@@ -321,7 +321,7 @@ export class Link {
     } finally {
       this.queue.destroy();
       this.welcome.reject(
-        new ProtocolError(
+        new ConnectionError(
           "closed",
           this.notice
             ? `The server refused the connection: ${this.notice}`

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ProtocolError } from "../protocol/errors.ts";
+import { ConnectionError, ProtocolError } from "../protocol/errors.ts";
 import type {
   AckFrame,
   AuthFrame,
@@ -46,7 +46,7 @@ export function answered<K extends "room" | "seq" | "ts" | "to" | "name" | "tran
 ): NonNullable<AckFrame[K]> {
   const value = ack[field];
   if (value === undefined) {
-    throw new ProtocolError("invalid_frame", `The server's answer has no "${field}"`);
+    throw new ConnectionError("invalid_frame", `The server's answer has no "${field}"`);
   }
   return value as NonNullable<AckFrame[K]>;
 }
@@ -132,7 +132,7 @@ export class Requests {
     return new Promise<AckFrame>((resolve, reject) => {
       const fail = () => {
         if (!this.#pending.delete(id)) return;
-        reject(new ProtocolError("closed", "Connection closed while catching up"));
+        reject(new ConnectionError("closed", "Connection closed while catching up"));
       };
       const withId: RequestFrame = { ...frame, id };
       this.#pending.set(id, { frame: withId, resolve, reject });

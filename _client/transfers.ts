@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ProtocolError } from "../protocol/errors.ts";
+import { ConnectionError, ProtocolError } from "../protocol/errors.ts";
 import type { AckFrame, FileOfferEvent, TransferEvent } from "../protocol/frames.ts";
 import {
   downloadsDir,
@@ -353,7 +353,7 @@ export class Transfers {
     options: SendFileOptions,
   ): Promise<void> {
     if (event.token === undefined) {
-      throw new ProtocolError("invalid_frame", 'The server\'s "accepted" event has no "token"');
+      throw new ConnectionError("invalid_frame", 'The server\'s "accepted" event has no "token"');
     }
     const { conn } = await this.#openData(event.token, options.signal);
     let sent = 0;

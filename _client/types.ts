@@ -238,7 +238,7 @@ export interface HistoryOptions extends RequestOptions {
 
 /** Options for {@linkcode ChatClient.next}. */
 export interface NextOptions {
-  /** Rejects with a `timeout` {@linkcode ProtocolError} after this many ms. */
+  /** Rejects with a `timeout` {@linkcode ConnectionError} after this many ms. */
   timeout?: number;
   /** Stops waiting when aborted. */
   signal?: AbortSignal;
