@@ -69,6 +69,10 @@ export type {
   WhoisResult,
   WhoOptions,
 } from "./_client/types.ts";
+export { createIdentity, type Identity, loadIdentity } from "./_common/identity.ts";
+
+/** Makes a ChatClient around a connected core: set by the class, for connect(). */
+let wrap: (core: Core) => ChatClient;
 
 /**
  * A connection to a chat server, made by {@linkcode connect}. Events arrive
@@ -84,9 +88,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#core = core;
   }
 
-  /** @internal */
-  static async open(options: ConnectOptions): Promise<ChatClient> {
-    return new ChatClient(await Core.open(options));
+  static {
+    // connect() makes clients; nothing else can.
+    wrap = (core) => new ChatClient(core);
   }
 
   /** The name the server registered for this client. */
@@ -504,6 +508,6 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
  * pinned one, `timeout` when it does not answer in time, and `closed` when
  * it closes the connection first.
  */
-export function connect(options: ConnectOptions): Promise<ChatClient> {
-  return ChatClient.open(options);
+export async function connect(options: ConnectOptions): Promise<ChatClient> {
+  return wrap(await Core.open(options));
 }
