@@ -254,27 +254,27 @@ export class Transfers {
     source: string | URL | Uint8Array | ReadableStream<Uint8Array>,
     options: SendFileOptions = {},
   ): Promise<SentFile> {
-    let path: string | undefined;
-    let bytes: Uint8Array | undefined;
+    // What goes out: the bytes, or a file (a stream is spooled to a temporary one first).
+    let content: Uint8Array | string;
     let spooled: string | undefined;
-    if (source instanceof Uint8Array) bytes = source;
+    if (source instanceof Uint8Array) content = source;
     else if (source instanceof ReadableStream) {
-      spooled = path = await Deno.makeTempFile({ prefix: "chat-send-" });
-      using file = await Deno.open(path, { write: true });
+      spooled = content = await Deno.makeTempFile({ prefix: "chat-send-" });
+      using file = await Deno.open(content, { write: true });
       for await (const chunk of source) await writeAll(file, chunk);
-    } else path = source instanceof URL ? source.pathname : source;
+    } else content = source instanceof URL ? source.pathname : source;
     try {
       const name = options.name ??
-        (path !== undefined && spooled === undefined ? basename(path) : "file");
+        (typeof content === "string" && spooled === undefined ? basename(content) : "file");
       let size: number;
       let digest: string;
-      if (bytes !== undefined) {
+      if (typeof content !== "string") {
         const hash = sha256();
-        hash.update(bytes);
-        size = bytes.length;
+        hash.update(content);
+        size = content.length;
         digest = hash.hex();
       } else {
-        ({ size, sha256: digest } = await hashFile(path!));
+        ({ size, sha256: digest } = await hashFile(content));
       }
       const direct = !to.startsWith("#");
       const done = Promise.withResolvers<SentFile>();
@@ -286,7 +286,7 @@ export class Transfers {
         switch (event.state) {
           case "accepted": {
             // A broken leg is reported by the server ("cancelled"), which knows why.
-            const leg = this.#stream(event, path, bytes, size, options).catch(() => {});
+            const leg = this.#stream(event, content, size, options).catch(() => {});
             legs.add(leg);
             return;
           }
@@ -347,8 +347,7 @@ export class Transfers {
   /** Streams one leg of an outgoing file to the server. */
   async #stream(
     event: TransferEvent,
-    path: string | undefined,
-    bytes: Uint8Array | undefined,
+    content: Uint8Array | string,
     size: number,
     options: SendFileOptions,
   ): Promise<void> {
@@ -365,15 +364,15 @@ export class Transfers {
       }
     };
     try {
-      if (bytes !== undefined) {
-        for (let offset = 0; offset < bytes.length; offset += 256 * 1024) {
-          const chunk = bytes.subarray(offset, offset + 256 * 1024);
+      if (typeof content !== "string") {
+        for (let offset = 0; offset < content.length; offset += 256 * 1024) {
+          const chunk = content.subarray(offset, offset + 256 * 1024);
           await writeAll(conn, chunk);
           sent += chunk.length;
           progress();
         }
       } else {
-        using file = await Deno.open(path!);
+        using file = await Deno.open(content);
         const buffer = new Uint8Array(256 * 1024);
         while (sent < size) {
           const read = await file.read(buffer);
