@@ -229,7 +229,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async nick(name: string, options: RequestOptions = {}): Promise<string> {
     const ack = await this.#core.request({ type: "nick", name }, options.signal);
-    this.#core.name = answered(ack, "name");
+    this.#core.renamed(answered(ack, "name"));
     return this.#core.name;
   }
 

@@ -36,20 +36,19 @@ export class Core {
   readonly transfers: Transfers = new Transfers(this);
   readonly reconnector: Reconnector = new Reconnector(this);
   readonly #watchdog = new Watchdog();
-  /** The current link; `undefined` until the first welcome. */
-  link: Link | undefined;
-  name = "";
-  room: string = LOBBY;
-  members: string[] = [];
-  server = "";
-  session = "";
   /** The last sequence number seen in each joined room (events and own acks). */
   readonly seen: Map<string, number> = new Map();
   /** Rooms catching up after a reconnect: live messages wait here until the gap is filled. */
   readonly catchingUp: Map<string, MessageEvent[]> = new Map();
-  ended = false;
-  closing: Promise<void> | undefined;
-  invalidFrames = 0;
+  #link: Link | undefined;
+  #name = "";
+  #room: string = LOBBY;
+  #members: string[] = [];
+  #server = "";
+  #session = "";
+  #ended = false;
+  #closing: Promise<void> | undefined;
+  #invalidFrames = 0;
 
   constructor(options: ConnectOptions) {
     this.options = options;
@@ -58,6 +57,51 @@ export class Core {
       port: options.port ?? 7777,
       tls: options.tls,
     };
+  }
+
+  /** The current link; `undefined` until the first welcome. */
+  get link(): Link | undefined {
+    return this.#link;
+  }
+
+  /** The name the server registered. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The room joined first. */
+  get room(): string {
+    return this.#room;
+  }
+
+  /** Who was in that room on joining. */
+  get members(): readonly string[] {
+    return this.#members;
+  }
+
+  /** The server's software name and version. */
+  get server(): string {
+    return this.#server;
+  }
+
+  /** The token that resumes the session. */
+  get session(): string {
+    return this.#session;
+  }
+
+  /** Whether the client has ended for good. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** How many server frames broke the protocol. */
+  get invalidFrames(): number {
+    return this.#invalidFrames;
+  }
+
+  /** The server accepted a new name. */
+  renamed(name: string): void {
+    this.#name = name;
   }
 
   /** Dials, says `hello` and adopts the link once welcomed. */
@@ -101,7 +145,7 @@ export class Core {
     const id = this.requests.allocate();
     const refused = this.requests.expect(id);
     refused.catch(() => {});
-    const name = this.name || this.options.name;
+    const name = this.#name || this.options.name;
     const server = serverAddress(this.endpoint.hostname, this.endpoint.port);
     const hello: HelloFrame = {
       type: "hello",
@@ -112,7 +156,7 @@ export class Core {
       reconnect: this.options.reconnect !== undefined && this.options.reconnect !== false,
     };
     link.handshake = { id, name, server };
-    if (this.session) hello.resume = this.session;
+    if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
     if (this.options.password !== undefined) hello.password = this.options.password;
     // The key goes along even with a resume token: if the server forgot the session
@@ -141,13 +185,13 @@ export class Core {
   }
 
   #adopt(link: Link, welcome: WelcomeFrame): void {
-    this.#watchdog.start(welcome.limits.idleTimeout, () => this.link);
-    this.link = link;
-    this.name = welcome.name;
-    this.room = welcome.room;
-    this.members = welcome.members;
-    this.server = welcome.server;
-    this.session = welcome.session;
+    this.#watchdog.start(welcome.limits.idleTimeout, () => this.#link);
+    this.#link = link;
+    this.#name = welcome.name;
+    this.#room = welcome.room;
+    this.#members = welcome.members;
+    this.#server = welcome.server;
+    this.#session = welcome.session;
     for (const room of welcome.rooms) {
       if (!this.seen.has(room.name)) this.seen.set(room.name, room.seq);
     }
@@ -155,15 +199,15 @@ export class Core {
 
   /** A reconnect was welcomed on `link`: it becomes the current one. */
   resumed(link: Link, welcome: WelcomeFrame): void {
-    this.link = link;
-    this.name = welcome.name;
-    this.server = welcome.server;
-    this.session = welcome.session;
+    this.#link = link;
+    this.#name = welcome.name;
+    this.#server = welcome.server;
+    this.#session = welcome.session;
   }
 
   /** Whether the client is connected right now. */
   get connected(): boolean {
-    return this.link !== undefined && !this.link.closed;
+    return this.#link !== undefined && !this.#link.closed;
   }
 
   /** Sends a request; `onAck` runs as soon as its ack is read, before the frames after it. */
@@ -172,11 +216,11 @@ export class Core {
     signal: AbortSignal | undefined,
     onAck?: (ack: AckFrame) => void,
   ): Promise<AckFrame> {
-    if (this.ended) {
+    if (this.#ended) {
       return Promise.reject(new ConnectionError("closed", "Connection is closed"));
     }
     // While reconnecting, the request waits and is sent after the reconnect.
-    return this.requests.send(frame, this.connected ? this.link : undefined, signal, onAck);
+    return this.requests.send(frame, this.connected ? this.#link : undefined, signal, onAck);
   }
 
   /** Notes that `room` has reached `seq`. */
@@ -192,7 +236,7 @@ export class Core {
 
   /** Before the first welcome, a TLS record means the port speaks TLS. */
   expectsPlainText(): boolean {
-    return this.link === undefined;
+    return this.#link === undefined;
   }
 
   /** One line from the server on `link`. */
@@ -232,11 +276,11 @@ export class Core {
         return this.message(frame);
       }
       case "nick":
-        if (frame.from === this.name) this.name = frame.to;
+        if (frame.from === this.#name) this.#name = frame.to;
         return this.push(frame);
       case "bye":
         // Another connection took this session over: reconnecting would take it back.
-        if (frame.reason === "replaced") this.session = "";
+        if (frame.reason === "replaced") this.#session = "";
         return this.push(frame);
       case "offer":
         return this.push(this.transfers.incoming(frame));
@@ -299,7 +343,7 @@ export class Core {
       requestIdOf(error),
       new ConnectionError("invalid_frame", `The server's answer is invalid: ${error.message}`),
     );
-    const count = ++this.invalidFrames;
+    const count = ++this.#invalidFrames;
     if (Number.isInteger(Math.log10(count))) {
       this.push({
         type: "error",
@@ -327,11 +371,11 @@ export class Core {
 
   /** A link ended: reconnect if asked to, else end the client. */
   lost(link: Link, reason: string): void {
-    if (link !== this.link || this.reconnector.active) return;
+    if (link !== this.#link || this.reconnector.active) return;
     const reconnect = this.options.reconnect;
     if (
-      this.closing || this.ended || reconnect === undefined || reconnect === false ||
-      !this.session
+      this.#closing || this.#ended || reconnect === undefined || reconnect === false ||
+      !this.#session
     ) {
       return this.end();
     }
@@ -340,15 +384,15 @@ export class Core {
 
   /** Leaves through the exit handshake, once. */
   close(timeout: number): Promise<void> {
-    return this.closing ??= this.#close(timeout);
+    return this.#closing ??= this.#close(timeout);
   }
 
   async #close(timeout: number): Promise<void> {
     // Files still being offered or sent stop, and those being received: leaving must not wait.
     await this.transfers.stopAll();
     await this.reconnector.stop();
-    const link = this.link;
-    if (!this.ended && link !== undefined && !link.closed) {
+    const link = this.#link;
+    if (!this.#ended && link !== undefined && !link.closed) {
       const signal = AbortSignal.timeout(timeout);
       try {
         await this.request({ type: "quit" }, signal);
@@ -364,8 +408,8 @@ export class Core {
 
   /** Ends the client for good: everything waiting fails with `closed`. */
   end(): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.#ended) return;
+    this.#ended = true;
     this.transfers.connectionClosed();
     this.#watchdog.stop();
     void this.reconnector.stop();
