@@ -28,9 +28,9 @@
  * @module
  */
 
-export { serve, SOFTWARE } from "./server.ts";
+export { serve, StorageError } from "./server.ts";
 export type { ChatServer, ServeOptions } from "./server.ts";
-export { ChatClient, connect } from "./client.ts";
+export { ChatClient, connect, createIdentity, loadIdentity } from "./client.ts";
 export type {
   AcceptOptions,
   ChatEvent,
@@ -40,6 +40,7 @@ export type {
   DmOptions,
   ErrorEvent,
   HistoryOptions,
+  Identity,
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
@@ -58,7 +59,12 @@ export type {
   WhoisResult,
   WhoOptions,
 } from "./client.ts";
-export { type ErrorCode, ProtocolError } from "./protocol/errors.ts";
+export {
+  ConnectionError,
+  type ConnectionErrorCode,
+  type ErrorCode,
+  ProtocolError,
+} from "./protocol/errors.ts";
 export type {
   ByeFrame,
   ByeReason,
@@ -74,4 +80,3 @@ export type {
   TransferEvent,
 } from "./protocol/frames.ts";
 export { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
-export { createIdentity, type Identity, loadIdentity } from "./_common/identity.ts";

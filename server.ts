@@ -14,6 +14,8 @@ import { Hub } from "./_server/hub.ts";
 import { StorageError, Store } from "./_server/store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
 
+export { StorageError };
+
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Partial<Limits> {
   /**

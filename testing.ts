@@ -42,8 +42,8 @@ import {
   type ChatEventType,
   type ChatServer,
   connect,
+  ConnectionError,
   type ConnectOptions,
-  ProtocolError,
   serve,
   type ServeOptions,
 } from "./mod.ts";
@@ -92,7 +92,7 @@ export interface StartChatOptions<N extends string = string>
 /** Options for {@linkcode TestClient.waitFor}. */
 export interface WaitForOptions {
   /**
-   * Rejects with a `timeout` {@linkcode ProtocolError} after this many ms.
+   * Rejects with a `timeout` {@linkcode ConnectionError} after this many ms.
    *
    * @default {5000}
    */
@@ -131,7 +131,7 @@ export interface TestClient extends ChatClient {
    * @param match Which event of that type; by default the first.
    * @param options A timeout and a signal.
    * @returns The event.
-   * @throws {ProtocolError} With `timeout` when none comes in time (the
+   * @throws {ConnectionError} With `timeout` when none comes in time (the
    * message lists what the client saw), or `closed` when the client closes
    * first.
    */
@@ -381,7 +381,7 @@ class Recorder {
           ? " nothing"
           : ":" + this.transcript().map((line) => `\n  ${line}`).join("");
         reject(
-          new ProtocolError(
+          new ConnectionError(
             "timeout",
             `Timed out after ${timeout} ms waiting for ${what}; "${this.client.name}" saw${seen}`,
           ),
@@ -398,8 +398,8 @@ class Recorder {
     return promise;
   }
 
-  #closedError(what: string): ProtocolError {
-    return new ProtocolError(
+  #closedError(what: string): ConnectionError {
+    return new ConnectionError(
       "closed",
       `The connection of "${this.client.name}" ended while waiting for ${what}`,
     );
@@ -438,7 +438,7 @@ class Recorder {
       try {
         yield await this.waitFor(undefined, undefined, { timeout: Infinity });
       } catch (error) {
-        if (error instanceof ProtocolError && error.code === "closed") return;
+        if (error instanceof ConnectionError && error.code === "closed") return;
         throw error;
       }
     }
@@ -493,7 +493,7 @@ class Chat<N extends string> implements TestChat<N> {
 
   async connect(name: string, options: TestConnectOptions = {}): Promise<TestClient> {
     if (this.#closing !== undefined) {
-      throw new ProtocolError("closed", `Cannot connect "${name}": the test chat is closed`);
+      throw new ConnectionError("closed", `Cannot connect "${name}": the test chat is closed`);
     }
     const client = await connect({
       ...this.#connect,

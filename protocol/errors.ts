@@ -1,6 +1,8 @@
 /**
- * Machine-readable error codes carried by `error` frames, and the error class
- * that carries them through the library.
+ * Machine-readable error codes carried by `error` frames, and the error
+ * classes that carry them through the library: {@linkcode ProtocolError} for
+ * what a server refused, {@linkcode ConnectionError} for failures on the
+ * client's own side.
  *
  * @module
  */
@@ -85,8 +87,11 @@ export type ErrorCode =
   | "invalid_frame";
 
 /**
- * An error reported by the chat server for one request, or by the client when
- * the connection fails. Inspect {@linkcode ProtocolError.code} to react to it.
+ * An error reported by the chat server for one request: it refused it. Inspect
+ * {@linkcode ProtocolError.code} to react to it. Failures on the client's own
+ * side (the server unreachable, no answer in time, the connection closed) are
+ * {@linkcode ConnectionError}s, a subclass, so catching `ProtocolError`
+ * still catches every failure of a request.
  *
  * @example Catch a name clash
  * ```ts
@@ -113,5 +118,57 @@ export class ProtocolError extends Error {
     super(message, options);
     this.name = "ProtocolError";
     this.code = code;
+  }
+}
+
+/**
+ * The codes of failures on the client's own side. A server never sends them.
+ */
+export type ConnectionErrorCode =
+  /** The connection closed before an answer or event arrived. */
+  | "closed"
+  /** No answer or event arrived in time. */
+  | "timeout"
+  /** The server could not be reached, or its TLS certificate did not verify. */
+  | "unreachable"
+  /** The server's TLS certificate does not match the pinned fingerprint. */
+  | "certificate_changed"
+  /** The server's answer broke the protocol. */
+  | "invalid_frame";
+
+/**
+ * A failure on the client's own side, not a refusal by the server: the server
+ * could not be reached, did not answer in time, closed the connection, showed
+ * another certificate than the one pinned, or answered with a frame that
+ * breaks the protocol. Retrying later may help; changing the request does not.
+ *
+ * It extends {@linkcode ProtocolError}, so code that catches `ProtocolError`
+ * and checks its `code` keeps working; test `instanceof ConnectionError` to
+ * tell a local failure from a refusal.
+ *
+ * @example Tell a network failure from a refusal
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { ConnectionError, ProtocolError } from "./errors.ts";
+ *
+ * const error: unknown = new ConnectionError("unreachable", 'Cannot connect to "127.0.0.1:7777"');
+ * equal(error instanceof ConnectionError, true);
+ * equal(error instanceof ProtocolError, true);
+ * ```
+ */
+export class ConnectionError extends ProtocolError {
+  /** What went wrong, machine-readable. */
+  declare readonly code: ConnectionErrorCode;
+
+  /**
+   * Creates the error.
+   *
+   * @param code What went wrong.
+   * @param message What happened, in a sentence.
+   * @param options The cause, if any.
+   */
+  constructor(code: ConnectionErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.name = "ConnectionError";
   }
 }

@@ -185,6 +185,19 @@ Deno.test("malformed server frames are dropped, counted and reported, never a cr
   await client.close({ timeout: 100 });
 });
 
+Deno.test("a server that answers hello with an ack instead of a welcome is refused", async () => {
+  await using server = new HostileServer();
+  const connecting = connect({ port: server.port, name: "alice", timeout: 5000 });
+  const peer = await server.next();
+  const hello = await peer.expect("hello");
+  await peer.send({ type: "ack", id: hello.id });
+  await rejects(
+    connecting,
+    (error: ProtocolError) => error.code === "invalid_frame" && /"hello"/.test(error.message),
+  );
+  peer.close();
+});
+
 Deno.test("the client signs a challenge only during its own handshake", async () => {
   const identity = await createIdentity();
   await using server = new HostileServer();

@@ -1,5 +1,5 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
-import { type ChatEvent, connect, type ProtocolError, serve } from "../mod.ts";
+import { type ChatEvent, connect, ConnectionError, ProtocolError, serve } from "../mod.ts";
 import { RawPeer } from "./_raw.ts";
 import { local, unthrottled } from "./_helpers.ts";
 
@@ -178,7 +178,7 @@ Deno.test("a clean exit is announced as quit, a vanished peer as lost", async ()
   deepEqual(await alice.who(), ["alice"]);
   await rejects(
     () => bob.send("after close"),
-    (error: ProtocolError) => error.code === "closed",
+    (error: unknown) => error instanceof ConnectionError && error.code === "closed",
   );
 });
 
@@ -299,12 +299,12 @@ Deno.test("closing the server says goodbye to every client", async () => {
   deepEqual(bye.reason, "shutdown");
   await rejects(
     () => alice.next(undefined, { timeout: 2000 }),
-    (error: ProtocolError) => error.code === "closed",
+    (error: unknown) => error instanceof ConnectionError && error.code === "closed",
   );
   await alice.close();
   await rejects(
     () => connect({ port: server.addr.port, name: "late" }),
-    (error: ProtocolError) => error.code === "unreachable",
+    (error: unknown) => error instanceof ConnectionError && error.code === "unreachable",
   );
 });
 
@@ -351,13 +351,32 @@ Deno.test("next() times out with a clear error, and honours a signal", async () 
   await using alice = await connect({ port: server.addr.port, name: "alice" });
   await rejects(
     () => alice.next("dm", { timeout: 50 }),
-    (error: ProtocolError) =>
-      error.code === "timeout" && /waiting for a "dm" event/.test(error.message),
+    (error: unknown) =>
+      error instanceof ConnectionError && error.code === "timeout" &&
+      /waiting for a "dm" event/.test(error.message),
   );
   const controller = new AbortController();
   const waiting = alice.next("message", { signal: controller.signal });
   controller.abort(new Error("stop"));
   await rejects(() => waiting, /stop/);
+});
+
+Deno.test("a refusal by the server is a ProtocolError, a local failure a ConnectionError", async () => {
+  await using server = await serve(local);
+  const { port } = server.addr;
+  await using alice = await connect({ port, name: "alice" });
+  await rejects(
+    () => connect({ port, name: "alice" }),
+    (error: unknown) =>
+      error instanceof ProtocolError && !(error instanceof ConnectionError) &&
+      error.name === "ProtocolError" && error.code === "name_taken",
+  );
+  await rejects(
+    () => alice.next("dm", { timeout: 10 }),
+    (error: unknown) =>
+      error instanceof ConnectionError && error instanceof ProtocolError &&
+      error.name === "ConnectionError" && error.code === "timeout",
+  );
 });
 
 Deno.test("connect rejects an unreachable server", async () => {
@@ -366,8 +385,8 @@ Deno.test("connect rejects an unreachable server", async () => {
   listener.close();
   await rejects(
     () => connect({ port, name: "alice" }),
-    (error: ProtocolError) =>
-      error.code === "unreachable" &&
+    (error: unknown) =>
+      error instanceof ConnectionError && error.code === "unreachable" &&
       error.message === `Cannot connect to "127.0.0.1:${port}": connection refused`,
   );
 });

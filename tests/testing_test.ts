@@ -1,9 +1,13 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { connect, ProtocolError } from "../mod.ts";
+import { connect, ConnectionError, ProtocolError } from "../mod.ts";
 import { startChat } from "../testing.ts";
 
+/** A refusal by the server, or for a local failure's code a {@linkcode ConnectionError}. */
 function hasCode(code: string): (error: unknown) => boolean {
-  return (error) => error instanceof ProtocolError && error.code === code;
+  const local = ["closed", "timeout"].includes(code);
+  return (error) =>
+    error instanceof ProtocolError && error.code === code &&
+    (error instanceof ConnectionError) === local;
 }
 
 Deno.test("startChat connects the clients in order and each has seen the later ones join", async () => {
@@ -55,7 +59,7 @@ Deno.test("waitFor times out with what the client saw", async () => {
     await alice.waitFor("dm", undefined, { timeout: 50 });
     ok(false, "expected a timeout");
   } catch (error) {
-    ok(error instanceof ProtocolError);
+    ok(error instanceof ConnectionError);
     equal(error.code, "timeout");
     equal(
       error.message,
