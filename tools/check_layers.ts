@@ -72,11 +72,6 @@ export interface AllowedImport {
  */
 export const ALLOWED: readonly AllowedImport[] = [
   {
-    from: "mod.ts",
-    to: "_common/identity.ts",
-    why: "the identity helpers should reach mod.ts through client.ts",
-  },
-  {
     from: "testing.ts",
     to: "_common/tls.ts",
     why: "test certificates should come from a door (server.ts) rather than a private module",
