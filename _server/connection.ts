@@ -32,6 +32,8 @@ const BYE_QUEUE_JSON = encoder.encode(
 const BYE_QUEUE_TEXT = encoder.encode(`*** ${BYE_QUEUE_MESSAGE}\r\n`);
 const PING = encoder.encode('{"type":"ping"}\n');
 const LF = 0x0a;
+/** Bytes read and waiting for the line budget that count as a flood (section 13.4). */
+const FLOOD_BACKLOG_BYTES = 32 * 1024;
 /** How often refusals held back from a connection over its budget are reported, in ms. */
 const REFUSAL_REPORT_INTERVAL = 1000;
 
@@ -129,10 +131,13 @@ export class Connection implements Peer {
     this.#conn = conn;
     this.#hub = hub;
     this.#limits = limits;
+    // Lines are read no faster than requests are accepted, so a client that sends as fast as the
+    // socket takes is slowed down, not refused.
     this.#budget = new LineBudget({
-      rate: 2 * limits.rateLimit,
-      burst: 2 * limits.rateBurst,
+      rate: limits.rateLimit,
+      burst: limits.rateBurst,
       floodTimeout: limits.floodTimeout,
+      floodBacklog: FLOOD_BACKLOG_BYTES,
     }, performance.now());
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
@@ -149,7 +154,11 @@ export class Connection implements Peer {
 
   /** Queues a frame in this connection's format. */
   deliver(out: Outbound): void {
-    if (out.frame.type === "error" && this.#holdRefusal(out.frame.id)) return;
+    if (
+      out.frame.type === "error" &&
+      (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
+      this.#holdRefusal(out.frame.id)
+    ) return;
     const bytes = this.#mode === "text" ? out.text(this.#session.current?.name) : out.json;
     if (bytes !== null) this.#queue.push(bytes);
   }
@@ -217,7 +226,7 @@ export class Connection implements Peer {
         while (chunk.length > 0) {
           const allowed = this.#budget.allowance(performance.now(), waited);
           if (allowed === 0) {
-            const delay = this.#budget.wait(performance.now());
+            const delay = this.#budget.wait(performance.now(), chunk.length);
             if (delay === undefined) {
               this.#flood();
               return await this.#queue.done;
@@ -272,9 +281,10 @@ export class Connection implements Peer {
 
   /** Too many lines for too long: say why and close. */
   #flood(): void {
-    const message = `Disconnected: you kept sending lines faster than ${
-      2 * this.#limits.rateLimit
-    } a second for ${this.#limits.floodTimeout / 1000} s`;
+    const message =
+      `Disconnected: you kept sending lines faster than ${this.#limits.rateLimit} a second, without waiting for the answers, for ${
+        this.#limits.floodTimeout / 1000
+      } s`;
     this.#hub.disconnect(this.#session, this, "flood");
     this.#queue.finish(
       encoder.encode(

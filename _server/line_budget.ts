@@ -11,8 +11,10 @@ export interface LineBudgetOptions {
   rate: number;
   /** Lines in a burst; the bucket starts full. */
   burst: number;
-  /** How long a connection may stay over its budget without a break, in ms. */
+  /** How long a connection may keep `floodBacklog` bytes waiting without a break, in ms. */
   floodTimeout: number;
+  /** Bytes waiting for the budget that count as a flood. */
+  floodBacklog: number;
 }
 
 /**
@@ -25,6 +27,7 @@ export class LineBudget {
   #tokens: number;
   #at: number;
   #overSince: number | undefined;
+  #floodSince: number | undefined;
 
   /**
    * Creates a full budget.
@@ -56,7 +59,7 @@ export class LineBudget {
     this.#tokens = Math.min(burst, this.#tokens + (now - this.#at) * rate / 1000);
     this.#at = now;
     const whole = Math.floor(this.#tokens);
-    if (whole >= 1 && !waited) this.#overSince = undefined;
+    if (whole >= 1 && !waited) this.#overSince = this.#floodSince = undefined;
     return Math.max(whole, 0);
   }
 
@@ -74,12 +77,20 @@ export class LineBudget {
    * Marks the connection as having lines that must wait.
    *
    * @param now `performance.now()`.
+   * @param backlog Bytes already read that wait for the budget. A connection
+   * floods when it keeps at least `floodBacklog` bytes waiting, without a
+   * break, for `floodTimeout`: a client that waits for its answers never
+   * has that much waiting, however long it keeps sending.
    * @returns How long to wait for one line's room, in ms, or `undefined` when
-   * the connection has been over its budget for longer than `floodTimeout`.
+   * the connection floods.
    */
-  wait(now: number): number | undefined {
+  wait(now: number, backlog: number): number | undefined {
     this.#overSince ??= now;
-    if (now - this.#overSince >= this.#options.floodTimeout) return undefined;
+    if (backlog < this.#options.floodBacklog) this.#floodSince = undefined;
+    else {
+      this.#floodSince ??= now;
+      if (now - this.#floodSince >= this.#options.floodTimeout) return undefined;
+    }
     return Math.max(1, Math.ceil((1 - this.#tokens) * 1000 / this.#options.rate));
   }
 }

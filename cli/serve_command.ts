@@ -48,7 +48,7 @@ const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] 
   {
     flag: "flood-timeout",
     key: "floodTimeout",
-    help: "ms a connection may send lines too fast before it is dropped",
+    help: "ms a connection may keep 32 KiB of lines waiting before it is dropped",
   },
   { flag: "max-rooms", key: "maxRoomsPerUser", help: "rooms one user can be in" },
   {

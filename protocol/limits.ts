@@ -73,9 +73,9 @@ export interface Limits {
   /**
    * Requests (messages, commands) one connection may send per second,
    * sustained. A multi-line paste is one message. Lines of any kind (valid or
-   * not, JSON or plain text) are read at up to twice this rate, with a burst
-   * of twice `rateBurst`; beyond that the server stops reading the connection
-   * until it may go on, so one connection cannot slow the others down.
+   * not, JSON or plain text) are read at up to this rate, with a burst of
+   * `rateBurst`; beyond that the server stops reading the connection until it
+   * may go on, so one connection cannot slow the others down.
    *
    * @default {10}
    */
@@ -88,9 +88,10 @@ export interface Limits {
    */
   rateBurst: number;
   /**
-   * A connection that keeps sending lines faster than it may be read (twice
-   * `rateLimit` a second) for this long, in ms, without a break, is
-   * disconnected with the reason `flood`.
+   * A connection that keeps 32 KiB or more of lines waiting to be read (it
+   * sends faster than `rateLimit` lines a second without waiting for the
+   * answers) for this long, in ms, without a break, is disconnected with the
+   * reason `flood`.
    *
    * @default {10000}
    */

@@ -178,12 +178,12 @@ Deno.test("a connection flooding any kind of line does not slow the others down 
 });
 
 Deno.test("refusals to a connection over its line budget come as one notice a second", async () => {
-  await using server = await serve({ ...local, rateLimit: 20, rateBurst: 5 });
+  await using server = await serve({ ...local, rateLimit: 40, rateBurst: 10 });
   const { port } = server.addr;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    // Ten lines fit in the line budget (twice the burst); the others wait for it, 40 a second.
-    const lines = Array.from({ length: 100 }, (_, i) => `{"type":"nonsense","id":${i}}\n`);
+    // Ten lines fit in the line budget; the others wait for it, 40 a second.
+    const lines = Array.from({ length: 100 }, (_, i) => `nonsense ${i}\n`);
     const hello = '{"type":"hello","id":"h","v":1,"name":"eager"}\n';
     const quit = '{"type":"quit","id":"q"}\n';
     const bytes = encoder.encode(hello + lines.join("") + quit);
@@ -198,20 +198,22 @@ Deno.test("refusals to a connection over its line budget come as one notice a se
       text += decoder.decode(buffer.subarray(0, read));
     }
     const frames = text.trim().split("\n").map((frame) => JSON.parse(frame));
-    const answered = frames.filter((frame) => frame.id !== undefined);
-    const notices = frames.filter((frame) => frame.type === "error" && frame.id === undefined);
+    const oneByOne = frames.filter((frame) => frame.type === "error" && frame.code === "bad_json");
+    const notices = frames.filter((frame) =>
+      frame.type === "error" && frame.code === "rate_limited"
+    );
     ok(notices.length >= 1 && notices.length <= 12, JSON.stringify(notices));
     let held = 0;
     for (const notice of notices) {
-      equal(notice.code, "rate_limited");
+      equal(notice.id, undefined);
       const [, count] = notice.message.match(/^Slow down: (\d+) more lines? (?:was|were) refused/);
       held += Number(count);
     }
     // Every line is accounted for: answered on its own, or counted in a notice.
-    equal(answered.length + held, 102);
-    ok(answered.some((frame) => frame.id === "h" && frame.type === "welcome"));
-    ok(answered.some((frame) => frame.id === "q" && frame.type === "ack"));
-    ok(answered.length < 20, `${answered.length} answered one by one`);
+    equal(oneByOne.length + held, 100);
+    ok(frames.some((frame) => frame.id === "h" && frame.type === "welcome"));
+    ok(frames.some((frame) => frame.id === "q" && frame.type === "ack"));
+    ok(oneByOne.length < 20, `${oneByOne.length} answered one by one`);
   } finally {
     conn.close();
   }
@@ -219,11 +221,11 @@ Deno.test("refusals to a connection over its line budget come as one notice a se
 
 Deno.test("the line budget lets a burst through, then paces, and notices a flood", async (t) => {
   await t.step("a burst, then one line per token", () => {
-    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000, floodBacklog: 100 }, 0);
     equal(budget.allowance(0, false), 5);
     budget.take(5);
     equal(budget.allowance(0, false), 0);
-    equal(budget.wait(0), 100);
+    equal(budget.wait(0, 0), 100);
     equal(budget.over, true);
     equal(budget.allowance(100, true), 1);
     budget.take(1);
@@ -232,22 +234,34 @@ Deno.test("the line budget lets a burst through, then paces, and notices a flood
     equal(budget.allowance(1000, false), 5);
     equal(budget.over, false);
   });
-  await t.step("over budget for the flood timeout without a break", () => {
-    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+  await t.step("a backlog kept over the flood timeout without a break", () => {
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000, floodBacklog: 100 }, 0);
     budget.take(5);
     let now = 0;
     while (true) {
-      const wait = budget.wait(now);
+      const wait = budget.wait(now, 500);
       if (wait === undefined) break;
       now += wait;
       budget.take(budget.allowance(now, true));
     }
     equal(now, 1000);
   });
+  await t.step("a client that keeps a small backlog is paced for ever, never cut off", () => {
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000, floodBacklog: 100 }, 0);
+    budget.take(5);
+    let now = 0;
+    while (now < 60_000) {
+      const wait = budget.wait(now, 99);
+      ok(wait !== undefined, `cut off at ${now} ms`);
+      now += wait;
+      budget.take(budget.allowance(now, true));
+    }
+    equal(budget.over, true);
+  });
   await t.step("a line that takes more than the allowance is paid back later", () => {
-    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000 }, 0);
+    const budget = new LineBudget({ rate: 10, burst: 5, floodTimeout: 1000, floodBacklog: 100 }, 0);
     budget.take(7);
     equal(budget.allowance(0, false), 0);
-    equal(budget.wait(0), 300);
+    equal(budget.wait(0, 0), 300);
   });
 });
