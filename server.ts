@@ -167,10 +167,13 @@ class Server implements ChatServer {
     const tls = options.tls;
     if (tls !== undefined) {
       // Key proofs on the TLS port name this certificate.
-      const fingerprint = import("./_common/tls.ts").then(({ certificateFingerprint }) =>
+      const loaded = import("./_common/tls.ts");
+      const fingerprint = loaded.then(({ certificateFingerprint }) =>
         certificateFingerprint(tls.cert)
       ).catch(() => undefined);
-      this.#tlsOptions = { ...this.#connectionOptions, fingerprint };
+      const names = loaded.then(({ certificateNames }) => certificateNames(tls.cert))
+        .catch(() => []);
+      this.#tlsOptions = { ...this.#connectionOptions, fingerprint, names };
     }
     this.#limits = { ...DEFAULT_LIMITS };
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {

@@ -111,7 +111,7 @@ export class Core {
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
     const link = new Link(
-      await dial(core.endpoint, signal, timeout, options.identity !== undefined),
+      await dial(core.endpoint, signal, timeout),
     );
     try {
       const welcome = await core.hello(link, signal, options.history);

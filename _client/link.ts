@@ -60,24 +60,11 @@ export async function dial(
   { hostname, port, tls }: Endpoint,
   signal: AbortSignal,
   timeout: AbortSignal,
-  needFingerprint = false,
 ): Promise<Dialed> {
   const where = describeAddress(hostname, port);
   let caCerts = typeof tls === "object" ? tls.caCerts : undefined;
   let pinned = false;
   let fingerprint: string | undefined;
-  if (tls && (typeof tls !== "object" || tls.fingerprint === undefined) && needFingerprint) {
-    // A key proof names the certificate: read it first, then connect verifying as usual.
-    // Should the server hand a different one to the verified connection, it refuses the proof.
-    const { certificateFingerprint, fetchPeerCertificate } = await import("../_common/tls.ts");
-    try {
-      fingerprint = await certificateFingerprint(
-        await fetchPeerCertificate(hostname, port, { signal }),
-      );
-    } catch {
-      // The verified connection below reports what is wrong.
-    }
-  }
   if (typeof tls === "object" && tls.fingerprint !== undefined) {
     // Loaded only when needed: it brings in the X.509 library.
     const { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } = await import(

@@ -127,7 +127,7 @@ export class Reconnector {
       for (const room of host.seen.keys()) host.catchingUp.set(room, []);
       try {
         link = new Link(
-          await dial(host.endpoint, signal, timeout, host.options.identity !== undefined),
+          await dial(host.endpoint, signal, timeout),
         );
         const welcome = await host.hello(link, signal, 0);
         await this.#resync(link, welcome, options.maxCatchUp ?? MAX_CATCH_UP);

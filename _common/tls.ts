@@ -213,6 +213,36 @@ export async function certificateFingerprint(certPem: string): Promise<string> {
 }
 
 /**
+ * The host names and addresses a certificate is valid for (its subject
+ * alternative names of type DNS and IP), lower-cased.
+ *
+ * @param certPem The certificate in PEM form (the first certificate counts).
+ * @returns The names; empty when it has none.
+ * @throws {SyntaxError} When the text holds no PEM certificate.
+ *
+ * @example The names of a generated certificate
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { certificateNames, createSelfSignedCertificate } from "./tls.ts";
+ *
+ * const { cert } = await createSelfSignedCertificate(["Chat.Example", "127.0.0.1"]);
+ * deepEqual(certificateNames(cert), ["chat.example", "127.0.0.1"]);
+ * ```
+ */
+export function certificateNames(certPem: string): string[] {
+  const der = certificateDer(certPem);
+  if (der === undefined) {
+    throw new SyntaxError("Cannot read the certificate: it is not a PEM certificate");
+  }
+  const extension = new x509.X509Certificate(der).getExtension(
+    x509.SubjectAlternativeNameExtension,
+  );
+  return (extension?.names.items ?? [])
+    .filter((name) => name.type === "dns" || name.type === "ip")
+    .map((name) => name.value.toLowerCase());
+}
+
+/**
  * Reads a fingerprint as a user may type or paste it and gives the canonical
  * form of {@linkcode certificateFingerprint}. Accepts an optional `SHA256:`
  * or `sha256=` prefix in any case, and hex in either case, either with a colon

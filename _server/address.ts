@@ -147,3 +147,30 @@ export function format(range: AddressRange): string {
   const width = range.family === 4 ? 32 : 128;
   return range.prefix === width ? text : `${text}/${range.prefix}`;
 }
+
+/**
+ * Whether a certificate's names cover a host, as TLS clients check it: a
+ * name equal to the host (case aside), or a wildcard `*.` name for one label
+ * in its place. An IP address matches only the same address.
+ *
+ * @param names The certificate's DNS and IP names, lower-cased.
+ * @param host A host name or address, an IPv6 address with or without brackets.
+ * @returns Whether one of the names covers it.
+ */
+export function namesCover(names: readonly string[], host: string): boolean {
+  const bare = (host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host)
+    .toLowerCase();
+  const address = parseAddress(bare);
+  if (address !== undefined) {
+    return names.some((name) => {
+      const other = parseAddress(name);
+      return other !== undefined && other.family === address.family &&
+        other.bits === address.bits;
+    });
+  }
+  return bare !== "" && names.some((name) =>
+    name === bare ||
+    (name.startsWith("*.") && bare.endsWith(name.slice(1)) &&
+      bare.length > name.length - 1 && !bare.slice(0, bare.length - name.length + 1).includes("."))
+  );
+}

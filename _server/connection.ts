@@ -16,6 +16,7 @@ import { type DecodedLine, LineDecoder } from "../protocol/line_decoder.ts";
 import type { Hub, Outbound, Peer, Session } from "./hub.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { checkName } from "../protocol/names.ts";
+import { namesCover } from "./address.ts";
 import { SendQueue } from "../_common/send_queue.ts";
 import { LineBudget } from "./line_budget.ts";
 
@@ -76,6 +77,12 @@ export interface ConnectionOptions {
    * key proof must name; `undefined` on a plain connection.
    */
   fingerprint?: Promise<string | undefined>;
+  /**
+   * On a TLS connection: the names the server's certificate is valid for. A
+   * key proof made over a connection verified by a certificate authority
+   * (no fingerprint in it) must name one of them.
+   */
+  names?: Promise<readonly string[]>;
 }
 
 function nonce(): string {
@@ -500,10 +507,21 @@ export class Connection implements Peer {
     }
     const ours = await this.#options.fingerprint;
     const theirs = hello.tls ?? "";
+    if (ours !== undefined && theirs === "") {
+      // Verified by an authority: the client checked that the certificate it was shown is valid
+      // for the host it dialed, so a proof naming a host our certificate is not valid for was
+      // made for another server (which may be passing our challenge on).
+      const host = /^(\[[^\]]*\]|[^:\[\]]*):\d{1,5}$/.exec(hello.server)?.[1] ?? "";
+      const names = await this.#options.names ?? [];
+      if (!namesCover(names, host)) {
+        return `The key proof is for "${
+          hello.server.slice(0, 100)
+        }", which this server's certificate is not valid for`;
+      }
+      return undefined;
+    }
     if ((ours ?? "") !== theirs) {
-      return theirs === ""
-        ? "The key proof names no TLS certificate, but this connection is TLS"
-        : ours === undefined
+      return ours === undefined
         ? `The key proof is for a TLS server with the certificate "${
           theirs.slice(0, 100)
         }", but this connection is not TLS`

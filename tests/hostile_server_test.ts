@@ -547,7 +547,7 @@ Deno.test("key proofs over TLS name the certificate, and the server checks it", 
     }
   });
   await t.step(
-    "a proof naming no or another certificate, or a foreign port, is refused",
+    "a proof naming another certificate, a host the certificate is not valid for, or a foreign port, is refused",
     async () => {
       const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
       await using peer = await RawPeer.over(
@@ -556,7 +556,7 @@ Deno.test("key proofs over TLS name the certificate, and the server checks it", 
       const hello = { type: "hello", v: 1, name: "alice", key: alice.publicKey };
       for (
         const [id, fields] of [
-          [1, { server: `127.0.0.1:${port}` }],
+          [1, { server: `192.0.2.1:${port}` }],
           [2, { server: `127.0.0.1:${port}`, tls: "SHA256:" + "AB:".repeat(31) + "AB" }],
           [3, { server: `127.0.0.1:1`, tls: certificate.fingerprint }],
         ] as const

@@ -469,3 +469,48 @@ Deno.test("address bans take prefixes, and malformed ones are refused", async ()
   await chief.ban("ip:2001:db8::/32");
   await chief.unban("ip:2001:DB8:0::/32");
 });
+
+Deno.test("a key proof over TLS verified by an authority must name a host the certificate is valid for", async (t) => {
+  const certificate = await createSelfSignedCertificate(["127.0.0.1"]);
+  await using server = await serve({ ...local, tls: certificate });
+  const { port } = server.addr;
+  const identity = await createIdentity();
+  // What a server passing our challenge on would send: the hello of a user who dialed it.
+  const helloOver = async (host: string) => {
+    using conn = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [certificate.cert],
+    });
+    const hello = { type: "hello", id: 1, v: 1, name: "alice", key: identity.publicKey };
+    await conn.write(
+      new TextEncoder().encode(JSON.stringify({ ...hello, server: `${host}:${port}`, tls: "" })),
+    );
+    await conn.write(new TextEncoder().encode("\n"));
+    const buffer = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\n")) {
+      const read = await conn.read(buffer);
+      if (read === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, read));
+    }
+    return JSON.parse(text.slice(0, text.indexOf("\n")));
+  };
+  await t.step("a host the certificate does not name is refused before any challenge", async () => {
+    const answer = await helloOver("127.0.0.2");
+    deepEqual([answer.type, answer.code], ["error", "auth_failed"]);
+    match(answer.message, /certificate is not valid for/);
+  });
+  await t.step("a host it names is challenged", async () => {
+    equal((await helloOver("127.0.0.1")).type, "challenge");
+  });
+  await t.step("a client verifying by authority logs in with its key", async () => {
+    await using alice = await connect({
+      port,
+      name: "alice",
+      identity,
+      tls: { caCerts: [certificate.cert] },
+    });
+    equal(alice.name, "alice");
+  });
+});
