@@ -1306,6 +1306,9 @@ export class Hub {
   }
 
   #nick(session: Session, frame: NickFrame): void {
+    // A muted user keeps the name the mute is on: a new name would shed it, and the old one,
+    // muted, could not be handed on to someone else.
+    if (this.#muted(session, frame.id)) return;
     const name = this.#claim(session, frame.id, frame.name);
     if (name === undefined) return;
     const old = session.name!;
@@ -1318,13 +1321,6 @@ export class Hub {
       this.#bind(name, session.fingerprint);
     }
     if (name !== old) {
-      // A mute follows its user to the new name.
-      const mute = this.#muteOf(session);
-      if (mute !== undefined && nameKey(name) !== nameKey(old)) {
-        const origin = mute.origin || `mute:${mute.value}`;
-        this.#store.ban({ ...mute, value: nameKey(name), origin });
-        this.#loadBans();
-      }
       this.#names.delete(nameKey(old));
       this.#names.set(nameKey(name), session);
       this.#looks.delete(confusableKey(old));

@@ -248,16 +248,17 @@ Deno.test("bans and mutes cannot be dodged by renaming", async () => {
   await using chief = await connect({ port, name: "chief", identity: op });
   await using noisy = await connect({ port, name: "noisy", identity: loud });
   await chief.mute("noisy");
-  await noisy.nick("quiet");
-  await rejects(() => noisy.send("renamed, still muted"), (e: ProtocolError) => e.code === "muted");
+  await rejects(() => noisy.nick("quiet"), (e: ProtocolError) => e.code === "muted");
+  await rejects(() => noisy.send("still muted"), (e: ProtocolError) => e.code === "muted");
   await rejects(() => noisy.topic("#lobby", "mine"), (e: ProtocolError) => e.code === "muted");
+  await chief.mute("noisy", { duration: 0 });
   await chief.ban("spammer");
   await rejects(() => noisy.nick("spammer"), (e: ProtocolError) => e.code === "banned");
+  await noisy.nick("quiet");
   await rejects(
     () => chief.ban("quiet", { duration: 0 }),
     (e: ProtocolError) => e.code === "bad_request",
   );
-  await chief.mute("quiet", { duration: 0 });
   equal((await noisy.send("heard again")).text, "heard again");
 });
 
@@ -420,26 +421,25 @@ Deno.test("a ban covers the name, its key and the address of a keyless user", as
   equal((await nokey.send("still here")).text, "still here");
 });
 
-Deno.test("a mute follows a user without a key to a new name", async () => {
+Deno.test("a muted user cannot shed the mute with a new name, nor leave it on the old one", async () => {
   const op = await createIdentity();
   await using server = await serve({ ...local, operators: [op.fingerprint] });
   const { port } = server.addr;
   await using chief = await connect({ port, name: "chief", identity: op });
   await using loud = await connect({ port, name: "loud" });
   await chief.mute("loud", { reason: "calm down" });
-  await loud.nick("calm");
   await rejects(
-    () => loud.send("renamed"),
+    () => loud.nick("calm"),
     (e: ProtocolError) => e.code === "muted" && /calm down/.test(e.message),
   );
-  await loud.nick("loud");
-  await rejects(() => loud.dm("chief", "hi"), (e: ProtocolError) => e.code === "muted");
-  // Lifting the mute by the new name lifts it all.
-  await loud.nick("calm");
-  await chief.mute("calm", { duration: 0 });
+  equal(loud.name, "loud");
+  await rejects(() => loud.send("still loud"), (e: ProtocolError) => e.code === "muted");
+  // Nobody else is muted by a name the muted user passed through.
+  await using other = await connect({ port, name: "calm" });
+  equal((await other.send("I was never muted")).text, "I was never muted");
+  await chief.mute("loud", { duration: 0 });
+  await loud.nick("quiet");
   equal((await loud.send("heard")).text, "heard");
-  await loud.nick("loud");
-  equal((await loud.send("heard again")).text, "heard again");
 });
 
 Deno.test("address bans take prefixes, and malformed ones are refused", async () => {
