@@ -870,6 +870,7 @@ export class Hub {
         session.peer?.close();
         return;
       }
+      this.#guard.succeeded(session.ip);
     }
     // The owner of the key of a session held for a reconnect takes it over at once.
     const asked = checkName(frame.name);

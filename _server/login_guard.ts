@@ -104,6 +104,16 @@ export class LoginGuard {
     this.#tokens = Math.max(this.#tokens - 1, -this.#rate * 10);
   }
 
+  /**
+   * Forgets an address's failures after it gave the right password: whoever
+   * knows it is not guessing.
+   *
+   * @param ip The address.
+   */
+  succeeded(ip: string): void {
+    this.#addresses.delete(bucketOf(ip));
+  }
+
   /** Drops the records of addresses that have been quiet for long. */
   sweep(now: number = performance.now()): void {
     for (const [key, record] of this.#addresses) {

@@ -349,6 +349,11 @@ Deno.test("the login guard: per address, per IPv6 network, and for the whole ser
     }
     deepEqual(waits, [0, 0, 0, 1000, 2000, 4000, 5000]);
     equal(guard.wait("192.0.2.1", 5000), 0);
+    // The right password forgets the failures.
+    guard.failed("192.0.2.1", 5000);
+    equal(guard.wait("192.0.2.1", 5000), 5000);
+    guard.succeeded("192.0.2.1");
+    equal(guard.wait("192.0.2.1", 5000), 0);
     equal(guard.wait("192.0.2.2", 0), 0);
   });
   await t.step("one IPv6 /64 is one address", () => {
