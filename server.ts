@@ -115,6 +115,8 @@ export interface ChatServer extends AsyncDisposable {
 
 /** How long a refused TLS connection may take to finish its handshake and hear why, in ms. */
 const REFUSAL_HANDSHAKE_TIMEOUT = 2000;
+/** Refused TLS connections from one address that may wait for their handshake to hear why. */
+const MAX_REFUSALS_WAITING = 10;
 
 /** Rejects when `promise` has not settled within `ms`. */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -139,6 +141,8 @@ class Server implements ChatServer {
   #hub: Hub;
   #limits: Limits;
   #connections = new Set<Connection>();
+  /** Refused connections per address whose reason is still being written. */
+  #refusing = new Map<string, number>();
   #tasks = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #accepting: Promise<void>;
@@ -306,6 +310,18 @@ class Server implements ChatServer {
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */
   #refuse(conn: Deno.Conn, reason: string): void {
     const line = new TextEncoder().encode(`! ${reason}\r\n`);
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const waiting = this.#refusing.get(ip) ?? 0;
+    if (conn instanceof TlsServerConn && waiting >= MAX_REFUSALS_WAITING) {
+      // Enough refusals from there already wait for their handshakes: close this one unexplained.
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      return;
+    }
+    this.#refusing.set(ip, waiting + 1);
     // Over TLS the line can only go out after the handshake: wait for it, but not for long.
     const written = conn instanceof TlsServerConn
       ? withTimeout(conn.handshake(), REFUSAL_HANDSHAKE_TIMEOUT).then(() => conn.write(line))
@@ -317,6 +333,9 @@ class Server implements ChatServer {
         } catch {
           // Already closed.
         }
+        const left = (this.#refusing.get(ip) ?? 1) - 1;
+        if (left <= 0) this.#refusing.delete(ip);
+        else this.#refusing.set(ip, left);
         this.#tasks.delete(task);
       },
     ).then(() => {});

@@ -101,3 +101,35 @@ Deno.test("a TLS peer that sends far more than the server reads is cut off, not 
     listener.close();
   }
 });
+
+Deno.test("refused TLS connections from one address wait for their handshake only a few at a time", async () => {
+  await using server = await serve({
+    ...local,
+    tls: certificate,
+    maxConnectionsPerIp: 1,
+    connectRate: 1000,
+  });
+  const { port } = server.addr;
+  const admitted = await Deno.connect({ hostname: "127.0.0.1", port });
+  const refused: Deno.Conn[] = [];
+  try {
+    // Accepted and counted first (connections are taken in order): the others are over the cap.
+    for (let i = 0; i < 30; i++) refused.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    const closed = refused.map(() => false);
+    const closings = refused.map((conn, i) => closedBy(conn).then(() => closed[i] = true));
+    // Twenty are closed at once; ten wait (up to 2 s) to say why.
+    let count = 0;
+    await new Promise<void>((resolve) => {
+      for (const closing of closings) {
+        closing.then(() => {
+          if (++count === 20) resolve();
+        });
+      }
+    });
+    equal(closed.filter((done) => !done).length, 10);
+    await Promise.all(closings);
+  } finally {
+    admitted.close();
+    for (const conn of refused) conn.close();
+  }
+});
