@@ -153,6 +153,40 @@ export class Reconnector {
     host.end();
   }
 
+  /**
+   * A request of the resync, sent again after the wait the server asks for
+   * when it says to slow down (rejoining many rooms at once overdraws the
+   * request burst: a join costs five).
+   */
+  async #paced(
+    link: Link,
+    frame: Parameters<Requests["direct"]>[1],
+    stop: AbortSignal,
+  ): Promise<Awaited<ReturnType<Requests["direct"]>>> {
+    while (true) {
+      try {
+        return await this.#host.requests.direct(link, frame, stop);
+      } catch (error) {
+        if (!(error instanceof ProtocolError) || error.code !== "rate_limited") throw error;
+        const seconds = Number(/try again in (\d+(?:\.\d+)?) s/.exec(error.message)?.[1]);
+        const wait = Number.isFinite(seconds) && seconds > 0
+          ? Math.min(seconds * 1000, 60_000)
+          : 1000;
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            stop.removeEventListener("abort", abort);
+            resolve();
+          }, wait);
+          const abort = () => {
+            clearTimeout(timer);
+            reject(stop.reason);
+          };
+          stop.addEventListener("abort", abort, { once: true });
+        });
+      }
+    }
+  }
+
   /** After a reconnect: rejoin rooms, re-send what was not acknowledged, fetch what was missed. */
   async #resync(link: Link, welcome: WelcomeFrame, maxCatchUp: number): Promise<void> {
     const host = this.#host;
@@ -166,7 +200,7 @@ export class Reconnector {
     // A new session is only in #lobby: enter the other rooms again first.
     for (const room of before.keys()) {
       if (tops.has(room)) continue;
-      const ack = await host.requests.direct(link, { type: "join", room, history: 0 }, stop);
+      const ack = await this.#paced(link, { type: "join", room, history: 0 }, stop);
       tops.set(room, ack.seq ?? 0);
     }
     // Requests that were never answered go out again, in order; keys make sends safe to repeat.
@@ -187,7 +221,7 @@ export class Reconnector {
       let cursor = Math.max(last, top - Math.max(0, maxCatchUp));
       if (cursor > last) skipped[room] = cursor - last;
       while (cursor < top) {
-        const ack = await host.requests.direct(link, {
+        const ack = await this.#paced(link, {
           type: "history",
           room,
           after: cursor,

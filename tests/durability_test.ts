@@ -9,7 +9,7 @@ import {
 } from "../mod.ts";
 import { startServer } from "./_cli.ts";
 import { Proxy } from "./_proxy.ts";
-import { unthrottled } from "./_helpers.ts";
+import { local, unthrottled } from "./_helpers.ts";
 
 /** Loopback, with the rate limits out of the way of tests that send in bulk. */
 
@@ -248,3 +248,41 @@ async function readFrame(conn: Deno.Conn, type: string): Promise<Record<string, 
     }
   }
 }
+
+Deno.test("after a restart a client in many rooms rejoins them all in one go, paced by the server", async () => {
+  const limits = { ...local, rateLimit: 20, rateBurst: 5, data: ":memory:" };
+  const first = await serve(limits);
+  const port = first.addr.port;
+  const rooms = ["#one", "#two", "#three", "#four"];
+  await using alice = await connect({
+    port,
+    name: "alice",
+    reconnect: { minDelay: 20, maxDelay: 50 },
+  });
+  for (const room of rooms) {
+    // A join costs five requests, the whole burst: wait as the server says.
+    while (true) {
+      try {
+        await alice.join(room, { history: 0 });
+        break;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "rate_limited") throw error;
+        await alice.ping();
+      }
+    }
+  }
+  await first.close();
+  await alice.next("reconnecting", { timeout: 5000 });
+  const logins: string[] = [];
+  await using second = await serve({
+    ...limits,
+    port,
+    onLog: (line) => void (/^alice (joined|reconnected)/.test(line) && logins.push(line)),
+  });
+  const back = await alice.next("reconnected", { timeout: 10_000 });
+  equal(back.resumed, false);
+  deepEqual(alice.joined.toSorted(), ["#lobby", ...rooms].toSorted());
+  // One login: the rejoins waited out the rate limit instead of failing the reconnect.
+  equal(logins.length, 1, logins.join("\n"));
+  equal(second.users, 1);
+});
