@@ -9,7 +9,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
-import { Connection, type ConnectionOptions } from "./_server/connection.ts";
+import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
 import { Hub } from "./_server/hub.ts";
 import { StorageError, Store } from "./_server/store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
@@ -132,11 +132,11 @@ class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
   #listeners: Listener[];
-  #connectionOptions: ConnectionOptions;
-  #tlsOptions: ConnectionOptions | undefined;
+  #connectionOptions: TcpDoorOptions;
+  #tlsOptions: TcpDoorOptions | undefined;
   #hub: Hub;
   #limits: Limits;
-  #connections = new Set<Connection>();
+  #connections = new Set<TcpDoor>();
   #tasks = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #accepting: Promise<void>;
@@ -257,7 +257,7 @@ class Server implements ChatServer {
     return this.#finished.promise;
   }
 
-  async #accept(listener: Listener, options: ConnectionOptions): Promise<void> {
+  async #accept(listener: Listener, options: TcpDoorOptions): Promise<void> {
     while (!this.#closing) {
       let conn: Deno.Conn;
       try {
@@ -275,7 +275,7 @@ class Server implements ChatServer {
     }
   }
 
-  #admit(conn: Deno.Conn, options: ConnectionOptions): void {
+  #admit(conn: Deno.Conn, options: TcpDoorOptions): void {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refusal = this.#refusal(ip);
     if (refusal !== undefined) return this.#refuse(conn, refusal);
@@ -285,7 +285,7 @@ class Server implements ChatServer {
     } catch {
       // Not a TCP socket; nothing to tune.
     }
-    const connection = new Connection(conn, this.#hub, this.#limits, options);
+    const connection = new TcpDoor(conn, this.#hub, this.#limits, options);
     this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     const task = connection.run().finally(() => {

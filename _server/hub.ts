@@ -33,9 +33,11 @@ import { sanitize } from "../protocol/sanitize.ts";
 import { formatFrame } from "../protocol/text_format.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Ban, BanKind, Retention, Store, StoredMessage } from "./store.ts";
-import { Transfers } from "./transfers.ts";
+import { type ByteStream, Transfers } from "./transfers.ts";
+import { fingerprintOf, proofBytes, verifySignature } from "../_common/identity.ts";
 import { confusableKey } from "./skeleton.ts";
 import { LoginGuard } from "./login_guard.ts";
+import type { Core } from "./core.ts";
 import {
   type AddressRange,
   format as formatAddress,
@@ -160,10 +162,48 @@ export class Session {
    * @param peer The connection.
    * @param remote Where it comes from.
    */
-  constructor(peer: Peer, remote: string) {
+  constructor(peer: Peer, origin: Origin) {
     this.peer = peer;
-    this.remote = remote;
+    this.remote = origin.remote;
+    this.ip = origin.ip;
+    this.origin = origin;
   }
+
+  /** Where the connection comes from, and what a key proof must name. */
+  origin: Origin;
+  /** A `hello` with a key, waiting for its `auth`. */
+  challenge: { hello: HelloFrame; nonce: string } | undefined;
+
+  /** The name of the room plain-text lines go to. */
+  get room(): string | undefined {
+    return this.current?.name;
+  }
+
+  /**
+   * Whether the session is in a room.
+   *
+   * @param name The room's name.
+   * @returns Whether it is a member.
+   */
+  inRoom(name: string): boolean {
+    for (const room of this.rooms) if (room.name === name) return true;
+    return false;
+  }
+}
+
+/** Where a connection comes from, as its door tells the core. */
+export interface Origin {
+  /** The address and port, for the log. */
+  remote: string;
+  /** The IP address, for bans and login backoff. */
+  ip: string;
+  /** The ports clients reach this server on: a key proof must name one of them. */
+  ports: readonly number[];
+  /**
+   * On a TLS connection: the fingerprint of the server's certificate, which a
+   * key proof must name; `undefined` on a plain connection.
+   */
+  fingerprint?: Promise<string | undefined>;
 }
 
 /** A room: its members, its last sequence number and its topic. */
@@ -215,6 +255,42 @@ export interface HubOptions {
   log?: (line: string) => void;
 }
 
+/** A raw 32-byte key and a 64-byte signature in padded base64. */
+const WELL_FORMED_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const WELL_FORMED_SIGNATURE = /^[A-Za-z0-9+/]{85}[AQgw]==$/;
+
+function nonce(): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24))));
+}
+
+/** Why a `hello` with a key names another server than the one it reached, or `undefined`. */
+async function notForUs(origin: Origin, hello: HelloFrame): Promise<string | undefined> {
+  if (hello.server === undefined) {
+    return 'A key proof must name the server ("server" in "hello", chat-auth-v2): ' +
+      "update the client";
+  }
+  const port = /^(?:\[[^\]]*\]|[^:\[\]]*):(\d{1,5})$/.exec(hello.server)?.[1];
+  if (port === undefined || !origin.ports.includes(Number(port))) {
+    return `The key proof is for "${hello.server.slice(0, 100)}", not for this server (port ${
+      origin.ports.join(" or ")
+    })`;
+  }
+  const ours = await origin.fingerprint;
+  const theirs = hello.tls ?? "";
+  if ((ours ?? "") !== theirs) {
+    return theirs === ""
+      ? "The key proof names no TLS certificate, but this connection is TLS"
+      : ours === undefined
+      ? `The key proof is for a TLS server with the certificate "${
+        theirs.slice(0, 100)
+      }", but this connection is not TLS`
+      : `The key proof is for the TLS certificate "${
+        theirs.slice(0, 100)
+      }", not this server's ${ours}`;
+  }
+  return undefined;
+}
+
 function digest(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
 }
@@ -246,7 +322,7 @@ interface PendingSend {
 }
 
 /** The rooms and sessions of one server. */
-export class Hub {
+export class Hub implements Core {
   #options: HubOptions;
   #store: Store;
   #names = new Map<string, Session>();
@@ -308,23 +384,8 @@ export class Hub {
     if (!owners.has(fingerprint)) owners.set(fingerprint, name);
   }
 
-  /**
-   * How long failed logins make an address wait before its next password or
-   * key proof is checked, in ms (0: it may try now).
-   *
-   * @param ip The address.
-   * @returns The wait.
-   */
-  loginWait(ip: string): number {
-    return this.#guard.wait(ip);
-  }
-
-  /**
-   * Counts a failed password or key proof against an address.
-   *
-   * @param ip The address.
-   */
-  loginFailed(ip: string): void {
+  /** Counts a failed password or key proof against an address. */
+  #loginFailed(ip: string): void {
     this.#guard.failed(ip);
     this.#options.log?.(`Failed login from ${ip}`);
   }
@@ -380,11 +441,11 @@ export class Hub {
    * has a name.
    *
    * @param peer The connection.
-   * @param remote Where it comes from.
+   * @param origin Where it comes from.
    * @returns Its session.
    */
-  open(peer: Peer, remote: string): Session {
-    const session = new Session(peer, remote);
+  open(peer: Peer, origin: Origin): Session {
+    const session = new Session(peer, origin);
     this.#sessions.add(session);
     return session;
   }
@@ -394,8 +455,87 @@ export class Hub {
    *
    * @param session The session it came from.
    * @param frame The request.
+   * @returns A promise when the requests after this one must wait for it (a
+   * key proof being checked).
    */
-  receive(session: Session, frame: ClientFrame): void {
+  receive(session: Session, frame: ClientFrame): Promise<void> | undefined {
+    // While a key proof is pending, the next frame must be it.
+    if (session.challenge !== undefined) return this.#authenticate(session, frame);
+    if (
+      frame.type === "hello" && frame.key !== undefined && session.name === undefined &&
+      !this.#canResume(frame.resume)
+    ) {
+      // Prove the key before anything else: sign a fresh nonce. The name goes into the
+      // signed bytes, so check it first.
+      const name = checkName(frame.name);
+      if (!name.ok) {
+        this.reject(session, "invalid_name", name.message, frame.id);
+        return undefined;
+      }
+      // The proof must be for this server, as the client dialed it: else a server the
+      // user joined could pass our challenge on and log in here as them.
+      return this.#challengeFor(session, frame);
+    }
+    this.#request(session, frame);
+    return undefined;
+  }
+
+  /** Sends a challenge for a `hello` with a key, once the server it names is this one. */
+  async #challengeFor(session: Session, frame: HelloFrame): Promise<void> {
+    const refusal = await notForUs(session.origin, frame);
+    if (refusal !== undefined) return this.reject(session, "auth_failed", refusal, frame.id);
+    session.challenge = { hello: frame, nonce: nonce() };
+    session.peer?.deliver(
+      new Outbound({ type: "challenge", id: frame.id, nonce: session.challenge.nonce }),
+    );
+  }
+
+  async #authenticate(session: Session, frame: ClientFrame): Promise<void> {
+    const { hello, nonce } = session.challenge!;
+    session.challenge = undefined;
+    const fail = (message: string) => this.reject(session, "auth_failed", message, hello.id);
+    if (frame.type !== "auth" || frame.id !== hello.id) {
+      fail('Expected "auth" with the signed challenge after a "hello" with a key');
+      // The frame itself still gets its own answer.
+      if (frame.type !== "auth" && frame.type !== "data") await this.receive(session, frame);
+      return;
+    }
+    const wait = this.#guard.wait(session.ip);
+    if (wait > 0) {
+      return this.reject(
+        session,
+        "rate_limited",
+        `Too many failed logins from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        hello.id,
+      );
+    }
+    const key = hello.key!;
+    if (frame.nonce === undefined || frame.nonce === "" || frame.nonce.includes("\n")) {
+      return fail('Expected the client\'s "nonce" in "auth" (chat-auth-v2): update the client');
+    }
+    const valid = await verifySignature(
+      key,
+      frame.signature,
+      proofBytes({
+        server: hello.server ?? "",
+        tls: hello.tls ?? "",
+        name: hello.name,
+        serverNonce: nonce,
+        clientNonce: frame.nonce,
+      }),
+    );
+    if (!valid) {
+      // Only a proof that could have been right counts as a failed login.
+      if (WELL_FORMED_KEY.test(key) && WELL_FORMED_SIGNATURE.test(frame.signature)) {
+        this.#loginFailed(session.ip);
+      }
+      return fail("The signature does not match the key");
+    }
+    session.fingerprint = await fingerprintOf(key);
+    this.#request(session, hello);
+  }
+
+  #request(session: Session, frame: ClientFrame): void {
     // After "quit" (or a disconnect) nothing more is read from the session.
     if (session.gone || frame.type === "pong" || frame.type === "data") return;
     if (this.#closing) {
@@ -479,11 +619,8 @@ export class Hub {
   /**
    * Whether a resume token would take over a session (then no key proof is
    * needed: the token is the proof).
-   *
-   * @param token The token from `hello.resume`.
-   * @returns Whether it is valid.
    */
-  canResume(token: string | undefined): boolean {
+  #canResume(token: string | undefined): boolean {
     const held = token === undefined ? undefined : this.#tokens.get(token);
     return held !== undefined && !held.gone && held.reconnect;
   }
@@ -596,13 +733,13 @@ export class Hub {
   /**
    * Hands a data connection (its first frame was `data`) to the transfers.
    *
-   * @param conn The connection.
+   * @param stream The connection's bytes.
    * @param token The token it presented.
    * @returns A promise that resolves when the data connection is closed, or
    * `undefined` when the token opened nothing.
    */
-  attachData(conn: Deno.Conn, token: string): Promise<void> | undefined {
-    return this.#closing ? undefined : this.#transfers.attach(conn, token);
+  attachData(stream: ByteStream, token: string): Promise<void> | undefined {
+    return this.#closing ? undefined : this.#transfers.attach(stream, token);
   }
 
   /** Stops every transfer and waits for their relays. */
@@ -860,7 +997,7 @@ export class Hub {
       }
       const given = digest(frame.password ?? "");
       if (!timingSafeEqual(given, this.#password)) {
-        if (frame.password !== undefined) this.loginFailed(session.ip);
+        if (frame.password !== undefined) this.#loginFailed(session.ip);
         this.#fail(
           session,
           frame.id,

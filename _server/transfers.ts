@@ -48,12 +48,25 @@ interface Offer {
   open: boolean;
 }
 
+/**
+ * A data connection as the transfers see it: bytes in, bytes out. A socket
+ * is one; so could a WebSocket be.
+ */
+export interface ByteStream {
+  /** Reads into `buffer`; resolves with the count, or `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`; resolves with how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Closes the connection. */
+  close(): void;
+}
+
 interface Leg {
   id: string;
   offer: Offer;
   receiver: Session;
   tokens: [string, string];
-  conns: [Deno.Conn | undefined, Deno.Conn | undefined];
+  conns: [ByteStream | undefined, ByteStream | undefined];
   paired: PromiseWithResolvers<void>;
   /** Resolves once both data connections are closed. */
   done: PromiseWithResolvers<void>;
@@ -79,7 +92,7 @@ function randomId(bytes: number): string {
     .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
 }
 
-function close(conn: Deno.Conn | undefined): void {
+function close(conn: ByteStream | undefined): void {
   try {
     conn?.close();
   } catch {
@@ -87,7 +100,7 @@ function close(conn: Deno.Conn | undefined): void {
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: ByteStream, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
@@ -467,11 +480,11 @@ export class Transfers {
    * Takes over a new connection whose first frame was `data`: checks the
    * token, waits for the other side, then relays.
    *
-   * @param conn The connection (this module closes it).
+   * @param conn The connection's bytes (this module closes it).
    * @param token The token it presented.
    * @returns `false` when the token is unknown (the caller answers and closes).
    */
-  attach(conn: Deno.Conn, token: string): Promise<void> | undefined {
+  attach(conn: ByteStream, token: string): Promise<void> | undefined {
     const found = this.#tokens.get(token);
     if (found === undefined || found.leg.conns[found.side] !== undefined) return undefined;
     const { leg, side } = found;
@@ -500,7 +513,7 @@ export class Transfers {
     clearTimeout(leg.timer);
     leg.paired.resolve();
     leg.running = true;
-    const [from, to] = leg.conns as [Deno.Conn, Deno.Conn];
+    const [from, to] = leg.conns as [ByteStream, ByteStream];
     const buffer = new Uint8Array(RELAY_BUFFER_BYTES);
     let remaining = leg.offer.size;
     try {
