@@ -38,6 +38,7 @@ import { fingerprintOf, proofBytes, verifySignature } from "../_common/identity.
 import { confusableKey } from "./skeleton.ts";
 import { LoginGuard } from "./login_guard.ts";
 import type { Core } from "./core.ts";
+import type { Command, CommandTable } from "./commands.ts";
 import {
   type AddressRange,
   format as formatAddress,
@@ -535,72 +536,78 @@ export class Hub implements Core {
     this.#request(session, hello);
   }
 
+  /**
+   * The requests and the rules that apply to each; see
+   * {@linkcode CommandTable}. Handlers run once the rules let them through.
+   */
+  static #commands: CommandTable<Hub, Session, Session> = {
+    hello: { run: (hub, session, frame) => hub.#hello(session, frame), beforeName: true, cost: 0 },
+    send: { run: (hub, session, frame) => hub.#send(session, frame), speaks: true },
+    dm: { run: (hub, session, frame) => hub.#dm(session, frame), speaks: true },
+    nick: { run: (hub, session, frame) => hub.#nick(session, frame) },
+    who: { run: (hub, session, frame) => hub.#who(session, frame) },
+    join: { run: (hub, session, frame) => hub.#join(session, frame), cost: 5 },
+    part: { run: (hub, session, frame) => hub.#part(session, frame) },
+    rooms: {
+      run: (hub, session, frame) =>
+        hub.#ack(session, { type: "ack", id: frame.id, rooms: hub.#roomList() }),
+    },
+    topic: {
+      run: (hub, session, frame) => hub.#topic(session, frame),
+      speaks: (frame) => frame.topic !== undefined,
+    },
+    history: { run: (hub, session, frame) => hub.#history(session, frame) },
+    whois: { run: (hub, session, frame) => hub.#whois(session, frame.id, frame.name) },
+    kick: { run: (hub, session, frame) => hub.#moderate(session, frame), operator: true },
+    ban: { run: (hub, session, frame) => hub.#moderate(session, frame), operator: true },
+    unban: { run: (hub, session, frame) => hub.#moderate(session, frame), operator: true },
+    mute: { run: (hub, session, frame) => hub.#moderate(session, frame), operator: true },
+    auth: {
+      run: (hub, session, frame) =>
+        hub.#fail(session, frame.id, "bad_request", 'Unexpected "auth": no challenge is pending'),
+    },
+    offer: {
+      run: (hub, session, frame) => hub.#transfers.offer(session, frame),
+      speaks: true,
+    },
+    accept: { run: (hub, session, frame) => hub.#transfers.accept(session, frame) },
+    decline: { run: (hub, session, frame) => hub.#transfers.decline(session, frame) },
+    cancel: { run: (hub, session, frame) => hub.#transfers.cancel(session, frame) },
+    received: { run: (hub, session, frame) => hub.#transfers.received(session, frame) },
+    quit: {
+      run: (hub, session, frame) => {
+        hub.#ack(session, { type: "ack", id: frame.id });
+        hub.#leave(session, "quit");
+        session.peer?.close();
+      },
+      cost: 0,
+    },
+    ping: {
+      run: (hub, session, frame) => hub.#ack(session, { type: "ack", id: frame.id }),
+      cost: 0,
+    },
+  };
+
+  /** Applies the rules of the table, in one place, then runs the request's handler. */
   #request(session: Session, frame: ClientFrame): void {
     // After "quit" (or a disconnect) nothing more is read from the session.
     if (session.gone || frame.type === "pong" || frame.type === "data") return;
     if (this.#closing) {
       return this.#fail(session, frame.id, "shutting_down", "Server is shutting down");
     }
-    if (!this.#allow(session, frame)) return;
-    if (frame.type === "send" && session.name !== undefined) return this.#send(session, frame);
-    // Everything else sees the world after the sends before it.
-    this.commit();
-    if (frame.type === "hello") return this.#hello(session, frame);
-    if (session.name === undefined) {
+    const command = Hub.#commands[frame.type] as Command<Hub, Session, typeof frame>;
+    if (!this.#allow(session, frame.id, command.cost ?? 1)) return;
+    // A send joins the batch; everything else sees the world after the sends before it.
+    if (frame.type !== "send" || session.name === undefined) this.commit();
+    if (session.name === undefined && command.beforeName !== true) {
       return this.#fail(session, frame.id, "not_registered", 'Send "hello" first');
     }
-    switch (frame.type) {
-      case "send":
-        return;
-      case "dm":
-        return this.#dm(session, frame);
-      case "nick":
-        return this.#nick(session, frame);
-      case "who":
-        return this.#who(session, frame);
-      case "join":
-        return this.#join(session, frame);
-      case "part":
-        return this.#part(session, frame);
-      case "rooms":
-        return this.#ack(session, { type: "ack", id: frame.id, rooms: this.#roomList() });
-      case "topic":
-        return this.#topic(session, frame);
-      case "history":
-        return this.#history(session, frame);
-      case "whois":
-        return this.#whois(session, frame.id, frame.name);
-      case "kick":
-      case "ban":
-      case "unban":
-      case "mute":
-        return this.#moderate(session, frame);
-      case "auth":
-        return this.#fail(
-          session,
-          frame.id,
-          "bad_request",
-          'Unexpected "auth": no challenge is pending',
-        );
-      case "offer":
-        if (this.#muted(session, frame.id)) return;
-        return this.#transfers.offer(session, frame);
-      case "accept":
-        return this.#transfers.accept(session, frame);
-      case "decline":
-        return this.#transfers.decline(session, frame);
-      case "cancel":
-        return this.#transfers.cancel(session, frame);
-      case "received":
-        return this.#transfers.received(session, frame);
-      case "quit":
-        this.#ack(session, { type: "ack", id: frame.id });
-        this.#leave(session, "quit");
-        session.peer?.close();
-        return;
-      case "ping":
-        return this.#ack(session, { type: "ack", id: frame.id });
+    if (command.operator === true && !this.#isOperator(session)) {
+      return this.#fail(session, frame.id, "not_operator", "Only operators can do that");
     }
+    const speaks = typeof command.speaks === "function" ? command.speaks(frame) : command.speaks;
+    if (speaks === true && this.#muted(session, frame.id)) return;
+    command.run(this, session, frame);
   }
 
   /**
@@ -768,9 +775,9 @@ export class Hub implements Core {
     this.#tokens.clear();
   }
 
-  /** The token bucket: a burst, then a steady rate; joining costs more. */
-  #allow(session: Session, frame: Exclude<ClientFrame, { type: "pong" | "data" }>): boolean {
-    if (frame.type === "hello" || frame.type === "quit" || frame.type === "ping") return true;
+  /** The token bucket: a burst, then a steady rate; some requests cost more. */
+  #allow(session: Session, id: RequestId, price: number): boolean {
+    if (price === 0) return true;
     const { rateLimit, rateBurst } = this.#options.limits;
     const now = performance.now();
     session.tokens = Math.min(
@@ -778,7 +785,7 @@ export class Hub implements Core {
       session.tokens + (now - session.refilled) * rateLimit / 1000,
     );
     session.refilled = now;
-    const cost = frame.type === "join" ? Math.min(5, rateBurst) : 1;
+    const cost = Math.min(price, rateBurst);
     if (session.tokens >= cost) {
       session.tokens -= cost;
       return true;
@@ -787,7 +794,7 @@ export class Hub implements Core {
     this.commit();
     this.#fail(
       session,
-      frame.id,
+      id,
       "rate_limited",
       `Slow down: too many requests; try again in ${wait} s`,
     );
@@ -1270,9 +1277,6 @@ export class Hub implements Core {
     session: Session,
     frame: Extract<ClientFrame, { type: "kick" | "ban" | "unban" | "mute" }>,
   ): void {
-    if (!this.#isOperator(session)) {
-      return this.#fail(session, frame.id, "not_operator", "Only operators can do that");
-    }
     const by = session.name!;
     // At most a century: later dates do not fit the stored form.
     if (frame.type !== "kick" && frame.type !== "unban" && frame.duration !== undefined) {
@@ -1364,7 +1368,6 @@ export class Hub implements Core {
   }
 
   #send(session: Session, frame: SendFrame): void {
-    if (this.#muted(session, frame.id)) return;
     const room = this.#roomOf(session, frame.id, frame.room);
     if (room === undefined || !this.#checkText(session, frame.id, frame.text)) return;
     const from = session.name!;
@@ -1409,7 +1412,6 @@ export class Hub implements Core {
   }
 
   #dm(session: Session, frame: DmFrame): void {
-    if (this.#muted(session, frame.id)) return;
     if (frame.key !== undefined) {
       const seen = session.dmKeys?.get(frame.key);
       if (seen !== undefined) return this.#ack(session, { ...seen, id: frame.id, duplicate: true });
@@ -1545,7 +1547,6 @@ export class Hub implements Core {
   #topic(session: Session, frame: TopicFrame): void {
     const room = this.#roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
-    if (frame.topic !== undefined && this.#muted(session, frame.id)) return;
     if (frame.topic !== undefined) {
       const topic = frame.topic.trim();
       if (codePoints(topic) > 300) {
