@@ -10,7 +10,9 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
-import { Hub } from "./_server/hub.ts";
+import { ChatCore } from "./_server/core.ts";
+import { banTerms } from "./_server/moderation.ts";
+import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
 
@@ -134,7 +136,7 @@ class Server implements ChatServer {
   #listeners: Listener[];
   #connectionOptions: TcpDoorOptions;
   #tlsOptions: TcpDoorOptions | undefined;
-  #hub: Hub;
+  #core: ChatCore;
   #limits: Limits;
   #connections = new Set<TcpDoor>();
   #tasks = new Set<Promise<void>>();
@@ -143,7 +145,7 @@ class Server implements ChatServer {
   #finished = Promise.withResolvers<void>();
   #store: Store;
   #perIp = new Map<string, number>();
-  #connectBuckets = new Map<string, { tokens: number; at: number }>();
+  #connectBuckets = new Map<string, TokenBucket>();
   #sweeper: ReturnType<typeof setInterval>;
   #log: ((line: string) => void) | undefined;
 
@@ -178,7 +180,7 @@ class Server implements ChatServer {
         this.#limits[key] = value;
       }
     }
-    this.#hub = new Hub({
+    this.#core = new ChatCore({
       limits: this.#limits,
       software: SOFTWARE,
       store,
@@ -212,7 +214,7 @@ class Server implements ChatServer {
 
   #sweep(): void {
     const now = performance.now();
-    this.#hub.maintain();
+    this.#core.maintain();
     for (const connection of this.#connections) connection.sweep(now);
     // Forget connection-rate buckets unused for a minute: they are full again anyway.
     for (const [ip, bucket] of this.#connectBuckets) {
@@ -223,30 +225,23 @@ class Server implements ChatServer {
   /** Why a new connection from this address is refused, or `undefined` to accept it. */
   #refusal(ip: string): string | undefined {
     const { maxConnections, maxConnectionsPerIp, connectRate } = this.#limits;
-    const ban = this.#hub.banned("ip", ip);
-    if (ban !== undefined) {
-      return `You are banned${
-        ban.until ? ` until ${ban.until.slice(0, 16).replace("T", " ")} UTC` : ""
-      }` +
-        (ban.reason ? `: ${ban.reason}` : "");
-    }
+    const ban = this.#core.banned("ip", ip);
+    if (ban !== undefined) return `You are banned${banTerms(ban, false)}`;
     if (this.#connections.size >= maxConnections) return "The server is full; try again later";
     if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       return `Too many connections from ${ip} (at most ${maxConnectionsPerIp})`;
     }
     const now = performance.now();
-    const burst = 2 * connectRate;
-    const bucket = this.#connectBuckets.get(ip) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * connectRate / 1000);
-    bucket.at = now;
-    this.#connectBuckets.set(ip, bucket);
-    if (bucket.tokens < 1) return `Too many new connections from ${ip}; wait a moment`;
-    bucket.tokens -= 1;
+    let bucket = this.#connectBuckets.get(ip);
+    if (bucket === undefined) {
+      this.#connectBuckets.set(ip, bucket = new TokenBucket(connectRate, 2 * connectRate, now));
+    }
+    if (!bucket.tryTake(1, now)) return `Too many new connections from ${ip}; wait a moment`;
     return undefined;
   }
 
   get users(): number {
-    return this.#hub.size;
+    return this.#core.size;
   }
 
   get data(): string {
@@ -285,7 +280,7 @@ class Server implements ChatServer {
     } catch {
       // Not a TCP socket; nothing to tune.
     }
-    const connection = new TcpDoor(conn, this.#hub, this.#limits, options);
+    const connection = new TcpDoor(conn, this.#core, this.#limits, options);
     this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     const task = connection.run().finally(() => {
@@ -332,8 +327,8 @@ class Server implements ChatServer {
       }
     }
     await this.#accepting.catch(() => {});
-    this.#hub.shutdown();
-    await this.#hub.stopTransfers();
+    this.#core.shutdown();
+    await this.#core.stopTransfers();
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);

@@ -9,6 +9,15 @@
  */
 
 import type { ClientFrame } from "../protocol/frames.ts";
+import type { Direct } from "./direct.ts";
+import type { Handshake } from "./handshake.ts";
+import type { Messages } from "./messages.ts";
+import type { Moderation } from "./moderation.ts";
+import type { Names } from "./names.ts";
+import type { Rooms } from "./rooms.ts";
+import type { Registered, Session } from "./session.ts";
+import type { Shared } from "./shared.ts";
+import type { Transfers } from "./transfers.ts";
 
 /** The request types that reach the dispatch (`pong` and `data` never do). */
 export type RequestType = Exclude<ClientFrame["type"], "pong" | "data">;
@@ -50,3 +59,78 @@ export interface Command<Context, Registered, Frame> {
 export type CommandTable<Context, Session, Registered> =
   & { [T in Exclude<RequestType, "hello">]: Command<Context, Registered, RequestOf<T>> }
   & { hello: Command<Context, Session, RequestOf<"hello">> };
+
+/** The parts of the core the handlers reach. */
+export interface Parts {
+  /** What every part shares. */
+  shared: Shared;
+  /** The handshake and renames. */
+  handshake: Handshake;
+  /** Who is called what. */
+  names: Names;
+  /** The rooms. */
+  rooms: Rooms;
+  /** Room messages and history. */
+  messages: Messages;
+  /** Private messages. */
+  direct: Direct;
+  /** Bans, mutes and kicks. */
+  moderation: Moderation;
+  /** File transfers. */
+  transfers: Transfers;
+}
+
+/** Every request the core answers, and the rules for each. */
+export const COMMANDS: CommandTable<Parts, Session, Registered> = {
+  hello: {
+    run: (core, session, frame) => core.handshake.hello(session, frame),
+    beforeName: true,
+    cost: 0,
+  },
+  send: { run: (core, session, frame) => core.messages.send(session, frame), speaks: true },
+  dm: { run: (core, session, frame) => core.direct.dm(session, frame), speaks: true },
+  nick: { run: (core, session, frame) => core.handshake.nick(session, frame) },
+  who: { run: (core, session, frame) => core.rooms.who(session, frame) },
+  join: { run: (core, session, frame) => core.rooms.join(session, frame), cost: 5 },
+  part: { run: (core, session, frame) => core.rooms.part(session, frame) },
+  rooms: {
+    run: (core, session, frame) =>
+      core.shared.ack(session, { type: "ack", id: frame.id, rooms: core.rooms.list() }),
+  },
+  topic: {
+    run: (core, session, frame) => core.rooms.topic(session, frame),
+    speaks: (frame) => frame.topic !== undefined,
+  },
+  history: { run: (core, session, frame) => core.messages.history(session, frame) },
+  whois: { run: (core, session, frame) => core.names.whois(session, frame) },
+  kick: { run: (core, session, frame) => core.moderation.kick(session, frame), operator: true },
+  ban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
+  unban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
+  mute: { run: (core, session, frame) => core.moderation.mute(session, frame), operator: true },
+  auth: {
+    run: (core, session, frame) =>
+      core.shared.fail(
+        session,
+        frame.id,
+        "bad_request",
+        'Unexpected "auth": no challenge is pending',
+      ),
+  },
+  offer: { run: (core, session, frame) => core.transfers.offer(session, frame), speaks: true },
+  accept: { run: (core, session, frame) => core.transfers.accept(session, frame) },
+  decline: { run: (core, session, frame) => core.transfers.decline(session, frame) },
+  cancel: { run: (core, session, frame) => core.transfers.cancel(session, frame) },
+  received: { run: (core, session, frame) => core.transfers.received(session, frame) },
+  quit: {
+    run: (core, session, frame) => {
+      core.shared.ack(session, { type: "ack", id: frame.id });
+      core.shared.leave(session, "quit");
+      session.peer?.close();
+    },
+    cost: 0,
+  },
+  ping: {
+    run: (core, session, frame) => core.shared.ack(session, { type: "ack", id: frame.id }),
+    cost: 0,
+  },
+};

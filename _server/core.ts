@@ -1,19 +1,33 @@
 /**
- * The core's door: everything a front door (a socket speaking JSON or plain
- * text today; a WebSocket or IRC tomorrow) may do with the chat. A door opens
- * a session for each connection, hands its requests in, and delivers the
- * events the core hands its {@linkcode Peer}. The core knows no sockets.
+ * The core: the chat's rooms and sessions, free of sockets. Every front door
+ * (a socket speaking JSON or plain text today; a WebSocket or IRC tomorrow)
+ * opens a session for each connection through the {@linkcode Core}
+ * interface, hands its requests in, and delivers the events the core hands
+ * its {@linkcode Peer}. Requests are dispatched from the table in
+ * `commands.ts`, whose rules are applied here, in one place.
  *
  * @module
  */
 
 import type { ErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
-import type { Origin, Peer, Session } from "./hub.ts";
-import type { ByteStream } from "./transfers.ts";
+import { type Command, COMMANDS, type Parts } from "./commands.ts";
+import { Direct } from "./direct.ts";
+import { Handshake } from "./handshake.ts";
+import { History } from "./history.ts";
+import { Messages } from "./messages.ts";
+import { Moderation } from "./moderation.ts";
+import { Names } from "./names.ts";
+import { Outbound } from "./outbound.ts";
+import { Rooms } from "./rooms.ts";
+import { type Origin, type Peer, Session } from "./session.ts";
+import { type CoreOptions, Shared } from "./shared.ts";
+import type { Ban, BanKind } from "./store.ts";
+import { type ByteStream, Transfers } from "./transfers.ts";
 
-export { Outbound } from "./hub.ts";
-export type { Origin, Peer, Session } from "./hub.ts";
+export { Outbound } from "./outbound.ts";
+export type { Origin, Peer, Registered, Room, Session } from "./session.ts";
+export type { CoreOptions } from "./shared.ts";
 export type { ByteStream } from "./transfers.ts";
 
 /** What a door may ask of the core. */
@@ -31,7 +45,8 @@ export interface Core {
    *
    * @param session The session it came from.
    * @param frame The request.
-   * @returns A promise when the requests after this one must wait for it.
+   * @returns A promise when the requests after this one must wait for it (a
+   * key proof being checked).
    */
   receive(session: Session, frame: ClientFrame): Promise<void> | undefined;
   /**
@@ -44,14 +59,17 @@ export interface Core {
    */
   reject(session: Session, code: ErrorCode, message: string, id?: RequestId): void;
   /**
-   * Reports a failure of the server itself while handling a request.
+   * Reports a failure of the server itself while handling a request: logged
+   * for the operator, answered with `internal_error`.
    *
    * @param session The session whose request failed.
    * @param error What was thrown.
    */
   fault(session: Session, error: unknown): void;
   /**
-   * The connection of a session ended.
+   * The connection of a session ended. If it still carried its session, the
+   * session leaves, or is held for a reconnect when its client said it would
+   * come back.
    *
    * @param session The session.
    * @param peer The connection that ended.
@@ -67,4 +85,212 @@ export interface Core {
    * `undefined` when the token opened nothing.
    */
   attachData(stream: ByteStream, token: string): Promise<void> | undefined;
+}
+
+/** The rooms and sessions of one server. */
+export class ChatCore implements Core {
+  #shared: Shared;
+  #names: Names;
+  #rooms: Rooms;
+  #messages: Messages;
+  #moderation: Moderation;
+  #handshake: Handshake;
+  #transfers: Transfers;
+  #parts: Parts;
+  #closing = false;
+
+  /**
+   * Creates a core with only `#lobby`.
+   *
+   * @param options The store, the limits and where to log.
+   */
+  constructor(options: CoreOptions) {
+    const shared = new Shared(options, {
+      settle: () => this.#messages.commit(),
+      leave: (session, reason) => this.#leave(session, reason),
+    });
+    this.#shared = shared;
+    const history = new History(shared);
+    const rooms = this.#rooms = new Rooms(shared, history);
+    this.#messages = new Messages(shared, rooms, history);
+    options.store.prune(options.retention);
+    const names = this.#names = new Names(shared);
+    const moderation = this.#moderation = new Moderation(shared, names);
+    this.#handshake = new Handshake(shared, names, rooms, history, moderation);
+    this.#transfers = new Transfers(options.limits, {
+      find: (name) => names.find(name),
+      room: (session, name) => rooms.joined(session, name),
+      log: options.log,
+    });
+    this.#parts = {
+      shared,
+      names,
+      rooms,
+      handshake: this.#handshake,
+      messages: this.#messages,
+      direct: new Direct(shared, names),
+      moderation,
+      transfers: this.#transfers,
+    };
+  }
+
+  /**
+   * The ban in force for a name key, fingerprint, address or mute, if any.
+   *
+   * @param kind What it applies to.
+   * @param value The name key, fingerprint or address.
+   * @returns The ban.
+   */
+  banned(kind: BanKind, value: string | undefined): Ban | undefined {
+    return this.#moderation.banned(kind, value);
+  }
+
+  /** How many sessions completed the handshake and are still here (held ones included). */
+  get size(): number {
+    return this.#names.size;
+  }
+
+  open(peer: Peer, origin: Origin): Session {
+    const session = new Session(peer, origin);
+    this.#shared.sessions.add(session);
+    return session;
+  }
+
+  receive(session: Session, frame: ClientFrame): Promise<void> | undefined {
+    // While a key proof is pending, the next frame must be it.
+    if (session.challenge !== undefined) return this.#prove(session, frame);
+    // A key is proven before anything else.
+    if (this.#handshake.needsProof(session, frame)) {
+      this.#shared.settle();
+      return this.#handshake.challenge(session, frame);
+    }
+    this.#request(session, frame);
+    return undefined;
+  }
+
+  async #prove(session: Session, frame: ClientFrame): Promise<void> {
+    const next = await this.#handshake.authenticate(session, frame);
+    if (next === undefined) return;
+    if ("proved" in next) return this.#request(session, next.proved);
+    await this.receive(session, next.other);
+  }
+
+  /** Applies the rules of the table, in one place, then runs the request's handler. */
+  #request(session: Session, frame: ClientFrame): void {
+    // After "quit" (or a disconnect) nothing more is read from the session.
+    if (session.gone || frame.type === "pong" || frame.type === "data") return;
+    const shared = this.#shared;
+    if (this.#closing) {
+      return shared.fail(session, frame.id, "shutting_down", "Server is shutting down");
+    }
+    const command = COMMANDS[frame.type] as Command<Parts, Session, typeof frame>;
+    if (!this.#allow(session, frame.id, command.cost ?? 1)) return;
+    // A send joins the batch; everything else sees the world after the sends before it.
+    if (frame.type !== "send" || !session.registered()) shared.settle();
+    if (!session.registered() && command.beforeName !== true) {
+      return shared.fail(session, frame.id, "not_registered", 'Send "hello" first');
+    }
+    if (command.operator === true && !shared.isOperator(session)) {
+      return shared.fail(session, frame.id, "not_operator", "Only operators can do that");
+    }
+    const speaks = typeof command.speaks === "function" ? command.speaks(frame) : command.speaks;
+    if (speaks === true && session.registered() && this.#moderation.muted(session, frame.id)) {
+      return;
+    }
+    command.run(this.#parts, session, frame);
+  }
+
+  /** The rate limit: a burst, then a steady rate; some requests cost more. */
+  #allow(session: Session, id: RequestId, price: number): boolean {
+    if (price === 0) return true;
+    const { rateLimit, rateBurst } = this.#shared.limits;
+    const wait = session.spend(Math.min(price, rateBurst), rateLimit, rateBurst);
+    if (wait === 0) return true;
+    this.#shared.fail(
+      session,
+      id,
+      "rate_limited",
+      `Slow down: too many requests; try again in ${Math.max(wait / 1000, 0.1).toFixed(1)} s`,
+    );
+    return false;
+  }
+
+  reject(session: Session, code: ErrorCode, message: string, id?: RequestId): void {
+    this.#shared.fail(session, id, code, message);
+  }
+
+  fault(session: Session, error: unknown): void {
+    this.#shared.log(
+      `Internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`,
+    );
+    this.#shared.fail(
+      session,
+      undefined,
+      "internal_error",
+      "The server failed on that request; it was logged",
+    );
+  }
+
+  disconnect(session: Session, peer: Peer, reason: LeaveReason): void {
+    if (session.peer !== peer || session.gone) return;
+    const shared = this.#shared;
+    shared.settle();
+    const grace = shared.options.resumeGrace;
+    if (
+      (reason === "lost" || reason === "timeout") && session.reconnect && session.registered() &&
+      grace > 0
+    ) {
+      session.hold(grace, () => this.#leave(session, "lost"));
+      shared.log(`${session.name} lost the connection; holding the name for a reconnect`);
+      return;
+    }
+    this.#leave(session, reason);
+  }
+
+  /** Ends a session: it leaves every room, and its name is free again. */
+  #leave(session: Session, reason: LeaveReason): void {
+    if (!session.end()) return;
+    this.#shared.sessions.delete(session);
+    this.#names.remove(session);
+    if (!session.registered()) return;
+    this.#transfers.left(session);
+    this.#rooms.left(session.name, session.exitAll(), reason);
+    this.#shared.log(`${session.name} left (${reason})`);
+  }
+
+  /** Housekeeping the server runs every few seconds: history retention, every ten minutes. */
+  maintain(): void {
+    if (!this.#messages.due()) return;
+    this.#handshake.sweep();
+    this.#messages.commit();
+    this.#messages.prune();
+  }
+
+  attachData(stream: ByteStream, token: string): Promise<void> | undefined {
+    return this.#closing ? undefined : this.#transfers.attach(stream, token);
+  }
+
+  /** Stops every transfer and waits for their relays. */
+  stopTransfers(): Promise<void> {
+    return this.#transfers.shutdown();
+  }
+
+  /** Says goodbye to every session and closes them; the core accepts nothing more. */
+  shutdown(): void {
+    this.#messages.commit();
+    this.#closing = true;
+    const bye = new Outbound({
+      type: "bye",
+      reason: "shutdown",
+      message: "Server is shutting down",
+    });
+    const sessions = this.#shared.sessions;
+    for (const session of sessions) {
+      session.end();
+      session.peer?.deliver(bye);
+      session.peer?.close();
+    }
+    sessions.clear();
+    this.#names.clear();
+  }
 }
