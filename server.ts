@@ -10,7 +10,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
-import { ChatCore } from "./_server/core.ts";
+import { ChatCore, SqliteStorage } from "./_server/core.ts";
 import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
@@ -149,9 +149,17 @@ class Server implements ChatServer {
   #sweeper: ReturnType<typeof setInterval>;
   #log: ((line: string) => void) | undefined;
 
-  constructor(listeners: Listener[], store: Store, options: ServeOptions) {
+  constructor(
+    listeners: Listener[],
+    store: Store,
+    core: ChatCore,
+    limits: Limits,
+    options: ServeOptions,
+  ) {
     this.#listeners = listeners;
     this.#store = store;
+    this.#core = core;
+    this.#limits = limits;
     this.#log = options.onLog;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
@@ -172,29 +180,6 @@ class Server implements ChatServer {
       ).catch(() => undefined);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint };
     }
-    this.#limits = { ...DEFAULT_LIMITS };
-    for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
-      const value = options[key];
-      if (value !== undefined) {
-        if (!(value > 0)) throw new RangeError(`Invalid ${key} "${value}": it must be above 0`);
-        this.#limits[key] = value;
-      }
-    }
-    this.#core = new ChatCore({
-      limits: this.#limits,
-      software: SOFTWARE,
-      store,
-      historyOnJoin: options.historyOnJoin ?? 50,
-      maxHistoryPage: options.maxHistoryPage ?? 200,
-      resumeGrace: options.resumeGrace ?? 30_000,
-      retention: {
-        maxMessages: options.keepMessages ?? 100_000,
-        maxAgeDays: options.keepDays ?? 365,
-      },
-      password: options.password,
-      operators: new Set(options.operators ?? []),
-      log: options.onLog,
-    });
     this.#accepting = Promise.all(
       listeners.map((listener, index) =>
         this.#accept(
@@ -327,7 +312,7 @@ class Server implements ChatServer {
       }
     }
     await this.#accepting.catch(() => {});
-    this.#core.shutdown();
+    await this.#core.shutdown();
     await this.#core.stopTransfers();
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
@@ -375,7 +360,23 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   }
   let server: Server;
   try {
-    server = new Server(listeners, store, options);
+    const limits = limitsOf(options);
+    const core = await ChatCore.open({
+      limits,
+      software: SOFTWARE,
+      store: new SqliteStorage(store),
+      historyOnJoin: options.historyOnJoin ?? 50,
+      maxHistoryPage: options.maxHistoryPage ?? 200,
+      resumeGrace: options.resumeGrace ?? 30_000,
+      retention: {
+        maxMessages: options.keepMessages ?? 100_000,
+        maxAgeDays: options.keepDays ?? 365,
+      },
+      password: options.password,
+      operators: new Set(options.operators ?? []),
+      log: options.onLog,
+    });
+    server = new Server(listeners, store, core, limits, options);
   } catch (error) {
     for (const listener of listeners) listener.close();
     store.close();
@@ -384,6 +385,19 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   }
   options.signal?.addEventListener("abort", () => server.close(), { once: true });
   return server;
+}
+
+/** The limits in force: the defaults, with those given. */
+function limitsOf(options: ServeOptions): Limits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const value = options[key];
+    if (value !== undefined) {
+      if (!(value > 0)) throw new RangeError(`Invalid ${key} "${value}": it must be above 0`);
+      limits[key] = value;
+    }
+  }
+  return limits;
 }
 
 function openStore(path: string): Store {

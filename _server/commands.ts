@@ -27,8 +27,8 @@ export type RequestOf<T extends RequestType> = Extract<ClientFrame, { type: T }>
 
 /** One entry of the table. */
 export interface Command<Context, Registered, Frame> {
-  /** Handles the request once the rules let it through. */
-  run(context: Context, session: Registered, frame: Frame): void;
+  /** Handles the request once the rules let it through; a promise while it waits for storage. */
+  run(context: Context, session: Registered, frame: Frame): void | Promise<void>;
   /**
    * Usable before the handshake is done.
    *

@@ -6,6 +6,10 @@
  * its {@linkcode Peer}. Requests are dispatched from the table in
  * `commands.ts`, whose rules are applied here, in one place.
  *
+ * The core does one thing at a time: a request that waits for storage holds
+ * back the ones after it (from every door), so the core behaves as if
+ * storage answered at once. When nothing waits, a request runs at once.
+ *
  * @module
  */
 
@@ -20,14 +24,16 @@ import { Moderation } from "./moderation.ts";
 import { Names } from "./names.ts";
 import { Outbound } from "./outbound.ts";
 import { Rooms } from "./rooms.ts";
-import { type Origin, type Peer, Session } from "./session.ts";
+import { type Origin, type Peer, type Room, Session } from "./session.ts";
+import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
-import type { Ban, BanKind } from "./store.ts";
+import type { Ban, BanKind, Storage } from "./storage.ts";
 import { type ByteStream, Transfers } from "./transfers.ts";
 
 export { Outbound } from "./outbound.ts";
 export type { Origin, Peer, Registered, Room, Session } from "./session.ts";
 export type { CoreOptions } from "./shared.ts";
+export { SqliteStorage, type Storage } from "./storage.ts";
 export type { ByteStream } from "./transfers.ts";
 
 /** What a door may ask of the core. */
@@ -98,24 +104,44 @@ export class ChatCore implements Core {
   #transfers: Transfers;
   #parts: Parts;
   #closing = false;
+  /** The work waiting, in order, or `undefined` when none is. */
+  #lane: Promise<void> | undefined;
 
   /**
-   * Creates a core with only `#lobby`.
+   * Opens a core: applies the retention policy, then loads the bans, the
+   * names bound to keys, and `#lobby`.
    *
-   * @param options The store, the limits and where to log.
+   * @param options The storage, the limits and where to log.
+   * @returns The core.
    */
-  constructor(options: CoreOptions) {
+  static async open(options: CoreOptions): Promise<ChatCore> {
+    const storage: Storage = options.store;
+    await storage.prune(options.retention);
+    const [bans, bound, lobby] = await Promise.all([
+      storage.bans(),
+      storage.boundNames(),
+      Rooms.load(storage, LOBBY),
+    ]);
+    return new ChatCore(options, { bans, bound, lobby });
+  }
+
+  private constructor(
+    options: CoreOptions,
+    loaded: { bans: Ban[]; bound: { name: string; fingerprint: string }[]; lobby: Room },
+  ) {
     const shared = new Shared(options, {
-      settle: () => this.#messages.commit(),
+      afterSends: (step) => this.#messages.after(step),
+      run: (task) => {
+        this.#run(task);
+      },
       leave: (session, reason) => this.#leave(session, reason),
     });
     this.#shared = shared;
     const history = new History(shared);
-    const rooms = this.#rooms = new Rooms(shared, history);
+    const rooms = this.#rooms = new Rooms(shared, history, loaded.lobby);
     this.#messages = new Messages(shared, rooms, history);
-    options.store.prune(options.retention);
-    const names = this.#names = new Names(shared);
-    const moderation = this.#moderation = new Moderation(shared, names);
+    const names = this.#names = new Names(shared, loaded.bound);
+    const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     this.#handshake = new Handshake(shared, names, rooms, history, moderation);
     this.#transfers = new Transfers(options.limits, {
       find: (name) => names.find(name),
@@ -132,6 +158,29 @@ export class ChatCore implements Core {
       moderation,
       transfers: this.#transfers,
     };
+  }
+
+  /**
+   * Runs a task in turn: at once when nothing is waiting, else after what
+   * is. A failure of a task that had to wait is reported for its session.
+   */
+  #run(task: () => void | Promise<void>, session?: Session): Promise<void> | undefined {
+    if (this.#lane === undefined) {
+      const result = task();
+      return result === undefined ? undefined : this.#queue(result, session);
+    }
+    return this.#queue(this.#lane.then(task), session);
+  }
+
+  #queue(work: Promise<void>, session: Session | undefined): Promise<void> {
+    const lane: Promise<void> = work.catch((error) => {
+      if (session !== undefined) this.fault(session, error);
+      else this.#shared.log(`Internal error: ${error instanceof Error ? error.stack : error}`);
+    }).finally(() => {
+      if (this.#lane === lane) this.#lane = undefined;
+    });
+    this.#lane = lane;
+    return lane;
   }
 
   /**
@@ -161,22 +210,26 @@ export class ChatCore implements Core {
     if (session.challenge !== undefined) return this.#prove(session, frame);
     // A key is proven before anything else.
     if (this.#handshake.needsProof(session, frame)) {
-      this.#shared.settle();
       return this.#handshake.challenge(session, frame);
     }
-    this.#request(session, frame);
-    return undefined;
+    // A plain send only joins the batch (commits keep their order): it need not wait its turn.
+    if (frame.type === "send" && frame.key === undefined) {
+      const result = this.#request(session, frame);
+      return result instanceof Promise ? result : undefined;
+    }
+    return this.#run(() => this.#request(session, frame), session);
   }
 
   async #prove(session: Session, frame: ClientFrame): Promise<void> {
     const next = await this.#handshake.authenticate(session, frame);
     if (next === undefined) return;
-    if ("proved" in next) return this.#request(session, next.proved);
-    await this.receive(session, next.other);
+    const proved = "proved" in next ? next.proved : undefined;
+    if (proved !== undefined) await this.#run(() => this.#request(session, proved), session);
+    else if ("other" in next) await this.receive(session, next.other);
   }
 
   /** Applies the rules of the table, in one place, then runs the request's handler. */
-  #request(session: Session, frame: ClientFrame): void {
+  #request(session: Session, frame: ClientFrame): void | Promise<void> {
     // After "quit" (or a disconnect) nothing more is read from the session.
     if (session.gone || frame.type === "pong" || frame.type === "data") return;
     const shared = this.#shared;
@@ -186,7 +239,21 @@ export class ChatCore implements Core {
     const command = COMMANDS[frame.type] as Command<Parts, Session, typeof frame>;
     if (!this.#allow(session, frame.id, command.cost ?? 1)) return;
     // A send joins the batch; everything else sees the world after the sends before it.
-    if (frame.type !== "send" || !session.registered()) shared.settle();
+    if (frame.type !== "send" || !session.registered()) {
+      const committing = this.#messages.commit();
+      if (committing !== undefined) {
+        return committing.then(() => this.#handle(session, frame, command));
+      }
+    }
+    return this.#handle(session, frame, command);
+  }
+
+  #handle(
+    session: Session,
+    frame: Exclude<ClientFrame, { type: "pong" | "data" }>,
+    command: Command<Parts, Session, typeof frame>,
+  ): void | Promise<void> {
+    const shared = this.#shared;
     if (!session.registered() && command.beforeName !== true) {
       return shared.fail(session, frame.id, "not_registered", 'Send "hello" first');
     }
@@ -197,7 +264,7 @@ export class ChatCore implements Core {
     if (speaks === true && session.registered() && this.#moderation.muted(session, frame.id)) {
       return;
     }
-    command.run(this.#parts, session, frame);
+    return command.run(this.#parts, session, frame);
   }
 
   /** The rate limit: a burst, then a steady rate; some requests cost more. */
@@ -216,6 +283,7 @@ export class ChatCore implements Core {
   }
 
   reject(session: Session, code: ErrorCode, message: string, id?: RequestId): void {
+    // Nothing of this connection waits in turn (its door waits for each request): answer now.
     this.#shared.fail(session, id, code, message);
   }
 
@@ -232,15 +300,22 @@ export class ChatCore implements Core {
   }
 
   disconnect(session: Session, peer: Peer, reason: LeaveReason): void {
+    this.#run(() => this.#disconnect(session, peer, reason));
+  }
+
+  #disconnect(session: Session, peer: Peer, reason: LeaveReason): void | Promise<void> {
     if (session.peer !== peer || session.gone) return;
+    const committing = this.#messages.commit();
+    if (committing !== undefined) {
+      return committing.then(() => this.#disconnect(session, peer, reason));
+    }
     const shared = this.#shared;
-    shared.settle();
     const grace = shared.options.resumeGrace;
     if (
       (reason === "lost" || reason === "timeout") && session.reconnect && session.registered() &&
       grace > 0
     ) {
-      session.hold(grace, () => this.#leave(session, "lost"));
+      session.hold(grace, () => this.#run(() => this.#leave(session, "lost")));
       shared.log(`${session.name} lost the connection; holding the name for a reconnect`);
       return;
     }
@@ -262,8 +337,10 @@ export class ChatCore implements Core {
   maintain(): void {
     if (!this.#messages.due()) return;
     this.#handshake.sweep();
-    this.#messages.commit();
-    this.#messages.prune();
+    this.#run(async () => {
+      await this.#messages.commit();
+      await this.#messages.prune();
+    });
   }
 
   attachData(stream: ByteStream, token: string): Promise<void> | undefined {
@@ -275,10 +352,14 @@ export class ChatCore implements Core {
     return this.#transfers.shutdown();
   }
 
-  /** Says goodbye to every session and closes them; the core accepts nothing more. */
-  shutdown(): void {
-    this.#messages.commit();
+  /**
+   * Says goodbye to every session and closes them, once the work waiting is
+   * done; the core accepts nothing more.
+   */
+  async shutdown(): Promise<void> {
     this.#closing = true;
+    while (this.#lane !== undefined) await this.#lane;
+    await this.#messages.commit();
     const bye = new Outbound({
       type: "bye",
       reason: "shutdown",

@@ -212,7 +212,7 @@ export class Handshake {
    * @param session Who says hello.
    * @param frame The request.
    */
-  hello(session: Session, frame: HelloFrame): void {
+  async hello(session: Session, frame: HelloFrame): Promise<void> {
     const shared = this.#shared;
     if (session.registered()) {
       return shared.fail(session, frame.id, "already_registered", "Already joined");
@@ -265,15 +265,15 @@ export class Handshake {
       shared.log(`${owned.name} proved its key and took over its held session`);
       return this.#resume(session, owned, frame, software);
     }
-    const name = this.#names.claim(session, frame.id, frame.name);
+    const name = await this.#names.claim(session, frame.id, frame.name);
     if (name === undefined) return;
     if (this.#moderation.refuse(session, frame.id, name)) return;
-    this.#names.bindTo(session, name);
+    await this.#names.bindTo(session, name);
     const registered = session.register(name, randomToken(18), frame.reconnect === true);
     this.#names.add(registered);
     const lobby = this.#rooms.enterLobby(registered);
     this.#welcome(registered, frame, false);
-    this.#history.replay(registered, lobby, frame.history ?? shared.options.historyOnJoin);
+    await this.#history.replay(registered, lobby, frame.history ?? shared.options.historyOnJoin);
     shared.log(`${name} joined from ${session.remote}${software}`);
   }
 
@@ -289,7 +289,7 @@ export class Handshake {
         server: options.software,
         name: session.name,
         room: LOBBY,
-        members: rooms.namesIn(rooms.room(LOBBY)),
+        members: rooms.namesIn(rooms.lobby),
         rooms: [...session.rooms].map((room) => rooms.state(room)),
         session: session.token,
         resumed,
@@ -332,9 +332,9 @@ export class Handshake {
    * @param session Who renames.
    * @param frame The request.
    */
-  nick(session: Registered, frame: NickFrame): void {
+  async nick(session: Registered, frame: NickFrame): Promise<void> {
     const shared = this.#shared;
-    const name = this.#names.claim(session, frame.id, frame.name);
+    const name = await this.#names.claim(session, frame.id, frame.name);
     if (name === undefined) return;
     const old = session.name;
     const ban = this.#moderation.banned("name", nameKey(name));
@@ -346,10 +346,10 @@ export class Handshake {
         `The name "${name}" is banned${banTerms({ ...ban, reason: "" })}`,
       );
     }
-    this.#names.bindTo(session, name);
+    await this.#names.bindTo(session, name);
     if (name !== old) {
       // A mute follows its user to the new name.
-      this.#moderation.renaming(session, name);
+      await this.#moderation.renaming(session, name);
       session.rename(name);
       this.#names.renamed(session, old);
       const out = new Outbound({ type: "nick", from: old, to: name, ts: new Date().toISOString() });

@@ -56,9 +56,9 @@ export class History {
    * @param room The room.
    * @param count How many messages were asked for.
    */
-  replay(session: Session, room: Room, count: number): void {
+  async replay(session: Session, room: Room, count: number): Promise<void> {
     const limit = Math.min(count, this.#shared.options.maxHistoryPage);
-    const messages = this.#read(
+    const messages = await this.#read(
       room,
       `the latest ${limit}`,
       () => this.#shared.store.recent(room.name, limit),
@@ -76,22 +76,22 @@ export class History {
    * @param page Where.
    * @returns The messages, or `undefined` when they cannot be read (logged).
    */
-  page(room: Room, page: Page): MessageEvent[] | undefined {
+  page(room: Room, page: Page): Promise<MessageEvent[] | undefined> {
     const { limit, after, before } = page;
     const store = this.#shared.store;
     return after !== undefined
       ? this.#read(
         room,
         `${limit} after ${after}`,
-        () =>
-          fit(store.after(room.name, after, limit, true), false).filter((m) =>
+        async () =>
+          fit(await store.after(room.name, after, limit, true), false).filter((m) =>
             before === undefined || m.seq < before
           ),
       )
       : this.#read(
         room,
         `${limit} before ${before ?? "the end"}`,
-        () => fit(store.recent(room.name, limit, before), true),
+        async () => fit(await store.recent(room.name, limit, before), true),
       );
   }
 
@@ -99,9 +99,13 @@ export class History {
    * Reads history, or logs for the operator which part of which room cannot
    * be read (a damaged database) and returns `undefined`.
    */
-  #read(room: Room, what: string, read: () => MessageEvent[]): MessageEvent[] | undefined {
+  async #read(
+    room: Room,
+    what: string,
+    read: () => Promise<MessageEvent[]>,
+  ): Promise<MessageEvent[] | undefined> {
     try {
-      return read();
+      return await read();
     } catch (error) {
       this.#shared.log(
         `Cannot read the history of ${room.name} (${what} messages) from "${this.#shared.store.path}": ${

@@ -18,7 +18,7 @@ import type { Names } from "./names.ts";
 import { Outbound } from "./outbound.ts";
 import type { Registered, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
-import type { Ban, BanKind } from "./store.ts";
+import type { Ban, BanKind } from "./storage.ts";
 
 /** Longest ban or mute with an end: a century. */
 const MAX_SANCTION_SECONDS = 100 * 365 * 86_400;
@@ -52,16 +52,21 @@ export class Moderation {
    *
    * @param shared The core's shared state.
    * @param names Who is called what.
+   * @param bans The bans in force, as stored.
    */
-  constructor(shared: Shared, names: Names) {
+  constructor(shared: Shared, names: Names, bans: readonly Ban[]) {
     this.#shared = shared;
     this.#names = names;
-    this.#load();
+    this.#keep(bans);
   }
 
-  #load(): void {
+  #keep(bans: readonly Ban[]): void {
     this.#bans.clear();
-    for (const ban of this.#shared.store.bans()) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+    for (const ban of bans) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+  }
+
+  async #load(): Promise<void> {
+    this.#keep(await this.#shared.store.bans());
   }
 
   /**
@@ -155,12 +160,12 @@ export class Moderation {
    * @param session The user, still under the old name.
    * @param name The new name.
    */
-  renaming(session: Registered, name: string): void {
+  async renaming(session: Registered, name: string): Promise<void> {
     const mute = this.#muteOf(session);
     if (mute === undefined || nameKey(name) === nameKey(session.name)) return;
     const origin = mute.origin || `mute:${mute.value}`;
-    this.#shared.store.ban({ ...mute, value: nameKey(name), origin });
-    this.#load();
+    await this.#shared.store.ban({ ...mute, value: nameKey(name), origin });
+    await this.#load();
   }
 
   /** Ends a session on an operator's order: it is told why, the others see it leave. */
@@ -175,12 +180,12 @@ export class Moderation {
    * Stores a ban or mute, and those that go with it (all with the same end,
    * reason and origin), and keeps them in memory.
    */
-  #sanction(
+  async #sanction(
     targets: [[BanKind, string], ...[BanKind, string][]],
     seconds: number | undefined,
     reason: string | undefined,
     by: string,
-  ): Ban {
+  ): Promise<Ban> {
     const now = Date.now();
     const [kind, value] = targets[0];
     const origin = `${kind}:${value}`;
@@ -194,7 +199,7 @@ export class Moderation {
       origin,
     }));
     for (const ban of bans) {
-      this.#shared.store.ban(ban);
+      await this.#shared.store.ban(ban);
       this.#bans.set(`${ban.kind}:${ban.value}`, ban);
     }
     return bans[0] as Ban;
@@ -204,14 +209,17 @@ export class Moderation {
    * What a ban of a name or key covers besides itself: the key bound to the
    * name, and the keys and addresses of the sessions that match it now.
    */
-  #related(kind: "name" | "key", value: string): [[BanKind, string], ...[BanKind, string][]] {
+  async #related(
+    kind: "name" | "key",
+    value: string,
+  ): Promise<[[BanKind, string], ...[BanKind, string][]]> {
     const related: [[BanKind, string], ...[BanKind, string][]] = [[kind, value]];
     const add = (kind: BanKind, value: string | undefined) => {
       if (value !== undefined && !related.some(([k, v]) => k === kind && v === value)) {
         related.push([kind, value]);
       }
     };
-    if (kind === "name") add("key", this.#shared.store.nameOwner(value));
+    if (kind === "name") add("key", await this.#shared.store.nameOwner(value));
     for (const other of this.#shared.sessions) {
       const matches = kind === "name"
         ? other.name !== undefined && nameKey(other.name) === value
@@ -274,7 +282,7 @@ export class Moderation {
    * @param session The operator.
    * @param frame The order.
    */
-  mute(session: Registered, frame: MuteFrame): void {
+  async mute(session: Registered, frame: MuteFrame): Promise<void> {
     const by = session.name;
     const store = this.#shared.store;
     const key = nameKey(frame.name.normalize("NFC"));
@@ -282,14 +290,14 @@ export class Moderation {
     if (frame.duration === 0) {
       // Lifts the mute of the name and of its key, with those made with them.
       for (const value of fingerprint === undefined ? [key] : [key, `key:${fingerprint}`]) {
-        store.unban("mute", value);
+        await store.unban("mute", value);
       }
-      this.#load();
+      await this.#load();
     } else {
       // A renamed user stays muted: the mute follows the key too (and renames).
       const targets: [[BanKind, string], ...[BanKind, string][]] = [["mute", key]];
       if (fingerprint !== undefined) targets.push(["mute", `key:${fingerprint}`]);
-      this.#sanction(targets, capped(frame.duration), frame.reason, by);
+      await this.#sanction(targets, capped(frame.duration), frame.reason, by);
     }
     this.#shared.log(`${by} ${frame.duration === 0 ? "unmuted" : "muted"} ${frame.name}`);
     this.#shared.ack(session, { type: "ack", id: frame.id });
@@ -301,7 +309,7 @@ export class Moderation {
    * @param session The operator.
    * @param frame The order.
    */
-  ban(session: Registered, frame: BanFrame | UnbanFrame): void {
+  async ban(session: Registered, frame: BanFrame | UnbanFrame): Promise<void> {
     const shared = this.#shared;
     const by = session.name;
     const target = frame.target.trim();
@@ -335,17 +343,20 @@ export class Moderation {
     if (frame.type === "unban") {
       // An address ban stored in another spelling is lifted as it was written.
       const store = shared.store;
-      if (!store.unban(kind, value) && !(written !== value && store.unban(kind, written))) {
+      if (
+        !await store.unban(kind, value) &&
+        !(written !== value && await store.unban(kind, written))
+      ) {
         return shared.fail(session, frame.id, "no_such_user", `"${target}" is not banned`);
       }
-      this.#load();
+      await this.#load();
       shared.log(`${by} unbanned ${target}`);
       return shared.ack(session, { type: "ack", id: frame.id });
     }
     const targets: [[BanKind, string], ...[BanKind, string][]] = kind === "name" || kind === "key"
-      ? this.#related(kind, value)
+      ? await this.#related(kind, value)
       : [[kind, value]];
-    const ban = this.#sanction(targets, capped(frame.duration), frame.reason, by);
+    const ban = await this.#sanction(targets, capped(frame.duration), frame.reason, by);
     const message = `Banned by ${by}${banTerms(ban)}`;
     const stored = targets.flatMap(([kind, value]) => this.#bans.get(`${kind}:${value}`) ?? []);
     for (const other of [...shared.sessions]) {

@@ -25,10 +25,11 @@ export class Names {
    * Loads the names bound to keys.
    *
    * @param shared The core's shared state.
+   * @param bound The names bound to keys, as stored.
    */
-  constructor(shared: Shared) {
+  constructor(shared: Shared, bound: readonly { name: string; fingerprint: string }[]) {
     this.#shared = shared;
-    for (const { name, fingerprint } of shared.store.boundNames()) this.#bind(name, fingerprint);
+    for (const { name, fingerprint } of bound) this.#bind(name, fingerprint);
   }
 
   /** How many sessions have a name (held ones included). */
@@ -135,10 +136,11 @@ export class Names {
    * @param session The session.
    * @param name The name.
    */
-  bindTo(session: Session, name: string): void {
-    if (session.fingerprint === undefined) return;
-    this.#shared.store.claimName(nameKey(name), name, session.fingerprint);
-    this.#bind(name, session.fingerprint);
+  async bindTo(session: Session, name: string): Promise<void> {
+    const fingerprint = session.fingerprint;
+    if (fingerprint === undefined) return;
+    await this.#shared.store.claimName(nameKey(name), name, fingerprint);
+    this.#bind(name, fingerprint);
   }
 
   /** Remembers that a name is bound to a key, for the look-alike check. */
@@ -157,14 +159,14 @@ export class Names {
    * @param wanted The name as asked.
    * @returns The name in its checked form, or `undefined` when refused.
    */
-  claim(session: Session, id: RequestId, wanted: string): string | undefined {
+  async claim(session: Session, id: RequestId, wanted: string): Promise<string | undefined> {
     const shared = this.#shared;
     const checked = checkName(wanted);
     if (!checked.ok) {
       shared.fail(session, id, "invalid_name", checked.message);
       return undefined;
     }
-    const owner = shared.store.nameOwner(nameKey(checked.name));
+    const owner = await shared.store.nameOwner(nameKey(checked.name));
     if (owner !== undefined && owner !== session.fingerprint) {
       shared.fail(
         session,
@@ -220,11 +222,11 @@ export class Names {
    * @param session Who asks.
    * @param frame The request.
    */
-  whois(session: Session, frame: WhoisFrame): void {
+  async whois(session: Session, frame: WhoisFrame): Promise<void> {
     const shared = this.#shared;
     const key = nameKey(frame.name.normalize("NFC"));
     const online = this.#names.get(key);
-    const fingerprint = online?.fingerprint ?? shared.store.nameOwner(key);
+    const fingerprint = online?.fingerprint ?? await shared.store.nameOwner(key);
     if (online === undefined && fingerprint === undefined) {
       return shared.fail(
         session,

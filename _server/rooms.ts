@@ -19,6 +19,7 @@ import type { History } from "./history.ts";
 import { Outbound } from "./outbound.ts";
 import { type Registered, Room, type Session } from "./session.ts";
 import { Shared } from "./shared.ts";
+import type { Storage } from "./storage.ts";
 
 /** Sorts names the same way whatever the server's locale. */
 const byName = new Intl.Collator("und");
@@ -47,42 +48,50 @@ export class Rooms {
    * @param shared The core's shared state.
    * @param history Where joiners' replays come from.
    */
-  constructor(shared: Shared, history: History) {
+  constructor(shared: Shared, history: History, lobby: Room) {
     this.#shared = shared;
     this.#history = history;
-    this.room(LOBBY);
+    this.#rooms.set(LOBBY, lobby);
+  }
+
+  /** `#lobby`, which is always loaded. */
+  get lobby(): Room {
+    return this.#rooms.get(LOBBY) as Room;
   }
 
   /**
-   * A room, loaded from the store when nobody is in it yet.
+   * Loads a room from storage.
    *
+   * @param storage Where it is kept.
    * @param name The room's name.
-   * @returns The room.
+   * @returns The room, with nobody in it.
    */
-  room(name: string): Room {
+  static async load(storage: Storage, name: string): Promise<Room> {
+    const [seq, topic] = await Promise.all([storage.lastSeq(name), storage.topic(name)]);
+    return new Room(name, seq, topic?.topic ?? "");
+  }
+
+  /** A room, loaded from storage when nobody is in it yet. */
+  async #room(name: string): Promise<Room> {
+    const loaded = await Rooms.load(this.#shared.store, name);
+    // Someone may have joined it meanwhile.
     let room = this.#rooms.get(name);
-    if (room === undefined) {
-      const store = this.#shared.store;
-      room = new Room(name, store.lastSeq(name), store.topic(name)?.topic ?? "");
-      this.#rooms.set(name, room);
-    }
+    if (room === undefined) this.#rooms.set(name, room = loaded);
     return room;
   }
 
   /**
-   * A room a session is in (or, with `member` false, any valid room), or
-   * refuses the request.
+   * A room a session is in, or refuses the request.
    *
    * @param session Who asks.
    * @param id The request's id.
    * @param name The room's name.
-   * @param member Whether the session must be in it.
    * @returns The room, or `undefined` when refused.
    */
-  roomOf(session: Session, id: RequestId, name: string, member = true): Room | undefined {
+  roomOf(session: Session, id: RequestId, name: string): Room | undefined {
     // A room that exists has a valid name: skip the check on the hot path.
     const known = this.#rooms.get(name);
-    if (known !== undefined && (!member || session.rooms.has(known))) return known;
+    if (known !== undefined && session.rooms.has(known)) return known;
     if (!isRoomName(name)) {
       this.#shared.fail(
         session,
@@ -92,12 +101,24 @@ export class Rooms {
       );
       return undefined;
     }
-    const room = this.#rooms.get(name);
-    if (member && (room === undefined || !session.rooms.has(room))) {
-      this.#shared.fail(session, id, "not_in_room", `You are not in "${name}"`);
+    this.#shared.fail(session, id, "not_in_room", `You are not in "${name}"`);
+    return undefined;
+  }
+
+  /** Any valid room, loaded if needed, or refuses the request. */
+  async #anyRoom(session: Session, id: RequestId, name: string): Promise<Room | undefined> {
+    const known = this.#rooms.get(name);
+    if (known !== undefined) return known;
+    if (!isRoomName(name)) {
+      this.#shared.fail(
+        session,
+        id,
+        "invalid_room",
+        `Room name ${JSON.stringify(name)} is not valid`,
+      );
       return undefined;
     }
-    return room ?? this.room(name);
+    return await this.#room(name);
   }
 
   /**
@@ -124,7 +145,7 @@ export class Rooms {
    * @returns The lobby.
    */
   enterLobby(session: Registered): Room {
-    const lobby = this.room(LOBBY);
+    const lobby = this.lobby;
     const ts = new Date().toISOString();
     this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
     session.enter(lobby);
@@ -152,7 +173,7 @@ export class Rooms {
    * @param session Who joins.
    * @param frame The request.
    */
-  join(session: Registered, frame: JoinFrame): void {
+  async join(session: Registered, frame: JoinFrame): Promise<void> {
     const shared = this.#shared;
     const max = shared.limits.maxRoomsPerUser;
     const tooMany = () =>
@@ -163,7 +184,7 @@ export class Rooms {
         `You are in ${session.rooms.size} rooms, the most this server allows; /leave one first`,
       );
     if (!session.inRoom(frame.room) && session.rooms.size >= max) return tooMany();
-    const room = this.roomOf(session, frame.id, frame.room, false);
+    const room = await this.#anyRoom(session, frame.id, frame.room);
     if (room === undefined) return;
     if (!session.rooms.has(room)) {
       if (session.rooms.size >= max) return tooMany();
@@ -178,7 +199,7 @@ export class Rooms {
       );
       // Entered first, so a plain-text user reads the room's history untagged.
       session.enter(room);
-      this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
+      await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
     }
     session.switchTo(room);
     shared.ack(session, {
@@ -233,7 +254,7 @@ export class Rooms {
    * @param session Who asks.
    * @param frame The request.
    */
-  topic(session: Registered, frame: TopicFrame): void {
+  async topic(session: Registered, frame: TopicFrame): Promise<void> {
     const shared = this.#shared;
     const room = this.roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
@@ -250,7 +271,7 @@ export class Rooms {
       const ts = new Date().toISOString();
       const from = session.name;
       try {
-        shared.store.setTopic(room.name, { topic, by: from, ts });
+        await shared.store.setTopic(room.name, { topic, by: from, ts });
       } catch {
         return shared.fail(
           session,

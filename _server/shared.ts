@@ -10,7 +10,7 @@ import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
 import { Outbound } from "./outbound.ts";
 import type { Session } from "./session.ts";
-import type { Retention, Store } from "./store.ts";
+import type { Retention, Storage } from "./storage.ts";
 
 /** Options for the core. */
 export interface CoreOptions {
@@ -18,8 +18,8 @@ export interface CoreOptions {
   limits: Limits;
   /** Server software name and version, sent in `welcome`. */
   software: string;
-  /** Where room messages are stored. */
-  store: Store;
+  /** Where history, names and bans are kept. */
+  store: Storage;
   /** How many recent messages to replay on joining a room. */
   historyOnJoin: number;
   /** Most messages in one `history` answer. */
@@ -38,8 +38,10 @@ export interface CoreOptions {
 
 /** What the core's parts ask of the core itself. */
 export interface CoreHooks {
-  /** Commits the sends waiting in the current batch. */
-  settle(): void;
+  /** Runs a step once the sends waiting now are committed and delivered. */
+  afterSends(step: () => void): void;
+  /** Runs a task in turn with the core's other work (see `ChatCore`). */
+  run(task: () => void | Promise<void>): void;
   /** Ends a session: it leaves every room, and its name is free again. */
   leave(session: Session, reason: LeaveReason): void;
 }
@@ -58,7 +60,7 @@ export class Shared {
   /** The options. */
   readonly options: CoreOptions;
   /** Where history, names and bans are kept. */
-  readonly store: Store;
+  readonly store: Storage;
   /** The limits in force. */
   readonly limits: Limits;
   /** Every open session, named or not, connected or held. */
@@ -87,9 +89,13 @@ export class Shared {
     this.options.log?.(line);
   }
 
-  /** Commits the sends waiting in the current batch. */
-  settle(): void {
-    this.#hooks.settle();
+  /**
+   * Runs a task in turn with the core's other work.
+   *
+   * @param task The task.
+   */
+  run(task: () => void | Promise<void>): void {
+    this.#hooks.run(task);
   }
 
   /**
@@ -112,12 +118,10 @@ export class Shared {
    * @param message What to tell.
    */
   fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
-    this.settle();
-    session.peer?.deliver(
-      new Outbound(
-        id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
-      ),
+    const out = new Outbound(
+      id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
     );
+    this.#hooks.afterSends(() => session.peer?.deliver(out));
   }
 
   /**

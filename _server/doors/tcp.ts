@@ -256,7 +256,7 @@ export class TcpDoor implements Peer, DialectHost {
           this.#budget.take(lines.length);
           for (const line of lines) {
             try {
-              // Verifying a key proof is the only step that waits; the lines after it wait too.
+              // A request may wait (a key proof, storage); the lines after it wait too.
               const pending = dialect.line(line);
               if (pending !== undefined) await pending;
               if (this.#handedOff) return;

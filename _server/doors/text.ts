@@ -88,41 +88,47 @@ export class TextDialect implements Dialect {
     this.#host.refuse(textLines([line]));
   }
 
-  line(line: DecodedLine): undefined {
-    this.#line(line);
-    return undefined;
-  }
-
-  #line(line: DecodedLine): void {
+  line(line: DecodedLine): Promise<void> | undefined {
     const host = this.#host;
     if (!line.ok) {
-      return this.#refuse(
-        `! Line is longer than ${host.limits.maxFrameBytes} bytes; it was not sent`,
-      );
+      this.#refuse(`! Line is longer than ${host.limits.maxFrameBytes} bytes; it was not sent`);
+      return;
     }
     const text = line.text;
     const id = ++this.#nextId;
     if (this.#asksPassword && this.#password === undefined) {
       this.#password = text;
-      return this.#say("Type your name and press Enter:");
+      this.#say("Type your name and press Enter:");
+      return;
     }
     const session = host.session;
     if (session.name === undefined) {
-      if (text.trim() === "") return this.#say("Type your name and press Enter:");
+      if (text.trim() === "") {
+        this.#say("Type your name and press Enter:");
+        return;
+      }
       const hello: HelloFrame = { type: "hello", id, v: PROTOCOL_VERSION, name: text.trim() };
       if (this.#password !== undefined) hello.password = this.#password;
-      host.core.receive(session, hello);
-      if (host.session.name === undefined && !host.over) {
-        this.#say("Type another name and press Enter:");
-      }
+      const prompt = () => {
+        if (host.session.name === undefined && !host.over) {
+          this.#say("Type another name and press Enter:");
+        }
+      };
+      const pending = host.core.receive(session, hello);
+      if (pending !== undefined) return pending.then(prompt);
+      prompt();
       return;
     }
     if (text.trim() === "") return;
+    return this.#command(session, text, id);
+  }
+
+  /** A line from a user with a name: a message for the current room, or a command. */
+  #command(session: Session, text: string, id: number): Promise<void> | undefined {
+    const host = this.#host;
     const command = parseCommand(text);
     const room = session.room ?? LOBBY;
-    const receive = (frame: ClientFrame) => {
-      host.core.receive(session, frame);
-    };
+    const receive = (frame: ClientFrame) => host.core.receive(session, frame);
     switch (command.kind) {
       case "say":
         return receive({ type: "send", id, room, text: command.text });
@@ -140,7 +146,8 @@ export class TextDialect implements Dialect {
         return receive({ type: "part", id, room: command.room ?? room });
       case "switch":
         if (!session.inRoom(command.room)) {
-          return this.#refuse(`! You are not in "${sanitize(command.room)}"; /join it first`);
+          this.#refuse(`! You are not in "${sanitize(command.room)}"; /join it first`);
+          return;
         }
         return receive({ type: "join", id, room: command.room });
       case "rooms":
@@ -177,22 +184,26 @@ export class TextDialect implements Dialect {
         this.#say("*** Bye");
         return receive({ type: "quit", id });
       case "help":
-        return this.#say(...helpLines());
+        this.#say(...helpLines());
+        return;
       case "clear":
-        return this.#refuse("! /clear works in the chat client only");
+        this.#refuse("! /clear works in the chat client only");
+        return;
       case "history":
-        return this.#refuse("! /history works in the chat client only");
+        this.#refuse("! /history works in the chat client only");
+        return;
       case "send":
       case "accept":
       case "decline":
       case "cancel":
-        return this.#refuse("! Sending and receiving files needs the chat client (chat connect)");
+        this.#refuse("! Sending and receiving files needs the chat client (chat connect)");
+        return;
       case "usage":
-        return this.#refuse(`! ${command.message}`);
+        this.#refuse(`! ${command.message}`);
+        return;
       case "unknown":
-        return this.#refuse(
-          `! Unknown command "/${sanitize(command.name)}"; type /help for the list`,
-        );
+        this.#refuse(`! Unknown command "/${sanitize(command.name)}"; type /help for the list`);
+        return;
     }
   }
 }
