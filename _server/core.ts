@@ -207,7 +207,7 @@ export class ChatCore implements Core {
 
   receive(session: Session, frame: ClientFrame): Promise<void> | undefined {
     // While a key proof is pending, the next frame must be it.
-    if (session.challenge !== undefined) return this.#prove(session, frame);
+    if (session.challenged) return this.#prove(session, frame);
     // A key is proven before anything else.
     if (this.#handshake.needsProof(session, frame)) {
       return this.#handshake.challenge(session, frame);

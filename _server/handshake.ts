@@ -140,7 +140,7 @@ export class Handshake {
       return this.#shared.fail(session, frame.id, "auth_failed", refusal);
     }
     const nonce = randomToken(24, "base64");
-    session.challenge = { hello: frame, nonce };
+    session.challenge({ hello: frame, nonce });
     session.peer?.deliver(new Outbound({ type: "challenge", id: frame.id, nonce }));
   }
 
@@ -152,10 +152,9 @@ export class Handshake {
    * @returns What comes next.
    */
   async authenticate(session: Session, frame: ClientFrame): Promise<ProofOutcome> {
-    const pending = session.challenge;
+    const pending = session.takeChallenge();
     if (pending === undefined) return { other: frame };
     const { hello, nonce } = pending;
-    session.challenge = undefined;
     const fail = (message: string) => this.#shared.fail(session, hello.id, "auth_failed", message);
     if (frame.type !== "auth" || frame.id !== hello.id) {
       fail('Expected "auth" with the signed challenge after a "hello" with a key');

@@ -94,7 +94,7 @@ export class Messages {
   #queue(session: Registered, room: Room, frame: SendFrame, key: string | undefined): undefined {
     const from = session.name;
     const ts = new Date().toISOString();
-    const seq = ++room.seq;
+    const seq = room.next();
     const action = frame.action === true;
     const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
     const out = new Outbound(
@@ -186,7 +186,7 @@ export class Messages {
         const seq = await store.lastSeq(entry.room.name).catch(() => undefined);
         // Sends gathered since have their numbers: keep counting after them.
         if (seq !== undefined && !this.#pending.some((later) => later.room === entry.room)) {
-          entry.room.seq = seq;
+          entry.room.rewind(seq);
         }
       }
       shared.log(`Cannot store messages: ${error instanceof Error ? error.message : error}`);

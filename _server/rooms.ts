@@ -280,7 +280,7 @@ export class Rooms {
           "The server could not store the topic; try again",
         );
       }
-      room.topic = topic;
+      room.retitle(topic);
       shared.broadcast(
         room.members,
         new Outbound({ type: "topic", room: room.name, topic, from, ts }),

@@ -48,10 +48,8 @@ export class Room {
   readonly name: string;
   /** Everyone in the room. */
   readonly members: Set<Session> = new Set();
-  /** The sequence number of the room's last message. */
-  seq: number;
-  /** The topic, `""` when none. */
-  topic: string;
+  #seq: number;
+  #topic: string;
 
   /**
    * Creates a room.
@@ -62,9 +60,54 @@ export class Room {
    */
   constructor(name: string, seq: number, topic: string) {
     this.name = name;
-    this.seq = seq;
-    this.topic = topic;
+    this.#seq = seq;
+    this.#topic = topic;
   }
+
+  /** The sequence number of the room's last message. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** The topic, `""` when none. */
+  get topic(): string {
+    return this.#topic;
+  }
+
+  /**
+   * Numbers a new message.
+   *
+   * @returns Its sequence number.
+   */
+  next(): number {
+    return ++this.#seq;
+  }
+
+  /**
+   * Goes back to the last stored number, after a commit failed.
+   *
+   * @param seq The last stored sequence number.
+   */
+  rewind(seq: number): void {
+    this.#seq = seq;
+  }
+
+  /**
+   * Sets the topic, once stored.
+   *
+   * @param topic The topic.
+   */
+  retitle(topic: string): void {
+    this.#topic = topic;
+  }
+}
+
+/** A `hello` with a key, waiting for its `auth`, and the nonce it must sign. */
+export interface Challenge {
+  /** The `hello`. */
+  hello: HelloFrame;
+  /** The server's nonce. */
+  nonce: string;
 }
 
 /** A session that completed the handshake: it has a name. */
@@ -85,8 +128,7 @@ export class Session {
   #dmKeys: Map<string, AckFrame> | undefined;
   #fingerprint: string | undefined;
   #bucket: TokenBucket | undefined;
-  /** A `hello` with a key, waiting for its `auth`. */
-  challenge: { hello: HelloFrame; nonce: string } | undefined;
+  #challenge: Challenge | undefined;
 
   /**
    * Creates a session for a new connection.
@@ -162,6 +204,31 @@ export class Session {
   /** The fingerprint of the key the client proved it holds, if any. */
   get fingerprint(): string | undefined {
     return this.#fingerprint;
+  }
+
+  /** Whether a key proof is pending: the next frame must answer it. */
+  get challenged(): boolean {
+    return this.#challenge !== undefined;
+  }
+
+  /**
+   * Records the challenge sent for a `hello` with a key.
+   *
+   * @param challenge The `hello` and the nonce.
+   */
+  challenge(challenge: Challenge): void {
+    this.#challenge = challenge;
+  }
+
+  /**
+   * Takes the pending challenge (a challenge is answered once).
+   *
+   * @returns The challenge, if one was pending.
+   */
+  takeChallenge(): Challenge | undefined {
+    const challenge = this.#challenge;
+    this.#challenge = undefined;
+    return challenge;
   }
 
   /**
