@@ -9,8 +9,10 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
-import { Connection, type ConnectionOptions } from "./_server/connection.ts";
-import { Hub } from "./_server/hub.ts";
+import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
+import { ChatCore, SqliteStorage } from "./_server/core.ts";
+import { banTerms } from "./_server/moderation.ts";
+import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
 
@@ -136,11 +138,11 @@ class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
   #listeners: Listener[];
-  #connectionOptions: ConnectionOptions;
-  #tlsOptions: ConnectionOptions | undefined;
-  #hub: Hub;
+  #connectionOptions: TcpDoorOptions;
+  #tlsOptions: TcpDoorOptions | undefined;
+  #core: ChatCore;
   #limits: Limits;
-  #connections = new Set<Connection>();
+  #connections = new Set<TcpDoor>();
   /** Refused connections per address whose reason is still being written. */
   #refusing = new Map<string, number>();
   #tasks = new Set<Promise<void>>();
@@ -149,13 +151,21 @@ class Server implements ChatServer {
   #finished = Promise.withResolvers<void>();
   #store: Store;
   #perIp = new Map<string, number>();
-  #connectBuckets = new Map<string, { tokens: number; at: number }>();
+  #connectBuckets = new Map<string, TokenBucket>();
   #sweeper: ReturnType<typeof setInterval>;
   #log: ((line: string) => void) | undefined;
 
-  constructor(listeners: Listener[], store: Store, options: ServeOptions) {
+  constructor(
+    listeners: Listener[],
+    store: Store,
+    core: ChatCore,
+    limits: Limits,
+    options: ServeOptions,
+  ) {
     this.#listeners = listeners;
     this.#store = store;
+    this.#core = core;
+    this.#limits = limits;
     this.#log = options.onLog;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
@@ -179,29 +189,6 @@ class Server implements ChatServer {
         .catch(() => []);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint, names };
     }
-    this.#limits = { ...DEFAULT_LIMITS };
-    for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
-      const value = options[key];
-      if (value !== undefined) {
-        if (!(value > 0)) throw new RangeError(`Invalid ${key} "${value}": it must be above 0`);
-        this.#limits[key] = value;
-      }
-    }
-    this.#hub = new Hub({
-      limits: this.#limits,
-      software: SOFTWARE,
-      store,
-      historyOnJoin: options.historyOnJoin ?? 50,
-      maxHistoryPage: options.maxHistoryPage ?? 200,
-      resumeGrace: options.resumeGrace ?? 30_000,
-      retention: {
-        maxMessages: options.keepMessages ?? 100_000,
-        maxAgeDays: options.keepDays ?? 365,
-      },
-      password: options.password,
-      operators: new Set(options.operators ?? []),
-      log: options.onLog,
-    });
     this.#accepting = Promise.all(
       listeners.map((listener, index) =>
         this.#accept(
@@ -221,7 +208,7 @@ class Server implements ChatServer {
 
   #sweep(): void {
     const now = performance.now();
-    this.#hub.maintain();
+    this.#core.maintain();
     for (const connection of this.#connections) connection.sweep(now);
     // Forget connection-rate buckets unused for a minute: they are full again anyway.
     for (const [ip, bucket] of this.#connectBuckets) {
@@ -232,30 +219,23 @@ class Server implements ChatServer {
   /** Why a new connection from this address is refused, or `undefined` to accept it. */
   #refusal(ip: string): string | undefined {
     const { maxConnections, maxConnectionsPerIp, connectRate } = this.#limits;
-    const ban = this.#hub.banned("ip", ip);
-    if (ban !== undefined) {
-      return `You are banned${
-        ban.until ? ` until ${ban.until.slice(0, 16).replace("T", " ")} UTC` : ""
-      }` +
-        (ban.reason ? `: ${ban.reason}` : "");
-    }
+    const ban = this.#core.banned("ip", ip);
+    if (ban !== undefined) return `You are banned${banTerms(ban, false)}`;
     if (this.#connections.size >= maxConnections) return "The server is full; try again later";
     if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       return `Too many connections from ${ip} (at most ${maxConnectionsPerIp})`;
     }
     const now = performance.now();
-    const burst = 2 * connectRate;
-    const bucket = this.#connectBuckets.get(ip) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * connectRate / 1000);
-    bucket.at = now;
-    this.#connectBuckets.set(ip, bucket);
-    if (bucket.tokens < 1) return `Too many new connections from ${ip}; wait a moment`;
-    bucket.tokens -= 1;
+    let bucket = this.#connectBuckets.get(ip);
+    if (bucket === undefined) {
+      this.#connectBuckets.set(ip, bucket = new TokenBucket(connectRate, 2 * connectRate, now));
+    }
+    if (!bucket.tryTake(1, now)) return `Too many new connections from ${ip}; wait a moment`;
     return undefined;
   }
 
   get users(): number {
-    return this.#hub.size;
+    return this.#core.size;
   }
 
   get data(): string {
@@ -266,7 +246,7 @@ class Server implements ChatServer {
     return this.#finished.promise;
   }
 
-  async #accept(listener: Listener, options: ConnectionOptions): Promise<void> {
+  async #accept(listener: Listener, options: TcpDoorOptions): Promise<void> {
     while (!this.#closing) {
       let conn: Deno.Conn;
       try {
@@ -284,7 +264,7 @@ class Server implements ChatServer {
     }
   }
 
-  #admit(conn: Deno.Conn, options: ConnectionOptions): void {
+  #admit(conn: Deno.Conn, options: TcpDoorOptions): void {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refusal = this.#refusal(ip);
     if (refusal !== undefined) return this.#refuse(conn, refusal);
@@ -294,7 +274,7 @@ class Server implements ChatServer {
     } catch {
       // Not a TCP socket; nothing to tune.
     }
-    const connection = new Connection(conn, this.#hub, this.#limits, options);
+    const connection = new TcpDoor(conn, this.#core, this.#limits, options);
     this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     const task = connection.run().finally(() => {
@@ -356,8 +336,8 @@ class Server implements ChatServer {
       }
     }
     await this.#accepting.catch(() => {});
-    this.#hub.shutdown();
-    await this.#hub.stopTransfers();
+    await this.#core.shutdown();
+    await this.#core.stopTransfers();
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);
@@ -404,7 +384,23 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   }
   let server: Server;
   try {
-    server = new Server(listeners, store, options);
+    const limits = limitsOf(options);
+    const core = await ChatCore.open({
+      limits,
+      software: SOFTWARE,
+      store: new SqliteStorage(store),
+      historyOnJoin: options.historyOnJoin ?? 50,
+      maxHistoryPage: options.maxHistoryPage ?? 200,
+      resumeGrace: options.resumeGrace ?? 30_000,
+      retention: {
+        maxMessages: options.keepMessages ?? 100_000,
+        maxAgeDays: options.keepDays ?? 365,
+      },
+      password: options.password,
+      operators: new Set(options.operators ?? []),
+      log: options.onLog,
+    });
+    server = new Server(listeners, store, core, limits, options);
   } catch (error) {
     for (const listener of listeners) listener.close();
     store.close();
@@ -413,6 +409,19 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   }
   options.signal?.addEventListener("abort", () => server.close(), { once: true });
   return server;
+}
+
+/** The limits in force: the defaults, with those given. */
+function limitsOf(options: ServeOptions): Limits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const value = options[key];
+    if (value !== undefined) {
+      if (!(value > 0)) throw new RangeError(`Invalid ${key} "${value}": it must be above 0`);
+      limits[key] = value;
+    }
+  }
+  return limits;
 }
 
 function openStore(path: string): Store {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { TokenBucket } from "./token_bucket.ts";
+
 /** Options for {@linkcode LineBudget}. */
 export interface LineBudgetOptions {
   /** Lines per second, sustained. */
@@ -24,8 +26,7 @@ export interface LineBudgetOptions {
  */
 export class LineBudget {
   #options: LineBudgetOptions;
-  #tokens: number;
-  #at: number;
+  #bucket: TokenBucket;
   #overSince: number | undefined;
   #floodSince: number | undefined;
 
@@ -37,8 +38,7 @@ export class LineBudget {
    */
   constructor(options: LineBudgetOptions, now: number) {
     this.#options = options;
-    this.#tokens = options.burst;
-    this.#at = now;
+    this.#bucket = new TokenBucket(options.rate, options.burst, now);
   }
 
   /** Whether the connection is over its budget (it has lines waiting for tokens). */
@@ -55,10 +55,7 @@ export class LineBudget {
    * @returns How many whole lines fit.
    */
   allowance(now: number, waited: boolean): number {
-    const { rate, burst } = this.#options;
-    this.#tokens = Math.min(burst, this.#tokens + (now - this.#at) * rate / 1000);
-    this.#at = now;
-    const whole = Math.floor(this.#tokens);
+    const whole = Math.floor(this.#bucket.refill(now));
     if (whole >= 1 && !waited) this.#overSince = this.#floodSince = undefined;
     return Math.max(whole, 0);
   }
@@ -70,7 +67,7 @@ export class LineBudget {
    * @param lines How many.
    */
   take(lines: number): void {
-    this.#tokens -= lines;
+    this.#bucket.take(lines);
   }
 
   /**
@@ -91,6 +88,6 @@ export class LineBudget {
       this.#floodSince ??= now;
       if (now - this.#floodSince >= this.#options.floodTimeout) return undefined;
     }
-    return Math.max(1, Math.ceil((1 - this.#tokens) * 1000 / this.#options.rate));
+    return Math.max(1, Math.ceil(this.#bucket.wait(1)));
   }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { TokenBucket } from "./token_bucket.ts";
+
 /** Failures an address may have before it must wait. */
 export const FREE_FAILURES = 3;
 /** The first wait, in ms; each further failure doubles it, up to the limit. */
@@ -42,8 +44,8 @@ export class LoginGuard {
   #addresses = new Map<string, Record>();
   #rate: number;
   #maxWait: number;
-  #tokens: number;
-  #refilled: number;
+  /** The server's budget of failures. */
+  #budget: TokenBucket;
 
   /**
    * Creates a guard.
@@ -56,8 +58,7 @@ export class LoginGuard {
   constructor(rate: number, maxWait: number, now: number = performance.now()) {
     this.#rate = rate;
     this.#maxWait = maxWait;
-    this.#tokens = rate * 10;
-    this.#refilled = now;
+    this.#budget = new TokenBucket(rate, rate * 10, now);
   }
 
   /**
@@ -74,8 +75,7 @@ export class LoginGuard {
     const record = this.#record(ip, now);
     if (record === undefined) return 0;
     const own = Math.max(0, record.until - now);
-    this.#refill(now);
-    const shared = this.#tokens >= 1 ? 0 : (1 - this.#tokens) / this.#rate * 1000;
+    const shared = this.#budget.refill(now) >= 1 ? 0 : this.#budget.wait(1);
     return Math.ceil(Math.max(own, shared));
   }
 
@@ -99,9 +99,9 @@ export class LoginGuard {
     if (this.#addresses.size > MAX_ADDRESSES) {
       this.#addresses.delete(this.#addresses.keys().next().value!);
     }
-    this.#refill(now);
+    this.#budget.refill(now);
     // Fresh addresses are always heard, so the debt is bounded.
-    this.#tokens = Math.max(this.#tokens - 1, -this.#rate * 10);
+    this.#budget.take(1, -this.#rate * 10);
   }
 
   /**
@@ -130,13 +130,5 @@ export class LoginGuard {
       return undefined;
     }
     return record;
-  }
-
-  #refill(now: number): void {
-    this.#tokens = Math.min(
-      this.#rate * 10,
-      this.#tokens + Math.max(0, now - this.#refilled) * this.#rate / 1000,
-    );
-    this.#refilled = Math.max(now, this.#refilled);
   }
 }

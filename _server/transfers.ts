@@ -21,7 +21,10 @@ import type {
   TransferEvent,
 } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
-import type { Outbound, Room, Session } from "./hub.ts";
+import { writeAll } from "../_common/write_all.ts";
+import { Outbound } from "./outbound.ts";
+import { randomToken } from "./random.ts";
+import type { Registered, Room, Session } from "./session.ts";
 
 /** The limits on transfers (see {@linkcode Limits}). */
 export type TransferLimits = Pick<Limits, "maxFileBytes" | "maxTransfersPerUser" | "offerTimeout">;
@@ -35,9 +38,9 @@ const READY = encoder.encode('{"type":"data","ok":true}\n');
 
 interface Offer {
   id: string;
-  sender: Session;
+  sender: Registered;
   room: Room | undefined;
-  recipient: Session | undefined;
+  recipient: Registered | undefined;
   name: string;
   size: number;
   mime: string;
@@ -48,12 +51,25 @@ interface Offer {
   open: boolean;
 }
 
+/**
+ * A data connection as the transfers see it: bytes in, bytes out. A socket
+ * is one; so could a WebSocket be.
+ */
+export interface ByteStream {
+  /** Reads into `buffer`; resolves with the count, or `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`; resolves with how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Closes the connection. */
+  close(): void;
+}
+
 interface Leg {
   id: string;
   offer: Offer;
-  receiver: Session;
+  receiver: Registered;
   tokens: [string, string];
-  conns: [Deno.Conn | undefined, Deno.Conn | undefined];
+  conns: [ByteStream | undefined, ByteStream | undefined];
   paired: PromiseWithResolvers<void>;
   /** Resolves once both data connections are closed. */
   done: PromiseWithResolvers<void>;
@@ -65,31 +81,19 @@ interface Leg {
 /** What {@linkcode Transfers} needs from the hub. */
 export interface TransferHost {
   /** Finds an online session by name. */
-  find(name: string): Session | undefined;
+  find(name: string): Registered | undefined;
   /** Finds a room the session is in. */
-  room(session: Session, name: string): Room | undefined;
-  /** Makes an outbound frame. */
-  outbound(frame: ServerFrame): Outbound;
+  room(session: Registered, name: string): Room | undefined;
   /** Logs a line for the operator. */
   log?(line: string): void;
 }
 
-function randomId(bytes: number): string {
-  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))))
-    .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-function close(conn: Deno.Conn | undefined): void {
+function close(conn: ByteStream | undefined): void {
   try {
     conn?.close();
   } catch {
     // Already closed.
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 /** The transfers of one server. */
@@ -112,10 +116,10 @@ export class Transfers {
   }
 
   #send(session: Session | undefined, frame: ServerFrame): void {
-    session?.peer?.deliver(this.#host.outbound(frame));
+    session?.peer?.deliver(new Outbound(frame));
   }
 
-  #fail(session: Session, id: RequestId, code: ErrorCode, message: string): void {
+  #fail(session: Registered, id: RequestId, code: ErrorCode, message: string): void {
     this.#send(session, { type: "error", id, code, message });
   }
 
@@ -129,7 +133,7 @@ export class Transfers {
    * @param session The sender.
    * @param frame The offer.
    */
-  offer(session: Session, frame: OfferFrame): void {
+  offer(session: Registered, frame: OfferFrame): void {
     const { maxFileBytes, maxTransfersPerUser, offerTimeout } = this.#limits;
     if (frame.size > maxFileBytes) {
       return this.#fail(
@@ -161,7 +165,7 @@ export class Transfers {
       );
     }
     let room: Room | undefined;
-    let recipient: Session | undefined;
+    let recipient: Registered | undefined;
     if (frame.to.startsWith("#")) {
       room = this.#host.room(session, frame.to);
       if (room === undefined) {
@@ -203,7 +207,7 @@ export class Transfers {
         );
       }
     }
-    const id = randomId(12);
+    const id = randomToken(12);
     const expires = new Date(Date.now() + offerTimeout).toISOString();
     const offer: Offer = {
       id,
@@ -224,8 +228,8 @@ export class Transfers {
     const event: ServerFrame = {
       type: "offer",
       transfer: id,
-      from: session.name!,
-      to: room?.name ?? recipient!.name!,
+      from: session.name,
+      to: room?.name ?? recipient!.name,
       name: offer.name,
       size: offer.size,
       mime: offer.mime,
@@ -239,12 +243,12 @@ export class Transfers {
     this.#host.log?.(`${session.name} offers a file of ${offer.size} bytes to ${event.to}`);
   }
 
-  #recipientOf(offer: Offer, session: Session): boolean {
+  #recipientOf(offer: Offer, session: Registered): boolean {
     if (offer.recipient !== undefined) return offer.recipient === session;
     return offer.room!.members.has(session) && session !== offer.sender;
   }
 
-  #find(session: Session, id: RequestId, transfer: string): Offer | undefined {
+  #find(session: Registered, id: RequestId, transfer: string): Offer | undefined {
     const offer = this.#offers.get(transfer);
     if (offer === undefined || (offer.sender !== session && !this.#recipientOf(offer, session))) {
       this.#fail(session, id, "no_such_transfer", `No transfer "${transfer}" for you`);
@@ -259,7 +263,7 @@ export class Transfers {
    * @param session The receiver.
    * @param frame The acceptance.
    */
-  accept(session: Session, frame: AcceptFrame): void {
+  accept(session: Registered, frame: AcceptFrame): void {
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     if (offer.sender === session) {
@@ -272,10 +276,10 @@ export class Transfers {
       return this.#fail(session, frame.id, "bad_request", "You already accepted this offer");
     }
     const leg: Leg = {
-      id: randomId(9),
+      id: randomToken(9),
       offer,
       receiver: session,
-      tokens: [randomId(24), randomId(24)],
+      tokens: [randomToken(24), randomToken(24)],
       conns: [undefined, undefined],
       paired: Promise.withResolvers(),
       done: Promise.withResolvers(),
@@ -300,7 +304,7 @@ export class Transfers {
     this.#tell(offer.sender, {
       transfer: offer.id,
       state: "accepted",
-      by: session.name!,
+      by: session.name,
       leg: leg.id,
       token: leg.tokens[0],
     });
@@ -312,14 +316,14 @@ export class Transfers {
    * @param session The receiver.
    * @param frame The refusal.
    */
-  decline(session: Session, frame: DeclineFrame): void {
+  decline(session: Registered, frame: DeclineFrame): void {
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     if (offer.sender === session) {
       return this.#fail(session, frame.id, "bad_request", "To withdraw your own offer, cancel it");
     }
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
-    this.#tell(offer.sender, { transfer: offer.id, state: "declined", by: session.name! });
+    this.#tell(offer.sender, { transfer: offer.id, state: "declined", by: session.name });
     if (offer.recipient !== undefined) this.#drop(offer);
   }
 
@@ -329,15 +333,15 @@ export class Transfers {
    * @param session Either side.
    * @param frame The cancellation.
    */
-  cancel(session: Session, frame: CancelFrame): void {
+  cancel(session: Registered, frame: CancelFrame): void {
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
     this.#cancel(offer, session, `cancelled by ${session.name}`);
   }
 
-  #cancel(offer: Offer, by: Session, reason: string): void {
-    const event = { transfer: offer.id, state: "cancelled" as const, by: by.name ?? "", reason };
+  #cancel(offer: Offer, by: Registered, reason: string): void {
+    const event = { transfer: offer.id, state: "cancelled" as const, by: by.name, reason };
     if (by === offer.sender) {
       this.#tell(offer.sender, event);
       for (const leg of offer.legs) {
@@ -373,14 +377,14 @@ export class Transfers {
    * @param session The receiver.
    * @param frame The verdict.
    */
-  received(session: Session, frame: ReceivedFrame): void {
+  received(session: Registered, frame: ReceivedFrame): void {
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
     this.#tell(offer.sender, {
       transfer: offer.id,
       state: "received",
-      by: session.name!,
+      by: session.name,
       ok: frame.ok,
     });
     for (const leg of offer.legs) if (leg.receiver === session) this.#closeLeg(leg);
@@ -393,18 +397,18 @@ export class Transfers {
    *
    * @param session The session.
    */
-  left(session: Session): void {
+  left(session: Registered): void {
     for (const offer of [...this.#offers.values()]) {
       if (offer.sender === session) {
-        this.#cancel(offer, session, `${session.name ?? "the sender"} left`);
+        this.#cancel(offer, session, `${session.name} left`);
       } else if ([...offer.legs].some((leg) => leg.receiver === session)) {
-        this.#cancel(offer, session, `${session.name ?? "the receiver"} left`);
+        this.#cancel(offer, session, `${session.name} left`);
       } else if (offer.recipient === session) {
         this.#tell(offer.sender, {
           transfer: offer.id,
           state: "cancelled",
-          by: session.name ?? "",
-          reason: `${session.name ?? "the receiver"} left`,
+          by: session.name,
+          reason: `${session.name} left`,
         });
         this.#drop(offer);
       }
@@ -467,11 +471,11 @@ export class Transfers {
    * Takes over a new connection whose first frame was `data`: checks the
    * token, waits for the other side, then relays.
    *
-   * @param conn The connection (this module closes it).
+   * @param conn The connection's bytes (this module closes it).
    * @param token The token it presented.
    * @returns `false` when the token is unknown (the caller answers and closes).
    */
-  attach(conn: Deno.Conn, token: string): Promise<void> | undefined {
+  attach(conn: ByteStream, token: string): Promise<void> | undefined {
     const found = this.#tokens.get(token);
     if (found === undefined || found.leg.conns[found.side] !== undefined) return undefined;
     const { leg, side } = found;
@@ -500,7 +504,7 @@ export class Transfers {
     clearTimeout(leg.timer);
     leg.paired.resolve();
     leg.running = true;
-    const [from, to] = leg.conns as [Deno.Conn, Deno.Conn];
+    const [from, to] = leg.conns as [ByteStream, ByteStream];
     const buffer = new Uint8Array(RELAY_BUFFER_BYTES);
     let remaining = leg.offer.size;
     try {
@@ -522,7 +526,7 @@ export class Transfers {
     leg.done.resolve();
     // It has a while to say whether the file arrived whole; then the slot is freed anyway.
     leg.timer = setTimeout(
-      () => this.#endLeg(leg, `${leg.receiver.name ?? "the receiver"} did not confirm the file`),
+      () => this.#endLeg(leg, `${leg.receiver.name} did not confirm the file`),
       PAIRING_TIMEOUT,
     );
   }

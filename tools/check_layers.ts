@@ -76,11 +76,6 @@ export const ALLOWED: readonly AllowedImport[] = [
     to: "_common/tls.ts",
     why: "test certificates should come from a door (server.ts) rather than a private module",
   },
-  {
-    from: "_server/transfers.ts",
-    to: "_server/hub.ts",
-    why: "transfers reach back into the hub for sessions; the hub and transfers form a cycle",
-  },
 ];
 
 /** Something wrong with the layers. */

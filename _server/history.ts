@@ -1,0 +1,118 @@
+/**
+ * Reading room history: the replay on joining, and pages for `history`,
+ * each kept within a byte budget so it fits any send queue.
+ *
+ * @module
+ */
+
+import type { MessageEvent } from "../protocol/frames.ts";
+import { Outbound } from "./outbound.ts";
+import type { Room, Session } from "./session.ts";
+import type { Shared } from "./shared.ts";
+
+/** Most bytes of messages in one history answer or replay, so it fits any send queue. */
+const HISTORY_BUDGET_BYTES = 256 * 1024;
+
+/** Keeps the newest (`fromEnd`) or oldest messages whose JSON fits the history budget. */
+function fit(messages: MessageEvent[], fromEnd: boolean): MessageEvent[] {
+  let bytes = 0;
+  const kept: MessageEvent[] = [];
+  const order = fromEnd ? [...messages].reverse() : messages;
+  for (const message of order) {
+    bytes += message.text.length * 3 + 200;
+    if (bytes > HISTORY_BUDGET_BYTES && kept.length > 0) break;
+    kept.push(message);
+  }
+  return fromEnd ? kept.reverse() : kept;
+}
+
+/** Where to read a page of history. */
+export interface Page {
+  /** Most messages. */
+  limit: number;
+  /** Messages after this sequence number (oldest first)... */
+  after?: number;
+  /** ...or before this one (the newest). */
+  before?: number;
+}
+
+/** The history of the rooms, as the core reads it. */
+export class History {
+  #shared: Shared;
+
+  /**
+   * Reads history from the shared store.
+   *
+   * @param shared The core's shared state.
+   */
+  constructor(shared: Shared) {
+    this.#shared = shared;
+  }
+
+  /**
+   * Replays the latest messages of a room that fit the budget.
+   *
+   * @param session Who joined.
+   * @param room The room.
+   * @param count How many messages were asked for.
+   */
+  async replay(session: Session, room: Room, count: number): Promise<void> {
+    const limit = Math.min(count, this.#shared.options.maxHistoryPage);
+    const messages = await this.#read(
+      room,
+      `the latest ${limit}`,
+      () => this.#shared.store.recent(room.name, limit),
+    );
+    // Damaged history is logged and skipped: the join itself succeeds.
+    for (const message of fit(messages ?? [], true)) {
+      session.peer?.deliver(new Outbound(message));
+    }
+  }
+
+  /**
+   * Reads one page of a room's history.
+   *
+   * @param room The room.
+   * @param page Where.
+   * @returns The messages, or `undefined` when they cannot be read (logged).
+   */
+  page(room: Room, page: Page): Promise<MessageEvent[] | undefined> {
+    const { limit, after, before } = page;
+    const store = this.#shared.store;
+    return after !== undefined
+      ? this.#read(
+        room,
+        `${limit} after ${after}`,
+        async () =>
+          fit(await store.after(room.name, after, limit, true), false).filter((m) =>
+            before === undefined || m.seq < before
+          ),
+      )
+      : this.#read(
+        room,
+        `${limit} before ${before ?? "the end"}`,
+        async () => fit(await store.recent(room.name, limit, before), true),
+      );
+  }
+
+  /**
+   * Reads history, or logs for the operator which part of which room cannot
+   * be read (a damaged database) and returns `undefined`.
+   */
+  async #read(
+    room: Room,
+    what: string,
+    read: () => Promise<MessageEvent[]>,
+  ): Promise<MessageEvent[] | undefined> {
+    try {
+      return await read();
+    } catch (error) {
+      this.#shared.log(
+        `Cannot read the history of ${room.name} (${what} messages) from "${this.#shared.store.path}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * Room messages: a send is stored before anyone hears of it. Sends that
+ * arrive in the same turn of the event loop are committed together, then
+ * delivered and acknowledged; history is pruned as it grows.
+ *
+ * @module
+ */
+
+import type { HistoryFrame, RequestId, SendFrame } from "../protocol/frames.ts";
+import { nameKey } from "../protocol/names.ts";
+import type { History } from "./history.ts";
+import { Outbound } from "./outbound.ts";
+import type { Rooms } from "./rooms.ts";
+import type { Registered, Room, Session } from "./session.ts";
+import type { Shared } from "./shared.ts";
+import type { StoredMessage } from "./storage.ts";
+
+/** Prune history after this many stored messages. */
+const PRUNE_EVERY = 10_000;
+
+interface PendingSend {
+  session: Session;
+  room: Room;
+  id: RequestId;
+  stored: StoredMessage;
+  out: Outbound;
+}
+
+/** The batch of sends waiting to be stored, and the history requests. */
+export class Messages {
+  #shared: Shared;
+  #rooms: Rooms;
+  #history: History;
+  #pending: PendingSend[] = [];
+  #pendingKeys = new Map<string, PendingSend>();
+  #commitScheduled = false;
+  /** Steps waiting for the batch being gathered. */
+  #pendingSteps: (() => void)[] = [];
+  /** Batches closed and waiting for their commit, oldest first, with their steps. */
+  #sealed: { batch: PendingSend[]; steps: (() => void)[] }[] = [];
+  /** The commits in flight, if any, and the steps waiting for the batch being committed. */
+  #inflight: Promise<void> | undefined;
+  #inflightSteps: (() => void)[] = [];
+  #storedSincePrune = 0;
+  #prunedAt = performance.now();
+
+  /**
+   * Creates the batch.
+   *
+   * @param shared The core's shared state.
+   * @param rooms The rooms.
+   * @param history The history reader.
+   */
+  constructor(shared: Shared, rooms: Rooms, history: History) {
+    this.#shared = shared;
+    this.#rooms = rooms;
+    this.#history = history;
+  }
+
+  /**
+   * Handles `send`: the message joins the batch of this turn.
+   *
+   * @param session Who sends.
+   * @param frame The request.
+   */
+  send(session: Registered, frame: SendFrame): Promise<void> | undefined {
+    const room = this.#rooms.roomOf(session, frame.id, frame.room);
+    if (room === undefined || !this.#shared.checkText(session, frame.id, frame.text)) return;
+    if (frame.key === undefined) return this.#queue(session, room, frame, undefined);
+    return this.#sendOnce(session, room, frame, `${nameKey(session.name)}:${frame.key}`);
+  }
+
+  /** A send with an idempotency key: answered as before if it was stored already. */
+  async #sendOnce(session: Registered, room: Room, frame: SendFrame, key: string): Promise<void> {
+    // The same key waiting in this batch: settle it first, so the answer is the truth.
+    if (this.#pendingKeys.has(`${room.name}\n${key}`)) await this.commit();
+    const stored = await this.#shared.store.findKey(room.name, key);
+    if (stored !== undefined) {
+      // Already stored: answer as before (after the sends before it), store nothing new.
+      await this.commit();
+      const { seq, ts } = stored;
+      return this.#shared.ack(session, {
+        type: "ack",
+        id: frame.id,
+        room: room.name,
+        seq,
+        ts,
+        duplicate: true,
+      });
+    }
+    this.#queue(session, room, frame, key);
+  }
+
+  #queue(session: Registered, room: Room, frame: SendFrame, key: string | undefined): undefined {
+    const from = session.name;
+    const ts = new Date().toISOString();
+    const seq = room.next();
+    const action = frame.action === true;
+    const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
+    const out = new Outbound(
+      action
+        ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
+        : { type: "message", room: room.name, from, text: frame.text, ts, seq },
+    );
+    const entry: PendingSend = { session, room, id: frame.id, stored, out };
+    this.#pending.push(entry);
+    if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);
+    if (!this.#commitScheduled) {
+      this.#commitScheduled = true;
+      queueMicrotask(() => {
+        this.#commitScheduled = false;
+        this.#shared.run(() => this.commit());
+      });
+    }
+    return undefined;
+  }
+
+  /**
+   * Runs a step once the sends waiting now are committed and delivered (at
+   * once when none are): answers keep the order of the requests. The batch
+   * being gathered is closed, so later sends are answered after the step.
+   *
+   * @param step The step.
+   */
+  after(step: () => void): void {
+    if (this.#pending.length > 0) {
+      this.#pendingSteps.push(step);
+      this.commit();
+    } else if (this.#sealed.length > 0) this.#sealed.at(-1)?.steps.push(step);
+    else if (this.#inflight !== undefined) this.#inflightSteps.push(step);
+    else step();
+  }
+
+  /** Closes the batch being gathered: later sends go into the next one. */
+  #seal(): void {
+    if (this.#pending.length === 0) return;
+    this.#sealed.push({ batch: this.#pending, steps: this.#pendingSteps });
+    this.#pending = [];
+    this.#pendingSteps = [];
+    this.#pendingKeys.clear();
+  }
+
+  /**
+   * Commits the sends waiting (after those in flight, if any), then delivers
+   * them and their acknowledgements, one batch after another. Runs at the end
+   * of each event-loop turn, and before anything that must see them.
+   *
+   * @returns A promise that resolves once they are delivered, or `undefined`
+   * when nothing was waiting.
+   */
+  commit(): Promise<void> | undefined {
+    this.#seal();
+    // The commits in flight go on to every batch closed meanwhile.
+    if (this.#inflight !== undefined) return this.#inflight;
+    if (this.#sealed.length === 0) return undefined;
+    // The drain waits for storage before it ends, so this is set before it is cleared.
+    this.#inflight = this.#drain();
+    return this.#inflight;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (let next = this.#sealed.shift(); next !== undefined; next = this.#sealed.shift()) {
+        this.#inflightSteps = next.steps;
+        try {
+          await this.#commit(next.batch);
+        } finally {
+          for (const step of this.#inflightSteps.splice(0)) step();
+        }
+      }
+    } finally {
+      // At once, with nothing in between: a step or a batch arriving later starts anew.
+      this.#inflight = undefined;
+      // Steps added by the last ones (a refusal after a failed commit) run now.
+      for (const step of this.#inflightSteps.splice(0)) step();
+    }
+  }
+
+  async #commit(batch: PendingSend[]): Promise<void> {
+    const shared = this.#shared;
+    const store = shared.store;
+    try {
+      await store.append(batch.map((entry) => entry.stored));
+    } catch (error) {
+      for (const entry of batch) {
+        const seq = await store.lastSeq(entry.room.name).catch(() => undefined);
+        // Sends gathered since have their numbers: keep counting after them.
+        if (seq !== undefined && !this.#pending.some((later) => later.room === entry.room)) {
+          entry.room.rewind(seq);
+        }
+      }
+      shared.log(`Cannot store messages: ${error instanceof Error ? error.message : error}`);
+      const refusals = batch.map((entry) => () =>
+        shared.fail(
+          entry.session,
+          entry.id,
+          "storage_failed",
+          "The server could not store the message; try again",
+        )
+      );
+      this.#inflightSteps = [...refusals, ...this.#inflightSteps];
+      return;
+    }
+    for (const entry of batch) {
+      shared.broadcast(entry.room.members, entry.out, entry.session);
+      const { room, seq, ts } = entry.stored;
+      shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+    }
+    this.#storedSincePrune += batch.length;
+    if (this.#storedSincePrune >= PRUNE_EVERY) {
+      this.#storedSincePrune = 0;
+      await this.prune();
+    }
+  }
+
+  /**
+   * Whether history is due for pruning (every ten minutes).
+   *
+   * @returns Whether it is.
+   */
+  due(): boolean {
+    const now = performance.now();
+    if (now - this.#prunedAt < 600_000) return false;
+    this.#prunedAt = now;
+    return true;
+  }
+
+  /** Applies the retention policy while serving: a failure is logged, and serving goes on. */
+  async prune(): Promise<void> {
+    const { store } = this.#shared;
+    try {
+      await store.prune(this.#shared.options.retention);
+    } catch (error) {
+      this.#shared.log(
+        `Cannot remove old history from "${store.path}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
+  }
+
+  /**
+   * Handles `history`.
+   *
+   * @param session Who asks.
+   * @param frame The request.
+   */
+  async history(session: Registered, frame: HistoryFrame): Promise<void> {
+    const shared = this.#shared;
+    const room = this.#rooms.roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    const max = shared.options.maxHistoryPage;
+    const limit = Math.min(frame.limit ?? max, max);
+    const messages = await this.#history.page(room, {
+      limit,
+      after: frame.after,
+      before: frame.before,
+    });
+    if (messages === undefined) {
+      return shared.fail(
+        session,
+        frame.id,
+        "storage_failed",
+        "The server could not read that history; it was logged",
+      );
+    }
+    shared.ack(session, { type: "ack", id: frame.id, room: room.name, seq: room.seq, messages });
+  }
+}

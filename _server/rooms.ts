@@ -1,0 +1,337 @@
+/**
+ * The rooms: who is in which, joining and leaving, topics, and presence.
+ *
+ * @module
+ */
+
+import type {
+  JoinFrame,
+  LeaveReason,
+  PartFrame,
+  RequestId,
+  RoomInfo,
+  TopicFrame,
+  WhoFrame,
+} from "../protocol/frames.ts";
+import { LOBBY } from "../protocol/limits.ts";
+import { isRoomName } from "../protocol/names.ts";
+import type { History } from "./history.ts";
+import { Outbound } from "./outbound.ts";
+import { type Registered, Room, type Session } from "./session.ts";
+import { Shared } from "./shared.ts";
+import type { Storage } from "./storage.ts";
+
+/** Sorts names the same way whatever the server's locale. */
+const byName = new Intl.Collator("und");
+
+/** A room as `welcome` describes it. */
+export interface RoomState {
+  /** The room's name. */
+  name: string;
+  /** Its last sequence number. */
+  seq: number;
+  /** Its topic. */
+  topic: string;
+  /** Its members (at most `maxPresence`). */
+  members: string[];
+}
+
+/** The rooms of one server: those with members, and `#lobby`. */
+export class Rooms {
+  #shared: Shared;
+  #history: History;
+  #rooms = new Map<string, Room>();
+
+  /**
+   * Creates the rooms with only `#lobby`.
+   *
+   * @param shared The core's shared state.
+   * @param history Where joiners' replays come from.
+   */
+  constructor(shared: Shared, history: History, lobby: Room) {
+    this.#shared = shared;
+    this.#history = history;
+    this.#rooms.set(LOBBY, lobby);
+  }
+
+  /** `#lobby`, which is always loaded. */
+  get lobby(): Room {
+    return this.#rooms.get(LOBBY) as Room;
+  }
+
+  /**
+   * Loads a room from storage.
+   *
+   * @param storage Where it is kept.
+   * @param name The room's name.
+   * @returns The room, with nobody in it.
+   */
+  static async load(storage: Storage, name: string): Promise<Room> {
+    const [seq, topic] = await Promise.all([storage.lastSeq(name), storage.topic(name)]);
+    return new Room(name, seq, topic?.topic ?? "");
+  }
+
+  /** A room, loaded from storage when nobody is in it yet. */
+  async #room(name: string): Promise<Room> {
+    const loaded = await Rooms.load(this.#shared.store, name);
+    // Someone may have joined it meanwhile.
+    let room = this.#rooms.get(name);
+    if (room === undefined) this.#rooms.set(name, room = loaded);
+    return room;
+  }
+
+  /**
+   * A room a session is in, or refuses the request.
+   *
+   * @param session Who asks.
+   * @param id The request's id.
+   * @param name The room's name.
+   * @returns The room, or `undefined` when refused.
+   */
+  roomOf(session: Session, id: RequestId, name: string): Room | undefined {
+    // A room that exists has a valid name: skip the check on the hot path.
+    const known = this.#rooms.get(name);
+    if (known !== undefined && session.rooms.has(known)) return known;
+    if (!isRoomName(name)) {
+      this.#shared.fail(
+        session,
+        id,
+        "invalid_room",
+        `Room name ${JSON.stringify(name)} is not valid`,
+      );
+      return undefined;
+    }
+    this.#shared.fail(session, id, "not_in_room", `You are not in "${name}"`);
+    return undefined;
+  }
+
+  /** Any valid room, loaded if needed, or refuses the request. */
+  async #anyRoom(session: Session, id: RequestId, name: string): Promise<Room | undefined> {
+    const known = this.#rooms.get(name);
+    if (known !== undefined) return known;
+    if (!isRoomName(name)) {
+      this.#shared.fail(
+        session,
+        id,
+        "invalid_room",
+        `Room name ${JSON.stringify(name)} is not valid`,
+      );
+      return undefined;
+    }
+    return await this.#room(name);
+  }
+
+  /**
+   * A room the session is in, without answering (for transfers).
+   *
+   * @param session Who asks.
+   * @param name The room's name.
+   * @returns The room, if the session is in it.
+   */
+  joined(session: Session, name: string): Room | undefined {
+    const room = this.#rooms.get(name);
+    return room !== undefined && session.rooms.has(room) ? room : undefined;
+  }
+
+  /** Drops an empty room from memory (its history and topic stay stored). */
+  #forget(room: Room): void {
+    if (room.members.size === 0 && room.name !== LOBBY) this.#rooms.delete(room.name);
+  }
+
+  /**
+   * Puts a session that just got its name into `#lobby`.
+   *
+   * @param session The session.
+   * @returns The lobby.
+   */
+  enterLobby(session: Registered): Room {
+    const lobby = this.lobby;
+    const ts = new Date().toISOString();
+    this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
+    session.enter(lobby);
+    return lobby;
+  }
+
+  /**
+   * Announces that a session left its rooms.
+   *
+   * @param name Its name.
+   * @param rooms The rooms it was in.
+   * @param reason Why it left.
+   */
+  left(name: string, rooms: Room[], reason: LeaveReason): void {
+    const ts = new Date().toISOString();
+    for (const room of rooms) {
+      this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      this.#forget(room);
+    }
+  }
+
+  /**
+   * Handles `join`.
+   *
+   * @param session Who joins.
+   * @param frame The request.
+   */
+  async join(session: Registered, frame: JoinFrame): Promise<void> {
+    const shared = this.#shared;
+    const max = shared.limits.maxRoomsPerUser;
+    const tooMany = () =>
+      shared.fail(
+        session,
+        frame.id,
+        "too_many_rooms",
+        `You are in ${session.rooms.size} rooms, the most this server allows; /leave one first`,
+      );
+    if (!session.inRoom(frame.room) && session.rooms.size >= max) return tooMany();
+    const room = await this.#anyRoom(session, frame.id, frame.room);
+    if (room === undefined) return;
+    if (!session.rooms.has(room)) {
+      if (session.rooms.size >= max) return tooMany();
+      this.#presence(
+        room,
+        new Outbound({
+          type: "join",
+          room: room.name,
+          name: session.name,
+          ts: new Date().toISOString(),
+        }),
+      );
+      // Entered first, so a plain-text user reads the room's history untagged.
+      session.enter(room);
+      await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
+    }
+    session.switchTo(room);
+    shared.ack(session, {
+      type: "ack",
+      id: frame.id,
+      room: room.name,
+      seq: room.seq,
+      topic: room.topic,
+      names: this.namesIn(room),
+    });
+  }
+
+  /**
+   * Handles `part`.
+   *
+   * @param session Who leaves.
+   * @param frame The request.
+   */
+  part(session: Registered, frame: PartFrame): void {
+    const room = this.roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    session.exit(room);
+    const ts = new Date().toISOString();
+    this.#presence(
+      room,
+      new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
+    );
+    this.#forget(room);
+    this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
+  }
+
+  /**
+   * Handles `who`.
+   *
+   * @param session Who asks.
+   * @param frame The request.
+   */
+  who(session: Registered, frame: WhoFrame): void {
+    const room = this.roomOf(session, frame.id, frame.room ?? session.room ?? LOBBY);
+    if (room === undefined) return;
+    this.#shared.ack(session, {
+      type: "ack",
+      id: frame.id,
+      room: room.name,
+      names: this.namesIn(room),
+    });
+  }
+
+  /**
+   * Handles `topic`: reads it, or sets it.
+   *
+   * @param session Who asks.
+   * @param frame The request.
+   */
+  async topic(session: Registered, frame: TopicFrame): Promise<void> {
+    const shared = this.#shared;
+    const room = this.roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    if (frame.topic !== undefined) {
+      const topic = frame.topic.trim();
+      if (Shared.topicTooLong(topic)) {
+        return shared.fail(
+          session,
+          frame.id,
+          "invalid_text",
+          "Topic is longer than 300 characters",
+        );
+      }
+      const ts = new Date().toISOString();
+      const from = session.name;
+      try {
+        await shared.store.setTopic(room.name, { topic, by: from, ts });
+      } catch {
+        return shared.fail(
+          session,
+          frame.id,
+          "storage_failed",
+          "The server could not store the topic; try again",
+        );
+      }
+      room.retitle(topic);
+      shared.broadcast(
+        room.members,
+        new Outbound({ type: "topic", room: room.name, topic, from, ts }),
+        session,
+      );
+    }
+    shared.ack(session, { type: "ack", id: frame.id, room: room.name, topic: room.topic });
+  }
+
+  /**
+   * The rooms with members, and `#lobby`, sorted.
+   *
+   * @returns Their names, sizes and topics.
+   */
+  list(): RoomInfo[] {
+    return [...this.#rooms.values()]
+      .filter((room) => room.members.size > 0 || room.name === LOBBY)
+      .map((room) => ({ name: room.name, members: room.members.size, topic: room.topic }))
+      .sort((a, b) => byName.compare(a.name, b.name));
+  }
+
+  /**
+   * A room as `welcome` describes it.
+   *
+   * @param room The room.
+   * @returns Its state.
+   */
+  state(room: Room): RoomState {
+    return { name: room.name, seq: room.seq, topic: room.topic, members: this.namesIn(room) };
+  }
+
+  /**
+   * At most `maxPresence` names, sorted.
+   *
+   * @param room The room.
+   * @returns The names.
+   */
+  namesIn(room: Room): string[] {
+    const names: string[] = [];
+    const max = this.#shared.limits.maxPresence;
+    for (const member of room.members) {
+      if (member.name !== undefined) names.push(member.name);
+      if (names.length === max) break;
+    }
+    return names.sort(byName.compare);
+  }
+
+  /** Announces a join or leave, unless the room is too crowded for presence. */
+  #presence(room: Room, out: Outbound): void {
+    if (room.members.size <= this.#shared.limits.maxPresence) {
+      this.#shared.broadcast(room.members, out);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * What every part of the core shares: its options, the store, every open
+ * session, and the ways to answer a request.
+ *
+ * @module
+ */
+
+import type { ErrorCode } from "../protocol/errors.ts";
+import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
+import type { Limits } from "../protocol/limits.ts";
+import { Outbound } from "./outbound.ts";
+import type { Session } from "./session.ts";
+import type { Retention, Storage } from "./storage.ts";
+
+/** Options for the core. */
+export interface CoreOptions {
+  /** The limits to enforce. */
+  limits: Limits;
+  /** Server software name and version, sent in `welcome`. */
+  software: string;
+  /** Where history, names and bans are kept. */
+  store: Storage;
+  /** How many recent messages to replay on joining a room. */
+  historyOnJoin: number;
+  /** Most messages in one `history` answer. */
+  maxHistoryPage: number;
+  /** How long a lost session of a reconnecting client is held, in ms. */
+  resumeGrace: number;
+  /** How much history to keep. */
+  retention: Retention;
+  /** The server's password, if it has one. */
+  password?: string;
+  /** Fingerprints of the operators' keys. */
+  operators?: ReadonlySet<string>;
+  /** Receives one line per join, leave and rename, for the operator. */
+  log?: (line: string) => void;
+}
+
+/** What the core's parts ask of the core itself. */
+export interface CoreHooks {
+  /** Runs a step once the sends waiting now are committed and delivered. */
+  afterSends(step: () => void): void;
+  /** Runs a task in turn with the core's other work (see `ChatCore`). */
+  run(task: () => void | Promise<void>): void;
+  /** Ends a session: it leaves every room, and its name is free again. */
+  leave(session: Session, reason: LeaveReason): void;
+}
+
+function codePoints(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdbff) count++;
+  }
+  return count;
+}
+
+/** What every part of the core shares. */
+export class Shared {
+  /** The options. */
+  readonly options: CoreOptions;
+  /** Where history, names and bans are kept. */
+  readonly store: Storage;
+  /** The limits in force. */
+  readonly limits: Limits;
+  /** Every open session, named or not, connected or held. */
+  readonly sessions: Set<Session> = new Set();
+  #hooks: CoreHooks;
+
+  /**
+   * Creates the shared state.
+   *
+   * @param options The core's options.
+   * @param hooks What the parts ask of the core.
+   */
+  constructor(options: CoreOptions, hooks: CoreHooks) {
+    this.options = options;
+    this.store = options.store;
+    this.limits = options.limits;
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Logs a line for the operator.
+   *
+   * @param line The line.
+   */
+  log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  /**
+   * Runs a task in turn with the core's other work.
+   *
+   * @param task The task.
+   */
+  run(task: () => void | Promise<void>): void {
+    this.#hooks.run(task);
+  }
+
+  /**
+   * Ends a session.
+   *
+   * @param session The session.
+   * @param reason Why.
+   */
+  leave(session: Session, reason: LeaveReason): void {
+    this.#hooks.leave(session, reason);
+  }
+
+  /**
+   * Refuses a request (after the sends before it, so answers keep the order
+   * of the requests).
+   *
+   * @param session Who asked.
+   * @param id The request's id, if known.
+   * @param code Why.
+   * @param message What to tell.
+   */
+  fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
+    const out = new Outbound(
+      id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
+    );
+    this.#hooks.afterSends(() => session.peer?.deliver(out));
+  }
+
+  /**
+   * Answers a request.
+   *
+   * @param session Who asked.
+   * @param ack The answer.
+   */
+  ack(session: Session, ack: AckFrame): void {
+    session.peer?.deliver(new Outbound(ack));
+  }
+
+  /**
+   * Delivers one event to many: encoded once, queued for each.
+   *
+   * @param members Who hears it.
+   * @param out The event.
+   * @param except Who does not.
+   */
+  broadcast(members: Iterable<Session>, out: Outbound, except?: Session): void {
+    for (const member of members) {
+      if (member !== except) member.peer?.deliver(out);
+    }
+  }
+
+  /**
+   * Whether a session proved the key of an operator.
+   *
+   * @param session The session.
+   * @returns Whether it may moderate.
+   */
+  isOperator(session: Session): boolean {
+    return session.fingerprint !== undefined &&
+      (this.options.operators?.has(session.fingerprint) ?? false);
+  }
+
+  /**
+   * Checks the text of a message, or refuses the request.
+   *
+   * @param session Who sent it.
+   * @param id The request's id.
+   * @param text The text.
+   * @returns Whether it may be sent.
+   */
+  checkText(session: Session, id: RequestId, text: string): boolean {
+    const max = this.limits.maxTextLength;
+    if (text.trim() === "") {
+      this.fail(session, id, "invalid_text", "Message is empty");
+      return false;
+    }
+    if (text.length > max && (text.length > 2 * max || codePoints(text) > max)) {
+      this.fail(session, id, "invalid_text", `Message is longer than ${max} characters`);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Whether a topic is too long.
+   *
+   * @param topic The topic.
+   * @returns Whether it has more than 300 characters.
+   */
+  static topicTooLong(topic: string): boolean {
+    return codePoints(topic) > 300;
+  }
+}
