@@ -12,19 +12,11 @@ import type { ClientFrame, DataFrame, WelcomeFrame } from "../protocol/frames.ts
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { SendQueue } from "../_common/send_queue.ts";
 import type { TlsOptions } from "./types.ts";
+import { writeAll } from "../_common/write_all.ts";
 
 const encoder = new TextEncoder();
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
-
-/** Writes every byte, however many calls it takes. */
-export async function writeAll(
-  target: { write(bytes: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await target.write(bytes.subarray(offset));
-}
 
 /** The address as dialed, `host:port` (an IPv6 host in brackets): what a key proof names. */
 export function serverAddress(hostname: string, port: number): string {

@@ -16,7 +16,8 @@ import {
   safeFileName,
   sha256,
 } from "./files.ts";
-import { type Endpoint, openData, writeAll } from "./link.ts";
+import { type Endpoint, openData } from "./link.ts";
+import { writeAll } from "../_common/write_all.ts";
 import { answered, type Request } from "./requests.ts";
 import type {
   AcceptOptions,
