@@ -109,10 +109,16 @@ export function runCommand(
       track(
         client.join(command.room).then((joined) => {
           output.switchTo(joined.room);
+          // The others, as the welcome line says it: you are not with yourself.
+          const others = joined.members.filter((name) => name !== client.name);
           output.info(
             `You are in ${joined.room}${
               joined.topic ? ` (topic: ${sanitize(joined.topic)})` : ""
-            } with ${joined.members.map((name) => sanitize(name)).join(", ")}`,
+            } ${
+              others.length === 0
+                ? "alone for now"
+                : `with ${others.map((name) => sanitize(name)).join(", ")}`
+            }`,
           );
         }, fail("Cannot join")),
       );
