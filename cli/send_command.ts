@@ -105,7 +105,16 @@ export async function sendCommand(args: string[]): Promise<number> {
   }
   const timeout = seconds * 1000;
   // A pipe that runs for days rides out a server restart, but gives up on a server that is gone.
-  const client = await join(address, values, { maxAttempts: 10 }, timeout);
+  let client;
+  try {
+    client = await join(address, values, { maxAttempts: 10 }, timeout);
+  } catch (error) {
+    // No welcome within --timeout is the server not answering in time, like an unanswered message.
+    if (error instanceof ProtocolError && error.code === "timeout") {
+      throw new CliError(error.message, EXIT_TIMEOUT);
+    }
+    throw error;
+  }
   let failed = 0;
   let timedOut = 0;
   let sent = 0;

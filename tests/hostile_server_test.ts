@@ -1,11 +1,11 @@
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { connect, type IncomingOffer, type ProtocolError, serve } from "../mod.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { sha256 } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
 import { type HostileConn, HostileServer, welcomeFor } from "./_hostile_server.ts";
-import { HOME, spawnChat } from "./_cli.ts";
+import { HOME, runChat, spawnChat } from "./_cli.ts";
 import { HAS_TMUX, shellQuote, TmuxSession } from "./_tmux.ts";
 import { entryFor, flatten, jsonLine, notice } from "../tui/entries.ts";
 import { createStyle } from "../tui/style.ts";
@@ -474,6 +474,37 @@ Deno.test("chat send gives up on a server that welcomes and never answers", asyn
   equal(result.code, 3, result.stderr);
   ok(/no answer from the server within 1 s/.test(result.stderr), result.stderr);
   ok(HOME !== "");
+});
+
+Deno.test("chat send gives up on a server that never welcomes, with the timeout's exit code", async () => {
+  // A server that takes the connection and never says a word.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) held.push(conn);
+    } catch {
+      // Closed at the end.
+    }
+  })();
+  try {
+    const result = await runChat([
+      "send",
+      `127.0.0.1:${listener.addr.port}`,
+      "--name",
+      "alice",
+      "--no-key",
+      "--timeout",
+      "1",
+      "hello",
+    ]);
+    equal(result.code, 3, result.stderr);
+    match(result.stderr, /no welcome from the server in time/);
+  } finally {
+    for (const conn of held) conn.close();
+    listener.close();
+    await accepting;
+  }
 });
 
 Deno.test({
