@@ -22,11 +22,27 @@ export interface Listener {
 }
 
 /**
- * Decrypted bytes a connection may have waiting, unread, before it is closed.
- * (On plain TCP the kernel holds back a peer that sends faster than the server
- * reads; the TLS layer reads ahead instead and cannot be paused.)
+ * Decrypted bytes held for a connection before its socket stops reading, so
+ * that the kernel holds back a peer that sends faster than the server reads,
+ * as on plain TCP.
  */
-export const MAX_READ_AHEAD = 4 * 1024 * 1024;
+export const HIGH_WATER = 256 * 1024;
+
+/**
+ * Decrypted bytes a connection may have waiting, unread, before it is closed:
+ * a last resort, should the socket not stop reading.
+ */
+export const MAX_READ_AHEAD = 16 * 1024 * 1024;
+
+/** Stops or starts reading a socket at its handle (the TLS layer above it cannot be paused). */
+function reading(raw: net.Socket, on: boolean): boolean {
+  // deno-lint-ignore no-explicit-any
+  const handle = (raw as any)._handle as { readStop?: () => void; readStart?: () => void };
+  const call = on ? handle?.readStart : handle?.readStop;
+  if (typeof call !== "function") return false;
+  call.call(handle);
+  return true;
+}
 
 function netAddr(hostname: string | undefined, port: number | undefined): Deno.NetAddr {
   return { transport: "tcp", hostname: hostname ?? "", port: port ?? 0 };
@@ -45,6 +61,8 @@ export class TlsServerConn implements Deno.Conn {
   /** Decrypted bytes not read yet. */
   #chunks: Uint8Array[] = [];
   #buffered = 0;
+  /** Whether the socket was told to stop reading. */
+  #stopped = false;
   #wake: (() => void) | undefined;
   readonly #handshake = Promise.withResolvers<void>();
   readonly #gone = Promise.withResolvers<void>();
@@ -68,8 +86,8 @@ export class TlsServerConn implements Deno.Conn {
       if (chunk.length === 0 || this.#error !== undefined) return;
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
-      // The TLS layer reads ahead without end and cannot be paused: a peer that sends far more
-      // than is read is cut off here, as the kernel would hold back a plain TCP peer.
+      // Enough waiting: stop reading the socket until `read` takes most of it.
+      if (this.#buffered >= HIGH_WATER && !this.#stopped) this.#stopped = reading(raw, false);
       if (this.#buffered > MAX_READ_AHEAD) {
         this.#error = new Deno.errors.ConnectionReset(
           `Closed: more than ${MAX_READ_AHEAD} bytes were sent that were not read yet`,
@@ -116,6 +134,9 @@ export class TlsServerConn implements Deno.Conn {
         if (length < chunk.length) this.#chunks[0] = chunk.subarray(length);
         else this.#chunks.shift();
         this.#buffered -= length;
+        if (this.#stopped && this.#buffered < HIGH_WATER / 2 && !this.#closed) {
+          this.#stopped = !reading(this.#raw, true);
+        }
         return length;
       }
       if (this.#error !== undefined) throw this.#error;

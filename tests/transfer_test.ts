@@ -431,3 +431,25 @@ class RawLines {
     }
   }
 }
+
+Deno.test("a file larger than the TLS read-ahead crosses a TLS server whole", async () => {
+  const { createSelfSignedCertificate } = await import("../_common/tls.ts");
+  const certificate = await createSelfSignedCertificate(["localhost", "127.0.0.1"]);
+  await using server = await serve({ ...local, tls: certificate });
+  const tls = { fingerprint: certificate.fingerprint };
+  await using alice = await connect({ port: server.addr.port, name: "alice", tls });
+  await using bob = await connect({ port: server.addr.port, name: "bob", tls });
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = randomBytes(40 * 1024 * 1024);
+    const sending = settle(alice.sendFile("bob", bytes, { name: "big.bin" }));
+    const offer = await bob.next("offer", { timeout: 5000 });
+    const received = await offer.accept({ dir });
+    const sent = await sending;
+    equal(received.sha256, sha256(bytes));
+    equal(received.sha256, sha256(await Deno.readFile(received.path)));
+    equal(sent.size, bytes.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
