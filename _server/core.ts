@@ -71,7 +71,7 @@ export interface Core {
    * @param session The session whose request failed.
    * @param error What was thrown.
    */
-  fault(session: Session, error: unknown): void;
+  fault(session: Session, error: unknown, id?: RequestId): void;
   /**
    * The connection of a session ended. If it still carried its session, the
    * session leaves, or is held for a reconnect when its client said it would
@@ -164,17 +164,21 @@ export class ChatCore implements Core {
    * Runs a task in turn: at once when nothing is waiting, else after what
    * is. A failure of a task that had to wait is reported for its session.
    */
-  #run(task: () => void | Promise<void>, session?: Session): Promise<void> | undefined {
+  #run(
+    task: () => void | Promise<void>,
+    session?: Session,
+    id?: RequestId,
+  ): Promise<void> | undefined {
     if (this.#lane === undefined) {
       const result = task();
-      return result === undefined ? undefined : this.#queue(result, session);
+      return result === undefined ? undefined : this.#queue(result, session, id);
     }
-    return this.#queue(this.#lane.then(task), session);
+    return this.#queue(this.#lane.then(task), session, id);
   }
 
-  #queue(work: Promise<void>, session: Session | undefined): Promise<void> {
+  #queue(work: Promise<void>, session: Session | undefined, id?: RequestId): Promise<void> {
     const lane: Promise<void> = work.catch((error) => {
-      if (session !== undefined) this.fault(session, error);
+      if (session !== undefined) this.fault(session, error, id);
       else this.#shared.log(`Internal error: ${error instanceof Error ? error.stack : error}`);
     }).finally(() => {
       if (this.#lane === lane) this.#lane = undefined;
@@ -212,12 +216,17 @@ export class ChatCore implements Core {
     if (this.#handshake.needsProof(session, frame)) {
       return this.#handshake.challenge(session, frame);
     }
-    // A plain send only joins the batch (commits keep their order): it need not wait its turn.
-    if (frame.type === "send" && frame.key === undefined) {
+    // A plain send only joins the batch (commits keep their order): it need not wait its turn,
+    // unless something waits for storage (a ban or mute being written, say), which it must see.
+    if (frame.type === "send" && frame.key === undefined && this.#lane === undefined) {
       const result = this.#request(session, frame);
       return result instanceof Promise ? result : undefined;
     }
-    return this.#run(() => this.#request(session, frame), session);
+    return this.#run(
+      () => this.#request(session, frame),
+      session,
+      "id" in frame ? frame.id : undefined,
+    );
   }
 
   async #prove(session: Session, frame: ClientFrame): Promise<void> {
@@ -287,13 +296,14 @@ export class ChatCore implements Core {
     this.#shared.fail(session, id, code, message);
   }
 
-  fault(session: Session, error: unknown): void {
+  fault(session: Session, error: unknown, id?: RequestId): void {
     this.#shared.log(
       `Internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`,
     );
+    // A request that failed on storage gets its answer, so its client does not wait for ever.
     this.#shared.fail(
       session,
-      undefined,
+      id,
       "internal_error",
       "The server failed on that request; it was logged",
     );

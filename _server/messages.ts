@@ -125,7 +125,10 @@ export class Messages {
   after(step: () => void): void {
     if (this.#pending.length > 0) {
       this.#pendingSteps.push(step);
-      this.commit();
+      // Closed now, committed in turn: a commit must not start while a task waits for storage
+      // (a join's replay, say), or a live message could reach someone before their history.
+      this.#seal();
+      this.#shared.run(() => this.commit());
     } else if (this.#sealed.length > 0) this.#sealed.at(-1)?.steps.push(step);
     else if (this.#inflight !== undefined) this.#inflightSteps.push(step);
     else step();
@@ -184,8 +187,12 @@ export class Messages {
     } catch (error) {
       for (const entry of batch) {
         const seq = await store.lastSeq(entry.room.name).catch(() => undefined);
-        // Sends gathered since have their numbers: keep counting after them.
-        if (seq !== undefined && !this.#pending.some((later) => later.room === entry.room)) {
+        // Sends gathered or closed since have their numbers: keep counting after them.
+        const later = (other: PendingSend) => other.room === entry.room;
+        if (
+          seq !== undefined && !this.#pending.some(later) &&
+          !this.#sealed.some(({ batch }) => batch.some(later))
+        ) {
           entry.room.rewind(seq);
         }
       }
