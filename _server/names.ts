@@ -11,6 +11,9 @@ import type { Registered, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
 import { confusableKey } from "./skeleton.ts";
 
+/** Names one key binds at most; names it takes beyond them are not bound to it. */
+export const MAX_NAMES_PER_KEY = 10;
+
 /** The names in use and bound to keys. */
 export class Names {
   #shared: Shared;
@@ -20,6 +23,8 @@ export class Names {
   #tokens = new Map<string, Registered>();
   /** Names bound to keys, by their look: fingerprint → the name as written. */
   #bound = new Map<string, Map<string, string>>();
+  /** The name keys bound to each key. */
+  #perKey = new Map<string, Set<string>>();
 
   /**
    * Loads the names bound to keys.
@@ -139,12 +144,18 @@ export class Names {
   async bindTo(session: Session, name: string): Promise<void> {
     const fingerprint = session.fingerprint;
     if (fingerprint === undefined) return;
+    const held = this.#perKey.get(fingerprint);
+    // A key binds a few names, not every name it passes through: past that, new ones stay free.
+    if (held !== undefined && !held.has(nameKey(name)) && held.size >= MAX_NAMES_PER_KEY) return;
     await this.#shared.store.claimName(nameKey(name), name, fingerprint);
     this.#bind(name, fingerprint);
   }
 
   /** Remembers that a name is bound to a key, for the look-alike check. */
   #bind(name: string, fingerprint: string): void {
+    let held = this.#perKey.get(fingerprint);
+    if (held === undefined) this.#perKey.set(fingerprint, held = new Set());
+    held.add(nameKey(name));
     const look = confusableKey(name);
     let owners = this.#bound.get(look);
     if (owners === undefined) this.#bound.set(look, owners = new Map());

@@ -519,3 +519,19 @@ Deno.test("a key proof over TLS verified by an authority must name a host the ce
     equal(alice.name, "alice");
   });
 });
+
+Deno.test("a key binds at most ten names, so it cannot squat every name it passes through", async () => {
+  await using server = await serve({ ...local, rateLimit: 1000, rateBurst: 1000 });
+  const { port } = server.addr;
+  const identity = await createIdentity();
+  await using squatter = await connect({ port, name: "s0", identity });
+  for (let i = 1; i <= 12; i++) await squatter.nick(`s${i}`);
+  await squatter.nick("settled");
+  // The first ten names are its own for good; the ones after stay free for anyone.
+  await rejects(
+    () => connect({ port, name: "s9" }),
+    (e: ProtocolError) => e.code === "name_claimed",
+  );
+  await using other = await connect({ port, name: "s11" });
+  equal(other.name, "s11");
+});
