@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import { type ErrorCode, ProtocolError, retryAfter } from "../protocol/errors.ts";
+import { delay } from "../_common/delay.ts";
 import type { MessageEvent, WelcomeFrame } from "../protocol/frames.ts";
 import { dial, type Endpoint, Link } from "./link.ts";
 import type { Requests } from "./requests.ts";
@@ -167,22 +168,9 @@ export class Reconnector {
       try {
         return await this.#host.requests.direct(link, frame, stop);
       } catch (error) {
-        if (!(error instanceof ProtocolError) || error.code !== "rate_limited") throw error;
-        const seconds = Number(/try again in (\d+(?:\.\d+)?) s/.exec(error.message)?.[1]);
-        const wait = Number.isFinite(seconds) && seconds > 0
-          ? Math.min(seconds * 1000, 60_000)
-          : 1000;
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => {
-            stop.removeEventListener("abort", abort);
-            resolve();
-          }, wait);
-          const abort = () => {
-            clearTimeout(timer);
-            reject(stop.reason);
-          };
-          stop.addEventListener("abort", abort, { once: true });
-        });
+        const wait = error instanceof ProtocolError ? retryAfter(error) : undefined;
+        if (wait === undefined) throw error;
+        await delay(wait, stop);
       }
     }
   }

@@ -92,16 +92,19 @@ export class Rooms {
     // A room that exists has a valid name: skip the check on the hot path.
     const known = this.#rooms.get(name);
     if (known !== undefined && session.rooms.has(known)) return known;
-    if (!isRoomName(name)) {
-      this.#shared.fail(
-        session,
-        id,
-        "invalid_room",
-        `Room name ${JSON.stringify(name)} is not valid`,
-      );
-      return undefined;
-    }
+    if (!isRoomName(name)) return this.#invalid(session, id, name);
     this.#shared.fail(session, id, "not_in_room", `You are not in "${name}"`);
+    return undefined;
+  }
+
+  /** Refuses a request naming a room that cannot exist. */
+  #invalid(session: Session, id: RequestId, name: string): undefined {
+    this.#shared.fail(
+      session,
+      id,
+      "invalid_room",
+      `Room name ${JSON.stringify(name)} is not valid`,
+    );
     return undefined;
   }
 
@@ -109,15 +112,7 @@ export class Rooms {
   async #anyRoom(session: Session, id: RequestId, name: string): Promise<Room | undefined> {
     const known = this.#rooms.get(name);
     if (known !== undefined) return known;
-    if (!isRoomName(name)) {
-      this.#shared.fail(
-        session,
-        id,
-        "invalid_room",
-        `Room name ${JSON.stringify(name)} is not valid`,
-      );
-      return undefined;
-    }
+    if (!isRoomName(name)) return this.#invalid(session, id, name);
     return await this.#room(name);
   }
 

@@ -7,7 +7,8 @@
 
 import { parseArgs } from "node:util";
 import { LOBBY } from "../protocol/limits.ts";
-import { ProtocolError } from "../protocol/errors.ts";
+import { ProtocolError, retryAfter } from "../protocol/errors.ts";
+import { delay } from "../_common/delay.ts";
 import { roomName } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { DEFAULT_PORT } from "./_address.ts";
@@ -19,31 +20,6 @@ import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 
 /** How long `chat send` waits for the server by default, in seconds. */
 export const DEFAULT_TIMEOUT_SECONDS = 30;
-/** How long to wait before sending again when the server says to slow down without saying how long. */
-const DEFAULT_RETRY_MS = 1000;
-
-/** The wait a `rate_limited` refusal asks for ("try again in 0.4 s"), in ms. */
-function retryAfter(message: string): number {
-  const seconds = Number(/try again in (\d+(?:\.\d+)?) s/.exec(message)?.[1]);
-  return Number.isFinite(seconds) && seconds > 0
-    ? Math.min(seconds * 1000, 60_000)
-    : DEFAULT_RETRY_MS;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", abort);
-      resolve();
-    }, ms);
-    const abort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", abort, { once: true });
-  });
-}
-
 /** Exit code when the server did not answer in time. */
 export const EXIT_TIMEOUT = 3;
 
@@ -129,8 +105,9 @@ export async function sendCommand(args: string[]): Promise<number> {
         sent++;
         return;
       } catch (error) {
-        if (error instanceof ProtocolError && error.code === "rate_limited" && !signal.aborted) {
-          await delay(retryAfter(error.message), signal).catch(() => {});
+        const wait = error instanceof ProtocolError ? retryAfter(error) : undefined;
+        if (wait !== undefined && !signal.aborted) {
+          await delay(wait, signal).catch(() => {});
           if (!signal.aborted) continue;
         }
         failed++;

@@ -172,3 +172,26 @@ export class ConnectionError extends ProtocolError {
     this.name = "ConnectionError";
   }
 }
+
+/**
+ * How long a `rate_limited` refusal asks to wait before trying again, read
+ * from its message ("try again in 0.4 s").
+ *
+ * @param error The refusal.
+ * @returns The wait in ms (1 s when the message names none, 60 s at most),
+ * or `undefined` when the error is not `rate_limited`.
+ *
+ * @example The wait a refusal names
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { ProtocolError, retryAfter } from "./errors.ts";
+ *
+ * const error = new ProtocolError("rate_limited", "Slow down: too many requests; try again in 0.4 s");
+ * equal(retryAfter(error), 400);
+ * ```
+ */
+export function retryAfter(error: ProtocolError): number | undefined {
+  if (error.code !== "rate_limited") return undefined;
+  const seconds = Number(/try again in (\d+(?:\.\d+)?) s/.exec(error.message)?.[1]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, 60_000) : 1000;
+}

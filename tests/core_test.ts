@@ -499,38 +499,27 @@ class SlowReads extends SqliteStorage {
 
 Deno.test("a refusal while a replay waits for storage does not let a live message pass the history", async () => {
   const storage = new SlowReads(new Store(":memory:"));
-  const core = await ChatCore.open({
-    limits: DEFAULT_LIMITS,
-    software: "chat/test",
-    store: storage,
-    historyOnJoin: 50,
-    maxHistoryPage: 200,
-    resumeGrace: 0,
-    retention: { maxMessages: 0, maxAgeDays: 0 },
-  });
-  try {
-    const alice = await arrive(core, "alice");
-    const carol = await arrive(core, "carol");
-    await alice.send(core, { type: "send", id: 2, room: LOBBY, text: "old" });
-    await committed(core, alice);
-    // Dave's replay waits for storage; meanwhile alice talks and carol's empty message is refused.
-    storage.hold();
-    const dave = new FakePeer();
-    dave.session = core.open(dave, ORIGIN);
-    const hello = dave.send(core, { type: "hello", id: 1, v: PROTOCOL_VERSION, name: "dave" });
-    alice.send(core, { type: "send", id: 3, room: LOBBY, text: "live" });
-    carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });
-    await Promise.resolve();
-    storage.release();
-    await hello;
-    await committed(core, dave);
-    deepEqual(
-      dave.take("message").map((message) => [message.text, message.history === true]),
-      [["old", true], ["live", false]],
-    );
-  } finally {
-    await core.shutdown();
-  }
+  await using fixture = await makeCore({}, { store: storage, resumeGrace: 0 });
+  const { core } = fixture;
+  const alice = await arrive(core, "alice");
+  const carol = await arrive(core, "carol");
+  await alice.send(core, { type: "send", id: 2, room: LOBBY, text: "old" });
+  await committed(core, alice);
+  // Dave's replay waits for storage; meanwhile alice talks and carol's empty message is refused.
+  storage.hold();
+  const dave = new FakePeer();
+  dave.session = core.open(dave, ORIGIN);
+  const hello = dave.send(core, { type: "hello", id: 1, v: PROTOCOL_VERSION, name: "dave" });
+  alice.send(core, { type: "send", id: 3, room: LOBBY, text: "live" });
+  carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });
+  await Promise.resolve();
+  storage.release();
+  await hello;
+  await committed(core, dave);
+  deepEqual(
+    dave.take("message").map((message) => [message.text, message.history === true]),
+    [["old", true], ["live", false]],
+  );
 });
 
 /** Storage whose first commit fails after the test lets it through. */
@@ -554,32 +543,21 @@ class FailingFirst extends SqliteStorage {
 
 Deno.test("a failed commit does not hand out again the numbers of a batch closed behind it", async () => {
   const storage = new FailingFirst(new Store(":memory:"));
-  const core = await ChatCore.open({
-    limits: DEFAULT_LIMITS,
-    software: "chat/test",
-    store: storage,
-    historyOnJoin: 50,
-    maxHistoryPage: 200,
-    resumeGrace: 0,
-    retention: { maxMessages: 0, maxAgeDays: 0 },
-  });
-  try {
-    const alice = await arrive(core, "alice");
-    const bob = await arrive(core, "bob");
-    const carol = await arrive(core, "carol");
-    alice.send(core, { type: "send", id: 2, room: LOBBY, text: "m1" });
-    await Promise.resolve();
-    // While m1's commit is in flight: m2, then a refusal that closes m2's batch behind it.
-    bob.send(core, { type: "send", id: 2, room: LOBBY, text: "m2" });
-    carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });
-    storage.release();
-    await committed(core, carol);
-    await carol.send(core, { type: "send", id: 3, room: LOBBY, text: "m3" });
-    await committed(core, carol);
-    const seqs = alice.take("message").map((message) => [message.text, message.seq]);
-    deepEqual(seqs.map(([text]) => text), ["m2", "m3"]);
-    ok(Number(seqs[1]![1]) > Number(seqs[0]![1]), JSON.stringify(seqs));
-  } finally {
-    await core.shutdown();
-  }
+  await using fixture = await makeCore({}, { store: storage, resumeGrace: 0 });
+  const { core } = fixture;
+  const alice = await arrive(core, "alice");
+  const bob = await arrive(core, "bob");
+  const carol = await arrive(core, "carol");
+  alice.send(core, { type: "send", id: 2, room: LOBBY, text: "m1" });
+  await Promise.resolve();
+  // While m1's commit is in flight: m2, then a refusal that closes m2's batch behind it.
+  bob.send(core, { type: "send", id: 2, room: LOBBY, text: "m2" });
+  carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });
+  storage.release();
+  await committed(core, carol);
+  await carol.send(core, { type: "send", id: 3, room: LOBBY, text: "m3" });
+  await committed(core, carol);
+  const seqs = alice.take("message").map((message) => [message.text, message.seq]);
+  deepEqual(seqs.map(([text]) => text), ["m2", "m3"]);
+  ok(Number(seqs[1]![1]) > Number(seqs[0]![1]), JSON.stringify(seqs));
 });

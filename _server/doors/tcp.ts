@@ -12,7 +12,7 @@
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import { SendQueue } from "../../_common/send_queue.ts";
-import type { Core, Outbound, Peer, Session } from "../core.ts";
+import type { Core, Origin, Outbound, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import { jsonBye, JsonDialect, jsonRefusals } from "./json.ts";
@@ -49,25 +49,16 @@ function afterLines(chunk: Uint8Array, count: number): number {
   return end;
 }
 
-/** What a TCP door needs to know about the server. */
-export interface TcpDoorOptions {
+/**
+ * What a TCP door needs to know about the server: besides the greeting and
+ * the password, what a key proof must name (the ports, and on TLS the
+ * certificate's fingerprint and names), as the core's `Origin` has it.
+ */
+export interface TcpDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "names"> {
   /** The first line a plain-text user sees. */
   greeting: string;
   /** Whether the server asks for a password. */
   password: boolean;
-  /** The ports clients reach this server on: a key proof must name one of them. */
-  ports: readonly number[];
-  /**
-   * On a TLS connection: the fingerprint of the server's certificate, which a
-   * key proof must name; `undefined` on a plain connection.
-   */
-  fingerprint?: Promise<string | undefined>;
-  /**
-   * On a TLS connection: the names the server's certificate is valid for. A
-   * key proof made over a connection verified by a certificate authority
-   * (no fingerprint in it) must name one of them.
-   */
-  names?: Promise<readonly string[]>;
 }
 
 /** A connection, speaking JSON frames or, for `nc` users, plain text. */
