@@ -65,6 +65,13 @@ function emptyPieces(): Pieces {
   return { bases: [], from: [], to: [] };
 }
 
+/** No pieces: what an idle queue holds, shared, so it costs nothing per connection. */
+const NO_PIECES: Pieces = Object.freeze({
+  bases: Object.freeze([]) as unknown as Uint8Array[],
+  from: Object.freeze([]) as unknown as number[],
+  to: Object.freeze([]) as unknown as number[],
+});
+
 /**
  * The next write from piece `start` on: one large piece as it is, or small
  * neighbours joined into one copy.
@@ -101,9 +108,9 @@ export class SendQueue implements BudgetedQueue {
   #conn: Deno.Conn;
   #options: SendQueueOptions;
   #budget: QueueBudget | undefined;
-  #chunks: Pieces = emptyPieces();
+  #chunks: Pieces = NO_PIECES;
   /** Pieces being written now, taken from the queue; those from `#inflightFrom` on are held. */
-  #inflight: Pieces = emptyPieces();
+  #inflight: Pieces = NO_PIECES;
   #inflightFrom = 0;
   #pendingBytes = 0;
   #queuedBytes = 0;
@@ -115,7 +122,8 @@ export class SendQueue implements BudgetedQueue {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When a write last completed (`performance.now()`). */
   #progress = performance.now();
-  #drained: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** Made when first asked for: most connections never are until they close. */
+  #drained: PromiseWithResolvers<void> | undefined;
 
   /**
    * Creates a queue that writes to a connection.
@@ -153,6 +161,10 @@ export class SendQueue implements BudgetedQueue {
 
   /** Resolves when the queue has closed the connection. */
   get done(): Promise<void> {
+    if (this.#drained === undefined) {
+      this.#drained = Promise.withResolvers();
+      if (this.#closed) this.#drained.resolve();
+    }
     return this.#drained.promise;
   }
 
@@ -183,6 +195,7 @@ export class SendQueue implements BudgetedQueue {
     if (length <= 0) return true;
     // The clock for "taken nothing for a while" starts when there is something to take.
     if (this.#queuedBytes === 0) this.#progress = performance.now();
+    if (this.#chunks === NO_PIECES) this.#chunks = emptyPieces();
     const chunks = this.#chunks;
     const last = chunks.bases.length - 1;
     if (last >= 0 && chunks.bases[last] === base && chunks.to[last] === from) {
@@ -226,7 +239,7 @@ export class SendQueue implements BudgetedQueue {
     const budget = this.#budget;
     if (budget !== undefined) { for (const base of this.#chunks.bases) budget.release(base); }
     this.#queuedBytes -= this.#pendingBytes;
-    this.#chunks = emptyPieces();
+    this.#chunks = NO_PIECES;
     this.#pendingBytes = 0;
   }
 
@@ -237,7 +250,7 @@ export class SendQueue implements BudgetedQueue {
     try {
       while (this.#chunks.bases.length > 0 && !this.#closed) {
         const chunks = this.#chunks;
-        this.#chunks = emptyPieces();
+        this.#chunks = NO_PIECES;
         this.#inflight = chunks;
         this.#pendingBytes = 0;
         this.#inflightFrom = 0;
@@ -258,7 +271,7 @@ export class SendQueue implements BudgetedQueue {
           }
           start = this.#inflightFrom = end;
         }
-        this.#inflight = emptyPieces();
+        this.#inflight = NO_PIECES;
       }
     } catch (error) {
       if (!this.#closed) {
@@ -280,7 +293,7 @@ export class SendQueue implements BudgetedQueue {
    * @returns A promise that resolves once the connection is closed.
    */
   finish(last: Uint8Array): Promise<void> {
-    if (this.#closing || this.#closed) return this.#drained.promise;
+    if (this.#closing || this.#closed) return this.done;
     this.#drop();
     this.#chunks = { bases: [last], from: [0], to: [last.length] };
     this.#budget?.hold(last);
@@ -305,7 +318,7 @@ export class SendQueue implements BudgetedQueue {
         this.#closeTimer = setTimeout(() => this.destroy(), this.#options.closeTimeout ?? 2000);
       }
     }
-    return this.#drained.promise;
+    return this.done;
   }
 
   /** Closes the connection at once, dropping whatever is queued. */
@@ -322,14 +335,14 @@ export class SendQueue implements BudgetedQueue {
       for (const base of this.#chunks.bases) budget.release(base);
       budget.delete(this);
     }
-    this.#inflight = emptyPieces();
-    this.#chunks = emptyPieces();
+    this.#inflight = NO_PIECES;
+    this.#chunks = NO_PIECES;
     this.#pendingBytes = 0;
     try {
       this.#conn.close();
     } catch {
       // Already closed by the other side of the runtime.
     }
-    this.#drained.resolve();
+    this.#drained?.resolve();
   }
 }

@@ -129,8 +129,11 @@ export class Arenas {
   readonly tagged: Arena = new Arena();
 }
 
-/** Receives stretches of bytes: a buffer and the bounds within it. */
-export type ViewSink = (base: Uint8Array, from: number, to: number) => void;
+/** Receives stretches of bytes: a buffer and the bounds within it (a send queue is one). */
+export interface ViewSink {
+  /** Takes `base.subarray(from, to)`. */
+  pushView(base: Uint8Array, from: number, to: number): unknown;
+}
 
 function place(arena: Arena, parts: readonly Uint8Array[]): Placed {
   const placed: Placed = {
@@ -152,7 +155,7 @@ function visit(placed: Placed, start: number, end: number, sink: ViewSink): void
     let last = to[i]!;
     i++;
     while (i < end && bases[i] === base && from[i] === last) last = to[i++]!;
-    sink(base, first, last);
+    sink.pushView(base, first, last);
   }
 }
 

@@ -91,7 +91,7 @@ export class Rooms {
   roomOf(session: Session, id: RequestId, name: string): Room | undefined {
     // A room that exists has a valid name: skip the check on the hot path.
     const known = this.#rooms.get(name);
-    if (known !== undefined && session.rooms.has(known)) return known;
+    if (known !== undefined && session.rooms.includes(known)) return known;
     if (!isRoomName(name)) return this.#invalid(session, id, name);
     this.#shared.fail(session, id, "not_in_room", `You are not in "${name}"`);
     return undefined;
@@ -125,7 +125,7 @@ export class Rooms {
    */
   joined(session: Session, name: string): Room | undefined {
     const room = this.#rooms.get(name);
-    return room !== undefined && session.rooms.has(room) ? room : undefined;
+    return room !== undefined && session.rooms.includes(room) ? room : undefined;
   }
 
   /** Drops an empty room from memory (its history and topic stay stored). */
@@ -176,13 +176,13 @@ export class Rooms {
         session,
         frame.id,
         "too_many_rooms",
-        `You are in ${session.rooms.size} rooms, the most this server allows; /leave one first`,
+        `You are in ${session.rooms.length} rooms, the most this server allows; /leave one first`,
       );
-    if (!session.inRoom(frame.room) && session.rooms.size >= max) return tooMany();
+    if (!session.inRoom(frame.room) && session.rooms.length >= max) return tooMany();
     const room = await this.#anyRoom(session, frame.id, frame.room);
     if (room === undefined) return;
-    if (!session.rooms.has(room)) {
-      if (session.rooms.size >= max) return tooMany();
+    if (!session.rooms.includes(room)) {
+      if (session.rooms.length >= max) return tooMany();
       this.#presence(
         room,
         new Outbound({

@@ -130,13 +130,14 @@ export class Session {
   #peer: Peer | undefined;
   #origin: Origin;
   #name: string | undefined;
-  #rooms = new Set<Room>();
+  /** A few rooms at most: an array costs less than a set for every connection. */
+  #rooms: Room[] = [];
   #current: Room | undefined;
   #gone = false;
   #token = "";
   #reconnect = false;
   #holdTimer: ReturnType<typeof setTimeout> | undefined;
-  #heldDms: DmEvent[] = [];
+  #heldDms: DmEvent[] | undefined;
   #dmKeys: Map<string, AckFrame> | undefined;
   #fingerprint: string | undefined;
   #bucket: TokenBucket | undefined;
@@ -184,7 +185,7 @@ export class Session {
   }
 
   /** The rooms the session is in. */
-  get rooms(): ReadonlySet<Room> {
+  get rooms(): readonly Room[] {
     return this.#rooms;
   }
 
@@ -304,7 +305,7 @@ export class Session {
    */
   enter(room: Room): void {
     room.members.add(this);
-    this.#rooms.add(room);
+    if (!this.#rooms.includes(room)) this.#rooms.push(room);
     this.#current = room;
   }
 
@@ -324,8 +325,9 @@ export class Session {
    */
   exit(room: Room): void {
     room.members.delete(this);
-    this.#rooms.delete(room);
-    if (this.#current === room) this.#current = this.#rooms.values().next().value;
+    const at = this.#rooms.indexOf(room);
+    if (at !== -1) this.#rooms.splice(at, 1);
+    if (this.#current === room) this.#current = this.#rooms[0];
   }
 
   /**
@@ -347,9 +349,9 @@ export class Session {
    * @returns The rooms it was in, for the announcements.
    */
   exitAll(): Room[] {
-    const rooms = [...this.#rooms];
+    const rooms = this.#rooms;
     for (const room of rooms) room.members.delete(this);
-    this.#rooms.clear();
+    this.#rooms = [];
     return rooms;
   }
 
@@ -387,6 +389,7 @@ export class Session {
    * @param dm The message.
    */
   keep(dm: DmEvent): void {
+    this.#heldDms ??= [];
     if (this.#heldDms.length >= MAX_HELD_DMS) this.#heldDms.shift();
     this.#heldDms.push(dm);
   }
@@ -397,7 +400,9 @@ export class Session {
    * @returns The messages, oldest first.
    */
   takeKept(): DmEvent[] {
-    return this.#heldDms.splice(0);
+    const kept = this.#heldDms ?? [];
+    this.#heldDms = undefined;
+    return kept;
   }
 
   /**

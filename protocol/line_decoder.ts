@@ -32,6 +32,8 @@ const FATAL = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const LENIENT = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const CR = 0x0d;
 const SHRINK_ABOVE = 16 * 1024;
+/** Holds nothing: the buffer of every decoder with no partial line, shared. */
+const NONE = new Uint8Array(0);
 
 /**
  * Incremental line splitter. Lines are split on the byte `\n` (which never
@@ -52,7 +54,7 @@ const SHRINK_ABOVE = 16 * 1024;
 export class LineDecoder {
   #maxBytes: number;
   #decoder: TextDecoder;
-  #buffer = new Uint8Array(0);
+  #buffer = NONE;
   #length = 0;
   #discarding = false;
 
@@ -100,7 +102,7 @@ export class LineDecoder {
       message: `Frame is longer than the limit of ${this.#maxBytes} bytes`,
     });
     this.#length = 0;
-    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = new Uint8Array(0);
+    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = NONE;
   }
 
   #hold(part: Uint8Array, lines: DecodedLine[]): void {
@@ -143,6 +145,6 @@ export class LineDecoder {
     } catch {
       lines.push({ ok: false, code: "bad_utf8", message: "Frame is not valid UTF-8" });
     }
-    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = new Uint8Array(0);
+    if (this.#buffer.length > SHRINK_ABOVE) this.#buffer = NONE;
   }
 }

@@ -147,7 +147,7 @@ Deno.test("a run is laid out once and handed out as adjacent stretches", () => {
   );
   const run = new OutboundRun(items, arenas);
   const whole: [Uint8Array, number, number][] = [];
-  run.json(0, 3, (base, from, to) => whole.push([base, from, to]));
+  run.json(0, 3, { pushView: (base, from, to) => whole.push([base, from, to]) });
   equal(whole.length, 1);
   const [base, from, to] = whole[0]!;
   deepEqual(
@@ -156,8 +156,8 @@ Deno.test("a run is laid out once and handed out as adjacent stretches", () => {
   );
   // A sender hears the others around its own message: two stretches of the same buffer.
   const around: [number, number][] = [];
-  run.json(0, 1, (_, from, to) => around.push([from, to]));
-  run.json(2, 3, (_, from, to) => around.push([from, to]));
+  run.json(0, 1, { pushView: (_, from, to) => around.push([from, to]) });
+  run.json(2, 3, { pushView: (_, from, to) => around.push([from, to]) });
   equal(around[0]![0], from);
   equal(around[1]![1], to);
   ok(around[0]![1] < around[1]![0]);

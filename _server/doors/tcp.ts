@@ -22,7 +22,7 @@ import { textBye, TextDialect } from "./text.ts";
 const FLOOD_BACKLOG_BYTES = 32 * 1024;
 
 /** An idle connection reads into a small buffer... */
-const SMALL_READ_BYTES = 1024;
+const SMALL_READ_BYTES = 256;
 /**
  * ...and a busy one (a read filled the buffer) into a large one, until it is quiet again. A
  * flood is told by `FLOOD_BACKLOG_BYTES` waiting in it while lines trickle out, so it must be
@@ -160,13 +160,9 @@ export class TcpDoor implements Peer, DialectHost {
 
   /** Queues a stretch of a run of events as one view of its bytes. */
   deliverRun(run: OutboundRun, start: number, end: number): void {
-    if (this.#dialect === undefined) run.json(start, end, this.#sink);
-    else this.#dialect.renderRun(run, start, end, this.#session, this.#sink);
+    if (this.#dialect === undefined) run.json(start, end, this.#queue);
+    else this.#dialect.renderRun(run, start, end, this.#session, this.#queue);
   }
-
-  #sink = (base: Uint8Array, from: number, to: number): void => {
-    this.#queue.pushView(base, from, to);
-  };
 
   /** Whether this connection speaks JSON and so can take part in file transfers. */
   get files(): boolean {
@@ -236,6 +232,7 @@ export class TcpDoor implements Peer, DialectHost {
     const small = new Uint8Array(SMALL_READ_BYTES);
     let buffer = small;
     this.#greetingTimer = setTimeout(() => {
+      this.#greetingTimer = undefined;
       if (this.#dialect === undefined) this.#startText(true);
     }, GREETING_DELAY);
     try {
@@ -412,11 +409,13 @@ export class TcpDoor implements Peer, DialectHost {
 
   #startJson(): Dialect {
     clearTimeout(this.#greetingTimer);
+    this.#greetingTimer = undefined;
     return this.#dialect = new JsonDialect(this);
   }
 
   #startText(greet: boolean): Dialect {
     clearTimeout(this.#greetingTimer);
+    this.#greetingTimer = undefined;
     const dialect = new TextDialect(this, this.#options.password);
     this.#dialect = dialect;
     if (greet) dialect.greet(this.#options.greeting);
