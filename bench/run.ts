@@ -153,6 +153,8 @@ export interface Cell {
   idleHeld?: number;
   idleWanted?: number;
   slowDisconnected?: boolean | null;
+  /** The server's RSS once a second, from the start of the load generator. */
+  rssTimelineMb?: number[];
   /** Peak RSS − RSS at rest, the most of any run. */
   rssGrowthMb?: number;
   /** `crowd`: slow readers that joined, and how many of them the server disconnected. */
@@ -632,9 +634,12 @@ async function runCell(server: Server, workload: Workload, sizes: Sizes): Promis
     const before = { cpu: cpuMs(pid), memory: memoryKb(pid) };
     // The last reading that worked, in case the server dies before the end.
     let lastMemory = before.memory;
+    let samples = 0;
+    const timeline: number[] = [];
     const sampler = setInterval(() => {
       const now = memoryKb(pid);
       if (Number.isFinite(now.hwm)) lastMemory = now;
+      if (samples++ % 4 === 0 && Number.isFinite(now.rss)) timeline.push(round(now.rss / 1024, 1));
     }, 250);
     let atStart = NaN;
     let atEnd = NaN;
@@ -720,6 +725,7 @@ async function runCell(server: Server, workload: Workload, sizes: Sizes): Promis
     cell.peakRssMb = round(after.memory.hwm / 1024, 1);
     cell.rssBeforeMb = round(before.memory.rss / 1024, 1);
     cell.rssGrowthMb = round((after.memory.hwm - before.memory.rss) / 1024, 1);
+    cell.rssTimelineMb = timeline;
     cell.cpuMsWhole = round(after.cpu - before.cpu, 0);
     if (workload === "idle") {
       let held = Number(result.held);
@@ -1178,7 +1184,8 @@ function checks(
     } else {
       add(name, crowdTarget, null, "not measured (needs crowd)");
     }
-    // Against the last full run: noisy across runs, so with the same slack as slow vs paced.
+    // Against the last full run. Absolute figures move with the machine's load, so when ncat
+    // ran the same workload both times the ratio to ncat's p99 is compared instead.
     const same = previous !== undefined &&
       previous.sizes.pacedClients === sizes.pacedClients && previous.sizes.rate === sizes.rate &&
       previous.sizes.duration === sizes.duration;
@@ -1197,16 +1204,37 @@ function checks(
         add(name, target, null, `not compared: the run of ${previous.date} had other sizes`);
         continue;
       }
-      const { limit, why } = p99Limit(before.p99Ms);
+      const ncatNow = find("ncat", workload)?.p99Ms;
+      const ncatBefore = previous.cells.find((cell) =>
+        cell.server === "ncat" && cell.workload === workload && cell.status === "ok"
+      )?.p99Ms;
       const lostOk = (now.lost ?? 0) <= (before.lost ?? 0);
       const slowOk = workload !== "slow" || !before.slowDisconnected || !!now.slowDisconnected;
+      let p99Ok: boolean;
+      let p99Detail: string;
+      if (ncatNow && ncatBefore) {
+        const ratioNow = now.p99Ms / ncatNow;
+        const ratioBefore = before.p99Ms / ncatBefore;
+        p99Ok = ratioNow <= ratioBefore * 1.2;
+        p99Detail = `p99 ${fmtMs(now.p99Ms)} ms = ${ratioNow.toFixed(2)}× ncat's ${
+          fmtMs(ncatNow)
+        } ms, vs ${fmtMs(before.p99Ms)} ms = ${ratioBefore.toFixed(2)}× ncat's ${
+          fmtMs(ncatBefore)
+        } ms on ${previous.date} (limit ${(ratioBefore * 1.2).toFixed(2)}×: + 20%)`;
+      } else {
+        const { limit, why } = p99Limit(before.p99Ms);
+        p99Ok = now.p99Ms <= limit;
+        p99Detail = `p99 ${fmtMs(now.p99Ms)} ms vs ${
+          fmtMs(before.p99Ms)
+        } ms on ${previous.date} (limit ${
+          fmtMs(limit)
+        } ms: ${why}; absolute across runs, without ncat ${workload} to compare with)`;
+      }
       add(
         name,
         target,
-        now.p99Ms <= limit && lostOk && slowOk,
-        `p99 ${fmtMs(now.p99Ms)} ms vs ${fmtMs(before.p99Ms)} ms on ${previous.date} (limit ${
-          fmtMs(limit)
-        } ms: ${why}); lost ${fmtInt(now.lost)} vs ${fmtInt(before.lost)}` +
+        p99Ok && lostOk && slowOk,
+        `${p99Detail}; lost ${fmtInt(now.lost)} vs ${fmtInt(before.lost)}` +
           (workload === "slow"
             ? `; slow client ${now.slowDisconnected ? "disconnected" : "still connected"} vs ${
               before.slowDisconnected ? "disconnected" : "still connected"
