@@ -59,6 +59,7 @@ export type ShardRequest =
   | { op: "start"; t0: number; sendDeadline: number }
   | { op: "finish" }
   | { op: "drainSlow"; ms: number }
+  | { op: "crowdPorts" }
   | { op: "close" };
 
 /** A thread's counters, as answered to `status`. */
@@ -603,6 +604,8 @@ class Shard {
         return { ...this.#finish() };
       case "drainSlow":
         return await this.#drainSlow(request.ms);
+      case "crowdPorts":
+        return this.#crowdPorts();
       case "close":
         for (const client of this.#clients.values()) client.close();
         return {};
@@ -826,6 +829,23 @@ class Shard {
       stale: tally.stale,
       latencies: tally.latencies.slice(0, tally.unique),
     };
+  }
+
+  /**
+   * The local ports of the slow readers of `crowd` still open on this side,
+   * and how many saw the connection end. A slow reader sees the end only
+   * after taking everything before it, which at its pace can take minutes, so
+   * `load.ts` also looks at the server's side of each connection.
+   */
+  #crowdPorts(): Record<string, unknown> {
+    const ports: number[] = [];
+    let ended = 0;
+    for (const client of this.#connected) {
+      if (!client.crowdReader) continue;
+      if (client.closedByServer) ended++;
+      else if (client.conn) ports.push((client.conn.localAddr as Deno.NetAddr).port);
+    }
+    return { ports, ended };
   }
 
   async #drainSlow(ms: number): Promise<Record<string, unknown>> {

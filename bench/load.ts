@@ -403,6 +403,53 @@ async function settle(
   }
 }
 
+/** The slow readers of `crowd`, seen from both ends. */
+interface CrowdSockets {
+  /** Connections the server has closed or reset. */
+  disconnected: number;
+  /** Bytes on their way to the slow readers in kernel buffers: the server's send queues and the readers' receive queues. */
+  kernelBytes: number;
+}
+
+/**
+ * Counts the slow readers the server disconnected: those that saw the end,
+ * and those whose server side is no longer established in
+ * `/proc/net/tcp` (a server's close waits behind the unread bytes before its
+ * FIN reaches a slow reader).
+ */
+async function crowdSockets(shards: Shards, port: number): Promise<CrowdSockets | undefined> {
+  const answers = await shards.all<{ ports: number[]; ended: number }>({ op: "crowdPorts" });
+  let table: string;
+  try {
+    table = await Deno.readTextFile("/proc/net/tcp");
+  } catch {
+    return undefined;
+  }
+  const serverSide = new Map<number, { state: string; tx: number }>();
+  const clientSide = new Map<number, number>();
+  for (const line of table.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 5) continue;
+    const local = parseInt(fields[1]!.split(":")[1]!, 16);
+    const remote = parseInt(fields[2]!.split(":")[1]!, 16);
+    const [tx, rx] = fields[4]!.split(":").map((hex) => parseInt(hex, 16));
+    if (local === port) serverSide.set(remote, { state: fields[3]!, tx: tx! });
+    else if (remote === port) clientSide.set(local, rx!);
+  }
+  let disconnected = 0;
+  let kernelBytes = 0;
+  for (const answer of answers) {
+    disconnected += answer.ended;
+    for (const client of answer.ports) {
+      const server = serverSide.get(client);
+      // 01: established.
+      if (server === undefined || server.state !== "01") disconnected++;
+      kernelBytes += (server?.tx ?? 0) + (clientSide.get(client) ?? 0);
+    }
+  }
+  return { disconnected, kernelBytes };
+}
+
 /** burst, paced, slow and crowd: every client sends, every other client receives. */
 async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<string, unknown>> {
   const { workload } = options;
@@ -445,6 +492,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   if (seen < receivers) notes.push(`only ${seen} of ${receivers} clients saw the start marker`);
   await sleep(200);
 
+  const crowdAtStart = crowd > 0 ? await crowdSockets(shards, options.port) : undefined;
   const t0 = clock() + 50;
   const measureS = burst ? options.timeoutS : options.duration;
   await shards.all({ op: "start", t0, sendDeadline: t0 + measureS * 1000 });
@@ -500,6 +548,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
       : { joined: false };
   }
   const crowdStatus = crowd > 0 ? await shards.status() : undefined;
+  const crowdAtEnd = crowd > 0 ? await crowdSockets(shards, options.port) : undefined;
   await shards.all({ op: "close" });
   const result: Record<string, unknown> = {
     ok: true,
@@ -535,7 +584,11 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
     result.crowd = {
       readers: crowd,
       joined: crowdStatus.crowdJoined,
-      disconnectedByServer: crowdStatus.crowdClosed,
+      disconnectedByServer: crowdAtEnd?.disconnected ?? crowdStatus.crowdClosed,
+      disconnectedBeforeStart: crowdAtStart?.disconnected ?? null,
+      sawTheEnd: crowdStatus.crowdClosed,
+      kernelBytesAtStart: crowdAtStart?.kernelBytes ?? null,
+      kernelBytesAtEnd: crowdAtEnd?.kernelBytes ?? null,
       bytesRead: crowdStatus.crowdBytes,
       readBytes: options.crowdReadBytes,
       readEveryMs: options.crowdReadEveryMs,

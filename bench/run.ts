@@ -786,7 +786,13 @@ async function runCell(server: Server, workload: Workload, sizes: Sizes): Promis
       }
       if (workload === "crowd") {
         const crowd = result.crowd as
-          | { readers: number; joined: number; disconnectedByServer: number }
+          | {
+            readers: number;
+            joined: number;
+            disconnectedByServer: number;
+            disconnectedBeforeStart: number | null;
+            kernelBytesAtEnd: number | null;
+          }
           | undefined;
         cell.crowdJoined = crowd?.joined;
         cell.crowdDisconnected = crowd?.disconnectedByServer;
@@ -795,7 +801,15 @@ async function runCell(server: Server, workload: Workload, sizes: Sizes): Promis
             `${fmtInt(crowd.disconnectedByServer)} of ${
               fmtInt(crowd.joined)
             } slow readers disconnected by the server` +
-              (crowd.joined < crowd.readers ? ` (${fmtInt(crowd.readers)} tried to join)` : ""),
+              (crowd.disconnectedBeforeStart
+                ? ` (${fmtInt(crowd.disconnectedBeforeStart)} during the warm-up)`
+                : "") +
+              (crowd.joined < crowd.readers ? ` (${fmtInt(crowd.readers)} tried to join)` : "") +
+              (crowd.kernelBytesAtEnd != null
+                ? `; ${
+                  (crowd.kernelBytesAtEnd / 1e6).toFixed(0)
+                } MB waiting for them in kernel buffers at the end`
+                : ""),
           );
         }
       }
