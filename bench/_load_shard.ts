@@ -8,9 +8,9 @@
  */
 
 /** How clients talk to the server. */
-export type Protocol = "lines" | "chat" | "irc";
+export type Protocol = "lines" | "chat" | "irc" | "text";
 /** What the clients do. */
-export type Workload = "burst" | "paced" | "idle" | "slow";
+export type Workload = "burst" | "paced" | "idle" | "slow" | "crowd";
 
 /** The generator's settings, shared by every thread. */
 export interface LoadOptions {
@@ -30,6 +30,12 @@ export interface LoadOptions {
   concurrency: number;
   threads: number;
   seed: number;
+  /** `crowd`: how many slow readers join besides the paced clients. */
+  crowd: number;
+  /** `crowd`: bytes a slow reader takes at each read. */
+  crowdReadBytes: number;
+  /** `crowd`: ms between a slow reader's reads. */
+  crowdReadEveryMs: number;
 }
 
 /** A command from `load.ts` to a thread. */
@@ -41,6 +47,8 @@ export type ShardRequest =
     total: number;
     slowIndex: number;
     perClient: number;
+    /** Clients from this index on are the slow readers of `crowd`. */
+    crowdFrom: number;
   }
   | { op: "open"; indices: number[]; deadline: number; concurrency: number }
   | { op: "syncFrom"; from: number }
@@ -51,6 +59,7 @@ export type ShardRequest =
   | { op: "start"; t0: number; sendDeadline: number }
   | { op: "finish" }
   | { op: "drainSlow"; ms: number }
+  | { op: "crowdPorts" }
   | { op: "close" };
 
 /** A thread's counters, as answered to `status`. */
@@ -69,6 +78,12 @@ export interface ShardStatus {
   bytesRead: number;
   fillSent: number;
   fillReceived: number;
+  /** `crowd`: slow readers that joined. */
+  crowdJoined: number;
+  /** `crowd`: slow readers the server disconnected. */
+  crowdClosed: number;
+  /** `crowd`: bytes the slow readers took. */
+  crowdBytes: number;
 }
 
 /** A thread's final tally, as answered to `finish`. */
@@ -105,6 +120,14 @@ const CHAT_PING = encoder.encode('{"type":"ping"');
 const CHAT_PONG = encoder.encode('{"type":"pong"}\n');
 const IRC_PING = encoder.encode("PING");
 const IRC_ERROR = encoder.encode("ERROR");
+/** The plain-text door's line once a name is taken: "*** You are c1 in #lobby…". */
+const TEXT_WELCOME = encoder.encode("*** You are ");
+/** The plain-text door's notices, goodbyes among them. */
+const TEXT_NOTICE = encoder.encode("*** ");
+/** The plain-text door asking again: the name was refused. */
+const TEXT_AGAIN = encoder.encode("Type another name");
+/** The plain-text door's refusals. */
+const TEXT_REFUSAL = encoder.encode("! ");
 
 /**
  * Milliseconds since the epoch with sub-microsecond resolution, the same in
@@ -250,6 +273,10 @@ class Client {
   stopAfterReady = false;
   /** IRC: join the channel after registering. */
   joinChannel = true;
+  /** `crowd`: once in, takes `crowdReadBytes` every `crowdReadEveryMs` and parses nothing. */
+  crowdReader = false;
+  /** `crowd`: the server closed this slow reader's connection. */
+  closedByServer = false;
   /** The last marker round this client saw. */
   synced = 0;
   gotBye = false;
@@ -297,6 +324,8 @@ class Client {
       await this.write(
         encoder.encode(`NICK ${this.name}\r\nUSER ${this.name} 0 * :${this.name}\r\n`),
       );
+    } else if (protocol === "text") {
+      await this.write(encoder.encode(`${this.name}\n`));
     } else {
       this.#markReady();
     }
@@ -316,6 +345,7 @@ class Client {
       case "irc":
         return encoder.encode(`PRIVMSG #bench :${text}\r\n`);
       case "lines":
+      case "text":
         return encoder.encode(`${text}\n`);
     }
   }
@@ -367,6 +397,17 @@ class Client {
       if (startsWith(bytes, start, end, CHAT_PING)) {
         this.write(CHAT_PONG).catch(() => {});
         return;
+      }
+    } else if (protocol === "text") {
+      if (!this.isReady) {
+        if (startsWith(bytes, start, end, TEXT_WELCOME)) return this.#markReady();
+        if (
+          startsWith(bytes, start, end, TEXT_AGAIN) || startsWith(bytes, start, end, TEXT_REFUSAL)
+        ) {
+          return this.#fail(decoder.decode(bytes.subarray(start, Math.min(end, start + 200))));
+        }
+      } else if (startsWith(bytes, start, end, TEXT_NOTICE)) {
+        this.gotBye = true;
       }
     } else if (protocol === "irc") {
       if (startsWith(bytes, start, end, IRC_PING)) {
@@ -422,6 +463,7 @@ class Client {
     try {
       while (true) {
         if (this.stopAfterReady && this.isReady) return;
+        if (this.crowdReader && this.isReady) return await this.#crowdLoop(conn);
         const count = await conn.read(carry === 0 ? buffer : buffer.subarray(carry));
         if (count === null) break;
         this.bytesRead += count;
@@ -457,7 +499,9 @@ class Client {
             const sender = digits(view, caret + 1, 6);
             const seq = digits(view, caret + 8, 7);
             const micros = digits(view, caret + 16, 16);
-            if (tally && sender >= 0 && seq >= 0 && micros >= 0) {
+            if (this.crowdReader) {
+              // A slow reader's handshake may bring history: not counted.
+            } else if (tally && sender >= 0 && seq >= 0 && micros >= 0) {
               tally.record(this.index, sender, seq, micros, nowMicros);
             } else if (tally) {
               tally.garbled++;
@@ -486,6 +530,33 @@ class Client {
     }
     this.open = false;
     this.#fail("connection closed during the handshake");
+  }
+
+  /**
+   * A slow reader of `crowd`: one read of at most `crowdReadBytes` every
+   * `crowdReadEveryMs`, from a random offset so that the readers do not all
+   * read at once; a read that ends the connection while this side still
+   * holds it is the server disconnecting it.
+   */
+  async #crowdLoop(conn: Deno.TcpConn): Promise<void> {
+    const options = this.shared.options;
+    const buffer = new Uint8Array(options.crowdReadBytes);
+    const every = options.crowdReadEveryMs;
+    let due = clock() + mulberry32(this.index + 17)() * every;
+    try {
+      while (this.conn === conn) {
+        await sleepUntil(due);
+        due += every;
+        if (this.conn !== conn) return;
+        const count = await conn.read(buffer);
+        if (count === null) break;
+        this.bytesRead += count;
+      }
+    } catch {
+      // A reset is a close.
+    }
+    if (this.conn === conn) this.closedByServer = true;
+    this.open = false;
   }
 }
 
@@ -533,6 +604,8 @@ class Shard {
         return { ...this.#finish() };
       case "drainSlow":
         return await this.#drainSlow(request.ms);
+      case "crowdPorts":
+        return this.#crowdPorts();
       case "close":
         for (const client of this.#clients.values()) client.close();
         return {};
@@ -540,7 +613,7 @@ class Shard {
   }
 
   #init(request: Extract<ShardRequest, { op: "init" }>): Record<string, unknown> {
-    const { options, indices, total, slowIndex, perClient } = request;
+    const { options, indices, total, slowIndex, perClient, crowdFrom } = request;
     const idle = options.workload === "idle";
     this.#shared = {
       options,
@@ -556,6 +629,7 @@ class Shard {
     for (const index of indices) {
       const client = new Client(index, this.#shared, bufferBytes);
       if (idle) client.joinChannel = false;
+      if (index >= crowdFrom) client.crowdReader = true;
       if (index === slowIndex) {
         client.stopAfterReady = true;
         this.#slow = client;
@@ -611,7 +685,7 @@ class Shard {
 
   async #syncSend(round: number): Promise<Record<string, unknown>> {
     const sender = this.#connected
-      .filter((client) => client.open && !client.stopAfterReady)
+      .filter((client) => client.open && !client.stopAfterReady && !client.crowdReader)
       .sort((a, b) => a.index - b.index)[0];
     if (!sender) return { sent: false };
     try {
@@ -623,7 +697,9 @@ class Shard {
   }
 
   #readers(): Client[] {
-    return this.#connected.filter((client) => client.open && !client.stopAfterReady);
+    return this.#connected.filter((client) =>
+      client.open && !client.stopAfterReady && !client.crowdReader
+    );
   }
 
   #status(): ShardStatus {
@@ -634,7 +710,16 @@ class Shard {
     let byes = 0;
     let bytesRead = 0;
     let fillSent = 0;
+    let crowdJoined = 0;
+    let crowdClosed = 0;
+    let crowdBytes = 0;
     for (const client of this.#connected) {
+      if (client.crowdReader) {
+        crowdJoined++;
+        if (client.closedByServer) crowdClosed++;
+        crowdBytes += client.bytesRead;
+        continue;
+      }
       sent += client.sent;
       fillSent += client.fillSent;
       if (client.gotBye) byes++;
@@ -655,6 +740,9 @@ class Shard {
       bytesRead,
       fillSent,
       fillReceived: this.#shared!.fillReceived,
+      crowdJoined,
+      crowdClosed,
+      crowdBytes,
     };
   }
 
@@ -698,7 +786,7 @@ class Shard {
     this.#shared!.tally!.since = (t0 - 1) * 1000;
     const burst = options.workload === "burst";
     const interval = 1000 / options.rate;
-    const senders = this.#connected.filter((client) => client.open && !client.stopAfterReady);
+    const senders = this.#readers();
     for (const client of senders) {
       const random = mulberry32(options.seed * 7919 + client.index);
       const offset = random() * interval;
@@ -741,6 +829,23 @@ class Shard {
       stale: tally.stale,
       latencies: tally.latencies.slice(0, tally.unique),
     };
+  }
+
+  /**
+   * The local ports of the slow readers of `crowd` still open on this side,
+   * and how many saw the connection end. A slow reader sees the end only
+   * after taking everything before it, which at its pace can take minutes, so
+   * `load.ts` also looks at the server's side of each connection.
+   */
+  #crowdPorts(): Record<string, unknown> {
+    const ports: number[] = [];
+    let ended = 0;
+    for (const client of this.#connected) {
+      if (!client.crowdReader) continue;
+      if (client.closedByServer) ended++;
+      else if (client.conn) ports.push((client.conn.localAddr as Deno.NetAddr).port);
+    }
+    return { ports, ended };
   }
 
   async #drainSlow(ms: number): Promise<Record<string, unknown>> {

@@ -23,9 +23,15 @@
  *
  * Workloads: `burst` (every client sends `--messages` as fast as it can),
  * `paced` (a warm-up, then `--rate` messages per second per client for
- * `--duration` seconds), `slow` (paced, plus one client that never reads) and `idle`
- * (open `--connections`, hold them until a line arrives on stdin or `--hold`
- * seconds pass).
+ * `--duration` seconds), `slow` (paced, plus one client that never reads),
+ * `crowd` (paced, plus `--crowd` clients in the same room that each read
+ * `--crowd-read-bytes` every `--crowd-read-every-ms`, from the warm-up to the
+ * end) and `idle` (open `--connections`, hold them until a line arrives on
+ * stdin or `--hold` seconds pass).
+ *
+ * Protocols: `chat` (our JSON frames), `text` (our plain-text door, what `nc`
+ * users get: the name as the first line, then plain lines), `irc` and
+ * `lines` (a relay that passes lines as they are).
  *
  * @example Burst against ncat
  * ```sh
@@ -51,9 +57,10 @@ import {
 
 function usage(): never {
   console.error(
-    `Usage: deno run -A bench/load.ts --protocol lines|chat|irc --port N --workload burst|paced|idle|slow
+    `Usage: deno run -A bench/load.ts --protocol lines|chat|text|irc --port N --workload burst|paced|idle|slow|crowd
   [--clients N] [--messages N] [--rate N] [--duration S] [--connections N] [--threads N]
-  [--quiet-ms N] [--warm-up-ms N] [--timeout S] [--connect-timeout S] [--hold S] [--concurrency N] [--seed N]`,
+  [--quiet-ms N] [--warm-up-ms N] [--timeout S] [--connect-timeout S] [--hold S] [--concurrency N] [--seed N]
+  [--crowd N] [--crowd-read-bytes N] [--crowd-read-every-ms N]`,
   );
   Deno.exit(2);
 }
@@ -79,14 +86,17 @@ function readOptions(args: string[]): LoadOptions {
       hold: { type: "string" },
       concurrency: { type: "string" },
       seed: { type: "string" },
+      crowd: { type: "string" },
+      "crowd-read-bytes": { type: "string" },
+      "crowd-read-every-ms": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) usage();
   const protocol = values.protocol as Protocol;
   const workload = values.workload as Workload;
-  if (!["lines", "chat", "irc"].includes(protocol)) usage();
-  if (!["burst", "paced", "idle", "slow"].includes(workload)) usage();
+  if (!["lines", "chat", "text", "irc"].includes(protocol)) usage();
+  if (!["burst", "paced", "idle", "slow", "crowd"].includes(workload)) usage();
   const number = (text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
     const value = Number(text);
@@ -115,6 +125,9 @@ function readOptions(args: string[]): LoadOptions {
     concurrency: number(values.concurrency, 8),
     threads: Math.max(1, Math.floor(number(values.threads, 2))),
     seed: number(values.seed, 1),
+    crowd: workload === "crowd" ? Math.floor(number(values.crowd, 1000)) : 0,
+    crowdReadBytes: Math.max(1, Math.floor(number(values["crowd-read-bytes"], 4096))),
+    crowdReadEveryMs: Math.max(1, number(values["crowd-read-every-ms"], 3000)),
   };
 }
 
@@ -219,6 +232,9 @@ class Shards {
       bytesRead: 0,
       fillSent: 0,
       fillReceived: 0,
+      crowdJoined: 0,
+      crowdClosed: 0,
+      crowdBytes: 0,
     };
     for (const part of parts) {
       for (const key of Object.keys(sum) as (keyof ShardStatus)[]) {
@@ -387,7 +403,54 @@ async function settle(
   }
 }
 
-/** burst, paced and slow: every client sends, every other client receives. */
+/** The slow readers of `crowd`, seen from both ends. */
+interface CrowdSockets {
+  /** Connections the server has closed or reset. */
+  disconnected: number;
+  /** Bytes on their way to the slow readers in kernel buffers: the server's send queues and the readers' receive queues. */
+  kernelBytes: number;
+}
+
+/**
+ * Counts the slow readers the server disconnected: those that saw the end,
+ * and those whose server side is no longer established in
+ * `/proc/net/tcp` (a server's close waits behind the unread bytes before its
+ * FIN reaches a slow reader).
+ */
+async function crowdSockets(shards: Shards, port: number): Promise<CrowdSockets | undefined> {
+  const answers = await shards.all<{ ports: number[]; ended: number }>({ op: "crowdPorts" });
+  let table: string;
+  try {
+    table = await Deno.readTextFile("/proc/net/tcp");
+  } catch {
+    return undefined;
+  }
+  const serverSide = new Map<number, { state: string; tx: number }>();
+  const clientSide = new Map<number, number>();
+  for (const line of table.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 5) continue;
+    const local = parseInt(fields[1]!.split(":")[1]!, 16);
+    const remote = parseInt(fields[2]!.split(":")[1]!, 16);
+    const [tx, rx] = fields[4]!.split(":").map((hex) => parseInt(hex, 16));
+    if (local === port) serverSide.set(remote, { state: fields[3]!, tx: tx! });
+    else if (remote === port) clientSide.set(local, rx!);
+  }
+  let disconnected = 0;
+  let kernelBytes = 0;
+  for (const answer of answers) {
+    disconnected += answer.ended;
+    for (const client of answer.ports) {
+      const server = serverSide.get(client);
+      // 01: established.
+      if (server === undefined || server.state !== "01") disconnected++;
+      kernelBytes += (server?.tx ?? 0) + (clientSide.get(client) ?? 0);
+    }
+  }
+  return { disconnected, kernelBytes };
+}
+
+/** burst, paced, slow and crowd: every client sends, every other client receives. */
 async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<string, unknown>> {
   const { workload } = options;
   const burst = workload === "burst";
@@ -396,7 +459,9 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   const total = count + (slow ? 1 : 0);
   const slowIndex = slow ? count : -1;
   const perClient = burst ? options.messages : Math.ceil(options.rate * options.duration) + 2;
-  const all = Array.from({ length: total }, (_, i) => i);
+  // The slow readers of `crowd` come after the others and take no part in the tally.
+  const crowd = options.crowd;
+  const all = Array.from({ length: total + crowd }, (_, i) => i);
   await shards.split(all, (indices) => ({
     op: "init",
     options,
@@ -404,11 +469,14 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
     total,
     slowIndex,
     perClient,
+    crowdFrom: total,
   }));
-  const step = options.protocol === "lines" ? 25 : total;
-  const opened = await openAll(shards, options, total, step, false);
+  const step = options.protocol === "lines" ? 25 : total + crowd;
+  const opened = await openAll(shards, options, total + crowd, step, false);
   const notes = [...opened.notes];
-  if (opened.failed > 0) notes.push(`${opened.failed} of ${total} clients could not join`);
+  if (opened.failed > 0) {
+    notes.push(`${opened.failed} of ${total + crowd} clients could not join`);
+  }
   const before = await shards.status();
   const receivers = before.readers;
   if (receivers < 2) {
@@ -424,6 +492,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   if (seen < receivers) notes.push(`only ${seen} of ${receivers} clients saw the start marker`);
   await sleep(200);
 
+  const crowdAtStart = crowd > 0 ? await crowdSockets(shards, options.port) : undefined;
   const t0 = clock() + 50;
   const measureS = burst ? options.timeoutS : options.duration;
   await shards.all({ op: "start", t0, sendDeadline: t0 + measureS * 1000 });
@@ -478,6 +547,8 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
       }
       : { joined: false };
   }
+  const crowdStatus = crowd > 0 ? await shards.status() : undefined;
+  const crowdAtEnd = crowd > 0 ? await crowdSockets(shards, options.port) : undefined;
   await shards.all({ op: "close" });
   const result: Record<string, unknown> = {
     ok: true,
@@ -509,6 +580,20 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
   const byes = sum("byes");
   if (byes > 0) result.byes = byes;
   if (slowClient) result.slowClient = slowClient;
+  if (crowdStatus) {
+    result.crowd = {
+      readers: crowd,
+      joined: crowdStatus.crowdJoined,
+      disconnectedByServer: crowdAtEnd?.disconnected ?? crowdStatus.crowdClosed,
+      disconnectedBeforeStart: crowdAtStart?.disconnected ?? null,
+      sawTheEnd: crowdStatus.crowdClosed,
+      kernelBytesAtStart: crowdAtStart?.kernelBytes ?? null,
+      kernelBytesAtEnd: crowdAtEnd?.kernelBytes ?? null,
+      bytesRead: crowdStatus.crowdBytes,
+      readBytes: options.crowdReadBytes,
+      readEveryMs: options.crowdReadEveryMs,
+    };
+  }
   if (fill) result.warmUp = fill;
   return result;
 }
@@ -517,7 +602,7 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
 const WARM_UP_BYTES = 3_500_000;
 
 /** Bytes a warm-up line takes on the wire, by protocol. */
-const FILLER_OVERHEAD: Record<Protocol, number> = { chat: 110, irc: 40, lines: 10 };
+const FILLER_OVERHEAD: Record<Protocol, number> = { chat: 110, irc: 40, lines: 10, text: 22 };
 
 /**
  * Before `paced` and `slow`, every client sends warm-up lines, spread over
@@ -598,6 +683,7 @@ async function idle(options: LoadOptions, shards: Shards): Promise<Record<string
     total,
     slowIndex: -1,
     perClient: 1,
+    crowdFrom: total,
   }));
   const lines = options.protocol === "lines";
   const opened = await openAll(shards, options, total, lines ? 250 : total, true);
