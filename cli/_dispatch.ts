@@ -37,6 +37,8 @@ export interface CommandOutput {
   unsent?(): void;
   /** Shows an event as if it had arrived (for `/history`). */
   show(event: ChatEvent): void;
+  /** The user left a room (the full-screen client closes its window). */
+  left?(room: string): void;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -127,8 +129,9 @@ export function runCommand(
       const room = command.room ?? output.room();
       track(
         client.leave(room).then(() => {
+          if (output.left !== undefined) output.left(room);
+          else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
           output.info(`You left ${room}`);
-          if (output.room() === room) output.switchTo(client.joined[0] ?? "");
         }, fail("Cannot leave")),
       );
       return;
@@ -335,6 +338,10 @@ export function runCommand(
     }
     case "clear":
       output.clear();
+      return;
+    case "window":
+    case "close":
+      output.error(`/${command.kind} works in the full-screen client only`, false);
       return;
     case "usage":
       output.error(command.message, false);

@@ -5,11 +5,10 @@
  * @module
  */
 
-import denoConfig from "../deno.json" with { type: "json" };
 import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
 import { reportedByCommand, runCommand } from "./_dispatch.ts";
 import { onInterrupt } from "./_signals.ts";
-import { COMMANDS, parseCommand } from "../protocol/commands.ts";
+import { type Command, COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import {
   type Entry,
@@ -25,6 +24,7 @@ import { composeFrame, entryHeight, paint } from "../tui/screen.ts";
 import { createStyle } from "../tui/style.ts";
 import { Terminal, terminalSize } from "../tui/terminal.ts";
 import { graphemes } from "../tui/width.ts";
+import { type Activity, Windows } from "../tui/windows.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -38,8 +38,6 @@ export interface InteractiveOptions {
   downloads?: string;
 }
 
-/** Most entries kept in the log; older ones are dropped. */
-export const MAX_LOG_ENTRIES = 5000;
 const RENDER_DELAY_MS = 16;
 const ESCAPE_DELAY_MS = 50;
 const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!)];
@@ -61,39 +59,51 @@ export async function runInteractive(
   const editor = new LineEditor();
   const decoder = new KeyDecoder();
   const members = new Map<string, Set<string>>([[client.room, new Set(client.members)]]);
-  /** The room typed lines go to; `""` after leaving the last one. */
-  let current = client.room;
   /** The user's name as the member lists know it. */
   let self = client.name;
-  const log: Entry[] = [];
+  const windows = new Windows(() => ({
+    prefix: "",
+    prefixWidth: 0,
+    body: "──── new messages ────",
+    bodyStyle: style.dim,
+  }));
+  for (const room of client.joined) windows.open(room);
+  windows.open(client.room, { focus: true });
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
-  let scroll = 0;
   let failed = false;
   let leaving = false;
   let renderTimer: ReturnType<typeof setTimeout> | undefined;
   let escapeTimer: ReturnType<typeof setTimeout> | undefined;
   let farewell = "Connection to the server was lost";
   let size = terminalSize();
+  /** The room typed lines go to: the window's room, `""` in a private or empty window. */
+  const currentRoom = () => {
+    const target = windows.current.target;
+    return target.startsWith("#") && client.joined.includes(target) ? target : "";
+  };
 
   const render = () => {
     clearTimeout(renderTimer);
     renderTimer = undefined;
-    if (leaving && log.length === 0) return;
-    const prompt = current === "" ? "> " : `${sanitize(current)}> `;
-    const others = client.joined.filter((room) => room !== current);
-    const where = current === ""
+    const window = windows.current;
+    if (leaving && window.log.length === 0) return;
+    const target = window.target;
+    const prompt = target === "" ? "> " : `${sanitize(target)}> `;
+    const where = target === ""
       ? "in no room (/join #ROOM)"
-      : `${current} · ${members.get(current)?.size ?? 0} here`;
-    const status =
-      `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${where}` +
-      (others.length ? ` · also in ${others.join(" ")}` : "") +
+      : window.isPrivate
+      ? "private"
+      : client.joined.includes(target)
+      ? `${members.get(target)?.size ?? 0} here`
+      : "not in the room";
+    const status = `${windows.bar()} · ${sanitize(client.name)} @ ${options.address} · ${where}` +
       (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
       columns: size.columns,
       rows: size.rows,
-      log,
-      scroll,
+      log: window.log,
+      scroll: window.scroll,
       status,
       input: editor.render(prompt, size.columns, {
         stylePrompt: style.bold,
@@ -101,7 +111,7 @@ export async function runInteractive(
       }),
       style,
     });
-    scroll = frame.scroll;
+    window.scroll = frame.scroll;
     terminal.write(paint(frame));
   };
   const transferStatus = () => {
@@ -120,14 +130,72 @@ export async function runInteractive(
   const schedule = () => {
     renderTimer ??= setTimeout(render, RENDER_DELAY_MS);
   };
-  const add = (entry: Entry) => {
-    log.push(entry);
-    if (log.length > MAX_LOG_ENTRIES) log.splice(0, log.length - MAX_LOG_ENTRIES);
-    if (scroll > 0) scroll += entryHeight(entry, size.columns);
+  /**
+   * Adds an entry to the window of a room or a person, or to the window shown
+   * (`undefined`).
+   */
+  const add = (entry: Entry, target?: string, activity: Activity = "none") => {
+    const window = windows.add(target, entry, activity);
+    if (window.scroll > 0) window.scroll += entryHeight(entry, size.columns);
     if (entry.mention && options.bell) terminal.write("\x07");
     schedule();
   };
-  const context = () => ({ self: client.name, style, manyRooms: client.joined.length > 1 });
+  /** Shows another window, keeping the half-typed line of each. */
+  const show = (change: () => unknown) => {
+    const before = windows.current;
+    before.draft = editor.text;
+    before.draftCursor = editor.cursor;
+    change();
+    if (windows.current !== before) {
+      editor.setText(windows.current.draft, windows.current.draftCursor);
+    }
+    schedule();
+  };
+  /** Where an event belongs, and how much it matters to a user looking elsewhere. */
+  const place = (event: ChatEvent, entry: Entry): [string | undefined, Activity] => {
+    switch (event.type) {
+      case "message":
+        return [
+          event.room,
+          entry.mention
+            ? "mention"
+            : event.history || event.from === client.name
+            ? "none"
+            : "messages",
+        ];
+      case "dm":
+        return [event.from, "mention"];
+      case "join":
+      case "leave":
+      case "topic":
+        return [event.room, "none"];
+      default:
+        return [undefined, "none"];
+    }
+  };
+  const showEvent = (event: ChatEvent) => {
+    const entry = entryFor(event, context());
+    if (entry === undefined) return;
+    if (event.type === "nick") {
+      // In every room the person shares with the user, and in their private window.
+      windows.find(event.from)?.rename(event.to);
+      let shown = false;
+      for (const window of windows.list) {
+        if (
+          window.target === event.to ||
+          members.get(window.target)?.has(event.to) === true
+        ) {
+          add(entry, window.target);
+          shown = true;
+        }
+      }
+      if (!shown) add(entry);
+      return;
+    }
+    const [target, activity] = place(event, entry);
+    add(entry, target, activity);
+  };
+  const context = () => ({ self: client.name, style });
   const offers = new Map<string, IncomingOffer>();
   const transfers = new Map<
     string,
@@ -142,9 +210,8 @@ export async function runInteractive(
       else transfers.set(id, { label, bytes, total, started: known?.started ?? performance.now() });
       schedule();
     },
-    room: () => current,
+    room: currentRoom,
     switchTo: (room: string) => {
-      current = room;
       for (const known of members.keys()) if (!client.joined.includes(known)) members.delete(known);
       if (room !== "" && !members.has(room)) {
         members.set(room, new Set());
@@ -153,22 +220,27 @@ export async function runInteractive(
           schedule();
         }, () => {});
       }
+      if (room !== "") show(() => windows.open(room, { focus: true }));
       schedule();
     },
+    left: (room: string) => show(() => windows.close(room)),
     info: (text: string) => add(notice(style, text)),
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
       add(notice(style, text, "error"));
     },
-    show: (event: ChatEvent) => {
-      const entry = entryFor(event, context());
-      if (entry !== undefined) add(entry);
+    show: showEvent,
+    sent: (sent: Parameters<typeof entryForSent>[0]) =>
+      add(entryForSent(sent, context()), sent.room),
+    sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => {
+      const entry = entryForSentDm(sent, context());
+      // Kept with the conversation in its window (opened as irssi opens a query), and said
+      // where it was typed.
+      if (windows.open(sent.to) !== windows.current) add(entry, sent.to);
+      add(entry);
     },
-    sent: (sent: Parameters<typeof entryForSent>[0]) => add(entryForSent(sent, context())),
-    sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => add(entryForSentDm(sent, context())),
     clear: () => {
-      log.length = 0;
-      scroll = 0;
+      windows.current.clear();
       schedule();
     },
   };
@@ -209,11 +281,62 @@ export async function runInteractive(
     finished.resolve(0);
   };
 
+  /** Carries out what only windows give a meaning to; `false` for the other commands. */
+  const windowCommand = (command: Command, unsent: () => void): boolean => {
+    const window = windows.current;
+    switch (command.kind) {
+      case "window":
+        if (command.index > windows.list.length) {
+          output.error(`There is no window ${command.index}`, false);
+        } else {
+          show(() => windows.focusIndex(command.index - 1));
+        }
+        return true;
+      case "close":
+        if (window.isPrivate) show(() => windows.close(window.target));
+        else if (window.target === "") output.error("There is no window to close", false);
+        else if (!client.joined.includes(window.target)) show(() => windows.close(window.target));
+        else runCommand(client, { kind: "leave", room: window.target }, output, track);
+        return true;
+      case "say":
+      case "me": {
+        if (!window.isPrivate) return false;
+        const text = command.text;
+        track(
+          client.dm(window.target, text, { action: command.kind === "me" }).then(
+            (sent) => output.sentDm(sent),
+            (error) => {
+              output.error(
+                `Not sent: ${error instanceof Error ? sanitize(error.message) : String(error)}`,
+                true,
+              );
+              unsent();
+            },
+          ),
+        );
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+
   const key = (event: KeyEvent) => {
     if (event.type === "page-up" || event.type === "page-down") {
       const page = Math.max(size.rows - 3, 1);
-      scroll = Math.max(scroll + (event.type === "page-up" ? page : -page), 0);
+      const window = windows.current;
+      window.scroll = Math.max(window.scroll + (event.type === "page-up" ? page : -page), 0);
       return render();
+    }
+    // Alt-1…9 and Alt-0 (window 10); Alt-Left/Right and Ctrl-P/N: the window before, after.
+    if (event.type === "alt" && /^[0-9]$/.test(event.key)) {
+      return show(() => windows.focusIndex((Number(event.key) + 9) % 10));
+    }
+    if ((event.type === "left" || event.type === "right") && event.alt && !event.ctrl) {
+      return show(() => windows.step(event.type === "left" ? -1 : 1));
+    }
+    if (event.type === "ctrl" && !event.alt && (event.key === "n" || event.key === "p")) {
+      return show(() => windows.step(event.key === "n" ? 1 : -1));
     }
     const action = editor.handle(event);
     switch (action.type) {
@@ -245,7 +368,7 @@ export async function runInteractive(
         return render();
       }
       case "submit": {
-        scroll = 0;
+        windows.current.scroll = 0;
         if (action.text.trim() === "") return render();
         const typed = action.text;
         // A message that was not sent comes back to the input, to be edited and sent again.
@@ -258,6 +381,7 @@ export async function runInteractive(
           }
         };
         const command = parseCommand(typed);
+        if (windowCommand(command, unsent)) return render();
         if (runCommand(client, command, { ...output, unsent }, track) === "quit") leave();
         return render();
       }
@@ -304,6 +428,7 @@ export async function runInteractive(
         if (event.type === "reconnected") {
           // Who is here may have changed while we were away.
           for (const room of client.joined) {
+            windows.open(room);
             client.who({ room }).then((names) => {
               members.set(room, new Set(names));
               schedule();
@@ -311,8 +436,7 @@ export async function runInteractive(
           }
         }
         if (reportedByCommand(event)) continue;
-        const entry = entryFor(event, context());
-        if (entry !== undefined) add(entry);
+        showEvent(event);
       }
       if (!leaving) {
         leaving = true;

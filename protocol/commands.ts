@@ -29,6 +29,8 @@ export type Command =
   | { kind: "help" }
   | { kind: "clear" }
   | { kind: "history"; room?: string; count?: number }
+  | { kind: "window"; index: number }
+  | { kind: "close" }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -71,6 +73,8 @@ export const COMMANDS: readonly CommandHelp[] = [
     usage: "/history [#ROOM] [N]",
     summary: "show the last N messages of a room (50; chat client only)",
   },
+  { usage: "/window N", summary: "show window N (Alt-1…9; chat client only)" },
+  { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
   { usage: "/quit", summary: "leave the chat" },
 ];
 
@@ -251,6 +255,13 @@ export function parseCommand(line: string): Command {
       if (match[2] !== undefined) command.count = Number(match[2]);
       return command;
     }
+    case "window":
+    case "win":
+      if (!/^[1-9]\d{0,2}$/.test(args)) return { kind: "usage", message: "Usage: /window N" };
+      return { kind: "window", index: Number(args) };
+    case "close":
+    case "wc":
+      return { kind: "close" };
     case "quit":
     case "exit":
     case "q":

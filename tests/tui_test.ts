@@ -150,7 +150,7 @@ function logOf(screen: string[]): string {
 
 /** The index of the status bar's row. */
 function statusRow(screen: string[]): number {
-  return screen.findLastIndex((row) => row.startsWith(" chat "));
+  return screen.findLastIndex((row) => /^ \[\d+:/.test(row));
 }
 
 Deno.test({
@@ -164,10 +164,10 @@ Deno.test({
     await using bob = await connect({ port, name: "bob" });
     await pane.waitFor(/bob joined/);
     const texts = [
-      "这是一条很长的私聊消息，需要换行显示",
-      "hi from bob, a private line in plain Latin letters",
+      "这是一条很长的消息，需要换行显示在屏幕上",
+      "hi from bob, a line in plain Latin letters",
     ];
-    for (const text of texts) await bob.dm("alice", text);
+    for (const text of texts) await bob.send(text);
     await bob.send("hi from the lobby, long enough to wrap twice at thirty columns");
     const all = [...texts, "hi from the lobby, long enough to wrap twice at thirty columns"];
     const patterns = all.map(acrossRows);
@@ -205,7 +205,11 @@ Deno.test({
     await bob.leave("#dev");
     await pane.waitFor(/← bob left #dev \(left the room\)/);
     await bob.close();
+    // In the window of #lobby, which is window 1.
+    await pane.press("M-1");
     await pane.waitFor(/← bob left #lobby \(quit\)/);
+    await pane.press("M-2");
+    await pane.waitFor(/^#dev>$/m);
 
     await pane.type("/leave");
     await pane.press("Enter");

@@ -190,7 +190,9 @@ export class TextDialect implements Dialect {
         this.#refuse("! /clear works in the chat client only");
         return;
       case "history":
-        this.#refuse("! /history works in the chat client only");
+      case "window":
+      case "close":
+        this.#refuse(`! /${command.kind} works in the chat client only`);
         return;
       case "send":
       case "accept":
