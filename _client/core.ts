@@ -159,6 +159,7 @@ export class Core {
     if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
     if (this.options.password !== undefined) hello.password = this.options.password;
+    if (this.options.transient === true) hello.transient = true;
     // The key goes along even with a resume token: if the server forgot the session
     // (it restarted), it asks for the proof instead.
     if (this.options.identity !== undefined) {

@@ -328,6 +328,14 @@ export interface ConnectOptions {
    * @default {false}
    */
   tls?: boolean | TlsOptions;
+  /**
+   * A short-lived connection (a one-shot message from a script): the server
+   * does not announce its joins and leaves, so rooms are not flooded with
+   * them. Servers that do not know the flag announce them as usual.
+   *
+   * @default {false}
+   */
+  transient?: boolean;
   /** Gives up connecting when aborted. */
   signal?: AbortSignal;
 }

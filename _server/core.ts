@@ -339,7 +339,7 @@ export class ChatCore implements Core {
     this.#names.remove(session);
     if (!session.registered()) return;
     this.#transfers.left(session);
-    this.#rooms.left(session.name, session.exitAll(), reason);
+    this.#rooms.left(session.name, session.exitAll(), reason, session.transient);
     this.#shared.log(`${session.name} left (${reason})`);
   }
 

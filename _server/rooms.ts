@@ -142,7 +142,9 @@ export class Rooms {
   enterLobby(session: Registered): Room {
     const lobby = this.lobby;
     const ts = new Date().toISOString();
-    this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
+    if (!session.transient) {
+      this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
+    }
     session.enter(lobby);
     return lobby;
   }
@@ -153,11 +155,14 @@ export class Rooms {
    * @param name Its name.
    * @param rooms The rooms it was in.
    * @param reason Why it left.
+   * @param quiet Not announced (a transient session).
    */
-  left(name: string, rooms: Room[], reason: LeaveReason): void {
+  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false): void {
     const ts = new Date().toISOString();
     for (const room of rooms) {
-      this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      if (!quiet) {
+        this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      }
       this.#forget(room);
     }
   }
@@ -183,15 +188,17 @@ export class Rooms {
     if (room === undefined) return;
     if (!session.rooms.has(room)) {
       if (session.rooms.size >= max) return tooMany();
-      this.#presence(
-        room,
-        new Outbound({
-          type: "join",
-          room: room.name,
-          name: session.name,
-          ts: new Date().toISOString(),
-        }),
-      );
+      if (!session.transient) {
+        this.#presence(
+          room,
+          new Outbound({
+            type: "join",
+            room: room.name,
+            name: session.name,
+            ts: new Date().toISOString(),
+          }),
+        );
+      }
       // Entered first, so a plain-text user reads the room's history untagged.
       session.enter(room);
       await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
@@ -218,10 +225,12 @@ export class Rooms {
     if (room === undefined) return;
     session.exit(room);
     const ts = new Date().toISOString();
-    this.#presence(
-      room,
-      new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
-    );
+    if (!session.transient) {
+      this.#presence(
+        room,
+        new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
+      );
+    }
     this.#forget(room);
     this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }

@@ -341,6 +341,7 @@ export function runCommand(
       return;
     case "window":
     case "close":
+    case "set":
       output.error(`/${command.kind} works in the full-screen client only`, false);
       return;
     case "usage":

@@ -25,6 +25,7 @@ import { createStyle } from "../tui/style.ts";
 import { Terminal, terminalSize } from "../tui/terminal.ts";
 import { graphemes } from "../tui/width.ts";
 import { type Activity, Windows } from "../tui/windows.ts";
+import { SmartFilter } from "../tui/smart_filter.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -69,6 +70,7 @@ export async function runInteractive(
   }));
   for (const room of client.joined) windows.open(room);
   windows.open(client.room, { focus: true });
+  const filter = new SmartFilter();
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
   let failed = false;
@@ -298,6 +300,27 @@ export async function runInteractive(
         else if (!client.joined.includes(window.target)) show(() => windows.close(window.target));
         else runCommand(client, { kind: "leave", room: window.target }, output, track);
         return true;
+      case "set":
+        if (command.name === undefined) {
+          output.info(`smart_filter ${filter.enabled ? "on" : "off"}`);
+        } else if (command.name !== "smart_filter") {
+          output.error(
+            `Unknown setting "${sanitize(command.name)}"; try /set smart_filter off`,
+            false,
+          );
+        } else if (command.value === undefined) {
+          output.info(`smart_filter ${filter.enabled ? "on" : "off"}`);
+        } else if (command.value !== "on" && command.value !== "off") {
+          output.error("Usage: /set smart_filter on|off", false);
+        } else {
+          filter.enabled = command.value === "on";
+          output.info(
+            filter.enabled
+              ? "Joins, leaves and renames of people who have not spoken for 10 minutes are hidden"
+              : "Every join, leave and rename is shown",
+          );
+        }
+        return true;
       case "say":
       case "me": {
         if (!window.isPrivate) return false;
@@ -436,7 +459,9 @@ export async function runInteractive(
           }
         }
         if (reportedByCommand(event)) continue;
-        showEvent(event);
+        const shown = filter.shows(event);
+        filter.observe(event);
+        if (shown) showEvent(event);
       }
       if (!leaving) {
         leaving = true;

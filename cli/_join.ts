@@ -69,6 +69,7 @@ export function defaultName(): string | undefined {
  * @param flags The name, TLS, key and password options.
  * @param reconnect Whether and how the client reconnects.
  * @param timeout How long to wait for the connection and the welcome, in ms.
+ * @param transient Ask the server not to announce the joins and leaves (`chat send`).
  * @returns The client.
  */
 export async function join(
@@ -76,6 +77,7 @@ export async function join(
   flags: JoinFlags,
   reconnect: boolean | ReconnectOptions = false,
   timeout?: number,
+  transient = false,
 ): Promise<ChatClient> {
   const { hostname, port } = parseAddress(address);
   const name = flags.name ?? defaultName();
@@ -112,7 +114,17 @@ export async function join(
   }
   const password = flags.password ?? env("CHAT_PASSWORD");
   try {
-    return await connect({ hostname, port, name, reconnect, tls, identity, password, timeout });
+    return await connect({
+      hostname,
+      port,
+      name,
+      reconnect,
+      tls,
+      identity,
+      password,
+      timeout,
+      transient,
+    });
   } catch (error) {
     if (
       error instanceof ProtocolError &&

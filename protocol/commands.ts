@@ -31,6 +31,7 @@ export type Command =
   | { kind: "history"; room?: string; count?: number }
   | { kind: "window"; index: number }
   | { kind: "close" }
+  | { kind: "set"; name?: string; value?: string }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -75,6 +76,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   },
   { usage: "/window N", summary: "show window N (Alt-1…9; chat client only)" },
   { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
+  {
+    usage: "/set [NAME [VALUE]]",
+    summary: "show or change a setting: smart_filter on|off (chat client only)",
+  },
   { usage: "/quit", summary: "leave the chat" },
 ];
 
@@ -262,6 +267,14 @@ export function parseCommand(line: string): Command {
     case "close":
     case "wc":
       return { kind: "close" };
+    case "set": {
+      const words = args === "" ? [] : args.split(/\s+/);
+      if (words.length > 2) return { kind: "usage", message: "Usage: /set [NAME [VALUE]]" };
+      const command: Command = { kind: "set" };
+      if (words[0] !== undefined) command.name = words[0].toLowerCase();
+      if (words[1] !== undefined) command.value = words[1].toLowerCase();
+      return command;
+    }
     case "quit":
     case "exit":
     case "q":

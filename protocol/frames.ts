@@ -58,6 +58,11 @@ export interface HelloFrame {
    * a certificate that is not its own.
    */
   tls?: string;
+  /**
+   * A short-lived session (a one-shot `chat send`): the server does not
+   * announce its joins and leaves to the rooms.
+   */
+  transient?: boolean;
 }
 
 /** Proves possession of the key in `hello`: the signature of the challenge. */
@@ -698,6 +703,7 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
     key: "string?",
     server: "string?",
     tls: "string?",
+    transient: "boolean?",
   },
   auth: { signature: "string", nonce: "string?" },
   whois: { name: "string" },

@@ -7,6 +7,13 @@ import { local } from "./_helpers.ts";
 const root = new URL("..", import.meta.url).pathname;
 const homes = `XDG_CONFIG_HOME=${HOME}/config XDG_DATA_HOME=${HOME}/data`;
 
+/** Shows every join and leave, even of people who have not spoken (the smart filter hides them). */
+async function showEveryJoin(pane: TmuxSession): Promise<void> {
+  await pane.type("/set smart_filter off");
+  await pane.press("Enter");
+  await pane.waitFor(/Every join, leave and rename\s+is shown/);
+}
+
 /** `chat connect` to a port, as a shell command, run the way `deno task chat` runs it. */
 function chatConnect(port: number): string {
   return [
@@ -40,6 +47,7 @@ Deno.test({
         rows: 16,
       });
       await pane.waitFor(/#lobby>/);
+      await showEveryJoin(pane);
       await using bob = await connect({ port, name: "bob" });
       await pane.waitFor(/bob joined/);
 
@@ -161,6 +169,7 @@ Deno.test({
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 34, rows: 24 });
     await pane.waitFor(/#lobby>/);
+    await showEveryJoin(pane);
     await using bob = await connect({ port, name: "bob" });
     await pane.waitFor(/bob joined/);
     const texts = [
@@ -195,6 +204,7 @@ Deno.test({
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
     await pane.waitFor(/#lobby>/);
+    await showEveryJoin(pane);
     await using bob = await connect({ port, name: "bob" });
     await pane.waitFor(/bob joined #lobby/);
     await pane.type("/join #dev");

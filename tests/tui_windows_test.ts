@@ -173,3 +173,36 @@ Deno.test({
     await pane.waitFor(/EXIT=0/);
   },
 });
+
+Deno.test({
+  name:
+    "interactive client hides joins and leaves of people who have not spoken, until /set smart_filter off",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve(local);
+    const port = server.addr.port;
+    await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
+    await pane.waitFor(/^#lobby>/m);
+    const eve = await connect({ port, name: "eve" });
+    await using bob = await connect({ port, name: "bob" });
+    await bob.send("hi all");
+    await pane.waitFor(/<bob> hi all/);
+    await bob.close();
+    await pane.waitFor(/← bob left #lobby \(quit\)/);
+    await eve.close();
+    await using carol = await connect({ port, name: "carol" });
+    await carol.send("after eve");
+    let screen = await pane.waitFor(/<carol> after eve/);
+    ok(!/eve (joined|left)|bob joined|carol joined/.test(screen.join("\n")), screen.join("\n"));
+    await pane.type("/set smart_filter off");
+    await pane.press("Enter");
+    await pane.waitFor(/Every join, leave and rename is shown/);
+    await using _dave = await connect({ port, name: "dave" });
+    screen = await pane.waitFor(/→ dave joined #lobby/);
+    await pane.type("/set");
+    await pane.press("Enter");
+    await pane.waitFor(/\*\*\* smart_filter off/);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});

@@ -192,6 +192,7 @@ export class TextDialect implements Dialect {
       case "history":
       case "window":
       case "close":
+      case "set":
         this.#refuse(`! /${command.kind} works in the chat client only`);
         return;
       case "send":
