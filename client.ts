@@ -33,6 +33,7 @@ import type {
   JoinOptions,
   NextOptions,
   RequestOptions,
+  Roster,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -60,6 +61,7 @@ export type {
   ReconnectingEvent,
   ReconnectOptions,
   RequestOptions,
+  Roster,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -202,7 +204,53 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ts: answered(ack, "ts"),
     };
     if (action) sent.action = true;
+    if (ack.away) sent.away = ack.away;
     return sent;
+  }
+
+  /**
+   * Marks this user away, with a message others see in `who`, `whois` and
+   * when they send a private message; `""` marks the user back.
+   *
+   * @example Step out and come back
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { connect, serve } from "@chat/chat";
+   *
+   * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+   * await using alice = await connect({ port: server.addr.port, name: "alice" });
+   * await using bob = await connect({ port: server.addr.port, name: "bob" });
+   * equal(await alice.away("lunch"), "lunch");
+   * equal((await bob.dm("alice", "ping?")).away, "lunch");
+   * equal(await alice.away(""), "");
+   * ```
+   *
+   * @param message Why the user is away (at most 300 characters); `""` to come back.
+   * @param options A signal.
+   * @returns The away message now, `""` when back.
+   * @throws {ProtocolError} With `invalid_text` for a message that is too long, `muted`.
+   */
+  async away(message: string, options: RequestOptions = {}): Promise<string> {
+    const ack = await this.#core.request({ type: "away", message }, options.signal);
+    return ack.away ?? "";
+  }
+
+  /**
+   * Lists who is in a room, and who of them is away.
+   *
+   * @param options The room and a signal.
+   * @returns The names, sorted, and the away messages.
+   */
+  async roster(options: WhoOptions = {}): Promise<Roster> {
+    const ack = await this.#core.request(
+      { type: "who", room: options.room ?? this.#core.room },
+      options.signal,
+    );
+    return {
+      room: ack.room ?? options.room ?? this.#core.room,
+      names: ack.names ?? [],
+      away: { ...ack.awayMessages },
+    };
   }
 
   /**
@@ -327,6 +375,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       op: ack.op === true,
     };
     if (ack.fingerprint !== undefined) result.fingerprint = ack.fingerprint;
+    if (ack.away) result.away = ack.away;
     return result;
   }
 

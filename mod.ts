@@ -50,6 +50,7 @@ export type {
   ReconnectingEvent,
   ReconnectOptions,
   RequestOptions,
+  Roster,
   SendFileOptions,
   SendOptions,
   SentDm,

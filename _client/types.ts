@@ -155,6 +155,18 @@ export interface SentDm {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** The recipient's away message, when they are away (the message was delivered all the same). */
+  away?: string;
+}
+
+/** Who is in a room, and who of them is away: the answer of {@linkcode ChatClient.roster}. */
+export interface Roster {
+  /** The room's name. */
+  room: string;
+  /** Everyone in it, sorted. */
+  names: string[];
+  /** The away messages of those who are away, by name. */
+  away: Record<string, string>;
 }
 
 /** A room after {@linkcode ChatClient.join}. */
@@ -358,6 +370,8 @@ export interface WhoisResult {
   op: boolean;
   /** The fingerprint of the key the name is bound to, if any. */
   fingerprint?: string;
+  /** Their away message, when they are online and away. */
+  away?: string;
 }
 
 /** Options for {@linkcode ChatClient.close}. */

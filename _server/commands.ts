@@ -105,6 +105,10 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
   },
   history: { run: (core, session, frame) => core.messages.history(session, frame) },
   whois: { run: (core, session, frame) => core.names.whois(session, frame) },
+  away: {
+    run: (core, session, frame) => core.rooms.away(session, frame),
+    speaks: (frame) => (frame.message ?? "").trim() !== "",
+  },
   kick: { run: (core, session, frame) => core.moderation.kick(session, frame), operator: true },
   ban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
   unban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },

@@ -5,6 +5,8 @@
  */
 
 import type {
+  AckFrame,
+  AwayFrame,
   JoinFrame,
   LeaveReason,
   PartFrame,
@@ -244,12 +246,48 @@ export class Rooms {
   who(session: Registered, frame: WhoFrame): void {
     const room = this.roomOf(session, frame.id, frame.room ?? session.room ?? LOBBY);
     if (room === undefined) return;
-    this.#shared.ack(session, {
-      type: "ack",
-      id: frame.id,
-      room: room.name,
-      names: this.namesIn(room),
-    });
+    const ack: AckFrame = { type: "ack", id: frame.id, room: room.name, names: this.namesIn(room) };
+    const away = this.awayIn(room);
+    if (away !== undefined) ack.awayMessages = away;
+    this.#shared.ack(session, ack);
+  }
+
+  /**
+   * Handles `away`: marks the user away with a message, or back.
+   *
+   * @param session Who.
+   * @param frame The request.
+   */
+  away(session: Registered, frame: AwayFrame): void {
+    const message = (frame.message ?? "").trim();
+    if (Shared.topicTooLong(message)) {
+      return this.#shared.fail(
+        session,
+        frame.id,
+        "invalid_text",
+        "Away message is longer than 300 characters",
+      );
+    }
+    session.setAway(message);
+    this.#shared.ack(session, { type: "ack", id: frame.id, away: message });
+  }
+
+  /**
+   * The away messages of a room's members who are away (among the first
+   * `maxPresence`), or `undefined` when nobody is.
+   *
+   * @param room The room.
+   * @returns Their messages, by name.
+   */
+  awayIn(room: Room): Record<string, string> | undefined {
+    let away: Record<string, string> | undefined;
+    let seen = 0;
+    const max = this.#shared.limits.maxPresence;
+    for (const member of room.members) {
+      if (++seen > max) break;
+      if (member.name !== undefined && member.away !== "") (away ??= {})[member.name] = member.away;
+    }
+    return away;
   }
 
   /**

@@ -136,6 +136,7 @@ export class Session {
   #bucket: TokenBucket | undefined;
   #challenge: Challenge | undefined;
   #transient = false;
+  #away = "";
 
   /**
    * Creates a session for a new connection.
@@ -196,6 +197,20 @@ export class Session {
   /** A short-lived session (`hello.transient`): its joins and leaves are not announced. */
   get transient(): boolean {
     return this.#transient;
+  }
+
+  /** The away message, `""` when the user is here. */
+  get away(): string {
+    return this.#away;
+  }
+
+  /**
+   * Marks the user away, or back.
+   *
+   * @param message Why the user is away; `""` when back.
+   */
+  setAway(message: string): void {
+    this.#away = message;
   }
 
   /** Set once the session has left, so it is announced only once. */

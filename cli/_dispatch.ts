@@ -39,6 +39,13 @@ export interface CommandOutput {
   show(event: ChatEvent): void;
   /** The user left a room (the full-screen client closes its window). */
   left?(room: string): void;
+  /** The user is away with this message now, or back (`""`). */
+  away?(message: string): void;
+}
+
+/** What the client says after a private message to someone away. */
+export function awayNotice(sent: SentDm): string | undefined {
+  return sent.away ? `${sanitize(sent.to)} is away: ${sanitize(sent.away)}` : undefined;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -171,7 +178,19 @@ export function runCommand(
     }
     case "msg":
       track(
-        client.dm(command.to, command.text).then((sent) => output.sentDm(sent), fail("Not sent")),
+        client.dm(command.to, command.text).then((sent) => {
+          output.sentDm(sent);
+          const away = awayNotice(sent);
+          if (away !== undefined) output.info(away);
+        }, fail("Not sent")),
+      );
+      return;
+    case "away":
+      track(
+        client.away(command.message).then((message) => {
+          output.info(message === "" ? "You are back" : `You are away: ${sanitize(message)}`);
+          output.away?.(message);
+        }, fail("Cannot set away")),
       );
       return;
     case "nick":
@@ -187,11 +206,16 @@ export function runCommand(
         return void output.error("You are in no room; /join one first", false);
       }
       track(
-        client.who({ room: command.room ?? output.room() }).then(
-          (names) =>
+        client.roster({ room: command.room ?? output.room() }).then(
+          (roster) =>
             output.info(
               `In ${command.room ?? output.room()}: ${
-                names.map((name) => sanitize(name)).join(", ")
+                roster.names.map((name) =>
+                  sanitize(name) +
+                  (Object.hasOwn(roster.away, name)
+                    ? ` (away: ${sanitize(roster.away[name]!)})`
+                    : "")
+                ).join(", ")
               }`,
             ),
           fail("Cannot list the room"),
@@ -205,7 +229,7 @@ export function runCommand(
             output.info(
               `${sanitize(who.name)} is ${who.online ? "online" : "offline"}${
                 who.op ? ", an operator" : ""
-              }; ` +
+              }${who.away ? `, away: ${sanitize(who.away)}` : ""}; ` +
                 (who.fingerprint ? `key ${who.fingerprint}` : "no key (anyone may use this name)"),
             ),
           fail("Cannot look up"),

@@ -6,7 +6,7 @@
  */
 
 import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
-import { reportedByCommand, runCommand } from "./_dispatch.ts";
+import { awayNotice, reportedByCommand, runCommand } from "./_dispatch.ts";
 import { onInterrupt } from "./_signals.ts";
 import { type Command, COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
@@ -71,6 +71,8 @@ export async function runInteractive(
   for (const room of client.joined) windows.open(room);
   windows.open(client.room, { focus: true });
   const filter = new SmartFilter();
+  /** The user's away message, `""` when here. */
+  let away = "";
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
   let failed = false;
@@ -99,7 +101,10 @@ export async function runInteractive(
       : client.joined.includes(target)
       ? `${members.get(target)?.size ?? 0} here`
       : "not in the room";
-    const status = `${windows.bar()} · ${sanitize(client.name)} @ ${options.address} · ${where}` +
+    const status =
+      `${windows.bar()} · ${sanitize(client.name)}${
+        away === "" ? "" : " (away)"
+      } @ ${options.address} · ${where}` +
       (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
       columns: size.columns,
@@ -226,6 +231,10 @@ export async function runInteractive(
       schedule();
     },
     left: (room: string) => show(() => windows.close(room)),
+    away: (message: string) => {
+      away = message;
+      schedule();
+    },
     info: (text: string) => add(notice(style, text)),
     error: (text: string, requestFailed: boolean) => {
       if (requestFailed) failed = true;
@@ -327,7 +336,11 @@ export async function runInteractive(
         const text = command.text;
         track(
           client.dm(window.target, text, { action: command.kind === "me" }).then(
-            (sent) => output.sentDm(sent),
+            (sent) => {
+              output.sentDm(sent);
+              const notice = awayNotice(sent);
+              if (notice !== undefined) output.info(notice);
+            },
             (error) => {
               output.error(
                 `Not sent: ${error instanceof Error ? sanitize(error.message) : String(error)}`,

@@ -18,6 +18,7 @@ export type Command =
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
   | { kind: "whois"; name: string }
+  | { kind: "away"; message: string }
   | { kind: "send"; to: string; path: string }
   | { kind: "accept"; id: string; dir?: string }
   | { kind: "decline"; id: string }
@@ -54,6 +55,7 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
   { usage: "/whois NAME", summary: "show whether NAME is online and the key it belongs to" },
+  { usage: "/away [MESSAGE]", summary: "say you are away (others see MESSAGE); /back undoes it" },
   { usage: "/send NAME|#ROOM PATH", summary: "offer a file (chat client only)" },
   { usage: "/accept ID [DIR]", summary: "accept a file offer, saving it in DIR or your downloads" },
   { usage: "/decline ID", summary: "decline a file offer" },
@@ -215,6 +217,10 @@ export function parseCommand(line: string): Command {
     case "cancel":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: `Usage: /${name} ID` };
       return { kind: name, id: args };
+    case "away":
+      return { kind: "away", message: args === "" ? "away" : args };
+    case "back":
+      return { kind: "away", message: "" };
     case "whois":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
       return { kind: "whois", name: args };

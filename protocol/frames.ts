@@ -251,6 +251,16 @@ export interface HistoryFrame {
   limit?: number;
 }
 
+/** Marks the user away with a message, or back (no message, or only spaces). */
+export interface AwayFrame {
+  /** The frame type. */
+  type: "away";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** Why the user is away; absent or blank: the user is back. */
+  message?: string;
+}
+
 /** Asks to leave; the server acknowledges, then closes the connection. */
 export interface QuitFrame {
   /** The frame type. */
@@ -363,6 +373,7 @@ export type ClientFrame =
   | PongFrame
   | AuthFrame
   | WhoisFrame
+  | AwayFrame
   | KickFrame
   | BanFrame
   | UnbanFrame
@@ -456,6 +467,13 @@ export interface AckFrame {
   online?: boolean;
   /** `whois`: whether the name is an operator. */
   op?: boolean;
+  /**
+   * `away`: the user's away message now, `""` when back; `whois`, `dm`: the
+   * person's away message, only when they are away.
+   */
+  away?: string;
+  /** `who`: the away messages of the members who are away, by name. */
+  awayMessages?: Record<string, string>;
   /** `offer`, `accept`: the transfer id. */
   transfer?: string;
   /** `accept`: the secret that opens this receiver's data connection. */
@@ -707,6 +725,7 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   },
   auth: { signature: "string", nonce: "string?" },
   whois: { name: "string" },
+  away: { message: "string?" },
   kick: { name: "string", reason: "string?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
@@ -945,6 +964,13 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     fingerprint: optional(isText),
     online: optional(isFlag),
     op: optional(isFlag),
+    away: optional(isText),
+    awayMessages: optional((value) =>
+      kindOf(value) === "object" &&
+        Object.values(value as Record<string, unknown>).every((item) => typeof item === "string")
+        ? undefined
+        : "an object of strings"
+    ),
     transfer: optional(isText),
     token: optional(isText),
     expires: optional(isText),

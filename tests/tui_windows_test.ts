@@ -206,3 +206,33 @@ Deno.test({
     await pane.waitFor(/EXIT=0/);
   },
 });
+
+Deno.test({
+  name: "interactive client shows being away in the status bar, and who else is away",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve(local);
+    const port = server.addr.port;
+    await using bob = await connect({ port, name: "bob" });
+    await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
+    await pane.waitFor(/^#lobby>/m);
+    await pane.type("/away out for lunch");
+    await pane.press("Enter");
+    let screen = await pane.waitFor(/You are away: out for lunch/);
+    await pane.waitFor(/^ \[1:#lobby\] · alice \(away\) @ /m);
+    equal((await bob.dm("alice", "lunch?")).away, "out for lunch");
+    await pane.type("/back");
+    await pane.press("Enter");
+    screen = await pane.waitFor(/^ \[1:#lobby\] 2:bob! · alice @ /m);
+    match(screen.join("\n"), /You are back/);
+    await bob.away("in a meeting");
+    await pane.type("/msg bob quick question");
+    await pane.press("Enter");
+    await pane.waitFor(/bob is away: in a meeting/);
+    await pane.type("/who");
+    await pane.press("Enter");
+    await pane.waitFor(/In #lobby: alice, bob \(away: in a meeting\)/);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});

@@ -154,6 +154,8 @@ export class TextDialect implements Dialect {
         return receive({ type: "rooms", id });
       case "whois":
         return receive({ type: "whois", id, name: command.name });
+      case "away":
+        return receive({ type: "away", id, message: command.message });
       case "kick":
         return receive({ type: "kick", id, name: command.name, reason: command.reason });
       case "ban":
