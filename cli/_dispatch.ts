@@ -366,6 +366,8 @@ export function runCommand(
     case "window":
     case "close":
     case "set":
+    case "ignore":
+    case "unignore":
       output.error(`/${command.kind} works in the full-screen client only`, false);
       return;
     case "usage":

@@ -26,6 +26,8 @@ import { Terminal, terminalSize } from "../tui/terminal.ts";
 import { graphemes } from "../tui/width.ts";
 import { type Activity, Windows } from "../tui/windows.ts";
 import { SmartFilter } from "../tui/smart_filter.ts";
+import { IgnoreList } from "../tui/ignore.ts";
+import { ignorePath } from "../_common/paths.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -43,6 +45,34 @@ const RENDER_DELAY_MS = 16;
 const ESCAPE_DELAY_MS = 50;
 const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!)];
 
+/** Reads the ignore list from the config folder: empty when there is none, or when unreadable. */
+async function loadIgnores(): Promise<{ list: IgnoreList; problem?: string }> {
+  try {
+    return { list: IgnoreList.parse(await Deno.readTextFile(ignorePath())) };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { list: new IgnoreList() };
+    return {
+      list: new IgnoreList(),
+      problem: `Cannot read the ignore list: ${error instanceof Error ? error.message : error}`,
+    };
+  }
+}
+
+/** Keeps the ignore list in the config folder, replacing the file whole. */
+async function saveIgnores(list: IgnoreList): Promise<void> {
+  const path = ignorePath();
+  const dir = path.slice(0, Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")));
+  await Deno.mkdir(dir, { recursive: true });
+  const temporary = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.writeTextFile(temporary, list.format());
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}
+
 /**
  * Runs the full-screen client until the user leaves or the server goes away.
  *
@@ -55,6 +85,8 @@ export async function runInteractive(
   client: ChatClient,
   options: InteractiveOptions,
 ): Promise<number> {
+  const ignoring = await loadIgnores();
+  const ignores = ignoring.list;
   const terminal = new Terminal();
   const style = createStyle(options.color);
   const editor = new LineEditor();
@@ -240,7 +272,9 @@ export async function runInteractive(
       if (requestFailed) failed = true;
       add(notice(style, text, "error"));
     },
-    show: showEvent,
+    show: (event: ChatEvent) => {
+      if (!ignores.hides(event)) showEvent(event);
+    },
     sent: (sent: Parameters<typeof entryForSent>[0]) =>
       add(entryForSent(sent, context()), sent.room),
     sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => {
@@ -292,6 +326,8 @@ export async function runInteractive(
     finished.resolve(0);
   };
 
+  const fail = (what: string) => (error: unknown) =>
+    output.error(`${what}: ${error instanceof Error ? sanitize(error.message) : error}`, false);
   /** Carries out what only windows give a meaning to; `false` for the other commands. */
   const windowCommand = (command: Command, unsent: () => void): boolean => {
     const window = windows.current;
@@ -308,6 +344,39 @@ export async function runInteractive(
         else if (window.target === "") output.error("There is no window to close", false);
         else if (!client.joined.includes(window.target)) show(() => windows.close(window.target));
         else runCommand(client, { kind: "leave", room: window.target }, output, track);
+        return true;
+      case "ignore":
+        if (command.name === undefined) {
+          output.info(
+            ignores.names.length === 0
+              ? "You ignore nobody"
+              : `You ignore ${ignores.names.map((name) => sanitize(name)).join(", ")}`,
+          );
+          return true;
+        }
+        switch (ignores.add(command.name)) {
+          case "invalid":
+            output.error(`"${sanitize(command.name)}" cannot be a name`, false);
+            return true;
+          case "full":
+            output.error("You ignore too many people already; /unignore some first", false);
+            return true;
+          case "already":
+            output.info(`You ignore ${sanitize(command.name)} already`);
+            return true;
+        }
+        output.info(
+          `Ignoring ${sanitize(command.name)}: /unignore ${sanitize(command.name)} to undo`,
+        );
+        track(saveIgnores(ignores).catch(fail("Cannot save the ignore list")));
+        return true;
+      case "unignore":
+        if (!ignores.remove(command.name)) {
+          output.error(`You do not ignore "${sanitize(command.name)}"`, false);
+          return true;
+        }
+        output.info(`No longer ignoring ${sanitize(command.name)}`);
+        track(saveIgnores(ignores).catch(fail("Cannot save the ignore list")));
         return true;
       case "set":
         if (command.name === undefined) {
@@ -439,6 +508,7 @@ export async function runInteractive(
         (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
         ". Type /help for commands, Ctrl-C to leave.",
     );
+    if (ignoring.problem !== undefined) output.error(ignoring.problem, false);
     render();
     (async () => {
       for await (const event of client) {
@@ -455,6 +525,7 @@ export async function runInteractive(
         if (event.type === "error" && event.code === "certificate_changed") {
           farewell = sanitize(event.message);
         }
+        if (ignores.hides(event)) continue;
         if (event.type === "offer") offers.set(event.transfer, event);
         if (
           event.type === "transfer" && (event.state === "cancelled" || event.state === "expired")

@@ -33,6 +33,8 @@ export type Command =
   | { kind: "window"; index: number }
   | { kind: "close" }
   | { kind: "set"; name?: string; value?: string }
+  | { kind: "ignore"; name?: string }
+  | { kind: "unignore"; name: string }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -78,6 +80,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   },
   { usage: "/window N", summary: "show window N (Alt-1…9; chat client only)" },
   { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
+  {
+    usage: "/ignore [NAME]",
+    summary: "hide everything NAME says (/unignore NAME to undo; chat client only)",
+  },
   {
     usage: "/set [NAME [VALUE]]",
     summary: "show or change a setting: smart_filter on|off (chat client only)",
@@ -273,6 +279,14 @@ export function parseCommand(line: string): Command {
     case "close":
     case "wc":
       return { kind: "close" };
+    case "ignore":
+      if (/\s/.test(args)) return { kind: "usage", message: "Usage: /ignore [NAME]" };
+      return args === "" ? { kind: "ignore" } : { kind: "ignore", name: args };
+    case "unignore":
+      if (args === "" || /\s/.test(args)) {
+        return { kind: "usage", message: "Usage: /unignore NAME" };
+      }
+      return { kind: "unignore", name: args };
     case "set": {
       const words = args === "" ? [] : args.split(/\s+/);
       if (words.length > 2) return { kind: "usage", message: "Usage: /set [NAME [VALUE]]" };

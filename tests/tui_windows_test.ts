@@ -14,6 +14,7 @@ async function startChat(
   name: string,
   size: { columns: number; rows: number },
   extra = "",
+  env = homes,
 ): Promise<TmuxSession> {
   const chat = [
     Deno.execPath(),
@@ -25,7 +26,7 @@ async function startChat(
     "connect",
     `127.0.0.1:${port}`,
   ].map(shellQuote).join(" ");
-  const script = `cd ${shellQuote(root)}; ${homes} ${chat} --name ${name} --no-color ${extra}; ` +
+  const script = `cd ${shellQuote(root)}; ${env} ${chat} --name ${name} --no-color ${extra}; ` +
     `echo "EXIT=$?"; exec sleep 60`;
   return await TmuxSession.start(`sh -c ${shellQuote(script)}`, size);
 }
@@ -234,5 +235,54 @@ Deno.test({
     await pane.waitFor(/In #lobby: alice, bob \(away: in a meeting\)/);
     await pane.press("C-c");
     await pane.waitFor(/EXIT=0/);
+  },
+});
+
+Deno.test({
+  name:
+    "interactive client ignores a name's messages, actions, private messages and offers, across restarts",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve(local);
+    const port = server.addr.port;
+    const config = await Deno.makeTempDir();
+    try {
+      const env = `XDG_CONFIG_HOME=${shellQuote(config)} XDG_DATA_HOME=${HOME}/data`;
+      await using bob = await connect({ port, name: "bob" });
+      await using carol = await connect({ port, name: "carol" });
+      {
+        await using pane = await startChat(port, "alice", { columns: 80, rows: 24 }, "", env);
+        await pane.waitFor(/^#lobby>/m);
+        await pane.type("/ignore BOB");
+        await pane.press("Enter");
+        await pane.waitFor(/Ignoring BOB/);
+        await pane.press("C-c");
+        await pane.waitFor(/EXIT=0/);
+      }
+      equal(await Deno.readTextFile(`${config}/chat/ignore`), "BOB\n");
+      await using pane = await startChat(port, "alice", { columns: 80, rows: 24 }, "", env);
+      await pane.waitFor(/^#lobby>/m);
+      await bob.send("spam in the room");
+      await bob.send("spams", { action: true });
+      await bob.dm("alice", "spam in private");
+      const offer = bob.sendFile("alice", new TextEncoder().encode("x"), { name: "spam.txt" });
+      offer.catch(() => {});
+      await carol.send("after bob");
+      let screen = await pane.waitFor(/<carol> after bob/);
+      ok(!/spam|2:bob/.test(screen.join("\n")), screen.join("\n"));
+      await pane.type("/ignore");
+      await pane.press("Enter");
+      await pane.waitFor(/You ignore BOB/);
+      await pane.type("/unignore bob");
+      await pane.press("Enter");
+      await pane.waitFor(/No longer ignoring bob/);
+      await bob.send("heard again");
+      screen = await pane.waitFor(/<bob> heard again/);
+      await pane.press("C-c");
+      await pane.waitFor(/EXIT=0/);
+      equal(await Deno.readTextFile(`${config}/chat/ignore`), "");
+    } finally {
+      await Deno.remove(config, { recursive: true });
+    }
   },
 });

@@ -195,6 +195,8 @@ export class TextDialect implements Dialect {
       case "window":
       case "close":
       case "set":
+      case "ignore":
+      case "unignore":
         this.#refuse(`! /${command.kind} works in the chat client only`);
         return;
       case "send":
