@@ -16,6 +16,7 @@ import type {
   JoinFrame,
   MessageEvent,
   RoomInfo,
+  SearchFrame,
   SendFrame,
   TopicFrame,
 } from "./protocol/frames.ts";
@@ -34,6 +35,8 @@ import type {
   NextOptions,
   RequestOptions,
   Roster,
+  SearchOptions,
+  SearchPage,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -62,6 +65,8 @@ export type {
   ReconnectOptions,
   RequestOptions,
   Roster,
+  SearchOptions,
+  SearchPage,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -357,6 +362,45 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     if (options.after !== undefined) frame.after = options.after;
     const ack = await this.#core.request(frame, options.signal);
     return ack.messages ?? [];
+  }
+
+  /**
+   * Searches a room's stored messages for a text (ignoring the case of ASCII
+   * letters), newest first, one page at a time: the server reads a bounded
+   * stretch of history per request, so a page may hold fewer messages than
+   * asked for (even none) and still have a `next`.
+   *
+   * @example Find a message and page on
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { connect, serve } from "@chat/chat";
+   *
+   * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+   * await using alice = await connect({ port: server.addr.port, name: "alice" });
+   * await alice.send("the build is green");
+   * await alice.send("lunch?");
+   * const page = await alice.search("BUILD");
+   * equal(page.messages.map((message) => message.text).join(), "the build is green");
+   * equal(page.next, undefined);
+   * ```
+   *
+   * @param text What to look for (1 to 100 characters).
+   * @param options The room, where to start, how many, and a signal.
+   * @returns The messages found, oldest first, and where the next page starts.
+   * @throws {ProtocolError} With `not_in_room`, `invalid_text` or `storage_failed`.
+   */
+  async search(text: string, options: SearchOptions = {}): Promise<SearchPage> {
+    const frame: Omit<SearchFrame, "id"> = {
+      type: "search",
+      room: options.room ?? this.#core.room,
+      text,
+    };
+    if (options.before !== undefined) frame.before = options.before;
+    if (options.limit !== undefined) frame.limit = options.limit;
+    const ack = await this.#core.request(frame, options.signal);
+    const page: SearchPage = { room: ack.room ?? frame.room, messages: ack.messages ?? [] };
+    if (ack.next !== undefined) page.next = ack.next;
+    return page;
   }
 
   /**

@@ -51,6 +51,8 @@ export type {
   ReconnectOptions,
   RequestOptions,
   Roster,
+  SearchOptions,
+  SearchPage,
   SendFileOptions,
   SendOptions,
   SentDm,

@@ -248,6 +248,34 @@ export interface HistoryOptions extends RequestOptions {
   limit?: number;
 }
 
+/** Options for {@linkcode ChatClient.search}. */
+export interface SearchOptions extends RequestOptions {
+  /**
+   * The room to search (the client must be in it).
+   *
+   * @default {"#lobby"}
+   */
+  room?: string;
+  /** Only messages before this sequence number: the `next` of the page before. */
+  before?: number;
+  /**
+   * How many at most; the server caps it (50).
+   *
+   * @default {50}
+   */
+  limit?: number;
+}
+
+/** One page of {@linkcode ChatClient.search} results. */
+export interface SearchPage {
+  /** The room searched. */
+  room: string;
+  /** The messages found, oldest first, marked `history: true`. */
+  messages: MessageEvent[];
+  /** Pass as `before` for the next, older page; absent when the search reached the room's start. */
+  next?: number;
+}
+
 /** Options for {@linkcode ChatClient.next}. */
 export interface NextOptions {
   /** Rejects with a `timeout` {@linkcode ConnectionError} after this many ms. */

@@ -154,6 +154,7 @@ export class ChatCore implements Core {
       rooms,
       handshake: this.#handshake,
       messages: this.#messages,
+      history,
       direct: new Direct(shared, names),
       moderation,
       transfers: this.#transfers,

@@ -56,6 +56,13 @@ function byPrefix<T>(map: Map<string, T>, id: string): [string, T] | undefined {
 
 /** The transfers this process is running, by id, so `/cancel` can find them. */
 const running = new Map<string, string>();
+/** The last search, so `/find` alone shows the next, older page. */
+let lastFind: { room: string; text: string; next?: number } | undefined;
+/** Most requests one `/find` makes while pages come back empty (each reads a stretch of history). */
+const FIND_REQUESTS = 5;
+/** Messages shown per `/find`. */
+const FIND_PAGE = 20;
+
 /** Files this process offers to one person: the `/send` that offered each reports how it ended. */
 const direct = new Set<string>();
 
@@ -363,6 +370,56 @@ export function runCommand(
     case "clear":
       output.clear();
       return;
+    case "find": {
+      let search: { room: string; text: string; next?: number };
+      if (command.text !== undefined) {
+        const room = output.room();
+        if (room === "") {
+          return void output.error("Search in a room: /find works in its window", false);
+        }
+        search = { room, text: command.text };
+      } else if (lastFind?.next !== undefined) {
+        search = lastFind;
+      } else {
+        return void output.error(
+          lastFind === undefined ? "Usage: /find TEXT" : "Nothing older to find",
+          false,
+        );
+      }
+      track(
+        (async () => {
+          let page = await client.search(search.text, {
+            room: search.room,
+            before: search.next,
+            limit: FIND_PAGE,
+          });
+          for (let i = 1; i < FIND_REQUESTS && page.messages.length === 0 && page.next; i++) {
+            page = await client.search(search.text, {
+              room: search.room,
+              before: page.next,
+              limit: FIND_PAGE,
+            });
+          }
+          lastFind = { room: search.room, text: search.text, next: page.next };
+          const what = `"${sanitize(search.text)}" in ${search.room}`;
+          if (page.messages.length === 0) {
+            output.info(
+              `Nothing ${search.next === undefined ? "" : "older "}found for ${what}` +
+                (page.next === undefined ? "" : "; /find looks further back"),
+            );
+            return;
+          }
+          output.info(
+            `Found ${page.messages.length} for ${what}${
+              search.next === undefined ? "" : " (older)"
+            }:`,
+          );
+          for (const message of page.messages) output.show(message);
+          if (page.next !== undefined) output.info("/find shows older ones");
+        })().catch(fail("Cannot search")),
+      );
+      return;
+    }
     case "window":
     case "close":
     case "set":

@@ -33,6 +33,7 @@ export type Command =
   | { kind: "window"; index: number }
   | { kind: "close" }
   | { kind: "set"; name?: string; value?: string }
+  | { kind: "find"; text?: string }
   | { kind: "ignore"; name?: string }
   | { kind: "unignore"; name: string }
   | { kind: "quit" }
@@ -77,6 +78,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   {
     usage: "/history [#ROOM] [N]",
     summary: "show the last N messages of a room (50; chat client only)",
+  },
+  {
+    usage: "/find [TEXT]",
+    summary: "search the room's history (again: older ones; chat client only)",
   },
   { usage: "/window N", summary: "show window N (Alt-1…9; chat client only)" },
   { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
@@ -279,6 +284,8 @@ export function parseCommand(line: string): Command {
     case "close":
     case "wc":
       return { kind: "close" };
+    case "find":
+      return args === "" ? { kind: "find" } : { kind: "find", text: args };
     case "ignore":
       if (/\s/.test(args)) return { kind: "usage", message: "Usage: /ignore [NAME]" };
       return args === "" ? { kind: "ignore" } : { kind: "ignore", name: args };

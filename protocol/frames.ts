@@ -261,6 +261,22 @@ export interface AwayFrame {
   message?: string;
 }
 
+/** Searches the stored messages of a room for a text, newest first, a page at a time. */
+export interface SearchFrame {
+  /** The frame type. */
+  type: "search";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`; the user must be in it. */
+  room: string;
+  /** The text to look for (ignoring the case of ASCII letters). */
+  text: string;
+  /** Only messages with a smaller sequence number: the `next` of the page before. */
+  before?: number;
+  /** How many messages at most; capped by the server. */
+  limit?: number;
+}
+
 /** Asks to leave; the server acknowledges, then closes the connection. */
 export interface QuitFrame {
   /** The frame type. */
@@ -374,6 +390,7 @@ export type ClientFrame =
   | AuthFrame
   | WhoisFrame
   | AwayFrame
+  | SearchFrame
   | KickFrame
   | BanFrame
   | UnbanFrame
@@ -474,6 +491,11 @@ export interface AckFrame {
   away?: string;
   /** `who`: the away messages of the members who are away, by name. */
   awayMessages?: Record<string, string>;
+  /**
+   * `search`: the `before` that reads the next (older) page; absent when the
+   * search reached the room's first message.
+   */
+  next?: number;
   /** `offer`, `accept`: the transfer id. */
   transfer?: string;
   /** `accept`: the secret that opens this receiver's data connection. */
@@ -726,6 +748,7 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   auth: { signature: "string", nonce: "string?" },
   whois: { name: "string" },
   away: { message: "string?" },
+  search: { room: "string", text: "string", before: "integer?", limit: "integer?" },
   kick: { name: "string", reason: "string?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
@@ -965,6 +988,7 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     online: optional(isFlag),
     op: optional(isFlag),
     away: optional(isText),
+    next: optional(isCount),
     awayMessages: optional((value) =>
       kindOf(value) === "object" &&
         Object.values(value as Record<string, unknown>).every((item) => typeof item === "string")

@@ -286,3 +286,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive client finds text in the history of the window's room, a page at a time",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve({ ...local, rateBurst: 100 });
+    const port = server.addr.port;
+    await using bob = await connect({ port, name: "bob" });
+    for (let i = 1; i <= 25; i++) await bob.send(`deploy number ${i}`);
+    await bob.send("unrelated chatter");
+    await using pane = await startChat(port, "alice", { columns: 80, rows: 40 }, "");
+    await pane.waitFor(/^#lobby>/m);
+    await pane.type("/find DEPLOY NUMBER");
+    await pane.press("Enter");
+    let screen = await pane.waitFor(/\/find shows older ones/);
+    match(screen.join("\n"), /Found 20 for "DEPLOY NUMBER" in #lobby:\n.*<bob> deploy number 6\n/);
+    await pane.press("C-l");
+    await pane.type("/find");
+    await pane.press("Enter");
+    screen = await pane.waitFor(/Found 5 for "DEPLOY NUMBER" in #lobby \(older\):/);
+    match(
+      screen.join("\n"),
+      /\(older\):\n.*<bob> deploy number 1\n(.*\n){3}.*<bob> deploy number 5\n/,
+    );
+    await pane.type("/find");
+    await pane.press("Enter");
+    await pane.waitFor(/Nothing older to find/);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});

@@ -195,6 +195,7 @@ export class TextDialect implements Dialect {
       case "window":
       case "close":
       case "set":
+      case "find":
       case "ignore":
       case "unignore":
         this.#refuse(`! /${command.kind} works in the chat client only`);
