@@ -28,6 +28,7 @@ import { type Activity, Windows } from "../tui/windows.ts";
 import { SmartFilter } from "../tui/smart_filter.ts";
 import { IgnoreList } from "../tui/ignore.ts";
 import { ignorePath } from "../_common/paths.ts";
+import { ChatLog } from "../tui/chat_log.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -39,6 +40,8 @@ export interface InteractiveOptions {
   bell: boolean;
   /** Where accepted files go. */
   downloads?: string;
+  /** A folder to log every room and private conversation in, one file per day. */
+  log?: string;
 }
 
 const RENDER_DELAY_MS = 16;
@@ -103,6 +106,9 @@ export async function runInteractive(
   for (const room of client.joined) windows.open(room);
   windows.open(client.room, { focus: true });
   const filter = new SmartFilter();
+  const chatLog = options.log === undefined ? undefined : new ChatLog(options.log, (error) => {
+    output.error(`Cannot write the log in "${options.log}": ${error.message}`, false);
+  });
   /** The user's away message, `""` when here. */
   let away = "";
   const inFlight = new Set<Promise<unknown>>();
@@ -275,9 +281,12 @@ export async function runInteractive(
     show: (event: ChatEvent) => {
       if (!ignores.hides(event)) showEvent(event);
     },
-    sent: (sent: Parameters<typeof entryForSent>[0]) =>
-      add(entryForSent(sent, context()), sent.room),
+    sent: (sent: Parameters<typeof entryForSent>[0]) => {
+      chatLog?.write({ type: "message", ...sent }, client.name);
+      add(entryForSent(sent, context()), sent.room);
+    },
     sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => {
+      chatLog?.write({ type: "dm", ...sent }, client.name);
       const entry = entryForSentDm(sent, context());
       // Kept with the conversation in its window (opened as irssi opens a query), and said
       // where it was typed.
@@ -323,6 +332,7 @@ export async function runInteractive(
     render();
     await Promise.all(inFlight);
     await client.close();
+    await chatLog?.flush();
     finished.resolve(0);
   };
 
@@ -526,6 +536,7 @@ export async function runInteractive(
           farewell = sanitize(event.message);
         }
         if (ignores.hides(event)) continue;
+        chatLog?.write(event, client.name);
         if (event.type === "offer") offers.set(event.transfer, event);
         if (
           event.type === "transfer" && (event.state === "cancelled" || event.state === "expired")
