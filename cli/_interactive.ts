@@ -36,6 +36,8 @@ export interface InteractiveOptions {
   address: string;
   /** Whether to use colours. */
   color: boolean;
+  /** How many colours the terminal shows. */
+  colors?: 16 | 256;
   /** Whether to ring the bell on mentions and private messages. */
   bell: boolean;
   /** Where accepted files go. */
@@ -91,7 +93,7 @@ export async function runInteractive(
   const ignoring = await loadIgnores();
   const ignores = ignoring.list;
   const terminal = new Terminal();
-  const style = createStyle(options.color);
+  const style = createStyle(options.color, { colors: options.colors });
   const editor = new LineEditor();
   const decoder = new KeyDecoder();
   const members = new Map<string, Set<string>>([[client.room, new Set(client.members)]]);

@@ -14,7 +14,7 @@ import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { entryFor, flatten, jsonLine, notice, plain, type Rendered } from "../tui/entries.ts";
-import { createStyle, wantsColor } from "../tui/style.ts";
+import { colorDepth, createStyle, wantsColor } from "../tui/style.ts";
 import { runInteractive } from "./_interactive.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
 import { reportedByCommand, runCommand } from "./_dispatch.ts";
@@ -96,7 +96,7 @@ async function chatByLines(
   const chatLog = log === undefined ? undefined : new ChatLog(log, (error) => {
     warn(plain(`! Cannot write the log in "${log}": ${error.message}`));
   });
-  const style = createStyle(color);
+  const style = createStyle(color, { colors: colorDepth() });
   const plainStyle = createStyle(false);
   let failed = false;
   let leaving = false;
@@ -222,6 +222,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     return await runInteractive(client, {
       address: where,
       color: wantsColor(Deno.stdout, values["no-color"] === true),
+      colors: colorDepth(),
       bell: values.bell === true,
       downloads: values.downloads,
       log: values.log,
