@@ -10,6 +10,7 @@ import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "
 import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
+import { shortFingerprint } from "../_common/fingerprint.ts";
 
 /** Where the results of commands go. */
 export interface CommandOutput {
@@ -237,7 +238,13 @@ export function runCommand(
               `${sanitize(who.name)} is ${who.online ? "online" : "offline"}${
                 who.op ? ", an operator" : ""
               }${who.away ? `, away: ${sanitize(who.away)}` : ""}; ` +
-                (who.fingerprint ? `key ${who.fingerprint}` : "no key (anyone may use this name)"),
+                (who.fingerprint
+                  ? `key ${sanitize(who.fingerprint)}${
+                    shortFingerprint(who.fingerprint) === undefined
+                      ? ""
+                      : ` (${shortFingerprint(who.fingerprint)})`
+                  }`
+                  : "no key (anyone may use this name)"),
             ),
           fail("Cannot look up"),
         ),

@@ -44,6 +44,11 @@ export interface InteractiveOptions {
   downloads?: string;
   /** A folder to log every room and private conversation in, one file per day. */
   log?: string;
+  /**
+   * How the connection is secured: TLS with the certificate pinned by its
+   * fingerprint, TLS verified by an authority, or none.
+   */
+  security?: "pinned" | "verified";
 }
 
 const RENDER_DELAY_MS = 16;
@@ -127,6 +132,11 @@ export async function runInteractive(
     return target.startsWith("#") && client.joined.includes(target) ? target : "";
   };
 
+  const secured = options.security === "pinned"
+    ? " (TLS, pinned)"
+    : options.security === "verified"
+    ? " (TLS)"
+    : "";
   const render = () => {
     clearTimeout(renderTimer);
     renderTimer = undefined;
@@ -144,7 +154,7 @@ export async function runInteractive(
     const status =
       `${windows.bar()} · ${sanitize(client.name)}${
         away === "" ? "" : " (away)"
-      } @ ${options.address} · ${where}` +
+      } @ ${options.address}${secured} · ${where}` +
       (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
       columns: size.columns,

@@ -27,7 +27,8 @@ export const JOIN_HELP = `  -n, --name NAME         the name to use (default: yo
   --tls                   connect over TLS, trusting the system's authorities
   --ca FILE               connect over TLS, trusting this certificate (PEM)
   --fingerprint SHA256:…  connect over TLS, trusting exactly the certificate with this
-                          fingerprint (as "chat serve --tls" prints it)
+                          fingerprint, full or short (XXXX-XXXX-…, as "chat serve --tls"
+                          prints it)
   --password PASSWORD     the server's password (better: set CHAT_PASSWORD)
   --identity FILE         your key (default: identity.pem in the config folder, made on
                           first use); it proves your name is yours

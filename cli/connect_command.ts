@@ -223,6 +223,11 @@ export async function connectCommand(args: string[]): Promise<number> {
       address: where,
       color: wantsColor(Deno.stdout, values["no-color"] === true),
       colors: colorDepth(),
+      security: values.fingerprint !== undefined
+        ? "pinned"
+        : values.tls || values.ca !== undefined
+        ? "verified"
+        : undefined,
       bell: values.bell === true,
       downloads: values.downloads,
       log: values.log,
