@@ -237,7 +237,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async away(message: string, options: RequestOptions = {}): Promise<string> {
     const ack = await this.#core.request({ type: "away", message }, options.signal);
-    return ack.away ?? "";
+    this.#core.away = ack.away ?? "";
+    return this.#core.away;
   }
 
   /**

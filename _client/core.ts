@@ -38,6 +38,8 @@ export class Core {
   readonly #watchdog = new Watchdog();
   /** The last sequence number seen in each joined room (events and own acks). */
   readonly seen: Map<string, number> = new Map();
+  /** The away message the server last acknowledged, `""` when here: set again on a new session. */
+  away = "";
   /** Rooms catching up after a reconnect: live messages wait here until the gap is filled. */
   readonly catchingUp: Map<string, MessageEvent[]> = new Map();
   #link: Link | undefined;

@@ -1,6 +1,7 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { local } from "./_helpers.ts";
+import { Proxy } from "./_proxy.ts";
 import { RawPeer } from "./_raw.ts";
 import { parseClientFrame, parseServerFrame } from "../protocol/frames.ts";
 import { parseCommand } from "../protocol/commands.ts";
@@ -99,4 +100,20 @@ Deno.test("plain-text users go away and come back with /away and /back", async (
   await nc.write("/back\n");
   await nc.until(/^\*\*\* You are back\r?$/m);
   equal((await alice.whois("tom")).away, undefined);
+});
+
+Deno.test("a client that comes back as a new session is away again", async () => {
+  await using server = await serve({ ...local, resumeGrace: 0 });
+  await using proxy = new Proxy(server.addr.port);
+  await using alice = await connect({
+    port: proxy.port,
+    name: "alice",
+    reconnect: { minDelay: 10, maxDelay: 40 },
+  });
+  await using bob = await connect({ port: server.addr.port, name: "bob" });
+  await alice.away("on a train");
+  await proxy.cut();
+  const back = await alice.next("reconnected", { timeout: 5000 });
+  equal(back.resumed, false);
+  equal((await bob.whois("alice")).away, "on a train");
 });
