@@ -317,3 +317,33 @@ Deno.test({
     await pane.waitFor(/EXIT=0/);
   },
 });
+
+Deno.test({
+  name: "interactive client colours bob and 小明 differently on a 256-colour terminal",
+  ignore: !HAS_TMUX,
+  async fn() {
+    await using server = await serve(local);
+    const port = server.addr.port;
+    const chat = [Deno.execPath(), "run", "-q", "-P=chat", "--no-prompt", "main.ts", "connect"]
+      .concat([`127.0.0.1:${port}`, "--name", "alice"]).map(shellQuote).join(" ");
+    const script = `cd ${shellQuote(root)}; ${homes} TERM=xterm-256color FORCE_COLOR=1 ` +
+      `${chat}; echo "EXIT=$?"; exec sleep 60`;
+    await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
+      columns: 80,
+      rows: 20,
+    });
+    await pane.waitFor(/^#lobby>/m);
+    await using bob = await connect({ port, name: "bob" });
+    await using ming = await connect({ port, name: "小明" });
+    await bob.send("from bob");
+    await ming.send("from ming");
+    await pane.waitFor(/<小明> from ming/);
+    const colours = await pane.run("capture-pane", "-p", "-e");
+    const colourOf = (name: string) => new RegExp(`\\x1b\\[38;5;(\\d+)m${name}`).exec(colours)?.[1];
+    const [bobs, mings] = [colourOf("bob"), colourOf("小明")];
+    ok(bobs !== undefined && mings !== undefined, colours);
+    ok(bobs !== mings, `bob ${bobs}, 小明 ${mings}`);
+    await pane.press("C-c");
+    await pane.waitFor(/EXIT=0/);
+  },
+});
