@@ -44,7 +44,13 @@ export interface CommandOutput {
   away?(message: string): void;
 }
 
-/** What the client says after a private message to someone away. */
+/**
+ * What the client says after a private message to someone away, as IRC's
+ * automatic reply.
+ *
+ * @param sent The private message as delivered.
+ * @returns The notice, or `undefined` when the recipient is not away.
+ */
 export function awayNotice(sent: SentDm): string | undefined {
   return sent.away ? `${sanitize(sent.to)} is away: ${sanitize(sent.away)}` : undefined;
 }
