@@ -13,7 +13,7 @@ import { LineDecoder } from "../protocol/line_decoder.ts";
 import { SendQueue } from "../_common/send_queue.ts";
 import type { TlsOptions } from "./types.ts";
 import { writeAll } from "../_common/write_all.ts";
-import { readShortFingerprint, shortFingerprint } from "../_common/fingerprint.ts";
+import { readShortFingerprint, shortFingerprint } from "../protocol/fingerprint.ts";
 
 const encoder = new TextEncoder();
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;

@@ -10,7 +10,7 @@ import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "
 import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
-import { shortFingerprint } from "../_common/fingerprint.ts";
+import { shortFingerprint } from "../protocol/fingerprint.ts";
 
 /** Where the results of commands go. */
 export interface CommandOutput {

@@ -16,7 +16,7 @@ import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { joinNegativeValues } from "./_args.ts";
 import { onInterrupt } from "./_signals.ts";
-import { shortFingerprint } from "../_common/fingerprint.ts";
+import { shortFingerprint } from "../protocol/fingerprint.ts";
 
 /** The limits `chat serve` can change, with their flags. */
 const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] = [

@@ -9,6 +9,7 @@
 import type { ServerFrame } from "./frames.ts";
 import { LOBBY } from "./limits.ts";
 import { sanitize } from "./sanitize.ts";
+import { shortFingerprint } from "./fingerprint.ts";
 
 const LEAVE_REASONS: Record<string, string> = {
   quit: "quit",
@@ -139,7 +140,10 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
           (frame.op ? ", an operator" : "") +
           (frame.away ? `, away: ${sanitize(frame.away)}` : "") +
           (frame.fingerprint
-            ? `; key ${sanitize(frame.fingerprint)}`
+            ? `; key ${sanitize(frame.fingerprint)}` +
+              (shortFingerprint(frame.fingerprint) === undefined
+                ? ""
+                : ` (${shortFingerprint(frame.fingerprint)})`)
             : "; no key (anyone may use this name)");
       }
       if (frame.to !== undefined) {

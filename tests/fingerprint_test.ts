@@ -1,5 +1,5 @@
 import { equal, match, ok } from "node:assert/strict";
-import { readShortFingerprint, shortFingerprint } from "../_common/fingerprint.ts";
+import { readShortFingerprint, shortFingerprint } from "../protocol/fingerprint.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { certificateFingerprint, createSelfSignedCertificate } from "../_common/tls.ts";
 import { runChat, startServer, stopServer } from "./_cli.ts";
@@ -108,4 +108,21 @@ Deno.test({
     await pane.press("C-c");
     await pane.waitFor(/EXIT=0/);
   },
+});
+
+Deno.test("nc users see a key's short fingerprint beside the full one in /whois", async () => {
+  const { formatFrame } = await import("../protocol/text_format.ts");
+  const identity = await createIdentity();
+  const line = formatFrame({
+    type: "ack",
+    id: 1,
+    name: "alice",
+    online: true,
+    op: false,
+    fingerprint: identity.fingerprint,
+  });
+  equal(
+    line,
+    `*** alice is online; key ${identity.fingerprint} (${shortFingerprint(identity.fingerprint)})`,
+  );
 });
