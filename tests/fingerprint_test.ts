@@ -1,5 +1,6 @@
 import { equal, match, ok } from "node:assert/strict";
 import { readShortFingerprint, shortFingerprint } from "../protocol/fingerprint.ts";
+import { formatFrame } from "../protocol/text_format.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { certificateFingerprint, createSelfSignedCertificate } from "../_common/tls.ts";
 import { runChat, startServer, stopServer } from "./_cli.ts";
@@ -111,7 +112,6 @@ Deno.test({
 });
 
 Deno.test("nc users see a key's short fingerprint beside the full one in /whois", async () => {
-  const { formatFrame } = await import("../protocol/text_format.ts");
   const identity = await createIdentity();
   const line = formatFrame({
     type: "ack",
