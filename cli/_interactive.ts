@@ -162,6 +162,12 @@ export async function runInteractive(
       log: window.log,
       scroll: window.scroll,
       status,
+      // Windows with a mention stand out more than those with new messages.
+      styleStatus: (text) =>
+        text.replace(
+          /(?<= )\d+:\S+[!+](?= |$)/g,
+          (mark) => mark.endsWith("!") ? style.mention(mark) : style.bold(mark),
+        ),
       input: editor.render(prompt, size.columns, {
         stylePrompt: style.bold,
         stylePlaceholder: style.inverse,

@@ -26,6 +26,11 @@ export interface ScreenState {
    * after the first part.
    */
   status: string;
+  /**
+   * Styles parts of the status bar once it is sanitised and fitted to the
+   * width (it must not change the text, only add styles).
+   */
+  styleStatus?: (status: string) => string;
   /** The input, laid out by the line editor for `columns`. */
   input: EditorView;
   style: Style;
@@ -99,7 +104,8 @@ export function composeFrame(state: ScreenState): Frame {
     status = cut < 0 ? status + note : status.slice(0, cut) + note + status.slice(cut);
   }
   status = truncate(status, columns);
-  lines.push(style.inverse(status + " ".repeat(Math.max(columns - displayWidth(status), 0))));
+  const pad = " ".repeat(Math.max(columns - displayWidth(status), 0));
+  lines.push(style.inverse((state.styleStatus?.(status) ?? status) + pad));
   lines.push(...inputLines);
   return {
     lines: lines.slice(0, rows),
