@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { notice } from "../tui/entries.ts";
 import { createStyle } from "../tui/style.ts";
+import { composeFrame } from "../tui/screen.ts";
 import { displayWidth } from "../tui/width.ts";
 import { MAX_WINDOW_ENTRIES, MAX_WINDOW_NAME_COLUMNS, Windows } from "../tui/windows.ts";
 
@@ -142,4 +143,22 @@ Deno.test("windows of private conversations follow a rename", () => {
   window.rename("robert");
   equal(windows.find("robert"), window);
   equal(windows.find("bob"), undefined);
+});
+
+Deno.test("the status bar can style its parts without changing its width", () => {
+  const colour = createStyle(true);
+  const frame = composeFrame({
+    columns: 30,
+    rows: 3,
+    log: [],
+    scroll: 0,
+    status: "[1:#lobby] 2:#dev+ 3:小明! · alice @ 127.0.0.1:7777",
+    styleStatus: (text) => text.replace("3:小明!", colour.mention("3:小明!")),
+    input: { lines: ["> "], cursorRow: 0, cursorColumn: 2 },
+    style: colour,
+  });
+  const bar = frame.lines[1]!;
+  ok(bar.includes(colour.mention("3:小明!")), bar);
+  // deno-lint-ignore no-control-regex
+  equal(displayWidth(bar.replace(/\x1b\[[0-9;]*m/g, "")), 30);
 });
