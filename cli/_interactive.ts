@@ -360,13 +360,22 @@ export async function runInteractive(
   const windowCommand = (command: Command, unsent: () => void): boolean => {
     const window = windows.current;
     switch (command.kind) {
-      case "window":
-        if (command.index > windows.list.length) {
-          output.error(`There is no window ${command.index}`, false);
+      case "window": {
+        const index = command.index;
+        if (index === undefined) {
+          output.info(
+            "Windows: " +
+              windows.list.map((each, at) =>
+                `${at + 1}:${each.target === "" ? "(no room)" : sanitize(each.target)}`
+              ).join(" "),
+          );
+        } else if (index > windows.list.length) {
+          output.error(`There is no window ${index}`, false);
         } else {
-          show(() => windows.focusIndex(command.index - 1));
+          show(() => windows.focusIndex(index - 1));
         }
         return true;
+      }
       case "close":
         if (window.isPrivate) show(() => windows.close(window.target));
         else if (window.target === "") output.error("There is no window to close", false);

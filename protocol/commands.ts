@@ -30,7 +30,7 @@ export type Command =
   | { kind: "help" }
   | { kind: "clear" }
   | { kind: "history"; room?: string; count?: number }
-  | { kind: "window"; index: number }
+  | { kind: "window"; index?: number }
   | { kind: "close" }
   | { kind: "set"; name?: string; value?: string }
   | { kind: "find"; text?: string }
@@ -83,7 +83,7 @@ export const COMMANDS: readonly CommandHelp[] = [
     usage: "/find [TEXT]",
     summary: "search the room's history (again: older ones; chat client only)",
   },
-  { usage: "/window N", summary: "show window N (Alt-1…9; chat client only)" },
+  { usage: "/window [N]", summary: "show window N, or list them (Alt-1…9; chat client only)" },
   { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
   {
     usage: "/ignore [NAME]",
@@ -279,7 +279,8 @@ export function parseCommand(line: string): Command {
     }
     case "window":
     case "win":
-      if (!/^[1-9]\d{0,2}$/.test(args)) return { kind: "usage", message: "Usage: /window N" };
+      if (args === "") return { kind: "window" };
+      if (!/^[1-9]\d{0,2}$/.test(args)) return { kind: "usage", message: "Usage: /window [N]" };
       return { kind: "window", index: Number(args) };
     case "close":
     case "wc":

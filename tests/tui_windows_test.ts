@@ -107,6 +107,9 @@ Deno.test({
     await pane.type("/window 3");
     await pane.press("Enter");
     await pane.waitFor(/There is no window 3/);
+    await pane.type("/window");
+    await pane.press("Enter");
+    await pane.waitFor(/Windows: 1:#lobby 2:#dev$/m);
     await pane.type("/close");
     await pane.press("Enter");
     const left = await bob.next("leave", { timeout: 5000 });
