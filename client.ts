@@ -16,6 +16,7 @@ import type {
   JoinFrame,
   MessageEvent,
   RoomInfo,
+  SearchFrame,
   SendFrame,
   TopicFrame,
 } from "./protocol/frames.ts";
@@ -33,6 +34,9 @@ import type {
   JoinOptions,
   NextOptions,
   RequestOptions,
+  Roster,
+  SearchOptions,
+  SearchPage,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -60,6 +64,9 @@ export type {
   ReconnectingEvent,
   ReconnectOptions,
   RequestOptions,
+  Roster,
+  SearchOptions,
+  SearchPage,
   SendFileOptions,
   SendOptions,
   SentDm,
@@ -202,7 +209,54 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ts: answered(ack, "ts"),
     };
     if (action) sent.action = true;
+    if (ack.away) sent.away = ack.away;
     return sent;
+  }
+
+  /**
+   * Marks this user away, with a message others see in `who`, `whois` and
+   * when they send a private message; `""` marks the user back.
+   *
+   * @example Step out and come back
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { connect, serve } from "@chat/chat";
+   *
+   * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+   * await using alice = await connect({ port: server.addr.port, name: "alice" });
+   * await using bob = await connect({ port: server.addr.port, name: "bob" });
+   * equal(await alice.away("lunch"), "lunch");
+   * equal((await bob.dm("alice", "ping?")).away, "lunch");
+   * equal(await alice.away(""), "");
+   * ```
+   *
+   * @param message Why the user is away (at most 300 characters); `""` to come back.
+   * @param options A signal.
+   * @returns The away message now, `""` when back.
+   * @throws {ProtocolError} With `invalid_text` for a message that is too long, `muted`.
+   */
+  async away(message: string, options: RequestOptions = {}): Promise<string> {
+    const ack = await this.#core.request({ type: "away", message }, options.signal);
+    this.#core.away = ack.away ?? "";
+    return this.#core.away;
+  }
+
+  /**
+   * Lists who is in a room, and who of them is away.
+   *
+   * @param options The room and a signal.
+   * @returns The names, sorted, and the away messages.
+   */
+  async roster(options: WhoOptions = {}): Promise<Roster> {
+    const ack = await this.#core.request(
+      { type: "who", room: options.room ?? this.#core.room },
+      options.signal,
+    );
+    return {
+      room: ack.room ?? options.room ?? this.#core.room,
+      names: ack.names ?? [],
+      away: { ...ack.awayMessages },
+    };
   }
 
   /**
@@ -312,6 +366,45 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
+   * Searches a room's stored messages for a text (ignoring the case of ASCII
+   * letters), newest first, one page at a time: the server reads a bounded
+   * stretch of history per request, so a page may hold fewer messages than
+   * asked for (even none) and still have a `next`.
+   *
+   * @example Find a message and page on
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { connect, serve } from "@chat/chat";
+   *
+   * await using server = await serve({ hostname: "127.0.0.1", port: 0 });
+   * await using alice = await connect({ port: server.addr.port, name: "alice" });
+   * await alice.send("the build is green");
+   * await alice.send("lunch?");
+   * const page = await alice.search("BUILD");
+   * equal(page.messages.map((message) => message.text).join(), "the build is green");
+   * equal(page.next, undefined);
+   * ```
+   *
+   * @param text What to look for (1 to 100 characters).
+   * @param options The room, where to start, how many, and a signal.
+   * @returns The messages found, oldest first, and where the next page starts.
+   * @throws {ProtocolError} With `not_in_room`, `invalid_text` or `storage_failed`.
+   */
+  async search(text: string, options: SearchOptions = {}): Promise<SearchPage> {
+    const frame: Omit<SearchFrame, "id"> = {
+      type: "search",
+      room: options.room ?? this.#core.room,
+      text,
+    };
+    if (options.before !== undefined) frame.before = options.before;
+    if (options.limit !== undefined) frame.limit = options.limit;
+    const ack = await this.#core.request(frame, options.signal);
+    const page: SearchPage = { room: ack.room ?? frame.room, messages: ack.messages ?? [] };
+    if (ack.next !== undefined) page.next = ack.next;
+    return page;
+  }
+
+  /**
    * Tells whether a name is online and which key it is bound to.
    *
    * @param name The name.
@@ -327,6 +420,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       op: ack.op === true,
     };
     if (ack.fingerprint !== undefined) result.fingerprint = ack.fingerprint;
+    if (ack.away) result.away = ack.away;
     return result;
   }
 

@@ -38,6 +38,8 @@ export class Core {
   readonly #watchdog = new Watchdog();
   /** The last sequence number seen in each joined room (events and own acks). */
   readonly seen: Map<string, number> = new Map();
+  /** The away message the server last acknowledged, `""` when here: set again on a new session. */
+  away = "";
   /** Rooms catching up after a reconnect: live messages wait here until the gap is filled. */
   readonly catchingUp: Map<string, MessageEvent[]> = new Map();
   #link: Link | undefined;
@@ -159,6 +161,7 @@ export class Core {
     if (this.#session) hello.resume = this.#session;
     if (history !== undefined) hello.history = history;
     if (this.options.password !== undefined) hello.password = this.options.password;
+    if (this.options.transient === true) hello.transient = true;
     // The key goes along even with a resume token: if the server forgot the session
     // (it restarted), it asks for the proof instead.
     if (this.options.identity !== undefined) {

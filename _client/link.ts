@@ -13,6 +13,7 @@ import { LineDecoder } from "../protocol/line_decoder.ts";
 import { SendQueue } from "../_common/send_queue.ts";
 import type { TlsOptions } from "./types.ts";
 import { writeAll } from "../_common/write_all.ts";
+import { readShortFingerprint, shortFingerprint } from "../protocol/fingerprint.ts";
 
 const encoder = new TextEncoder();
 const MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024;
@@ -62,10 +63,11 @@ export async function dial(
     const { certificateFingerprint, fetchPeerCertificate, normalizeFingerprint } = await import(
       "../_common/tls.ts"
     );
-    const wanted = normalizeFingerprint(tls.fingerprint);
+    // The full form, or the short one the join hint shows (the first 15 bytes, base32).
+    const wanted = normalizeFingerprint(tls.fingerprint) ?? readShortFingerprint(tls.fingerprint);
     if (wanted === undefined) {
       throw new TypeError(
-        `Invalid fingerprint "${tls.fingerprint}": expected SHA256: and 32 bytes of hex`,
+        `Invalid fingerprint "${tls.fingerprint}": expected SHA256: and 32 bytes of hex, or the short form XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`,
       );
     }
     // Fetch the certificate unverified, compare, then connect verifying against exactly it.
@@ -82,15 +84,19 @@ export async function dial(
       throw new ConnectionError("unreachable", message, { cause: error });
     }
     const actual = await certificateFingerprint(pem);
-    if (actual !== wanted) {
+    const short = shortFingerprint(actual);
+    if (actual !== wanted && short !== wanted) {
       throw new ConnectionError(
         "certificate_changed",
-        `Refusing ${where}: its certificate's fingerprint is ${actual}, not the ${wanted} you asked to trust`,
+        `Refusing ${where}: its certificate's fingerprint is ${
+          wanted.startsWith("SHA256:") ? actual : short
+        }, not the ${wanted} you asked to trust`,
       );
     }
     caCerts = [pem];
     pinned = true;
-    fingerprint = wanted;
+    // The full form: the key proof names it.
+    fingerprint = actual;
   }
   let opened: Deno.Conn | undefined;
   try {

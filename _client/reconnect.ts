@@ -46,6 +46,8 @@ export interface ReconnectHost {
   readonly link: Link | undefined;
   /** The client's name. */
   readonly name: string;
+  /** The away message, `""` when here. */
+  readonly away: string;
   hello(link: Link, signal: AbortSignal, history: number | undefined): Promise<WelcomeFrame>;
   resumed(link: Link, welcome: WelcomeFrame): void;
   push(event: ChatEvent): void;
@@ -190,6 +192,10 @@ export class Reconnector {
       if (tops.has(room)) continue;
       const ack = await this.#paced(link, { type: "join", room, history: 0 }, stop);
       tops.set(room, ack.seq ?? 0);
+    }
+    // A new session starts present: say again that the user is away.
+    if (!welcome.resumed && host.away !== "") {
+      await this.#paced(link, { type: "away", message: host.away }, stop);
     }
     // Requests that were never answered go out again, in order; keys make sends safe to repeat.
     host.requests.resend(link);

@@ -155,6 +155,18 @@ export interface SentDm {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** The recipient's away message, when they are away (the message was delivered all the same). */
+  away?: string;
+}
+
+/** Who is in a room, and who of them is away: the answer of {@linkcode ChatClient.roster}. */
+export interface Roster {
+  /** The room's name. */
+  room: string;
+  /** Everyone in it, sorted. */
+  names: string[];
+  /** The away messages of those who are away, by name. */
+  away: Record<string, string>;
 }
 
 /** A room after {@linkcode ChatClient.join}. */
@@ -234,6 +246,34 @@ export interface HistoryOptions extends RequestOptions {
    * @default {50}
    */
   limit?: number;
+}
+
+/** Options for {@linkcode ChatClient.search}. */
+export interface SearchOptions extends RequestOptions {
+  /**
+   * The room to search (the client must be in it).
+   *
+   * @default {"#lobby"}
+   */
+  room?: string;
+  /** Only messages before this sequence number: the `next` of the page before. */
+  before?: number;
+  /**
+   * How many at most; the server caps it (50).
+   *
+   * @default {50}
+   */
+  limit?: number;
+}
+
+/** One page of {@linkcode ChatClient.search} results. */
+export interface SearchPage {
+  /** The room searched. */
+  room: string;
+  /** The messages found, oldest first, marked `history: true`. */
+  messages: MessageEvent[];
+  /** Pass as `before` for the next, older page; absent when the search reached the room's start. */
+  next?: number;
 }
 
 /** Options for {@linkcode ChatClient.next}. */
@@ -328,6 +368,14 @@ export interface ConnectOptions {
    * @default {false}
    */
   tls?: boolean | TlsOptions;
+  /**
+   * A short-lived connection (a one-shot message from a script): the server
+   * does not announce its joins and leaves, so rooms are not flooded with
+   * them. Servers that do not know the flag announce them as usual.
+   *
+   * @default {false}
+   */
+  transient?: boolean;
   /** Gives up connecting when aborted. */
   signal?: AbortSignal;
 }
@@ -350,6 +398,8 @@ export interface WhoisResult {
   op: boolean;
   /** The fingerprint of the key the name is bound to, if any. */
   fingerprint?: string;
+  /** Their away message, when they are online and away. */
+  away?: string;
 }
 
 /** Options for {@linkcode ChatClient.close}. */

@@ -82,3 +82,13 @@ export function configDir(): string {
 export function identityPath(): string {
   return join(configDir(), "identity.pem");
 }
+
+/**
+ * The list of people the terminal client ignores: `ignore` in
+ * {@linkcode configDir}, one name per line.
+ *
+ * @returns The path.
+ */
+export function ignorePath(): string {
+  return join(configDir(), "ignore");
+}

@@ -11,6 +11,7 @@
 import type { ClientFrame } from "../protocol/frames.ts";
 import type { Direct } from "./direct.ts";
 import type { Handshake } from "./handshake.ts";
+import type { History } from "./history.ts";
 import type { Messages } from "./messages.ts";
 import type { Moderation } from "./moderation.ts";
 import type { Names } from "./names.ts";
@@ -72,6 +73,8 @@ export interface Parts {
   rooms: Rooms;
   /** Room messages and history. */
   messages: Messages;
+  /** History replays, pages and searches. */
+  history: History;
   /** Private messages. */
   direct: Direct;
   /** Bans, mutes and kicks. */
@@ -104,7 +107,18 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
     speaks: (frame) => frame.topic !== undefined,
   },
   history: { run: (core, session, frame) => core.messages.history(session, frame) },
+  search: {
+    run: (core, session, frame) => {
+      const room = core.rooms.roomOf(session, frame.id, frame.room);
+      return room === undefined ? undefined : core.history.search(session, room, frame);
+    },
+    cost: 5,
+  },
   whois: { run: (core, session, frame) => core.names.whois(session, frame) },
+  away: {
+    run: (core, session, frame) => core.rooms.away(session, frame),
+    speaks: (frame) => (frame.message ?? "").trim() !== "",
+  },
   kick: { run: (core, session, frame) => core.moderation.kick(session, frame), operator: true },
   ban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
   unban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },

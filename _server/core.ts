@@ -154,6 +154,7 @@ export class ChatCore implements Core {
       rooms,
       handshake: this.#handshake,
       messages: this.#messages,
+      history,
       direct: new Direct(shared, names),
       moderation,
       transfers: this.#transfers,
@@ -339,7 +340,7 @@ export class ChatCore implements Core {
     this.#names.remove(session);
     if (!session.registered()) return;
     this.#transfers.left(session);
-    this.#rooms.left(session.name, session.exitAll(), reason);
+    this.#rooms.left(session.name, session.exitAll(), reason, session.transient);
     this.#shared.log(`${session.name} left (${reason})`);
   }
 

@@ -55,6 +55,8 @@ export class Direct {
     if (target.peer === undefined) target.keep(dm);
     else target.peer.deliver(new Outbound(dm));
     const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
+    // The automatic reply IRC gives: the sender learns the recipient is away.
+    if (target.away !== "") ack.away = target.away;
     if (frame.key !== undefined) session.rememberDm(frame.key, ack);
     shared.ack(session, ack);
   }

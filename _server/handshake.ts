@@ -280,7 +280,12 @@ export class Handshake {
     if (name === undefined) return;
     if (this.#moderation.refuse(session, frame.id, name)) return;
     await this.#names.bindTo(session, name);
-    const registered = session.register(name, randomToken(18), frame.reconnect === true);
+    const registered = session.register(
+      name,
+      randomToken(18),
+      frame.reconnect === true,
+      frame.transient === true,
+    );
     this.#names.add(registered);
     const lobby = this.#rooms.enterLobby(registered);
     this.#welcome(registered, frame, false);

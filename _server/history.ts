@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { MessageEvent } from "../protocol/frames.ts";
+import type { AckFrame, MessageEvent, SearchFrame } from "../protocol/frames.ts";
+import { MAX_SEARCH_PAGE, MAX_SEARCH_TEXT, SEARCH_SCAN_MESSAGES } from "../protocol/limits.ts";
 import { Outbound } from "./outbound.ts";
 import type { Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
@@ -93,6 +94,55 @@ export class History {
         `${limit} before ${before ?? "the end"}`,
         async () => fit(await store.recent(room.name, limit, before), true),
       );
+  }
+
+  /**
+   * Handles `search`: the newest messages of a room containing a text, read
+   * from storage at most {@linkcode SEARCH_SCAN_MESSAGES} messages at a time,
+   * so one request costs the store a bounded amount of work; the answer's
+   * `next` says where the next page starts.
+   *
+   * @param session Who asks.
+   * @param room The room, which the session is in.
+   * @param frame The request.
+   */
+  async search(session: Session, room: Room, frame: SearchFrame): Promise<void> {
+    const shared = this.#shared;
+    const text = frame.text.trim();
+    if (text === "" || [...text].length > MAX_SEARCH_TEXT) {
+      return shared.fail(
+        session,
+        frame.id,
+        "invalid_text",
+        text === ""
+          ? "Search text is empty"
+          : `Search text is longer than ${MAX_SEARCH_TEXT} characters`,
+      );
+    }
+    const before = Math.min(frame.before ?? room.seq + 1, room.seq + 1);
+    const from = Math.max(before - 1 - SEARCH_SCAN_MESSAGES, 0);
+    const limit = Math.max(Math.min(frame.limit ?? MAX_SEARCH_PAGE, MAX_SEARCH_PAGE), 1);
+    let full = false;
+    const found = await this.#read(room, `a search before ${before}`, async () => {
+      const read = await shared.store.search(room.name, text, { from, before }, limit);
+      const kept = fit(read, true);
+      full = read.length === limit || kept.length < read.length;
+      return kept;
+    });
+    if (found === undefined) {
+      return shared.fail(
+        session,
+        frame.id,
+        "storage_failed",
+        "The server could not read that history; it was logged",
+      );
+    }
+    const ack: AckFrame = { type: "ack", id: frame.id, room: room.name, messages: found };
+    // A full page (or one cut by the byte budget) goes on below its oldest message;
+    // otherwise below what was read.
+    const next = full && found.length > 0 ? found[0]!.seq : from + 1;
+    if (next > 1) ack.next = next;
+    shared.ack(session, ack);
   }
 
   /**

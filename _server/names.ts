@@ -254,6 +254,7 @@ export class Names {
     };
     if (fingerprint !== undefined) ack.fingerprint = fingerprint;
     if (online !== undefined) ack.op = shared.isOperator(online);
+    if (online !== undefined && online.away !== "") ack.away = online.away;
     shared.ack(session, ack);
   }
 }

@@ -5,6 +5,8 @@
  */
 
 import type {
+  AckFrame,
+  AwayFrame,
   JoinFrame,
   LeaveReason,
   PartFrame,
@@ -142,7 +144,9 @@ export class Rooms {
   enterLobby(session: Registered): Room {
     const lobby = this.lobby;
     const ts = new Date().toISOString();
-    this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
+    if (!session.transient) {
+      this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
+    }
     session.enter(lobby);
     return lobby;
   }
@@ -153,11 +157,14 @@ export class Rooms {
    * @param name Its name.
    * @param rooms The rooms it was in.
    * @param reason Why it left.
+   * @param quiet Not announced (a transient session).
    */
-  left(name: string, rooms: Room[], reason: LeaveReason): void {
+  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false): void {
     const ts = new Date().toISOString();
     for (const room of rooms) {
-      this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      if (!quiet) {
+        this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+      }
       this.#forget(room);
     }
   }
@@ -183,15 +190,17 @@ export class Rooms {
     if (room === undefined) return;
     if (!session.rooms.includes(room)) {
       if (session.rooms.length >= max) return tooMany();
-      this.#presence(
-        room,
-        new Outbound({
-          type: "join",
-          room: room.name,
-          name: session.name,
-          ts: new Date().toISOString(),
-        }),
-      );
+      if (!session.transient) {
+        this.#presence(
+          room,
+          new Outbound({
+            type: "join",
+            room: room.name,
+            name: session.name,
+            ts: new Date().toISOString(),
+          }),
+        );
+      }
       // Entered first, so a plain-text user reads the room's history untagged.
       session.enter(room);
       await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
@@ -218,10 +227,12 @@ export class Rooms {
     if (room === undefined) return;
     session.exit(room);
     const ts = new Date().toISOString();
-    this.#presence(
-      room,
-      new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
-    );
+    if (!session.transient) {
+      this.#presence(
+        room,
+        new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
+      );
+    }
     this.#forget(room);
     this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }
@@ -235,12 +246,48 @@ export class Rooms {
   who(session: Registered, frame: WhoFrame): void {
     const room = this.roomOf(session, frame.id, frame.room ?? session.room ?? LOBBY);
     if (room === undefined) return;
-    this.#shared.ack(session, {
-      type: "ack",
-      id: frame.id,
-      room: room.name,
-      names: this.namesIn(room),
-    });
+    const ack: AckFrame = { type: "ack", id: frame.id, room: room.name, names: this.namesIn(room) };
+    const away = this.awayIn(room);
+    if (away !== undefined) ack.awayMessages = away;
+    this.#shared.ack(session, ack);
+  }
+
+  /**
+   * Handles `away`: marks the user away with a message, or back.
+   *
+   * @param session Who.
+   * @param frame The request.
+   */
+  away(session: Registered, frame: AwayFrame): void {
+    const message = (frame.message ?? "").trim();
+    if (Shared.topicTooLong(message)) {
+      return this.#shared.fail(
+        session,
+        frame.id,
+        "invalid_text",
+        "Away message is longer than 300 characters",
+      );
+    }
+    session.setAway(message);
+    this.#shared.ack(session, { type: "ack", id: frame.id, away: message });
+  }
+
+  /**
+   * The away messages of a room's members who are away (among the first
+   * `maxPresence`), or `undefined` when nobody is.
+   *
+   * @param room The room.
+   * @returns Their messages, by name.
+   */
+  awayIn(room: Room): Record<string, string> | undefined {
+    let away: Record<string, string> | undefined;
+    let seen = 0;
+    const max = this.#shared.limits.maxPresence;
+    for (const member of room.members) {
+      if (++seen > max) break;
+      if (member.name !== undefined && member.away !== "") (away ??= {})[member.name] = member.away;
+    }
+    return away;
   }
 
   /**

@@ -142,6 +142,8 @@ export class Session {
   #fingerprint: string | undefined;
   #bucket: TokenBucket | undefined;
   #challenge: Challenge | undefined;
+  #transient = false;
+  #away = "";
 
   /**
    * Creates a session for a new connection.
@@ -197,6 +199,25 @@ export class Session {
   /** The name of the room plain-text lines go to. */
   get room(): string | undefined {
     return this.#current?.name;
+  }
+
+  /** A short-lived session (`hello.transient`): its joins and leaves are not announced. */
+  get transient(): boolean {
+    return this.#transient;
+  }
+
+  /** The away message, `""` when the user is here. */
+  get away(): string {
+    return this.#away;
+  }
+
+  /**
+   * Marks the user away, or back.
+   *
+   * @param message Why the user is away; `""` when back.
+   */
+  setAway(message: string): void {
+    this.#away = message;
   }
 
   /** Set once the session has left, so it is announced only once. */
@@ -270,10 +291,12 @@ export class Session {
    * @param name The name claimed.
    * @param token The resume token.
    * @param reconnect Whether the client reconnects by itself.
+   * @param transient Whether its joins and leaves go unannounced.
    * @returns The session, now with its name.
    */
-  register(name: string, token: string, reconnect: boolean): Registered {
+  register(name: string, token: string, reconnect: boolean, transient = false): Registered {
     this.#name = name;
+    this.#transient = transient;
     this.renew(token, reconnect);
     return this as Registered;
   }

@@ -29,6 +29,18 @@ export interface Storage {
   recent(room: string, limit: number, before?: number): Promise<MessageEvent[]>;
   /** The messages of a room after a sequence number, oldest first. */
   after(room: string, after: number, limit: number, history: boolean): Promise<MessageEvent[]>;
+  /**
+   * The latest messages of a room that contain a text (ignoring the case of
+   * ASCII letters; `%` and `_` are plain characters), among those with a
+   * sequence number above `from` and below `before`; oldest first, marked as
+   * history. Reads at most `before - from - 1` messages.
+   */
+  search(
+    room: string,
+    text: string,
+    range: { from: number; before: number },
+    limit: number,
+  ): Promise<MessageEvent[]>;
   /** A room's topic, if it has one. */
   topic(room: string): Promise<Topic | undefined>;
   /** Sets a room's topic. */
@@ -84,6 +96,15 @@ export class SqliteStorage implements Storage {
 
   after(room: string, after: number, limit: number, history: boolean): Promise<MessageEvent[]> {
     return attempt(() => this.#store.after(room, after, limit, history));
+  }
+
+  search(
+    room: string,
+    text: string,
+    range: { from: number; before: number },
+    limit: number,
+  ): Promise<MessageEvent[]> {
+    return attempt(() => this.#store.search(room, text, range, limit));
   }
 
   topic(room: string): Promise<Topic | undefined> {

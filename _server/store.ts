@@ -228,6 +228,7 @@ export class Store {
   #lastSeq: StatementSync;
   #byKey: StatementSync;
   #recent: StatementSync;
+  #search: StatementSync;
   #after: StatementSync;
   #getTopic: StatementSync;
   #setTopic: StatementSync;
@@ -280,6 +281,10 @@ export class Store {
     this.#byKey = this.#db.prepare("SELECT seq, ts FROM messages WHERE room = ? AND key = ?");
     this.#recent = this.#db.prepare(
       "SELECT * FROM (SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+    );
+    // The primary key (room, seq) bounds the rows read to the range asked for.
+    this.#search = this.#db.prepare(
+      "SELECT * FROM (SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? AND seq < ? AND text LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT ?) ORDER BY seq",
     );
     this.#after = this.#db.prepare(
       "SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -345,6 +350,36 @@ export class Store {
     return (this.#recent.all(room, before, limit) as unknown as MessageRow[]).map((row) =>
       toEvent(row, true)
     );
+  }
+
+  /**
+   * The latest messages of a room in a range of sequence numbers that
+   * contain a text, oldest first, marked as history. The text is matched
+   * literally (`%`, `_` and `\\` are escaped), ignoring the case of ASCII
+   * letters.
+   *
+   * @param room The room.
+   * @param text The text.
+   * @param range Only messages with a sequence number above `from` and below `before`.
+   * @param limit How many at most.
+   * @returns The messages.
+   */
+  search(
+    room: string,
+    text: string,
+    range: { from: number; before: number },
+    limit: number,
+  ): MessageEvent[] {
+    if (limit <= 0 || text === "") return [];
+    const pattern = `%${text.replace(/[\\%_]/g, "\\$&")}%`;
+    return (this.#search.all(
+      room,
+      range.from,
+      range.before,
+      pattern,
+      limit,
+    ) as unknown as MessageRow[])
+      .map((row) => toEvent(row, true));
   }
 
   /**

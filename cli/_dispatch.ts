@@ -10,6 +10,7 @@ import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "
 import { formatBytes } from "../tui/entries.ts";
 import { type Command, helpLines } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
+import { shortFingerprint } from "../protocol/fingerprint.ts";
 
 /** Where the results of commands go. */
 export interface CommandOutput {
@@ -37,6 +38,21 @@ export interface CommandOutput {
   unsent?(): void;
   /** Shows an event as if it had arrived (for `/history`). */
   show(event: ChatEvent): void;
+  /** The user left a room (the full-screen client closes its window). */
+  left?(room: string): void;
+  /** The user is away with this message now, or back (`""`). */
+  away?(message: string): void;
+}
+
+/**
+ * What the client says after a private message to someone away, as IRC's
+ * automatic reply.
+ *
+ * @param sent The private message as delivered.
+ * @returns The notice, or `undefined` when the recipient is not away.
+ */
+export function awayNotice(sent: SentDm): string | undefined {
+  return sent.away ? `${sanitize(sent.to)} is away: ${sanitize(sent.away)}` : undefined;
 }
 
 /** Finds an offer or a transfer by the start of its id, as shown to people. */
@@ -47,6 +63,13 @@ function byPrefix<T>(map: Map<string, T>, id: string): [string, T] | undefined {
 
 /** The transfers this process is running, by id, so `/cancel` can find them. */
 const running = new Map<string, string>();
+/** The last search, so `/find` alone shows the next, older page. */
+let lastFind: { room: string; text: string; next?: number } | undefined;
+/** Most requests one `/find` makes while pages come back empty (each reads a stretch of history). */
+const FIND_REQUESTS = 5;
+/** Messages shown per `/find`. */
+const FIND_PAGE = 20;
+
 /** Files this process offers to one person: the `/send` that offered each reports how it ended. */
 const direct = new Set<string>();
 
@@ -127,8 +150,9 @@ export function runCommand(
       const room = command.room ?? output.room();
       track(
         client.leave(room).then(() => {
+          if (output.left !== undefined) output.left(room);
+          else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
           output.info(`You left ${room}`);
-          if (output.room() === room) output.switchTo(client.joined[0] ?? "");
         }, fail("Cannot leave")),
       );
       return;
@@ -168,7 +192,19 @@ export function runCommand(
     }
     case "msg":
       track(
-        client.dm(command.to, command.text).then((sent) => output.sentDm(sent), fail("Not sent")),
+        client.dm(command.to, command.text).then((sent) => {
+          output.sentDm(sent);
+          const away = awayNotice(sent);
+          if (away !== undefined) output.info(away);
+        }, fail("Not sent")),
+      );
+      return;
+    case "away":
+      track(
+        client.away(command.message).then((message) => {
+          output.info(message === "" ? "You are back" : `You are away: ${sanitize(message)}`);
+          output.away?.(message);
+        }, fail("Cannot set away")),
       );
       return;
     case "nick":
@@ -184,11 +220,16 @@ export function runCommand(
         return void output.error("You are in no room; /join one first", false);
       }
       track(
-        client.who({ room: command.room ?? output.room() }).then(
-          (names) =>
+        client.roster({ room: command.room ?? output.room() }).then(
+          (roster) =>
             output.info(
               `In ${command.room ?? output.room()}: ${
-                names.map((name) => sanitize(name)).join(", ")
+                roster.names.map((name) =>
+                  sanitize(name) +
+                  (Object.hasOwn(roster.away, name)
+                    ? ` (away: ${sanitize(roster.away[name]!)})`
+                    : "")
+                ).join(", ")
               }`,
             ),
           fail("Cannot list the room"),
@@ -202,8 +243,14 @@ export function runCommand(
             output.info(
               `${sanitize(who.name)} is ${who.online ? "online" : "offline"}${
                 who.op ? ", an operator" : ""
-              }; ` +
-                (who.fingerprint ? `key ${who.fingerprint}` : "no key (anyone may use this name)"),
+              }${who.away ? `, away: ${sanitize(who.away)}` : ""}; ` +
+                (who.fingerprint
+                  ? `key ${sanitize(who.fingerprint)}${
+                    shortFingerprint(who.fingerprint) === undefined
+                      ? ""
+                      : ` (${shortFingerprint(who.fingerprint)})`
+                  }`
+                  : "no key (anyone may use this name)"),
             ),
           fail("Cannot look up"),
         ),
@@ -335,6 +382,63 @@ export function runCommand(
     }
     case "clear":
       output.clear();
+      return;
+    case "find": {
+      let search: { room: string; text: string; next?: number };
+      if (command.text !== undefined) {
+        const room = output.room();
+        if (room === "") {
+          return void output.error("Search in a room: /find works in its window", false);
+        }
+        search = { room, text: command.text };
+      } else if (lastFind?.next !== undefined) {
+        search = lastFind;
+      } else {
+        return void output.error(
+          lastFind === undefined ? "Usage: /find TEXT" : "Nothing older to find",
+          false,
+        );
+      }
+      track(
+        (async () => {
+          let page = await client.search(search.text, {
+            room: search.room,
+            before: search.next,
+            limit: FIND_PAGE,
+          });
+          for (let i = 1; i < FIND_REQUESTS && page.messages.length === 0 && page.next; i++) {
+            page = await client.search(search.text, {
+              room: search.room,
+              before: page.next,
+              limit: FIND_PAGE,
+            });
+          }
+          lastFind = { room: search.room, text: search.text, next: page.next };
+          const what = `"${sanitize(search.text)}" in ${search.room}`;
+          if (page.messages.length === 0) {
+            output.info(
+              `Nothing ${search.next === undefined ? "" : "older "}found for ${what}` +
+                (page.next === undefined ? "" : "; /find looks further back"),
+            );
+            return;
+          }
+          output.info(
+            `Found ${page.messages.length} for ${what}${
+              search.next === undefined ? "" : " (older)"
+            }:`,
+          );
+          for (const message of page.messages) output.show(message);
+          if (page.next !== undefined) output.info("/find shows older ones");
+        })().catch(fail("Cannot search")),
+      );
+      return;
+    }
+    case "window":
+    case "close":
+    case "set":
+    case "ignore":
+    case "unignore":
+      output.error(`/${command.kind} works in the full-screen client only`, false);
       return;
     case "usage":
       output.error(command.message, false);

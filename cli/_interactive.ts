@@ -5,11 +5,10 @@
  * @module
  */
 
-import denoConfig from "../deno.json" with { type: "json" };
 import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
-import { reportedByCommand, runCommand } from "./_dispatch.ts";
+import { awayNotice, reportedByCommand, runCommand } from "./_dispatch.ts";
 import { onInterrupt } from "./_signals.ts";
-import { COMMANDS, parseCommand } from "../protocol/commands.ts";
+import { type Command, COMMANDS, parseCommand } from "../protocol/commands.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import {
   type Entry,
@@ -25,6 +24,11 @@ import { composeFrame, entryHeight, paint } from "../tui/screen.ts";
 import { createStyle } from "../tui/style.ts";
 import { Terminal, terminalSize } from "../tui/terminal.ts";
 import { graphemes } from "../tui/width.ts";
+import { type Activity, Windows } from "../tui/windows.ts";
+import { SmartFilter } from "../tui/smart_filter.ts";
+import { IgnoreList } from "../tui/ignore.ts";
+import { ignorePath } from "../_common/paths.ts";
+import { ChatLog } from "../tui/chat_log.ts";
 
 /** Options for {@linkcode runInteractive}. */
 export interface InteractiveOptions {
@@ -32,17 +36,52 @@ export interface InteractiveOptions {
   address: string;
   /** Whether to use colours. */
   color: boolean;
+  /** How many colours the terminal shows. */
+  colors?: 16 | 256;
   /** Whether to ring the bell on mentions and private messages. */
   bell: boolean;
   /** Where accepted files go. */
   downloads?: string;
+  /** A folder to log every room and private conversation in, one file per day. */
+  log?: string;
+  /**
+   * How the connection is secured: TLS with the certificate pinned by its
+   * fingerprint, TLS verified by an authority, or none.
+   */
+  security?: "pinned" | "verified";
 }
 
-/** Most entries kept in the log; older ones are dropped. */
-export const MAX_LOG_ENTRIES = 5000;
 const RENDER_DELAY_MS = 16;
 const ESCAPE_DELAY_MS = 50;
 const COMMAND_NAMES = [...COMMANDS.map((command) => command.usage.split(" ")[0]!)];
+
+/** Reads the ignore list from the config folder: empty when there is none, or when unreadable. */
+async function loadIgnores(): Promise<{ list: IgnoreList; problem?: string }> {
+  try {
+    return { list: IgnoreList.parse(await Deno.readTextFile(ignorePath())) };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { list: new IgnoreList() };
+    return {
+      list: new IgnoreList(),
+      problem: `Cannot read the ignore list: ${error instanceof Error ? error.message : error}`,
+    };
+  }
+}
+
+/** Keeps the ignore list in the config folder, replacing the file whole. */
+async function saveIgnores(list: IgnoreList): Promise<void> {
+  const path = ignorePath();
+  const dir = path.slice(0, Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")));
+  await Deno.mkdir(dir, { recursive: true });
+  const temporary = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.writeTextFile(temporary, list.format());
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}
 
 /**
  * Runs the full-screen client until the user leaves or the server goes away.
@@ -56,52 +95,86 @@ export async function runInteractive(
   client: ChatClient,
   options: InteractiveOptions,
 ): Promise<number> {
+  const ignoring = await loadIgnores();
+  const ignores = ignoring.list;
   const terminal = new Terminal();
-  const style = createStyle(options.color);
+  const style = createStyle(options.color, { colors: options.colors });
   const editor = new LineEditor();
   const decoder = new KeyDecoder();
   const members = new Map<string, Set<string>>([[client.room, new Set(client.members)]]);
-  /** The room typed lines go to; `""` after leaving the last one. */
-  let current = client.room;
   /** The user's name as the member lists know it. */
   let self = client.name;
-  const log: Entry[] = [];
+  const windows = new Windows(() => ({
+    prefix: "",
+    prefixWidth: 0,
+    body: "──── new messages ────",
+    bodyStyle: style.dim,
+  }));
+  for (const room of client.joined) windows.open(room);
+  windows.open(client.room, { focus: true });
+  const filter = new SmartFilter();
+  const chatLog = options.log === undefined ? undefined : new ChatLog(options.log, (error) => {
+    output.error(`Cannot write the log in "${options.log}": ${error.message}`, false);
+  });
+  /** The user's away message, `""` when here. */
+  let away = "";
   const inFlight = new Set<Promise<unknown>>();
   const finished = Promise.withResolvers<number>();
-  let scroll = 0;
   let failed = false;
   let leaving = false;
   let renderTimer: ReturnType<typeof setTimeout> | undefined;
   let escapeTimer: ReturnType<typeof setTimeout> | undefined;
   let farewell = "Connection to the server was lost";
   let size = terminalSize();
+  /** The room typed lines go to: the window's room, `""` in a private or empty window. */
+  const currentRoom = () => {
+    const target = windows.current.target;
+    return target.startsWith("#") && client.joined.includes(target) ? target : "";
+  };
 
+  const secured = options.security === "pinned"
+    ? " (TLS, pinned)"
+    : options.security === "verified"
+    ? " (TLS)"
+    : "";
   const render = () => {
     clearTimeout(renderTimer);
     renderTimer = undefined;
-    if (leaving && log.length === 0) return;
-    const prompt = current === "" ? "> " : `${sanitize(current)}> `;
-    const others = client.joined.filter((room) => room !== current);
-    const where = current === ""
+    const window = windows.current;
+    if (leaving && window.log.length === 0) return;
+    const target = window.target;
+    const prompt = target === "" ? "> " : `${sanitize(target)}> `;
+    const where = target === ""
       ? "in no room (/join #ROOM)"
-      : `${current} · ${members.get(current)?.size ?? 0} here`;
+      : window.isPrivate
+      ? "private"
+      : client.joined.includes(target)
+      ? `${members.get(target)?.size ?? 0} here`
+      : "not in the room";
     const status =
-      `chat ${denoConfig.version} · ${sanitize(client.name)} @ ${options.address} · ${where}` +
-      (others.length ? ` · also in ${others.join(" ")}` : "") +
+      `${windows.bar()} · ${sanitize(client.name)}${
+        away === "" ? "" : " (away)"
+      } @ ${options.address}${secured} · ${where}` +
       (client.connected ? "" : " · reconnecting…") + transferStatus() + " · /help";
     const frame = composeFrame({
       columns: size.columns,
       rows: size.rows,
-      log,
-      scroll,
+      log: window.log,
+      scroll: window.scroll,
       status,
+      // Windows with a mention stand out more than those with new messages.
+      styleStatus: (text) =>
+        text.replace(
+          /(?<= )\d+:\S+[!+](?= |$)/g,
+          (mark) => mark.endsWith("!") ? style.mention(mark) : style.bold(mark),
+        ),
       input: editor.render(prompt, size.columns, {
         stylePrompt: style.bold,
         stylePlaceholder: style.inverse,
       }),
       style,
     });
-    scroll = frame.scroll;
+    window.scroll = frame.scroll;
     terminal.write(paint(frame));
   };
   const transferStatus = () => {
@@ -120,14 +193,72 @@ export async function runInteractive(
   const schedule = () => {
     renderTimer ??= setTimeout(render, RENDER_DELAY_MS);
   };
-  const add = (entry: Entry) => {
-    log.push(entry);
-    if (log.length > MAX_LOG_ENTRIES) log.splice(0, log.length - MAX_LOG_ENTRIES);
-    if (scroll > 0) scroll += entryHeight(entry, size.columns);
+  /**
+   * Adds an entry to the window of a room or a person, or to the window shown
+   * (`undefined`).
+   */
+  const add = (entry: Entry, target?: string, activity: Activity = "none") => {
+    const window = windows.add(target, entry, activity);
+    if (window.scroll > 0) window.scroll += entryHeight(entry, size.columns);
     if (entry.mention && options.bell) terminal.write("\x07");
     schedule();
   };
-  const context = () => ({ self: client.name, style, manyRooms: client.joined.length > 1 });
+  /** Shows another window, keeping the half-typed line of each. */
+  const show = (change: () => unknown) => {
+    const before = windows.current;
+    before.draft = editor.text;
+    before.draftCursor = editor.cursor;
+    change();
+    if (windows.current !== before) {
+      editor.setText(windows.current.draft, windows.current.draftCursor);
+    }
+    schedule();
+  };
+  /** Where an event belongs, and how much it matters to a user looking elsewhere. */
+  const place = (event: ChatEvent, entry: Entry): [string | undefined, Activity] => {
+    switch (event.type) {
+      case "message":
+        return [
+          event.room,
+          entry.mention
+            ? "mention"
+            : event.history || event.from === client.name
+            ? "none"
+            : "messages",
+        ];
+      case "dm":
+        return [event.from, "mention"];
+      case "join":
+      case "leave":
+      case "topic":
+        return [event.room, "none"];
+      default:
+        return [undefined, "none"];
+    }
+  };
+  const showEvent = (event: ChatEvent) => {
+    const entry = entryFor(event, context());
+    if (entry === undefined) return;
+    if (event.type === "nick") {
+      // In every room the person shares with the user, and in their private window.
+      windows.find(event.from)?.rename(event.to);
+      let shown = false;
+      for (const window of windows.list) {
+        if (
+          window.target === event.to ||
+          members.get(window.target)?.has(event.to) === true
+        ) {
+          add(entry, window.target);
+          shown = true;
+        }
+      }
+      if (!shown) add(entry);
+      return;
+    }
+    const [target, activity] = place(event, entry);
+    add(entry, target, activity);
+  };
+  const context = () => ({ self: client.name, style });
   const offers = new Map<string, IncomingOffer>();
   const transfers = new Map<
     string,
@@ -142,9 +273,8 @@ export async function runInteractive(
       else transfers.set(id, { label, bytes, total, started: known?.started ?? performance.now() });
       schedule();
     },
-    room: () => current,
+    room: currentRoom,
     switchTo: (room: string) => {
-      current = room;
       for (const known of members.keys()) if (!client.joined.includes(known)) members.delete(known);
       if (room !== "" && !members.has(room)) {
         members.set(room, new Set());
@@ -153,6 +283,12 @@ export async function runInteractive(
           schedule();
         }, () => {});
       }
+      if (room !== "") show(() => windows.open(room, { focus: true }));
+      schedule();
+    },
+    left: (room: string) => show(() => windows.close(room)),
+    away: (message: string) => {
+      away = message;
       schedule();
     },
     info: (text: string) => add(notice(style, text)),
@@ -161,14 +297,22 @@ export async function runInteractive(
       add(notice(style, text, "error"));
     },
     show: (event: ChatEvent) => {
-      const entry = entryFor(event, context());
-      if (entry !== undefined) add(entry);
+      if (!ignores.hides(event)) showEvent(event);
     },
-    sent: (sent: Parameters<typeof entryForSent>[0]) => add(entryForSent(sent, context())),
-    sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => add(entryForSentDm(sent, context())),
+    sent: (sent: Parameters<typeof entryForSent>[0]) => {
+      chatLog?.write({ type: "message", ...sent }, client.name);
+      add(entryForSent(sent, context()), sent.room);
+    },
+    sentDm: (sent: Parameters<typeof entryForSentDm>[0]) => {
+      chatLog?.write({ type: "dm", ...sent }, client.name);
+      const entry = entryForSentDm(sent, context());
+      // Kept with the conversation in its window (opened as irssi opens a query), and said
+      // where it was typed.
+      if (windows.open(sent.to) !== windows.current) add(entry, sent.to);
+      add(entry);
+    },
     clear: () => {
-      log.length = 0;
-      scroll = 0;
+      windows.current.clear();
       schedule();
     },
   };
@@ -206,14 +350,135 @@ export async function runInteractive(
     render();
     await Promise.all(inFlight);
     await client.close();
+    await chatLog?.flush();
     finished.resolve(0);
+  };
+
+  const fail = (what: string) => (error: unknown) =>
+    output.error(`${what}: ${error instanceof Error ? sanitize(error.message) : error}`, false);
+  /** Carries out what only windows give a meaning to; `false` for the other commands. */
+  const windowCommand = (command: Command, unsent: () => void): boolean => {
+    const window = windows.current;
+    switch (command.kind) {
+      case "window": {
+        const index = command.index;
+        if (index === undefined) {
+          output.info(
+            "Windows: " +
+              windows.list.map((each, at) =>
+                `${at + 1}:${each.target === "" ? "(no room)" : sanitize(each.target)}`
+              ).join(" "),
+          );
+        } else if (index > windows.list.length) {
+          output.error(`There is no window ${index}`, false);
+        } else {
+          show(() => windows.focusIndex(index - 1));
+        }
+        return true;
+      }
+      case "close":
+        if (window.isPrivate) show(() => windows.close(window.target));
+        else if (window.target === "") output.error("There is no window to close", false);
+        else if (!client.joined.includes(window.target)) show(() => windows.close(window.target));
+        else runCommand(client, { kind: "leave", room: window.target }, output, track);
+        return true;
+      case "ignore":
+        if (command.name === undefined) {
+          output.info(
+            ignores.names.length === 0
+              ? "You ignore nobody"
+              : `You ignore ${ignores.names.map((name) => sanitize(name)).join(", ")}`,
+          );
+          return true;
+        }
+        switch (ignores.add(command.name)) {
+          case "invalid":
+            output.error(`"${sanitize(command.name)}" cannot be a name`, false);
+            return true;
+          case "full":
+            output.error("You ignore too many people already; /unignore some first", false);
+            return true;
+          case "already":
+            output.info(`You ignore ${sanitize(command.name)} already`);
+            return true;
+        }
+        output.info(
+          `Ignoring ${sanitize(command.name)}: /unignore ${sanitize(command.name)} to undo`,
+        );
+        track(saveIgnores(ignores).catch(fail("Cannot save the ignore list")));
+        return true;
+      case "unignore":
+        if (!ignores.remove(command.name)) {
+          output.error(`You do not ignore "${sanitize(command.name)}"`, false);
+          return true;
+        }
+        output.info(`No longer ignoring ${sanitize(command.name)}`);
+        track(saveIgnores(ignores).catch(fail("Cannot save the ignore list")));
+        return true;
+      case "set":
+        if (command.name === undefined) {
+          output.info(`smart_filter ${filter.enabled ? "on" : "off"}`);
+        } else if (command.name !== "smart_filter") {
+          output.error(
+            `Unknown setting "${sanitize(command.name)}"; try /set smart_filter off`,
+            false,
+          );
+        } else if (command.value === undefined) {
+          output.info(`smart_filter ${filter.enabled ? "on" : "off"}`);
+        } else if (command.value !== "on" && command.value !== "off") {
+          output.error("Usage: /set smart_filter on|off", false);
+        } else {
+          filter.enabled = command.value === "on";
+          output.info(
+            filter.enabled
+              ? "Joins, leaves and renames of people who have not spoken for 10 minutes are hidden"
+              : "Every join, leave and rename is shown",
+          );
+        }
+        return true;
+      case "say":
+      case "me": {
+        if (!window.isPrivate) return false;
+        const text = command.text;
+        track(
+          client.dm(window.target, text, { action: command.kind === "me" }).then(
+            (sent) => {
+              output.sentDm(sent);
+              const notice = awayNotice(sent);
+              if (notice !== undefined) output.info(notice);
+            },
+            (error) => {
+              output.error(
+                `Not sent: ${error instanceof Error ? sanitize(error.message) : String(error)}`,
+                true,
+              );
+              unsent();
+            },
+          ),
+        );
+        return true;
+      }
+      default:
+        return false;
+    }
   };
 
   const key = (event: KeyEvent) => {
     if (event.type === "page-up" || event.type === "page-down") {
       const page = Math.max(size.rows - 3, 1);
-      scroll = Math.max(scroll + (event.type === "page-up" ? page : -page), 0);
+      const window = windows.current;
+      window.scroll = Math.max(window.scroll + (event.type === "page-up" ? page : -page), 0);
       return render();
+    }
+    // Alt-1…9 and Alt-0 (window 10); Alt-Left/Right and Ctrl-P/N: the window before, after.
+    if (event.type === "alt" && /^[0-9]$/.test(event.key)) {
+      return show(() => windows.focusIndex((Number(event.key) + 9) % 10));
+    }
+    if ((event.type === "left" || event.type === "right") && event.alt && !event.ctrl) {
+      return show(() => windows.step(event.type === "left" ? -1 : 1));
+    }
+    if (event.type === "ctrl" && !event.alt && (event.key === "n" || event.key === "p")) {
+      return show(() => windows.step(event.key === "n" ? 1 : -1));
     }
     const action = editor.handle(event);
     switch (action.type) {
@@ -245,7 +510,7 @@ export async function runInteractive(
         return render();
       }
       case "submit": {
-        scroll = 0;
+        windows.current.scroll = 0;
         if (action.text.trim() === "") return render();
         const typed = action.text;
         // A message that was not sent comes back to the input, to be edited and sent again.
@@ -258,6 +523,7 @@ export async function runInteractive(
           }
         };
         const command = parseCommand(typed);
+        if (windowCommand(command, unsent)) return render();
         if (runCommand(client, command, { ...output, unsent }, track) === "quit") leave();
         return render();
       }
@@ -279,6 +545,7 @@ export async function runInteractive(
         (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
         ". Type /help for commands, Ctrl-C to leave.",
     );
+    if (ignoring.problem !== undefined) output.error(ignoring.problem, false);
     render();
     (async () => {
       for await (const event of client) {
@@ -295,6 +562,8 @@ export async function runInteractive(
         if (event.type === "error" && event.code === "certificate_changed") {
           farewell = sanitize(event.message);
         }
+        if (ignores.hides(event)) continue;
+        chatLog?.write(event, client.name);
         if (event.type === "offer") offers.set(event.transfer, event);
         if (
           event.type === "transfer" && (event.state === "cancelled" || event.state === "expired")
@@ -304,6 +573,7 @@ export async function runInteractive(
         if (event.type === "reconnected") {
           // Who is here may have changed while we were away.
           for (const room of client.joined) {
+            windows.open(room);
             client.who({ room }).then((names) => {
               members.set(room, new Set(names));
               schedule();
@@ -311,8 +581,9 @@ export async function runInteractive(
           }
         }
         if (reportedByCommand(event)) continue;
-        const entry = entryFor(event, context());
-        if (entry !== undefined) add(entry);
+        const shown = filter.shows(event);
+        filter.observe(event);
+        if (shown) showEvent(event);
       }
       if (!leaving) {
         leaving = true;

@@ -27,7 +27,8 @@ export const JOIN_HELP = `  -n, --name NAME         the name to use (default: yo
   --tls                   connect over TLS, trusting the system's authorities
   --ca FILE               connect over TLS, trusting this certificate (PEM)
   --fingerprint SHA256:…  connect over TLS, trusting exactly the certificate with this
-                          fingerprint (as "chat serve --tls" prints it)
+                          fingerprint, full or short (XXXX-XXXX-…, as "chat serve --tls"
+                          prints it)
   --password PASSWORD     the server's password (better: set CHAT_PASSWORD)
   --identity FILE         your key (default: identity.pem in the config folder, made on
                           first use); it proves your name is yours
@@ -69,6 +70,7 @@ export function defaultName(): string | undefined {
  * @param flags The name, TLS, key and password options.
  * @param reconnect Whether and how the client reconnects.
  * @param timeout How long to wait for the connection and the welcome, in ms.
+ * @param transient Ask the server not to announce the joins and leaves (`chat send`).
  * @returns The client.
  */
 export async function join(
@@ -76,6 +78,7 @@ export async function join(
   flags: JoinFlags,
   reconnect: boolean | ReconnectOptions = false,
   timeout?: number,
+  transient = false,
 ): Promise<ChatClient> {
   const { hostname, port } = parseAddress(address);
   const name = flags.name ?? defaultName();
@@ -112,7 +115,17 @@ export async function join(
   }
   const password = flags.password ?? env("CHAT_PASSWORD");
   try {
-    return await connect({ hostname, port, name, reconnect, tls, identity, password, timeout });
+    return await connect({
+      hostname,
+      port,
+      name,
+      reconnect,
+      tls,
+      identity,
+      password,
+      timeout,
+      transient,
+    });
   } catch (error) {
     if (
       error instanceof ProtocolError &&

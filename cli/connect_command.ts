@@ -6,14 +6,15 @@
  */
 
 import { parseArgs } from "node:util";
-import type { ChatClient, ChatEvent, IncomingOffer } from "../client.ts";
+import type { ChatClient, ChatEvent, IncomingOffer, SentDm, SentMessage } from "../client.ts";
+import { ChatLog } from "../tui/chat_log.ts";
 import { formatBytes } from "../tui/entries.ts";
 import { join, JOIN_HELP, JOIN_OPTIONS } from "./_join.ts";
 import { helpLines, parseCommand } from "../protocol/commands.ts";
 import { LineDecoder } from "../protocol/line_decoder.ts";
 import { sanitize } from "../protocol/sanitize.ts";
 import { entryFor, flatten, jsonLine, notice, plain, type Rendered } from "../tui/entries.ts";
-import { createStyle, wantsColor } from "../tui/style.ts";
+import { colorDepth, createStyle, wantsColor } from "../tui/style.ts";
 import { runInteractive } from "./_interactive.ts";
 import { DEFAULT_PORT, formatAddress, parseAddress } from "./_address.ts";
 import { reportedByCommand, runCommand } from "./_dispatch.ts";
@@ -36,6 +37,7 @@ ${JOIN_HELP}
   --bell                  ring the terminal bell when someone mentions you or writes to you
   --no-reconnect          exit when the connection breaks instead of reconnecting
   --downloads DIR         where accepted files go (default: ~/Downloads)
+  --log DIR               keep a plain-text log per room and conversation per day in DIR
   -h, --help              show this help
 
 Type a line and press Enter to send it. Commands:
@@ -89,8 +91,12 @@ async function chatByLines(
   json: boolean,
   color: boolean,
   downloads: string | undefined,
+  log: string | undefined,
 ): Promise<number> {
-  const style = createStyle(color);
+  const chatLog = log === undefined ? undefined : new ChatLog(log, (error) => {
+    warn(plain(`! Cannot write the log in "${log}": ${error.message}`));
+  });
+  const style = createStyle(color, { colors: colorDepth() });
   const plainStyle = createStyle(false);
   let failed = false;
   let leaving = false;
@@ -128,13 +134,14 @@ async function chatByLines(
       });
       if (item !== undefined) print(flatten(item));
     },
-    sent: () => {},
-    sentDm: () => {},
+    sent: (sent: SentMessage) => chatLog?.write({ type: "message", ...sent }, client.name),
+    sentDm: (sent: SentDm) => chatLog?.write({ type: "dm", ...sent }, client.name),
     clear: () => {},
   };
   const events = (async () => {
     for await (const event of client) {
       if (event.type === "offer") offers.set(event.transfer, event);
+      chatLog?.write(event, client.name);
       if (json) {
         print(jsonLine(event));
         continue;
@@ -158,6 +165,7 @@ async function chatByLines(
     leaving = true;
     await client.close();
     await events;
+    await chatLog?.flush();
   };
   const stop = onInterrupt(() => {
     leave().then(() => Deno.exit(failed ? 1 : 0));
@@ -191,6 +199,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       "no-color": { type: "boolean" },
       "no-reconnect": { type: "boolean" },
       downloads: { type: "string" },
+      log: { type: "string" },
       bell: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -213,8 +222,15 @@ export async function connectCommand(args: string[]): Promise<number> {
     return await runInteractive(client, {
       address: where,
       color: wantsColor(Deno.stdout, values["no-color"] === true),
+      colors: colorDepth(),
+      security: values.fingerprint !== undefined
+        ? "pinned"
+        : values.tls || values.ca !== undefined
+        ? "verified"
+        : undefined,
       bell: values.bell === true,
       downloads: values.downloads,
+      log: values.log,
     });
   }
   const color = !values.json && wantsColor(Deno.stdout, values["no-color"] === true);
@@ -226,5 +242,5 @@ export async function connectCommand(args: string[]): Promise<number> {
     ". Type /help for commands.";
   if (values.json) warn(flatten(notice(createStyle(false), welcome)));
   else print(flatten(notice(createStyle(color), welcome)));
-  return await chatByLines(client, values.json === true, color, values.downloads);
+  return await chatByLines(client, values.json === true, color, values.downloads, values.log);
 }

@@ -83,7 +83,7 @@ export async function sendCommand(args: string[]): Promise<number> {
   // A pipe that runs for days rides out a server restart, but gives up on a server that is gone.
   let client;
   try {
-    client = await join(address, values, { maxAttempts: 10 }, timeout);
+    client = await join(address, values, { maxAttempts: 10 }, timeout, true);
   } catch (error) {
     // No welcome within --timeout is the server not answering in time, like an unanswered message.
     if (error instanceof ProtocolError && error.code === "timeout") {

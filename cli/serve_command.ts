@@ -16,6 +16,7 @@ import { DEFAULT_PORT, formatAddress, parsePort } from "./_address.ts";
 import { CliError, EXIT_USAGE } from "./_errors.ts";
 import { joinNegativeValues } from "./_args.ts";
 import { onInterrupt } from "./_signals.ts";
+import { shortFingerprint } from "../protocol/fingerprint.ts";
 
 /** The limits `chat serve` can change, with their flags. */
 const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] = [
@@ -312,11 +313,18 @@ export async function serveCommand(args: string[]): Promise<number> {
       ? "History is kept in memory only"
       : `History is stored in ${server.data}`,
   );
-  if (tls !== undefined) console.log(`TLS certificate fingerprint: ${tls.fingerprint}`);
+  if (tls !== undefined) {
+    console.log(
+      `TLS certificate fingerprint: ${tls.fingerprint} (short: ${
+        shortFingerprint(tls.fingerprint)
+      })`,
+    );
+  }
   if (password !== undefined) console.log("Clients need the password");
   if (operators.length > 0) console.log(`Operators: ${operators.join(", ")}`);
   console.log("Others join with:");
-  const trust = tls === undefined ? "" : ` --tls --fingerprint ${tls.fingerprint}`;
+  // The short form: what people read out and type; --fingerprint takes both.
+  const trust = tls === undefined ? "" : ` --fingerprint ${shortFingerprint(tls.fingerprint)}`;
   for (const host of joinHosts(server.addr.hostname)) {
     console.log(`  chat connect ${formatAddress(host, actual)} --name NAME${trust}`);
     if (tls === undefined) console.log(`  nc ${host} ${actual}`);

@@ -18,6 +18,7 @@ export type Command =
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
   | { kind: "whois"; name: string }
+  | { kind: "away"; message: string }
   | { kind: "send"; to: string; path: string }
   | { kind: "accept"; id: string; dir?: string }
   | { kind: "decline"; id: string }
@@ -29,6 +30,12 @@ export type Command =
   | { kind: "help" }
   | { kind: "clear" }
   | { kind: "history"; room?: string; count?: number }
+  | { kind: "window"; index?: number }
+  | { kind: "close" }
+  | { kind: "set"; name?: string; value?: string }
+  | { kind: "find"; text?: string }
+  | { kind: "ignore"; name?: string }
+  | { kind: "unignore"; name: string }
   | { kind: "quit" }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
@@ -51,6 +58,7 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
   { usage: "/whois NAME", summary: "show whether NAME is online and the key it belongs to" },
+  { usage: "/away [MESSAGE]", summary: "say you are away (others see MESSAGE); /back undoes it" },
   { usage: "/send NAME|#ROOM PATH", summary: "offer a file (chat client only)" },
   { usage: "/accept ID [DIR]", summary: "accept a file offer, saving it in DIR or your downloads" },
   { usage: "/decline ID", summary: "decline a file offer" },
@@ -70,6 +78,20 @@ export const COMMANDS: readonly CommandHelp[] = [
   {
     usage: "/history [#ROOM] [N]",
     summary: "show the last N messages of a room (50; chat client only)",
+  },
+  {
+    usage: "/find [TEXT]",
+    summary: "search the room's history (again: older ones; chat client only)",
+  },
+  { usage: "/window [N]", summary: "show window N, or list them (Alt-1…9; chat client only)" },
+  { usage: "/close", summary: "leave the room or close the private window (chat client only)" },
+  {
+    usage: "/ignore [NAME]",
+    summary: "hide everything NAME says (/unignore NAME to undo; chat client only)",
+  },
+  {
+    usage: "/set [NAME [VALUE]]",
+    summary: "show or change a setting: smart_filter on|off (chat client only)",
   },
   { usage: "/quit", summary: "leave the chat" },
 ];
@@ -206,6 +228,10 @@ export function parseCommand(line: string): Command {
     case "cancel":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: `Usage: /${name} ID` };
       return { kind: name, id: args };
+    case "away":
+      return { kind: "away", message: args === "" ? "away" : args };
+    case "back":
+      return { kind: "away", message: "" };
     case "whois":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
       return { kind: "whois", name: args };
@@ -249,6 +275,32 @@ export function parseCommand(line: string): Command {
       const command: Command = { kind: "history" };
       if (match[1] !== undefined) command.room = match[1];
       if (match[2] !== undefined) command.count = Number(match[2]);
+      return command;
+    }
+    case "window":
+    case "win":
+      if (args === "") return { kind: "window" };
+      if (!/^[1-9]\d{0,2}$/.test(args)) return { kind: "usage", message: "Usage: /window [N]" };
+      return { kind: "window", index: Number(args) };
+    case "close":
+    case "wc":
+      return { kind: "close" };
+    case "find":
+      return args === "" ? { kind: "find" } : { kind: "find", text: args };
+    case "ignore":
+      if (/\s/.test(args)) return { kind: "usage", message: "Usage: /ignore [NAME]" };
+      return args === "" ? { kind: "ignore" } : { kind: "ignore", name: args };
+    case "unignore":
+      if (args === "" || /\s/.test(args)) {
+        return { kind: "usage", message: "Usage: /unignore NAME" };
+      }
+      return { kind: "unignore", name: args };
+    case "set": {
+      const words = args === "" ? [] : args.split(/\s+/);
+      if (words.length > 2) return { kind: "usage", message: "Usage: /set [NAME [VALUE]]" };
+      const command: Command = { kind: "set" };
+      if (words[0] !== undefined) command.name = words[0].toLowerCase();
+      if (words[1] !== undefined) command.value = words[1].toLowerCase();
       return command;
     }
     case "quit":

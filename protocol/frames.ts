@@ -58,6 +58,11 @@ export interface HelloFrame {
    * a certificate that is not its own.
    */
   tls?: string;
+  /**
+   * A short-lived session (a one-shot `chat send`): the server does not
+   * announce its joins and leaves to the rooms.
+   */
+  transient?: boolean;
 }
 
 /** Proves possession of the key in `hello`: the signature of the challenge. */
@@ -246,6 +251,32 @@ export interface HistoryFrame {
   limit?: number;
 }
 
+/** Marks the user away with a message, or back (no message, or only spaces). */
+export interface AwayFrame {
+  /** The frame type. */
+  type: "away";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** Why the user is away; absent or blank: the user is back. */
+  message?: string;
+}
+
+/** Searches the stored messages of a room for a text, newest first, a page at a time. */
+export interface SearchFrame {
+  /** The frame type. */
+  type: "search";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`; the user must be in it. */
+  room: string;
+  /** The text to look for (ignoring the case of ASCII letters). */
+  text: string;
+  /** Only messages with a smaller sequence number: the `next` of the page before. */
+  before?: number;
+  /** How many messages at most; capped by the server. */
+  limit?: number;
+}
+
 /** Asks to leave; the server acknowledges, then closes the connection. */
 export interface QuitFrame {
   /** The frame type. */
@@ -358,6 +389,8 @@ export type ClientFrame =
   | PongFrame
   | AuthFrame
   | WhoisFrame
+  | AwayFrame
+  | SearchFrame
   | KickFrame
   | BanFrame
   | UnbanFrame
@@ -451,6 +484,18 @@ export interface AckFrame {
   online?: boolean;
   /** `whois`: whether the name is an operator. */
   op?: boolean;
+  /**
+   * `away`: the user's away message now, `""` when back; `whois`, `dm`: the
+   * person's away message, only when they are away.
+   */
+  away?: string;
+  /** `who`: the away messages of the members who are away, by name. */
+  awayMessages?: Record<string, string>;
+  /**
+   * `search`: the `before` that reads the next (older) page; absent when the
+   * search reached the room's first message.
+   */
+  next?: number;
   /** `offer`, `accept`: the transfer id. */
   transfer?: string;
   /** `accept`: the secret that opens this receiver's data connection. */
@@ -698,9 +743,12 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
     key: "string?",
     server: "string?",
     tls: "string?",
+    transient: "boolean?",
   },
   auth: { signature: "string", nonce: "string?" },
   whois: { name: "string" },
+  away: { message: "string?" },
+  search: { room: "string", text: "string", before: "integer?", limit: "integer?" },
   kick: { name: "string", reason: "string?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
@@ -939,6 +987,14 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     fingerprint: optional(isText),
     online: optional(isFlag),
     op: optional(isFlag),
+    away: optional(isText),
+    next: optional(isCount),
+    awayMessages: optional((value) =>
+      kindOf(value) === "object" &&
+        Object.values(value as Record<string, unknown>).every((item) => typeof item === "string")
+        ? undefined
+        : "an object of strings"
+    ),
     transfer: optional(isText),
     token: optional(isText),
     expires: optional(isText),

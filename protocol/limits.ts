@@ -189,3 +189,12 @@ export const MAX_ROOM_LENGTH = 50;
 
 /** Longest request id: a string of at most this many code points. */
 export const MAX_ID_LENGTH = 64;
+
+/** Most messages in one page of `search` results. */
+export const MAX_SEARCH_PAGE = 50;
+
+/** Longest text a `search` looks for, in code points. */
+export const MAX_SEARCH_TEXT = 100;
+
+/** Most stored messages one `search` request reads through (its answer says where to go on). */
+export const SEARCH_SCAN_MESSAGES = 10_000;

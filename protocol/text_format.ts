@@ -9,6 +9,7 @@
 import type { ServerFrame } from "./frames.ts";
 import { LOBBY } from "./limits.ts";
 import { sanitize } from "./sanitize.ts";
+import { shortFingerprint } from "./fingerprint.ts";
 
 const LEAVE_REASONS: Record<string, string> = {
   quit: "quit",
@@ -129,13 +130,29 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     }
     case "ack": {
       const room = sanitize(frame.room ?? "");
-      const names = frame.names?.map((name) => sanitize(name)).join(", ");
+      const away = frame.awayMessages;
+      const names = frame.names?.map((name) =>
+        sanitize(name) +
+        (away !== undefined && Object.hasOwn(away, name) ? ` (away: ${sanitize(away[name]!)})` : "")
+      ).join(", ");
       if (frame.online !== undefined) {
         return `*** ${sanitize(frame.name ?? "")} is ${frame.online ? "online" : "offline"}` +
           (frame.op ? ", an operator" : "") +
+          (frame.away ? `, away: ${sanitize(frame.away)}` : "") +
           (frame.fingerprint
-            ? `; key ${sanitize(frame.fingerprint)}`
+            ? `; key ${sanitize(frame.fingerprint)}` +
+              (shortFingerprint(frame.fingerprint) === undefined
+                ? ""
+                : ` (${shortFingerprint(frame.fingerprint)})`)
             : "; no key (anyone may use this name)");
+      }
+      if (frame.to !== undefined) {
+        return frame.away
+          ? `*** ${sanitize(frame.to)} is away: ${sanitize(frame.away)}`
+          : undefined;
+      }
+      if (frame.away !== undefined) {
+        return frame.away === "" ? "*** You are back" : `*** You are away: ${sanitize(frame.away)}`;
       }
       if (frame.name !== undefined) return `*** You are now known as ${sanitize(frame.name)}`;
       if (names !== undefined && frame.topic !== undefined) {

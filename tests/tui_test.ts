@@ -7,6 +7,13 @@ import { local } from "./_helpers.ts";
 const root = new URL("..", import.meta.url).pathname;
 const homes = `XDG_CONFIG_HOME=${HOME}/config XDG_DATA_HOME=${HOME}/data`;
 
+/** Shows every join and leave, even of people who have not spoken (the smart filter hides them). */
+async function showEveryJoin(pane: TmuxSession): Promise<void> {
+  await pane.type("/set smart_filter off");
+  await pane.press("Enter");
+  await pane.waitFor(/Every join, leave and rename\s+is shown/);
+}
+
 /** `chat connect` to a port, as a shell command, run the way `deno task chat` runs it. */
 function chatConnect(port: number): string {
   return [
@@ -40,6 +47,7 @@ Deno.test({
         rows: 16,
       });
       await pane.waitFor(/#lobby>/);
+      await showEveryJoin(pane);
       await using bob = await connect({ port, name: "bob" });
       await pane.waitFor(/bob joined/);
 
@@ -150,7 +158,7 @@ function logOf(screen: string[]): string {
 
 /** The index of the status bar's row. */
 function statusRow(screen: string[]): number {
-  return screen.findLastIndex((row) => row.startsWith(" chat "));
+  return screen.findLastIndex((row) => /^ \[\d+:/.test(row));
 }
 
 Deno.test({
@@ -161,13 +169,14 @@ Deno.test({
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 34, rows: 24 });
     await pane.waitFor(/#lobby>/);
+    await showEveryJoin(pane);
     await using bob = await connect({ port, name: "bob" });
     await pane.waitFor(/bob joined/);
     const texts = [
-      "这是一条很长的私聊消息，需要换行显示",
-      "hi from bob, a private line in plain Latin letters",
+      "这是一条很长的消息，需要换行显示在屏幕上",
+      "hi from bob, a line in plain Latin letters",
     ];
-    for (const text of texts) await bob.dm("alice", text);
+    for (const text of texts) await bob.send(text);
     await bob.send("hi from the lobby, long enough to wrap twice at thirty columns");
     const all = [...texts, "hi from the lobby, long enough to wrap twice at thirty columns"];
     const patterns = all.map(acrossRows);
@@ -195,6 +204,7 @@ Deno.test({
     const port = server.addr.port;
     await using pane = await startChat(port, "alice", { columns: 80, rows: 24 });
     await pane.waitFor(/#lobby>/);
+    await showEveryJoin(pane);
     await using bob = await connect({ port, name: "bob" });
     await pane.waitFor(/bob joined #lobby/);
     await pane.type("/join #dev");
@@ -205,7 +215,11 @@ Deno.test({
     await bob.leave("#dev");
     await pane.waitFor(/← bob left #dev \(left the room\)/);
     await bob.close();
+    // In the window of #lobby, which is window 1.
+    await pane.press("M-1");
     await pane.waitFor(/← bob left #lobby \(quit\)/);
+    await pane.press("M-2");
+    await pane.waitFor(/^#dev>$/m);
 
     await pane.type("/leave");
     await pane.press("Enter");

@@ -20,8 +20,17 @@ export interface ScreenState {
   log: readonly Entry[];
   /** How many rows the log is scrolled up from the bottom. */
   scroll: number;
-  /** The text of the status bar (sanitised here: it holds room names from the server). */
+  /**
+   * The text of the status bar (sanitised here: it holds room names from the
+   * server), its parts separated by `" · "`; how far the log is scrolled goes
+   * after the first part.
+   */
   status: string;
+  /**
+   * Styles parts of the status bar once it is sanitised and fitted to the
+   * width (it must not change the text, only add styles).
+   */
+  styleStatus?: (status: string) => string;
   /** The input, laid out by the line editor for `columns`. */
   input: EditorView;
   style: Style;
@@ -88,9 +97,15 @@ export function composeFrame(state: ScreenState): Frame {
   const lines = [...Array(logRows - visible.length).fill(""), ...visible];
 
   let status = ` ${sanitize(state.status)}`;
-  if (scroll > 0) status += ` · scrolled up ${scroll} (PageDown)`;
+  if (scroll > 0) {
+    // Right after the first part, so a narrow terminal still shows it.
+    const cut = status.indexOf(" · ");
+    const note = ` · ↑${scroll} PgDn`;
+    status = cut < 0 ? status + note : status.slice(0, cut) + note + status.slice(cut);
+  }
   status = truncate(status, columns);
-  lines.push(style.inverse(status + " ".repeat(Math.max(columns - displayWidth(status), 0))));
+  const pad = " ".repeat(Math.max(columns - displayWidth(status), 0));
+  lines.push(style.inverse((state.styleStatus?.(status) ?? status) + pad));
   lines.push(...inputLines);
   return {
     lines: lines.slice(0, rows),

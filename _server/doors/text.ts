@@ -164,6 +164,8 @@ export class TextDialect implements Dialect {
         return receive({ type: "rooms", id });
       case "whois":
         return receive({ type: "whois", id, name: command.name });
+      case "away":
+        return receive({ type: "away", id, message: command.message });
       case "kick":
         return receive({ type: "kick", id, name: command.name, reason: command.reason });
       case "ban":
@@ -200,7 +202,13 @@ export class TextDialect implements Dialect {
         this.#refuse("! /clear works in the chat client only");
         return;
       case "history":
-        this.#refuse("! /history works in the chat client only");
+      case "window":
+      case "close":
+      case "set":
+      case "find":
+      case "ignore":
+      case "unignore":
+        this.#refuse(`! /${command.kind} works in the chat client only`);
         return;
       case "send":
       case "accept":
