@@ -16,7 +16,7 @@
 export interface BudgetedQueue {
   /** Bytes it holds, counting shared bytes in full. */
   readonly bytes: number;
-  /** When its peer last took bytes, or when it last had none to take (`performance.now()`). */
+  /** When its peer last took bytes, or when it last had none to take (`Date.now()`). */
   readonly progress: number;
   /** Disconnects it as over its limit. */
   overflow(): void;
@@ -146,7 +146,7 @@ export class QueueBudget {
     this.#stuckTimer = setTimeout(() => {
       this.#stuckTimer = undefined;
       if (this.#resume === undefined) return;
-      const now = performance.now();
+      const now = Date.now();
       let worst: BudgetedQueue | undefined;
       for (const queue of this.#queues) {
         if (queue.bytes > 0 && now - queue.progress >= STUCK_AFTER) {

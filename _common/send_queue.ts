@@ -120,8 +120,8 @@ export class SendQueue implements BudgetedQueue {
   #closed = false;
   #overflowed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When a write last completed (`performance.now()`). */
-  #progress = performance.now();
+  /** When a write last completed (`Date.now()`: cheaper than `performance.now()` here). */
+  #progress = Date.now();
   /** Made when first asked for: most connections never are until they close. */
   #drained: PromiseWithResolvers<void> | undefined;
 
@@ -141,7 +141,7 @@ export class SendQueue implements BudgetedQueue {
   /** Whether the peer is over the limit for good: stuck for a while, or far over. */
   #stalled(): boolean {
     return this.#queuedBytes > BEHIND_FACTOR * this.#options.maxBytes ||
-      performance.now() - this.#progress > (this.#options.stallTimeout ?? 5000);
+      Date.now() - this.#progress > (this.#options.stallTimeout ?? 5000);
   }
 
   /** When the peer last took bytes, or when the queue last became non-empty. */
@@ -194,7 +194,7 @@ export class SendQueue implements BudgetedQueue {
     const length = to - from;
     if (length <= 0) return true;
     // The clock for "taken nothing for a while" starts when there is something to take.
-    if (this.#queuedBytes === 0) this.#progress = performance.now();
+    if (this.#queuedBytes === 0) this.#progress = Date.now();
     if (this.#chunks === NO_PIECES) this.#chunks = emptyPieces();
     const chunks = this.#chunks;
     const last = chunks.bases.length - 1;
@@ -264,7 +264,7 @@ export class SendQueue implements BudgetedQueue {
           // Closed meanwhile: the close let go of everything in flight.
           if (this.#closed) return;
           this.#queuedBytes -= bytes.length;
-          this.#progress = performance.now();
+          this.#progress = Date.now();
           const budget = this.#budget;
           if (budget !== undefined) {
             for (let i = start; i < end; i++) budget.release(chunks.bases[i]!);

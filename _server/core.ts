@@ -83,6 +83,13 @@ export interface Core {
    */
   disconnect(session: Session, peer: Peer, reason: LeaveReason): void;
   /**
+   * Resolves once the messages sent so far are stored and delivered, or
+   * `undefined` when none wait. Messages are committed in batches, once the
+   * reads that are ready have been handled; a door that waits for this before
+   * reading more keeps what it reads in step with what the queues hold.
+   */
+  settled(): Promise<void> | undefined;
+  /**
    * Hands a data connection (its first frame was `data`) to the transfers.
    *
    * @param stream The connection's bytes.
@@ -367,6 +374,10 @@ export class ChatCore implements Core {
    * Says goodbye to every session and closes them, once the work waiting is
    * done; the core accepts nothing more.
    */
+  settled(): Promise<void> | undefined {
+    return this.#messages.settled();
+  }
+
   async shutdown(): Promise<void> {
     this.#closing = true;
     while (this.#lane !== undefined) await this.#lane;

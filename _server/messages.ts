@@ -35,7 +35,8 @@ export class Messages {
   #history: History;
   #pending: PendingSend[] = [];
   #pendingKeys = new Map<string, PendingSend>();
-  #commitScheduled = false;
+  /** The commit of the batch being gathered, when one is scheduled. */
+  #commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** Steps waiting for the batch being gathered. */
   #pendingSteps: (() => void)[] = [];
   /** Batches closed and waiting for their commit, oldest first, with their steps. */
@@ -107,13 +108,13 @@ export class Messages {
     const entry: PendingSend = { session, room, id: frame.id, stored, out };
     this.#pending.push(entry);
     if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);
-    if (!this.#commitScheduled) {
-      this.#commitScheduled = true;
-      queueMicrotask(() => {
-        this.#commitScheduled = false;
-        this.#shared.run(() => this.commit());
-      });
-    }
+    // Committed once the reads that are ready now have been handled, not after each one: a busy
+    // server stores and delivers a few large batches instead of many small ones, and every reader
+    // gets one stretch of bytes per batch.
+    this.#commitTimer ??= setTimeout(() => {
+      this.#commitTimer = undefined;
+      this.#shared.run(() => this.commit());
+    }, 0);
     return undefined;
   }
 
@@ -136,6 +137,21 @@ export class Messages {
     else step();
   }
 
+  /**
+   * Resolves once the sends gathered so far are committed and delivered,
+   * without hurrying their commit; `undefined` when none wait. A door waits
+   * for it before it reads more, so that what it read is delivered (and the
+   * queues' budget sees it) before more is read.
+   *
+   * @returns The promise, or `undefined`.
+   */
+  settled(): Promise<void> | undefined {
+    if (this.#pending.length > 0) {
+      return new Promise((resolve) => this.#pendingSteps.push(resolve));
+    }
+    return this.#inflight;
+  }
+
   /** Closes the batch being gathered: later sends go into the next one. */
   #seal(): void {
     if (this.#pending.length === 0) return;
@@ -154,6 +170,8 @@ export class Messages {
    * when nothing was waiting.
    */
   commit(): Promise<void> | undefined {
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
     this.#seal();
     // The commits in flight go on to every batch closed meanwhile.
     if (this.#inflight !== undefined) return this.#inflight;

@@ -109,6 +109,14 @@ async function committed(core: ChatCore, peer: FakePeer): Promise<void> {
   peer.frames.splice(index, 1);
 }
 
+/**
+ * Lets the sends of this turn go to storage: their commit is a timer made
+ * before this one, so it has started when this resolves.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 Deno.test("core relays a room message to the others only once it is stored, then acks", async () => {
   await using fixture = await makeCore();
   const { core } = fixture;
@@ -391,7 +399,7 @@ Deno.test("core with slow storage acks only once committed, batches a turn, keep
     for (const id of [1, 2, 3]) {
       equal(alice.send(core, { type: "send", id, room: LOBBY, text: `m${id}` }), undefined);
     }
-    await Promise.resolve();
+    await nextTurn();
     deepEqual(storage.appends, [3]);
     // While that commit is in flight, later sends and requests wait their turn.
     const later = bob.send(core, { type: "send", id: 1, room: LOBBY, text: "later" });
@@ -512,7 +520,7 @@ Deno.test("a refusal while a replay waits for storage does not let a live messag
   const hello = dave.send(core, { type: "hello", id: 1, v: PROTOCOL_VERSION, name: "dave" });
   alice.send(core, { type: "send", id: 3, room: LOBBY, text: "live" });
   carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });
-  await Promise.resolve();
+  await nextTurn();
   storage.release();
   await hello;
   await committed(core, dave);
@@ -549,7 +557,7 @@ Deno.test("a failed commit does not hand out again the numbers of a batch closed
   const bob = await arrive(core, "bob");
   const carol = await arrive(core, "carol");
   alice.send(core, { type: "send", id: 2, room: LOBBY, text: "m1" });
-  await Promise.resolve();
+  await nextTurn();
   // While m1's commit is in flight: m2, then a refusal that closes m2's batch behind it.
   bob.send(core, { type: "send", id: 2, room: LOBBY, text: "m2" });
   carol.send(core, { type: "send", id: 2, room: LOBBY, text: " " });

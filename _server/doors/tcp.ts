@@ -294,6 +294,9 @@ export class TcpDoor implements Peer, DialectHost {
             }
           }
         }
+        // What this read sent is delivered before more is read, so the queues' budget sees it.
+        const settling = this.core.settled();
+        if (settling !== undefined) await settling;
         buffer = next;
       }
     } catch {
