@@ -7,6 +7,7 @@
 
 import type { ServerFrame } from "../protocol/frames.ts";
 import { formatFrame } from "../protocol/text_format.ts";
+import { ircEvent } from "./doors/irc_lines.ts";
 
 const encoder = new TextEncoder();
 
@@ -26,6 +27,8 @@ export class Outbound {
   #text: Uint8Array | null | undefined;
   /** A room message as text with its room named, for readers typing into another room. */
   #tagged: Uint8Array | null | undefined;
+  /** IRC lines, by the tags their readers negotiated. */
+  #irc: (Uint8Array | null)[] | undefined;
 
   /**
    * Wraps a frame.
@@ -59,5 +62,19 @@ export class Outbound {
       this.#text = render(frame, frame.type === "message" ? frame.room : undefined);
     }
     return this.#text;
+  }
+
+  /**
+   * The event as IRC lines, or `null` when an IRC client has no line for it;
+   * made at most once for each set of tags readers negotiated.
+   *
+   * @param variant The tags: a sum of `SERVER_TIME` and `MESSAGE_TAGS` (irc_lines.ts).
+   * @returns The bytes to send.
+   */
+  irc(variant: number): Uint8Array | null {
+    const cache = this.#irc ??= [];
+    let bytes = cache[variant];
+    if (bytes === undefined) cache[variant] = bytes = ircEvent(this.frame, variant);
+    return bytes;
   }
 }

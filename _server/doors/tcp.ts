@@ -59,6 +59,11 @@ export interface TcpDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "
   greeting: string;
   /** Whether the server asks for a password. */
   password: boolean;
+  /**
+   * The dialect the port speaks from the first byte (the IRC port), instead
+   * of telling JSON from plain text.
+   */
+  dialect?: (host: DialectHost) => Dialect;
 }
 
 /** A connection, speaking JSON frames or, for `nc` users, plain text. */
@@ -128,6 +133,7 @@ export class TcpDoor implements Peer, DialectHost {
         this.#queue.finish(this.#bye("send_queue_exceeded", BYE_QUEUE_MESSAGE));
       },
     });
+    this.#dialect = options.dialect?.(this);
   }
 
   /** The session this connection carries. */
@@ -218,9 +224,11 @@ export class TcpDoor implements Peer, DialectHost {
   async run(): Promise<void> {
     const small = new Uint8Array(SMALL_READ_BYTES);
     let buffer = small;
-    this.#greetingTimer = setTimeout(() => {
-      if (this.#dialect === undefined) this.#startText(true);
-    }, GREETING_DELAY);
+    if (this.#dialect === undefined) {
+      this.#greetingTimer = setTimeout(() => {
+        if (this.#dialect === undefined) this.#startText(true);
+      }, GREETING_DELAY);
+    }
     try {
       while (!this.#queue.closed) {
         const read = await this.#conn.read(buffer);

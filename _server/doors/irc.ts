@@ -1,0 +1,900 @@
+/**
+ * The IRC dialect: irssi, WeeChat, HexChat, bouncers and bots join the same
+ * rooms as everyone else. IRC commands become the typed requests of
+ * `protocol/frames.ts`; the core's answers and events become IRC lines
+ * (PROTOCOL.md, section 20). Commands are a table, as in ergo's
+ * `commands.go`: each entry says how many parameters it needs and whether it
+ * may come before registration, and those rules are applied in one place.
+ *
+ * @module
+ */
+
+import type {
+  AckFrame,
+  ClientFrame,
+  ErrorFrame,
+  LeaveReason,
+  RequestId,
+  WelcomeFrame,
+} from "../../protocol/frames.ts";
+import { MAX_NAME_LENGTH, MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
+import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
+import { checkName } from "../../protocol/names.ts";
+import type { Outbound, Session } from "../core.ts";
+import type { Dialect, DialectHost } from "./dialect.ts";
+import {
+  ircBytes,
+  ircLine,
+  type IrcMessage,
+  maskOf,
+  MAX_LINE_BYTES,
+  MAX_TAG_BYTES,
+  MESSAGE_TAGS,
+  parseIrc,
+  SERVER_NAME,
+  SERVER_TIME,
+  tagsFor,
+  textLines,
+} from "./irc_lines.ts";
+import { isChannel, nameOf, nickOf } from "./irc_names.ts";
+
+/** The capabilities offered, by name, with the tag bit each one sets. */
+const CAPABILITIES: ReadonlyMap<string, number> = new Map([
+  ["echo-message", 0],
+  ["message-tags", MESSAGE_TAGS],
+  ["server-time", SERVER_TIME],
+]);
+const TOPIC_LENGTH = 300;
+const PING = ircBytes([`PING :${SERVER_NAME}`]);
+const STARTED = new Date().toUTCString();
+const encoder = new TextEncoder();
+
+/** What a request was, so that its answer can be told in IRC's words. */
+type Pending =
+  | { kind: "hello"; nick: string }
+  | { kind: "join"; room: string }
+  | { kind: "part"; room: string }
+  | { kind: "topic"; room: string; set: boolean }
+  | { kind: "names"; room: string }
+  | { kind: "who"; mask: string }
+  | { kind: "list"; only: Set<string> | undefined }
+  | { kind: "whois"; nick: string }
+  | { kind: "say"; command: string; target: string; text: string; action: boolean }
+  | { kind: "nick"; nick: string }
+  | { kind: "kick"; room: string; nick: string }
+  | { kind: "quit"; message: string };
+
+/** One entry of the command table. */
+interface IrcCommand {
+  /** Handles the command once the rules let it through. */
+  run(dialect: IrcDialect, message: IrcMessage): Promise<void> | void;
+  /** Parameters it needs at least. */
+  params?: number;
+  /** Usable before registration. */
+  early?: boolean;
+}
+
+/**
+ * The commands, as a table (the rules, parameter counts and registration,
+ * are checked once, in {@linkcode IrcDialect.line}).
+ */
+const COMMANDS: Record<string, IrcCommand> = {
+  CAP: { run: (dialect, message) => dialect.cap(message), params: 1, early: true },
+  PASS: { run: (dialect, message) => dialect.pass(message), params: 1, early: true },
+  NICK: { run: (dialect, message) => dialect.nickCommand(message), early: true },
+  USER: { run: (dialect) => dialect.user(), params: 4, early: true },
+  PING: { run: (dialect, message) => dialect.pingCommand(message), early: true },
+  PONG: { run: () => undefined, early: true },
+  QUIT: { run: (dialect, message) => dialect.quit(message), early: true },
+  AUTHENTICATE: { run: (dialect) => dialect.authenticate(), early: true },
+  JOIN: { run: (dialect, message) => dialect.join(message), params: 1 },
+  PART: { run: (dialect, message) => dialect.part(message), params: 1 },
+  PRIVMSG: { run: (dialect, message) => dialect.privmsg(message) },
+  NOTICE: { run: (dialect, message) => dialect.privmsg(message) },
+  TOPIC: { run: (dialect, message) => dialect.topic(message), params: 1 },
+  NAMES: { run: (dialect, message) => dialect.names(message) },
+  LIST: { run: (dialect, message) => dialect.list(message) },
+  WHO: { run: (dialect, message) => dialect.who(message) },
+  WHOIS: { run: (dialect, message) => dialect.whois(message), params: 1 },
+  WHOWAS: { run: (dialect, message) => dialect.whowas(message), params: 1 },
+  MODE: { run: (dialect, message) => dialect.mode(message), params: 1 },
+  KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
+  MOTD: { run: (dialect) => dialect.send(...dialect.motd()) },
+  VERSION: { run: (dialect) => dialect.reply("351", dialect.software, SERVER_NAME, "chat") },
+  AWAY: { run: (dialect, message) => dialect.away(message) },
+  OPER: { run: (dialect) => dialect.oper(), params: 2 },
+  TAGMSG: { run: () => undefined },
+};
+
+/** IRC lines over a connection. */
+export class IrcDialect implements Dialect {
+  readonly decoder: LineDecoder;
+  readonly files = false;
+  readonly ping: Uint8Array = PING;
+  #host: DialectHost;
+  /** The server's name and version. */
+  readonly software: string;
+  #nextId = 0;
+  #pending = new Map<RequestId, Pending>();
+  /** Capabilities negotiated. */
+  #caps = new Set<string>();
+  /** The tags this reader negotiated, as the bits of `Outbound.irc()`. */
+  #variant = 0;
+  /** Registration waits for `CAP END` while capabilities are being negotiated. */
+  #negotiating = false;
+  #password: string | undefined;
+  #nick: string | undefined;
+  #user = false;
+  #registering = false;
+  /** Events for rooms being joined, held until the join is answered (history first). */
+  #joining = new Map<string, Uint8Array[]>();
+  /** The last quit told, so someone leaving several shared rooms quits once. */
+  #lastQuit = "";
+
+  /**
+   * Speaks IRC over a connection.
+   *
+   * @param host The connection.
+   * @param software The server's name and version, for 002 and 004.
+   */
+  constructor(host: DialectHost, software: string) {
+    this.#host = host;
+    this.software = software;
+    this.decoder = new LineDecoder({ maxBytes: MAX_TAG_BYTES + MAX_LINE_BYTES });
+  }
+
+  /** The client's nick, or `*` before it has one. */
+  get nick(): string {
+    const name = this.#host.session.name;
+    return name === undefined ? (this.#nick ?? "*") : nickOf(name);
+  }
+
+  /** A numeric reply to this client. */
+  numeric(code: string, params: string[], text = true): string {
+    return ircLine(SERVER_NAME, code, [this.nick, ...params], text);
+  }
+
+  /** Sends lines. */
+  send(...lines: string[]): void {
+    this.#host.write(ircBytes(lines));
+  }
+
+  /** Sends a numeric reply. */
+  reply(code: string, ...params: string[]): void {
+    this.send(this.numeric(code, params));
+  }
+
+  /** Sends a numeric that refuses something, unless refusals are held back. */
+  refuse(code: string, ...params: string[]): void {
+    this.#host.refuse(ircBytes([this.numeric(code, params)]));
+  }
+
+  /** Hands a request to the core, remembering how to tell its answer. */
+  request(
+    frame: ClientFrame & { id: RequestId },
+    pending: Pending,
+  ): Promise<void> | undefined {
+    this.#pending.set(frame.id, pending);
+    return this.#host.core.receive(this.#host.session, frame);
+  }
+
+  /** A new request id. */
+  id(): number {
+    return ++this.#nextId;
+  }
+
+  /** The session. */
+  get session(): Session {
+    return this.#host.session;
+  }
+
+  /** The connection. */
+  get host(): DialectHost {
+    return this.#host;
+  }
+
+  line(line: DecodedLine): Promise<void> | undefined {
+    if (!line.ok) {
+      if (line.code === "bad_utf8") {
+        this.#host.refuse(ircBytes([
+          ircLine(SERVER_NAME, "FAIL", ["*", "INVALID_UTF8", "Line is not valid UTF-8"], true),
+        ]));
+      } else this.refuse("417", "Input line was too long");
+      return;
+    }
+    const text = line.text;
+    if (text.length > (MAX_LINE_BYTES - 2) / 3 && tooLong(text)) {
+      this.refuse("417", "Input line was too long");
+      return;
+    }
+    const message = parseIrc(text);
+    if (message === undefined) return;
+    const command = Object.hasOwn(COMMANDS, message.command)
+      ? COMMANDS[message.command]
+      : undefined;
+    if (command === undefined) {
+      this.refuse("421", message.command.slice(0, 32), "Unknown command");
+      return;
+    }
+    if (command.early !== true && this.#host.session.name === undefined) {
+      this.refuse("451", "You have not registered");
+      return;
+    }
+    if (message.params.length < (command.params ?? 0)) {
+      this.refuse("461", message.command, "Not enough parameters");
+      return;
+    }
+    return command.run(this, message) ?? undefined;
+  }
+
+  // Registration.
+
+  /** Handles `CAP`. */
+  cap(message: IrcMessage): void {
+    const [sub = "", arg = ""] = message.params;
+    switch (sub.toUpperCase()) {
+      case "LS":
+        if (this.session.name === undefined) this.#negotiating = true;
+        this.send(
+          ircLine(SERVER_NAME, "CAP", [this.nick, "LS", [...CAPABILITIES.keys()].join(" ")], true),
+        );
+        return;
+      case "LIST":
+        this.send(
+          ircLine(SERVER_NAME, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
+        );
+        return;
+      case "REQ": {
+        if (this.session.name === undefined) this.#negotiating = true;
+        const asked = arg.split(" ").filter((cap) => cap !== "");
+        const known = asked.every((cap) => CAPABILITIES.has(cap.replace(/^-/, "")));
+        if (!known || asked.length === 0) {
+          this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "NAK", arg], true));
+          return;
+        }
+        for (const cap of asked) {
+          if (cap.startsWith("-")) this.#caps.delete(cap.slice(1));
+          else this.#caps.add(cap);
+        }
+        this.#variant = 0;
+        for (const cap of this.#caps) this.#variant |= CAPABILITIES.get(cap) ?? 0;
+        this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "ACK", arg], true));
+        return;
+      }
+      case "END":
+        this.#negotiating = false;
+        return void this.register();
+      default:
+        this.refuse("410", sub, "Invalid CAP command");
+    }
+  }
+
+  /** Handles `PASS`. */
+  pass(message: IrcMessage): void {
+    if (this.session.name !== undefined) return this.refuse("462", "You may not reregister");
+    this.#password = message.params[0];
+  }
+
+  /** Handles `NICK`, before and after registration. */
+  nickCommand(message: IrcMessage): Promise<void> | undefined {
+    const nick = message.params[0];
+    if (nick === undefined || nick === "") return void this.refuse("431", "No nickname given");
+    const name = nameOf(nick);
+    const checked = name === undefined ? undefined : checkName(name);
+    if (checked === undefined || !checked.ok) {
+      const why = checked === undefined || checked.ok ? "Erroneous nickname" : checked.message;
+      return void this.refuse("432", nick, why);
+    }
+    if (this.session.name === undefined) {
+      this.#nick = nick;
+      return this.register();
+    }
+    if (nickOf(checked.name) === this.nick) return;
+    return this.request({ type: "nick", id: this.id(), name: checked.name }, {
+      kind: "nick",
+      nick,
+    });
+  }
+
+  /** Handles `USER`. */
+  user(): void {
+    if (this.session.name !== undefined) return this.refuse("462", "You may not reregister");
+    this.#user = true;
+    void this.register();
+  }
+
+  /** Says `hello` once the nick, the user and the capabilities are settled. */
+  register(): Promise<void> | undefined {
+    const nick = this.#nick;
+    if (
+      nick === undefined || !this.#user || this.#negotiating || this.#registering ||
+      this.session.name !== undefined
+    ) return undefined;
+    this.#registering = true;
+    const name = nameOf(nick) ?? nick;
+    return this.request({
+      type: "hello",
+      id: this.id(),
+      v: PROTOCOL_VERSION,
+      name,
+      client: "irc",
+      ...(this.#password === undefined ? {} : { password: this.#password }),
+    }, { kind: "hello", nick });
+  }
+
+  /** Handles `QUIT`. */
+  quit(message: IrcMessage): Promise<void> | undefined {
+    const reason = message.params[0] ?? "";
+    if (this.session.name === undefined) {
+      this.send(`ERROR :Closing link${reason === "" ? "" : ` (${reason})`}`);
+      this.#host.close();
+      return;
+    }
+    return this.request({ type: "quit", id: this.id() }, { kind: "quit", message: reason });
+  }
+
+  // Commands after registration.
+
+  /** Handles `PING`. */
+  pingCommand(message: IrcMessage): undefined {
+    const token = message.params[0];
+    if (token === undefined) this.refuse("409", "No origin specified");
+    else this.send(ircLine(SERVER_NAME, "PONG", [SERVER_NAME, token], true));
+    return undefined;
+  }
+
+  /** Handles `AUTHENTICATE`. */
+  authenticate(): undefined {
+    this.refuse("904", "SASL authentication is not offered here");
+    return undefined;
+  }
+
+  /** Handles `JOIN`. */
+  join(message: IrcMessage): Promise<void> | undefined {
+    const list = message.params[0]!;
+    if (list === "0") {
+      return each(
+        [...this.session.rooms].map((room) => room.name),
+        (room) => this.request({ type: "part", id: this.id(), room }, { kind: "part", room }),
+      );
+    }
+    return each(targets(list), (room) => {
+      if (!room.startsWith("#") || [...room].length > MAX_ROOM_LENGTH || !isChannel(room)) {
+        this.refuse("403", room, "No such channel");
+        return undefined;
+      }
+      // Joining a channel the client is in already does nothing, as on other servers.
+      if (this.session.inRoom(room)) return undefined;
+      this.#joining.set(room, []);
+      return this.request({ type: "join", id: this.id(), room }, { kind: "join", room });
+    });
+  }
+
+  /** Handles `PART`. */
+  part(message: IrcMessage): Promise<void> | undefined {
+    return each(targets(message.params[0]!), (room) => {
+      if (!isChannel(room)) {
+        this.refuse("403", room, "No such channel");
+        return undefined;
+      }
+      return this.request({ type: "part", id: this.id(), room }, { kind: "part", room });
+    });
+  }
+
+  /** Handles `PRIVMSG`. */
+  privmsg(message: IrcMessage): Promise<void> | undefined {
+    const [list, raw] = message.params;
+    if (list === undefined || list === "") {
+      this.refuse("411", `No recipient given (${message.command})`);
+      return undefined;
+    }
+    if (raw === undefined || raw === "") {
+      this.refuse("412", "No text to send");
+      return undefined;
+    }
+    let text = raw;
+    let action = false;
+    if (text.startsWith("\x01")) {
+      const body = text.endsWith("\x01") ? text.slice(1, -1) : text.slice(1);
+      if (!body.toUpperCase().startsWith("ACTION")) return undefined;
+      action = true;
+      text = body.slice(6).replace(/^ /, "");
+      if (text === "") return undefined;
+    }
+    const command = message.command;
+    return each(targets(list), (target) => {
+      const say = { kind: "say" as const, command, target, text, action };
+      const extra = action ? { action: true } : {};
+      if (target.startsWith("#")) {
+        return this.request({ type: "send", id: this.id(), room: target, text, ...extra }, say);
+      }
+      const name = nameOf(target);
+      if (name === undefined) {
+        this.refuse("401", target, "No such nick");
+        return undefined;
+      }
+      return this.request({ type: "dm", id: this.id(), to: name, text, ...extra }, say);
+    });
+  }
+
+  /** Handles `TOPIC`. */
+  topic(message: IrcMessage): Promise<void> | undefined {
+    const [room, topic] = message.params as [string, string | undefined];
+    if (topic === undefined) {
+      return this.request({ type: "topic", id: this.id(), room }, {
+        kind: "topic",
+        room,
+        set: false,
+      });
+    }
+    return this.request({ type: "topic", id: this.id(), room, topic }, {
+      kind: "topic",
+      room,
+      set: true,
+    });
+  }
+
+  /** Handles `NAMES`. */
+  names(message: IrcMessage): Promise<void> | undefined {
+    const list = message.params[0];
+    if (list === undefined) {
+      this.reply("366", "*", "End of /NAMES list");
+      return undefined;
+    }
+    return each(targets(list), (room) => {
+      if (!this.session.inRoom(room)) {
+        this.send(...namesLines(this.nick, room, []));
+        return undefined;
+      }
+      return this.request({ type: "who", id: this.id(), room }, { kind: "names", room });
+    });
+  }
+
+  /** Handles `LIST`. */
+  list(message: IrcMessage): Promise<void> | undefined {
+    const list = message.params[0];
+    const only = list === undefined || !list.startsWith("#") ? undefined : new Set(targets(list));
+    return this.request({ type: "rooms", id: this.id() }, { kind: "list", only });
+  }
+
+  /** Handles `WHO`. */
+  who(message: IrcMessage): Promise<void> | undefined {
+    const mask = message.params[0] ?? "*";
+    if (mask.startsWith("#")) {
+      if (!this.session.inRoom(mask)) {
+        this.reply("315", mask, "End of WHO list");
+        return undefined;
+      }
+      return this.request({ type: "who", id: this.id(), room: mask }, { kind: "who", mask });
+    }
+    const name = nameOf(mask);
+    if (name === undefined || mask.includes("*") || mask.includes("?")) {
+      this.reply("315", mask, "End of WHO list");
+      return undefined;
+    }
+    // A nick: its one line, if it is online.
+    return this.request({ type: "whois", id: this.id(), name }, { kind: "who", mask });
+  }
+
+  /** Handles `WHOIS`. */
+  whois(message: IrcMessage): Promise<void> | undefined {
+    // "WHOIS server nick" asks a given server; there is one.
+    const nick = message.params[message.params.length - 1]!.split(",")[0]!;
+    const name = nameOf(nick);
+    if (name === undefined) {
+      this.send(
+        this.numeric("401", [nick, "No such nick"]),
+        this.numeric("318", [nick, "End of /WHOIS list"]),
+      );
+      return undefined;
+    }
+    return this.request({ type: "whois", id: this.id(), name }, { kind: "whois", nick });
+  }
+
+  /** Handles `WHOWAS`. */
+  whowas(message: IrcMessage): undefined {
+    const nick = message.params[0]!;
+    this.send(
+      this.numeric("406", [nick, "There was no such nickname"]),
+      this.numeric("369", [nick, "End of WHOWAS"]),
+    );
+    return undefined;
+  }
+
+  /** Handles `MODE`. */
+  mode(message: IrcMessage): undefined {
+    const [target, modes] = message.params as [string, string | undefined];
+    if (target.startsWith("#")) {
+      if (!isChannel(target)) {
+        this.refuse("403", target, "No such channel");
+      } else if (modes === undefined) {
+        this.reply("324", target, "+n");
+      } else if (/^[+-]?b$/.test(modes) && message.params.length === 2) {
+        this.reply("368", target, "End of channel ban list");
+      } else {
+        this.refuse("482", target, "Channel modes cannot be changed on this server");
+      }
+      return undefined;
+    }
+    if (nameOf(target)?.toLowerCase() !== this.session.name?.toLowerCase()) {
+      this.refuse("502", "Can't change mode for other users");
+    } else if (modes === undefined) {
+      this.reply("221", "+");
+    }
+    // Setting user modes (+i, +w) changes nothing here, and is not refused.
+    return undefined;
+  }
+
+  /** Handles `KICK`. */
+  kick(message: IrcMessage): Promise<void> | undefined {
+    const [room, nick, reason] = message.params as [string, string, string | undefined];
+    const name = nameOf(nick);
+    if (name === undefined) {
+      this.refuse("401", nick, "No such nick");
+      return undefined;
+    }
+    return this.request(
+      { type: "kick", id: this.id(), name, ...(reason === undefined ? {} : { reason }) },
+      { kind: "kick", room, nick },
+    );
+  }
+
+  /** Handles `AWAY`. */
+  away(message: IrcMessage): undefined {
+    if (message.params.length === 0 || message.params[0] === "") {
+      this.reply("305", "You are not marked as being away");
+    } else {
+      this.refuse("421", "AWAY", "Away messages are not supported on this server");
+    }
+    return undefined;
+  }
+
+  /** Handles `OPER`. */
+  oper(): undefined {
+    this.refuse("491", "Operators are the holders of keys named with chat serve --operator");
+    return undefined;
+  }
+
+  // Rendering.
+
+  render(out: Outbound, session: Session): Uint8Array | null {
+    const frame = out.frame;
+    switch (frame.type) {
+      case "ack":
+      case "error":
+        return this.#answer(frame);
+      case "welcome":
+        return this.#welcome(frame);
+      case "challenge":
+      case "transfer":
+      case "ping":
+        return null;
+      case "message": {
+        const held = this.#joining.get(frame.room);
+        if (held !== undefined) {
+          const bytes = out.irc(this.#variant);
+          if (bytes !== null) held.push(bytes);
+          return null;
+        }
+        return out.irc(this.#variant);
+      }
+      case "leave":
+        if (frame.reason !== "part" && frame.reason !== "kicked") {
+          // Someone leaving the chat quits once, however many rooms they shared with this reader.
+          const key = `${frame.name}\n${frame.ts}`;
+          if (key === this.#lastQuit) return null;
+          this.#lastQuit = key;
+        }
+        if (frame.name === session.name) return null;
+        return out.irc(this.#variant);
+      default:
+        return out.irc(this.#variant);
+    }
+  }
+
+  bye(_reason: LeaveReason | "timeout", message: string): Uint8Array {
+    return ircBytes([`ERROR :${message.replace(/[\r\n]/g, " ")}`]);
+  }
+
+  refusals(message: string, ids: RequestId[]): Uint8Array {
+    for (const id of ids) this.#pending.delete(id);
+    return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, message], true)]);
+  }
+
+  #welcome(frame: WelcomeFrame): Uint8Array {
+    this.#pending.delete(frame.id);
+    this.#registering = false;
+    const nick = nickOf(frame.name);
+    const limits = this.#host.limits;
+    const n = (code: string, params: string[], text = true) =>
+      ircLine(SERVER_NAME, code, [nick, ...params], text);
+    const support = [
+      "CASEMAPPING=ascii",
+      `CHANLIMIT=#:${limits.maxRoomsPerUser}`,
+      "CHANMODES=,,,n",
+      `CHANNELLEN=${MAX_ROOM_LENGTH}`,
+      "CHANTYPES=#",
+      "NETWORK=chat",
+      `NICKLEN=${MAX_NAME_LENGTH}`,
+      "PREFIX=",
+      "SAFELIST",
+      "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+      `TOPICLEN=${TOPIC_LENGTH}`,
+      "UTF8ONLY",
+    ];
+    const lines = [
+      n("001", [`Welcome to the chat network, ${nick}`]),
+      n("002", [`Your host is ${SERVER_NAME}, running version ${frame.server}`]),
+      n("003", [`This server was created ${STARTED}`]),
+      n("004", [SERVER_NAME, frame.server, "i", "n"], false),
+      n("005", [...support, "are supported by this server"]),
+      ...this.motd(nick),
+    ];
+    for (const room of frame.rooms) {
+      lines.push(...this.#joined(nick, frame.name, room.name, room.topic, room.members));
+    }
+    return ircBytes(lines);
+  }
+
+  /** The message of the day. */
+  motd(nick = this.nick): string[] {
+    const n = (code: string, text: string) => ircLine(SERVER_NAME, code, [nick, text], true);
+    return [
+      n("375", `- ${SERVER_NAME} Message of the day -`),
+      n("372", `- This is a chat server (${this.software}); IRC is one of its doors.`),
+      n("372", "- Everyone starts in #lobby. Rooms are channels: /join #name, /list."),
+      n(
+        "372",
+        '- Names IRC cannot show appear encoded (小明 is "_|bhto6u"); /msg that nick to reach them.',
+      ),
+      n("376", "End of /MOTD command."),
+    ];
+  }
+
+  /** What a client sees on joining: its JOIN, the topic, the names. */
+  #joined(nick: string, name: string, room: string, topic: string, names: string[]): string[] {
+    const lines = [ircLine(maskOf(name), "JOIN", [room])];
+    if (topic !== "") lines.push(ircLine(SERVER_NAME, "332", [nick, room, topic], true));
+    lines.push(...namesLines(nick, room, names));
+    return lines;
+  }
+
+  #answer(frame: AckFrame | ErrorFrame): Uint8Array | null {
+    if (frame.type === "error" && frame.id === undefined) {
+      for (const id of frame.ids ?? []) this.#pending.delete(id);
+      return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, frame.message], true)]);
+    }
+    const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id);
+    if (frame.id !== undefined) this.#pending.delete(frame.id);
+    if (pending === undefined) return null;
+    const lines = frame.type === "ack" ? this.#acked(frame, pending) : this.#failed(frame, pending);
+    if (pending.kind === "join") {
+      const held = this.#joining.get(pending.room) ?? [];
+      this.#joining.delete(pending.room);
+      if (held.length > 0) {
+        return concat([ircBytes(lines), ...(frame.type === "ack" ? held : [])]);
+      }
+    }
+    return lines.length === 0 ? null : ircBytes(lines);
+  }
+
+  /** Lines for a request that succeeded. */
+  #acked(ack: AckFrame, pending: Pending): string[] {
+    const nick = this.nick;
+    const n = (code: string, params: string[], text = true) =>
+      ircLine(SERVER_NAME, code, [nick, ...params], text);
+    const name = this.session.name ?? "";
+    switch (pending.kind) {
+      case "hello":
+        return [];
+      case "join":
+        return this.#joined(nick, name, ack.room ?? pending.room, ack.topic ?? "", ack.names ?? []);
+      case "part":
+        return [ircLine(maskOf(name), "PART", [pending.room])];
+      case "topic":
+        if (pending.set) {
+          return [ircLine(maskOf(name), "TOPIC", [pending.room, ack.topic ?? ""], true)];
+        }
+        return ack.topic
+          ? [n("332", [pending.room, ack.topic])]
+          : [n("331", [pending.room, "No topic is set"])];
+      case "names":
+        return namesLines(nick, pending.room, ack.names ?? []);
+      case "who":
+        return [
+          ...(ack.names ?? (ack.online === true && ack.name !== undefined ? [ack.name] : [])).map((
+            member,
+          ) =>
+            n("352", [
+              pending.mask,
+              "u",
+              "chat",
+              SERVER_NAME,
+              nickOf(member),
+              "H",
+              `0 ${member}`,
+            ])
+          ),
+          n("315", [pending.mask, "End of WHO list"]),
+        ];
+      case "list":
+        return [
+          n("321", ["Channel", "Users  Name"]),
+          ...(ack.rooms ?? []).filter((room) =>
+            pending.only === undefined || pending.only.has(room.name)
+          ).map((room) => n("322", [room.name, String(room.members), room.topic])),
+          n("323", ["End of /LIST"]),
+        ];
+      case "whois": {
+        const target = nickOf(ack.name ?? pending.nick);
+        if (ack.online !== true) {
+          return [
+            n("401", [pending.nick, "No such nick"]),
+            n("318", [pending.nick, "End of /WHOIS list"]),
+          ];
+        }
+        const lines = [
+          n("311", [target, "u", "chat", "*", ack.name ?? target]),
+          n("312", [target, SERVER_NAME, "chat"]),
+        ];
+        if (ack.op === true) lines.push(n("313", [target, "is an operator"]));
+        if (ack.fingerprint !== undefined) {
+          lines.push(n("276", [target, `has key fingerprint ${ack.fingerprint}`]));
+        }
+        lines.push(n("318", [target, "End of /WHOIS list"]));
+        return lines;
+      }
+      case "say": {
+        if (!this.#caps.has("echo-message")) return [];
+        const target = ack.to !== undefined ? nickOf(ack.to) : pending.target;
+        const id = ack.room !== undefined && ack.seq !== undefined
+          ? `${ack.room}/${ack.seq}`
+          : undefined;
+        return textLines(
+          maskOf(name),
+          target,
+          pending.text,
+          pending.action,
+          tagsFor(this.#variant, ack.ts, id),
+          pending.command,
+        );
+      }
+      case "nick":
+        // The new name is the session's now; the old one was the nick the client knew.
+        return [];
+      case "kick":
+        return [];
+      case "quit":
+        return [
+          `ERROR :Closing link (${pending.message === "" ? "Quit" : `Quit: ${pending.message}`})`,
+        ];
+    }
+  }
+
+  /** Lines for a request that was refused. */
+  #failed(error: ErrorFrame, pending: Pending): string[] {
+    const nick = this.nick;
+    const n = (code: string, ...params: string[]) =>
+      ircLine(SERVER_NAME, code, [nick, ...params], true);
+    const code = error.code;
+    const message = error.message;
+    switch (pending.kind) {
+      case "hello":
+        this.#registering = false;
+        this.#nick = undefined;
+        if (code === "name_taken" || code === "name_claimed") {
+          return [n("433", pending.nick, message)];
+        }
+        if (code === "invalid_name") return [n("432", pending.nick, message)];
+        if (code === "unauthorized") return [n("464", message)];
+        if (code === "banned") return [n("465", message)];
+        break;
+      case "nick":
+        if (code === "name_taken" || code === "name_claimed") {
+          return [n("433", pending.nick, message)];
+        }
+        if (code === "invalid_name" || code === "banned") {
+          return [n("432", pending.nick, message)];
+        }
+        break;
+      case "join":
+        if (code === "invalid_room") return [n("403", pending.room, message)];
+        if (code === "too_many_rooms") return [n("405", pending.room, message)];
+        break;
+      case "part":
+      case "topic":
+      case "names":
+        if (code === "not_in_room") {
+          if (pending.kind === "names") return namesLines(nick, pending.room, []);
+          return [n("442", pending.room, "You're not on that channel")];
+        }
+        if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
+        if (code === "muted") return [n("482", pending.room, message)];
+        break;
+      case "who":
+        return [n("315", pending.mask, "End of WHO list")];
+      case "whois":
+        if (code === "no_such_user") {
+          return [
+            n("401", pending.nick, "No such nick"),
+            n("318", pending.nick, "End of /WHOIS list"),
+          ];
+        }
+        break;
+      case "say":
+        if (code === "no_such_user") return [n("401", pending.target, "No such nick")];
+        if (code === "not_in_room" || code === "muted") {
+          return [n("404", pending.target, message)];
+        }
+        if (code === "invalid_room") return [n("403", pending.target, "No such channel")];
+        if (code === "invalid_text" && message === "Message is empty") {
+          return [n("412", "No text to send")];
+        }
+        break;
+      case "kick":
+        if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
+        if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
+        break;
+    }
+    return [ircLine(SERVER_NAME, "NOTICE", [nick, message], true)];
+  }
+}
+
+function tooLong(text: string): boolean {
+  let rest = text;
+  if (text.startsWith("@")) {
+    const space = text.indexOf(" ");
+    if (space === -1 || encoder.encode(text.slice(0, space + 1)).length > MAX_TAG_BYTES) {
+      return true;
+    }
+    rest = text.slice(space + 1);
+  }
+  return encoder.encode(rest).length > MAX_LINE_BYTES - 2;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+/** 353 lines (as many as the names need) and 366. */
+function namesLines(nick: string, room: string, names: string[]): string[] {
+  const lines: string[] = [];
+  const head = ircLine(SERVER_NAME, "353", [nick, "=", room, ""], true);
+  let list = "";
+  for (const name of names) {
+    const shown = nickOf(name);
+    if (list !== "" && head.length + list.length + shown.length + 1 > MAX_LINE_BYTES - 2) {
+      lines.push(head + list);
+      list = "";
+    }
+    list += list === "" ? shown : ` ${shown}`;
+  }
+  if (list !== "") lines.push(head + list);
+  lines.push(ircLine(SERVER_NAME, "366", [nick, room, "End of /NAMES list"], true));
+  return lines;
+}
+
+/** Splits a comma-separated list, dropping empty items. */
+function targets(list: string): string[] {
+  return list.split(",").filter((item) => item !== "");
+}
+
+/** Runs one request per target, in order, waiting where one must be waited for. */
+function each(
+  items: string[],
+  run: (item: string) => Promise<void> | undefined,
+): Promise<void> | undefined {
+  for (let index = 0; index < items.length; index++) {
+    const pending = run(items[index]!);
+    if (pending !== undefined) {
+      return pending.then(() => each(items.slice(index + 1), run));
+    }
+  }
+  return undefined;
+}
