@@ -27,6 +27,7 @@ import {
   ircLine,
   type IrcMessage,
   maskOf,
+  MAX_CLIENT_TAG_BYTES,
   MAX_LINE_BYTES,
   MAX_TAG_BYTES,
   MESSAGE_TAGS,
@@ -82,7 +83,7 @@ const COMMANDS: Record<string, IrcCommand> = {
   CAP: { run: (dialect, message) => dialect.cap(message), params: 1, early: true },
   PASS: { run: (dialect, message) => dialect.pass(message), params: 1, early: true },
   NICK: { run: (dialect, message) => dialect.nickCommand(message), early: true },
-  USER: { run: (dialect) => dialect.user(), params: 4, early: true },
+  USER: { run: (dialect, message) => dialect.user(message), params: 4, early: true },
   PING: { run: (dialect, message) => dialect.pingCommand(message), early: true },
   PONG: { run: () => undefined, early: true },
   QUIT: { run: (dialect, message) => dialect.quit(message), early: true },
@@ -297,8 +298,11 @@ export class IrcDialect implements Dialect {
   }
 
   /** Handles `USER`. */
-  user(): void {
+  user(message: IrcMessage): void {
     if (this.session.name !== undefined) return this.refuse("462", "You may not reregister");
+    if (message.params.some((param) => param === "")) {
+      return this.refuse("461", "USER", "Not enough parameters");
+    }
     this.#user = true;
     void this.register();
   }
@@ -384,12 +388,14 @@ export class IrcDialect implements Dialect {
   /** Handles `PRIVMSG`. */
   privmsg(message: IrcMessage): Promise<void> | undefined {
     const [list, raw] = message.params;
+    // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
+    const refuse = message.command === "NOTICE" ? () => {} : this.refuse.bind(this);
     if (list === undefined || list === "") {
-      this.refuse("411", `No recipient given (${message.command})`);
+      refuse("411", `No recipient given (${message.command})`);
       return undefined;
     }
     if (raw === undefined || raw === "") {
-      this.refuse("412", "No text to send");
+      refuse("412", "No text to send");
       return undefined;
     }
     let text = raw;
@@ -410,7 +416,7 @@ export class IrcDialect implements Dialect {
       }
       const name = nameOf(target);
       if (name === undefined) {
-        this.refuse("401", target, "No such nick");
+        refuse("401", target, "No such nick");
         return undefined;
       }
       return this.request({ type: "dm", id: this.id(), to: name, text, ...extra }, say);
@@ -437,11 +443,10 @@ export class IrcDialect implements Dialect {
   /** Handles `NAMES`. */
   names(message: IrcMessage): Promise<void> | undefined {
     const list = message.params[0];
-    if (list === undefined) {
-      this.reply("366", "*", "End of /NAMES list");
-      return undefined;
-    }
-    return each(targets(list), (room) => {
+    const rooms = list === undefined
+      ? [...this.session.rooms].map((room) => room.name)
+      : targets(list);
+    return each(rooms, (room) => {
       if (!this.session.inRoom(room)) {
         this.send(...namesLines(this.nick, room, []));
         return undefined;
@@ -706,7 +711,7 @@ export class IrcDialect implements Dialect {
             member,
           ) =>
             n("352", [
-              pending.mask,
+              pending.mask.startsWith("#") ? pending.mask : "*",
               "u",
               "chat",
               SERVER_NAME,
@@ -778,6 +783,8 @@ export class IrcDialect implements Dialect {
       ircLine(SERVER_NAME, code, [nick, ...params], true);
     const code = error.code;
     const message = error.message;
+    // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
+    if (pending.kind === "say" && pending.command === "NOTICE") return [];
     switch (pending.kind) {
       case "hello":
         this.#registering = false;
@@ -844,7 +851,9 @@ function tooLong(text: string): boolean {
   let rest = text;
   if (text.startsWith("@")) {
     const space = text.indexOf(" ");
-    if (space === -1 || encoder.encode(text.slice(0, space + 1)).length > MAX_TAG_BYTES) {
+    if (
+      space === -1 || encoder.encode(text.slice(0, space + 1)).length > MAX_CLIENT_TAG_BYTES
+    ) {
       return true;
     }
     rest = text.slice(space + 1);

@@ -12,8 +12,10 @@ import { nickOf } from "./irc_names.ts";
 export const SERVER_NAME = "chat.server";
 /** Longest line without its tags, CR LF included (RFC 1459). */
 export const MAX_LINE_BYTES = 512;
-/** Longest tag section, `@` and the space after it included (IRCv3 message-tags). */
+/** Longest tag section of a line, `@` and the space after it included (IRCv3 message-tags). */
 export const MAX_TAG_BYTES = 8191;
+/** Longest tag section a client may send, `@` and the space included (IRCv3 message-tags). */
+export const MAX_CLIENT_TAG_BYTES = 4094;
 
 /** Tags a reader negotiated: the bits of {@linkcode ircEvent}'s variant. */
 export const SERVER_TIME = 1;
