@@ -61,7 +61,7 @@ type Pending =
   | { kind: "list"; only: Set<string> | undefined }
   | { kind: "whois"; nick: string }
   | { kind: "say"; command: string; target: string; text: string; action: boolean }
-  | { kind: "nick"; nick: string }
+  | { kind: "nick"; nick: string; old: string }
   | { kind: "kick"; room: string; nick: string }
   | { kind: "quit"; message: string };
 
@@ -231,7 +231,7 @@ export class IrcDialect implements Dialect {
   // Registration.
 
   /** Handles `CAP`. */
-  cap(message: IrcMessage): void {
+  cap(message: IrcMessage): Promise<void> | undefined {
     const [sub = "", arg = ""] = message.params;
     switch (sub.toUpperCase()) {
       case "LS":
@@ -264,9 +264,10 @@ export class IrcDialect implements Dialect {
       }
       case "END":
         this.#negotiating = false;
-        return void this.register();
+        return this.register();
       default:
         this.refuse("410", sub, "Invalid CAP command");
+        return;
     }
   }
 
@@ -294,17 +295,18 @@ export class IrcDialect implements Dialect {
     return this.request({ type: "nick", id: this.id(), name: checked.name }, {
       kind: "nick",
       nick,
+      old: this.nick,
     });
   }
 
   /** Handles `USER`. */
-  user(message: IrcMessage): void {
-    if (this.session.name !== undefined) return this.refuse("462", "You may not reregister");
+  user(message: IrcMessage): Promise<void> | undefined {
+    if (this.session.name !== undefined) return void this.refuse("462", "You may not reregister");
     if (message.params.some((param) => param === "")) {
-      return this.refuse("461", "USER", "Not enough parameters");
+      return void this.refuse("461", "USER", "Not enough parameters");
     }
     this.#user = true;
-    void this.register();
+    return this.register();
   }
 
   /** Says `hello` once the nick, the user and the capabilities are settled. */
@@ -766,7 +768,7 @@ export class IrcDialect implements Dialect {
       }
       case "nick":
         // The new name is the session's now; the old one was the nick the client knew.
-        return [];
+        return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
       case "kick":
         return [];
       case "quit":
@@ -786,16 +788,20 @@ export class IrcDialect implements Dialect {
     // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
     if (pending.kind === "say" && pending.command === "NOTICE") return [];
     switch (pending.kind) {
-      case "hello":
+      case "hello": {
         this.#registering = false;
         this.#nick = undefined;
+        // Not registered: the client has no nick yet.
+        const early = (code: string, ...params: string[]) =>
+          ircLine(SERVER_NAME, code, ["*", ...params], true);
         if (code === "name_taken" || code === "name_claimed") {
-          return [n("433", pending.nick, message)];
+          return [early("433", pending.nick, message)];
         }
-        if (code === "invalid_name") return [n("432", pending.nick, message)];
-        if (code === "unauthorized") return [n("464", message)];
-        if (code === "banned") return [n("465", message)];
-        break;
+        if (code === "invalid_name") return [early("432", pending.nick, message)];
+        if (code === "unauthorized") return [early("464", message)];
+        if (code === "banned") return [early("465", message)];
+        return [early("NOTICE", message)];
+      }
       case "nick":
         if (code === "name_taken" || code === "name_claimed") {
           return [n("433", pending.nick, message)];
