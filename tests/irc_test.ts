@@ -426,7 +426,8 @@ Deno.test("irc, library and nc users in one room see each other", async () => {
   await lib.send("hi ana");
   await expect(ana, /^:_\|bhto6u!u@chat PRIVMSG #lobby :hi ana$/);
   await lib.send("waves", { action: true });
-  await expect(ana, /^:_\|bhto6u!u@chat PRIVMSG #lobby :\x01ACTION waves\x01$/);
+  const action = await expect(ana, /^:_\|bhto6u!u@chat PRIVMSG #lobby :.ACTION waves.$/);
+  ok(action.endsWith(":\x01ACTION waves\x01"));
   await nc.write("hello from nc\n");
   await expect(ana, /^:ned!u@chat PRIVMSG #lobby :hello from nc$/);
 
@@ -474,7 +475,8 @@ Deno.test("irc door survives long lines, bad UTF-8, huge tags and junk", async (
   await irc.write(`${"z".repeat(100_000)}\r\n`);
   await expect(irc, / 417 tough /);
   await irc.write("\x00\x01\x02 junk\r\n:only.a.source\r\n   \r\n@tags-only\r\n");
-  await expect(irc, / 421 tough \x00\x01\x02 :Unknown command$/);
+  const junk = await expect(irc, / 421 tough .* :Unknown command$/);
+  ok(junk.includes(" \x00\x01\x02 "));
   await irc.write("PING :still here\r\n");
   await expect(irc, /^:chat\.server PONG chat\.server :still here$/);
 });
