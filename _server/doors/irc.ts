@@ -214,7 +214,7 @@ export class IrcDialect implements Dialect {
       ? COMMANDS[message.command]
       : undefined;
     if (command === undefined) {
-      this.refuse("421", message.command.slice(0, 32), "Unknown command");
+      this.refuse("421", message.command.slice(0, 32).replace(/[^!-~]/g, "?"), "Unknown command");
       return;
     }
     if (command.early !== true && this.#host.session.name === undefined) {
