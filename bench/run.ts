@@ -10,7 +10,7 @@
  *
  * - `--quick`: smaller workloads, about two minutes in all
  * - `--only NAME[,NAME]`: servers whose name contains NAME (`chat`, `ncat`,
- *   `ngircd`, `naive deno`, `naive node`, `durable`, `memory`)
+ *   `ngircd`, `naive deno`, `naive node`, `durable`, `memory`, `irc door`)
  * - `--workload NAME[,NAME]`: `burst`, `paced`, `idle`, `slow`
  * - `--cpu-prof DIR`: run our server with `--cpu-prof` and leave the
  *   profiles in DIR (summarise them with `profile_summary.ts`)
@@ -291,13 +291,26 @@ async function chatServers(
       });
     },
   });
+  // The same server, measured with IRC clients on its IRC door, beside ngircd.
+  const memory = make("chat IRC door (:memory:)", () => ":memory:");
+  const irc: Server = {
+    ...memory,
+    protocol: "irc",
+    command: (port, dir) =>
+      memory.command(freePort(), dir).then((run) => ({
+        ...run,
+        args: [...run.args, "--irc-port", String(port)],
+      })),
+  };
+  if (!flags.has("--irc-port")) irc.skip = "this chat has no --irc-port";
   if (flags.has("--data")) {
     return [
       make("chat (durable)", (dir) => `${dir}/bench.db`),
       make("chat (:memory:)", () => ":memory:"),
+      irc,
     ];
   }
-  return [make("chat", undefined)];
+  return [make("chat", undefined), irc];
 }
 
 async function ncatServer(): Promise<Server> {
