@@ -514,3 +514,72 @@ Deno.test("irc door refuses a name bound to a key over a socket", async () => {
   await expect(irc, /^:chat\.server 433 \* keyed :The name "keyed" belongs to another key/);
   equal(owner.name, "keyed");
 });
+
+Deno.test("irc users are muted, banned and kicked like everyone else", async () => {
+  const identity = await createIdentity();
+  await using server = await serve({ ...local, ircPort: 0, operators: [identity.fingerprint] });
+  await using op = await connect({ port: server.addr.port, name: "op", identity });
+  await using irc = await ircClient(server.ircAddr!.port, "noisy");
+  await op.mute("noisy", { duration: 600, reason: "calm down" });
+  await irc.write("PRIVMSG #lobby :still talking\r\n");
+  await expect(irc, /^:chat\.server 404 noisy #lobby :You are muted until .*: calm down$/);
+  await irc.write("KICK #lobby op\r\n");
+  await expect(irc, /^:chat\.server 482 noisy #lobby /);
+  await op.ban("noisy", { duration: 600, reason: "spam" });
+  await expect(irc, /^ERROR :Banned by op until .*: spam$/);
+  await irc.eof();
+  await using again = await RawPeer.connect(server.ircAddr!.port);
+  await again.write("NICK noisy\r\nUSER n 0 * :n\r\n");
+  await expect(again, /^(ERROR :You are banned|:chat\.server 465 \* :You are banned)/);
+});
+
+Deno.test("irc users see an operator's kick as a KICK", async () => {
+  const identity = await createIdentity();
+  await using server = await serve({ ...local, ircPort: 0, operators: [identity.fingerprint] });
+  await using op = await connect({ port: server.addr.port, name: "op", identity });
+  await using irc = await ircClient(server.ircAddr!.port, "watcher");
+  await using victim = await connect({ port: server.addr.port, name: "victim" });
+  await expect(irc, /^:victim!u@chat JOIN #lobby$/);
+  await op.kick("victim", "enough");
+  await expect(irc, /^:chat\.server KICK #lobby victim :Kicked$/);
+  void victim;
+});
+
+Deno.test("an irc flooder is cut off, and the others are told why", async () => {
+  await using server = await serve({ ...local, ircPort: 0, floodTimeout: 500 });
+  await using lib = await connect({ port: server.addr.port, name: "witness" });
+  await using flooder = await ircClient(server.ircAddr!.port, "flooder");
+  const told = expect(
+    flooder,
+    /^ERROR :Disconnected: you kept sending lines faster than 10 a second/,
+  );
+  const chunk = "PRIVMSG #lobby :flood\r\n".repeat(500);
+  const flood = (async () => {
+    try {
+      while (true) await flooder.write(chunk);
+    } catch {
+      // Closed by the server.
+    }
+  })();
+  await told;
+  await flood;
+  let leave;
+  do leave = await lib.next("leave", { timeout: 10_000 }); while (leave.name !== "flooder");
+  equal(leave.reason, "flood");
+});
+
+Deno.test("an irc reader that stops reading is disconnected, and others are told", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0, maxSendQueueBytes: 64 * 1024 });
+  await using sleeper = await ircClient(server.ircAddr!.port, "sleeper");
+  await using lib = await connect({ port: server.addr.port, name: "talker" });
+  const text = "x".repeat(8000);
+  let gone = false;
+  const left = lib.next("leave", { timeout: 30_000 }).then((event) => {
+    gone = true;
+    return event;
+  });
+  for (let i = 0; i < 2000 && !gone; i++) await lib.send(text);
+  const event = await left;
+  deepEqual([event.name, event.reason], ["sleeper", "send_queue_exceeded"]);
+  void sleeper;
+});
