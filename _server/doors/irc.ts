@@ -604,8 +604,19 @@ export class IrcDialect implements Dialect {
   }
 
   refusals(message: string, ids: RequestId[]): Uint8Array {
-    for (const id of ids) this.#pending.delete(id);
+    for (const id of ids) this.#forget(id);
     return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, message], true)]);
+  }
+
+  /** Forgets a request answered without its own answer (refusals held back and counted). */
+  #forget(id: RequestId): void {
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
+    if (pending?.kind === "join") this.#joining.delete(pending.room);
+    if (pending?.kind === "hello") {
+      this.#registering = false;
+      this.#nick = undefined;
+    }
   }
 
   #welcome(frame: WelcomeFrame): Uint8Array {
@@ -668,7 +679,7 @@ export class IrcDialect implements Dialect {
 
   #answer(frame: AckFrame | ErrorFrame): Uint8Array | null {
     if (frame.type === "error" && frame.id === undefined) {
-      for (const id of frame.ids ?? []) this.#pending.delete(id);
+      for (const id of frame.ids ?? []) this.#forget(id);
       return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, frame.message], true)]);
     }
     const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id);
