@@ -159,6 +159,9 @@ Deno.test({
 
       await lib.send("library says 你好");
       await pane.waitFor(/library says 你好/, 15_000);
+      await lib.dm("ircy", "a private 你好 for irssi");
+      await type("/window goto _|bhto6u");
+      await pane.waitFor(/a private 你好 for irssi/, 15_000);
 
       await lib.join("#dev");
       await type("/join #dev");
