@@ -211,7 +211,7 @@ class Server implements ChatServer {
       // The IRC port speaks IRC from the first byte, over TLS when the main port does.
       accepting.push(this.#accept(irc, {
         ...(this.#tlsOptions ?? this.#connectionOptions),
-        dialect: (host) => new IrcDialect(host, SOFTWARE),
+        dialect: (host) => new IrcDialect(host, SOFTWARE, options.maxHistoryPage ?? 200),
       }));
     }
     this.#accepting = Promise.all(accepting).then(

@@ -197,7 +197,10 @@ Deno.test("irc door registers only once CAP END, NICK and USER are in, then welc
   await using chat = await makeCore();
   const irc = new FakeIrc(chat.core);
   await irc.type("CAP LS 302");
-  match(irc.take()[0]!, /^:chat\.server CAP \* LS :echo-message message-tags server-time$/);
+  match(
+    irc.take()[0]!,
+    /^:chat\.server CAP \* LS :batch draft\/chathistory echo-message message-tags server-time$/,
+  );
   await irc.type("CAP REQ :server-time nope");
   match(irc.take()[0]!, / CAP \* NAK :server-time nope$/);
   await irc.type("CAP REQ :server-time echo-message", "NICK alice", "USER a 0 * :A");
@@ -582,4 +585,54 @@ Deno.test("an irc reader that stops reading is disconnected, and others are told
   const event = await left;
   deepEqual([event.name, event.reason], ["sleeper", "send_queue_exceeded"]);
   void sleeper;
+});
+
+Deno.test("irc door pages a room's history with CHATHISTORY, in a batch", async () => {
+  await using chat = await makeCore();
+  const writer = await register(chat.core, "writer");
+  await writer.type("JOIN #dev", "PRIVMSG #dev :one", "PRIVMSG #dev :two", "PRIVMSG #dev :three");
+  const reader = await register(
+    chat.core,
+    "reader",
+    "batch draft/chathistory server-time message-tags",
+  );
+  await reader.type("JOIN #dev");
+  reader.take();
+  const page = async (line: string) => {
+    await reader.type(line);
+    return reader.take().map((text) => text.replace(/time=[^;]+;/, ""));
+  };
+  deepEqual(await page("CHATHISTORY LATEST #dev * 2"), [
+    ":chat.server BATCH +h1 chathistory #dev",
+    "@batch=h1;msgid=#dev/2 :writer!u@chat PRIVMSG #dev :two",
+    "@batch=h1;msgid=#dev/3 :writer!u@chat PRIVMSG #dev :three",
+    ":chat.server BATCH -h1",
+  ]);
+  deepEqual(await page("CHATHISTORY BEFORE #dev msgid=#dev/3 10"), [
+    ":chat.server BATCH +h2 chathistory #dev",
+    "@batch=h2;msgid=#dev/1 :writer!u@chat PRIVMSG #dev :one",
+    "@batch=h2;msgid=#dev/2 :writer!u@chat PRIVMSG #dev :two",
+    ":chat.server BATCH -h2",
+  ]);
+  deepEqual(await page("CHATHISTORY AFTER #dev msgid=#dev/2 10"), [
+    ":chat.server BATCH +h3 chathistory #dev",
+    "@batch=h3;msgid=#dev/3 :writer!u@chat PRIVMSG #dev :three",
+    ":chat.server BATCH -h3",
+  ]);
+  deepEqual(await page("CHATHISTORY LATEST writer * 10"), [
+    ":chat.server BATCH +h4 chathistory writer",
+    ":chat.server BATCH -h4",
+  ]);
+  deepEqual((await page("CHATHISTORY AROUND #dev * 10")).map((line) => line.split(" ")[3]), [
+    "INVALID_PARAMS",
+  ]);
+  deepEqual((await page("CHATHISTORY LATEST #nowhere * 10")).map((line) => line.split(" ")[3]), [
+    "INVALID_TARGET",
+  ]);
+  deepEqual(
+    (await page("CHATHISTORY BEFORE #dev timestamp=2026-01-01T00:00:00Z 10")).map((line) =>
+      line.split(" ")[3]
+    ),
+    ["INVALID_MSGREFTYPE"],
+  );
 });

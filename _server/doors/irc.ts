@@ -39,12 +39,15 @@ import {
   motdLines,
   namesLines,
   type Pending,
+  type Reader,
   refusalLines,
   welcomeLines,
 } from "./irc_replies.ts";
 
 /** The capabilities offered, by name, with the tag bit each one sets. */
 const CAPABILITIES: ReadonlyMap<string, number> = new Map([
+  ["batch", 0],
+  ["draft/chathistory", 0],
   ["echo-message", 0],
   ["message-tags", MESSAGE_TAGS],
   ["server-time", SERVER_TIME],
@@ -85,6 +88,7 @@ const COMMANDS: Record<string, IrcCommand> = {
   WHO: { run: (dialect, message) => dialect.who(message) },
   WHOIS: { run: (dialect, message) => dialect.whois(message), params: 1 },
   WHOWAS: { run: (dialect, message) => dialect.whowas(message), params: 1 },
+  CHATHISTORY: { run: (dialect, message) => dialect.chathistory(message), params: 4 },
   MODE: { run: (dialect, message) => dialect.mode(message), params: 1 },
   KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
   MOTD: { run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software)) },
@@ -102,6 +106,9 @@ export class IrcDialect implements Dialect {
   #host: DialectHost;
   /** The server's name and version. */
   readonly software: string;
+  /** Most messages in one history page. */
+  readonly historyPage: number;
+  #batches = 0;
   #nextId = 0;
   #pending = new Map<RequestId, Pending>();
   /** Capabilities negotiated. */
@@ -125,9 +132,10 @@ export class IrcDialect implements Dialect {
    * @param host The connection.
    * @param software The server's name and version, for 002 and 004.
    */
-  constructor(host: DialectHost, software: string) {
+  constructor(host: DialectHost, software: string, historyPage = 200) {
     this.#host = host;
     this.software = software;
+    this.historyPage = historyPage;
     this.decoder = new LineDecoder({ maxBytes: MAX_TAG_BYTES + MAX_LINE_BYTES });
   }
 
@@ -485,6 +493,59 @@ export class IrcDialect implements Dialect {
     return this.request({ type: "whois", id: this.id(), name }, { kind: "whois", nick });
   }
 
+  /** Handles `CHATHISTORY LATEST|BEFORE|AFTER` for a room, by message id (`#room/SEQ`). */
+  chathistory(message: IrcMessage): Promise<void> | undefined {
+    const [sub, target, ref, count] = message.params as [string, string, string, string];
+    const kind = sub.toUpperCase();
+    const fail = (code: string, text: string) =>
+      this.#host.refuse(
+        ircBytes([ircLine(SERVER_NAME, "FAIL", ["CHATHISTORY", code, sub, target, text], true)]),
+      );
+    if (kind !== "LATEST" && kind !== "BEFORE" && kind !== "AFTER") {
+      return void fail("INVALID_PARAMS", "Only LATEST, BEFORE and AFTER are supported");
+    }
+    if (!/^\d{1,6}$/.test(count)) return void fail("INVALID_PARAMS", "The limit must be a number");
+    const limit = Math.min(Number(count) || this.historyPage, this.historyPage);
+    const batch = `h${++this.#batches}`;
+    if (!target.startsWith("#")) {
+      // Private messages are not kept: the history of a conversation is empty.
+      const done = ackLines({ type: "ack", id: 0, messages: [] }, {
+        kind: "history",
+        target,
+        batch,
+      }, this.#reader());
+      this.send(...done);
+      return undefined;
+    }
+    let seq: number | undefined;
+    if (!(ref === "*" && kind === "LATEST")) {
+      const found = /^msgid=(.+)\/(\d+)$/.exec(ref);
+      if (found === null || found[1] !== target) {
+        return void fail("INVALID_MSGREFTYPE", 'Give a message id of this room ("msgid=#room/N")');
+      }
+      seq = Number(found[2]);
+    }
+    const frame = {
+      type: "history" as const,
+      id: this.id(),
+      room: target,
+      limit,
+      ...(seq === undefined ? {} : kind === "BEFORE" ? { before: seq } : { after: seq }),
+    };
+    return this.request(frame, { kind: "history", target, batch });
+  }
+
+  /** Who reads an answer: this client, its nick and what it negotiated. */
+  #reader(): Reader {
+    return {
+      nick: this.nick,
+      name: this.session.name ?? "",
+      echo: this.#caps.has("echo-message"),
+      batch: this.#caps.has("batch"),
+      variant: this.#variant,
+    };
+  }
+
   /** Handles `WHOWAS`. */
   whowas(message: IrcMessage): undefined {
     const nick = message.params[0]!;
@@ -560,7 +621,9 @@ export class IrcDialect implements Dialect {
       case "welcome":
         this.#pending.delete(frame.id);
         this.#registering = false;
-        return ircBytes(welcomeLines(frame, this.#host.limits, this.software));
+        return ircBytes(
+          welcomeLines(frame, this.#host.limits, this.software, this.historyPage),
+        );
       case "challenge":
       case "transfer":
       case "ping":
@@ -621,12 +684,7 @@ export class IrcDialect implements Dialect {
       this.#nick = undefined;
     }
     const lines = frame.type === "ack"
-      ? ackLines(frame, pending, {
-        nick: this.nick,
-        name: this.session.name ?? "",
-        echo: this.#caps.has("echo-message"),
-        variant: this.#variant,
-      })
+      ? ackLines(frame, pending, this.#reader())
       : refusalLines(frame, pending, this.nick);
     if (pending.kind === "join") {
       const held = this.#joining.get(pending.room) ?? [];

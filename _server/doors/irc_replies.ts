@@ -26,7 +26,8 @@ export type Pending =
   | { kind: "say"; command: string; target: string; text: string; action: boolean }
   | { kind: "nick"; nick: string; old: string }
   | { kind: "kick"; room: string; nick: string }
-  | { kind: "quit"; message: string };
+  | { kind: "quit"; message: string }
+  | { kind: "history"; target: string; batch: string };
 
 /** Who reads an answer. */
 export interface Reader {
@@ -36,6 +37,8 @@ export interface Reader {
   name: string;
   /** Whether they asked for their own messages back (`echo-message`). */
   echo: boolean;
+  /** Whether they take batches (`batch`). */
+  batch: boolean;
   /** The tags they negotiated. */
   variant: number;
 }
@@ -46,9 +49,15 @@ export interface Reader {
  * @param frame The `welcome`.
  * @param limits The limits in force (for ISUPPORT).
  * @param software The server's name and version.
+ * @param historyPage Most messages in one history page.
  * @returns The lines.
  */
-export function welcomeLines(frame: WelcomeFrame, limits: Limits, software: string): string[] {
+export function welcomeLines(
+  frame: WelcomeFrame,
+  limits: Limits,
+  software: string,
+  historyPage: number,
+): string[] {
   const nick = nickOf(frame.name);
   const n = (code: string, params: string[], text = true) =>
     ircLine(SERVER_NAME, code, [nick, ...params], text);
@@ -58,6 +67,8 @@ export function welcomeLines(frame: WelcomeFrame, limits: Limits, software: stri
     "CHANMODES=,,,n",
     `CHANNELLEN=${MAX_ROOM_LENGTH}`,
     "CHANTYPES=#",
+    `CHATHISTORY=${historyPage}`,
+    "MSGREFTYPES=msgid",
     "NETWORK=chat",
     `NICKLEN=${MAX_NAME_LENGTH}`,
     "PREFIX=",
@@ -217,6 +228,28 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
       return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
     case "kick":
       return [];
+    case "history": {
+      const open = reader.batch
+        ? [ircLine(SERVER_NAME, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
+        : [];
+      const close = reader.batch ? [ircLine(SERVER_NAME, "BATCH", [`-${pending.batch}`])] : [];
+      const lines = (ack.messages ?? []).flatMap((message) => {
+        const tags = tagsFor(reader.variant, message.ts, `${message.room}/${message.seq}`);
+        const batched = !reader.batch
+          ? tags
+          : tags === ""
+          ? `@batch=${pending.batch} `
+          : `@batch=${pending.batch};${tags.slice(1)}`;
+        return textLines(
+          maskOf(message.from),
+          message.room,
+          message.text,
+          message.action === true,
+          batched,
+        );
+      });
+      return [...open, ...lines, ...close];
+    }
     case "quit":
       return [
         `ERROR :Closing link (${pending.message === "" ? "Quit" : `Quit: ${pending.message}`})`,
@@ -294,6 +327,20 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
         return [n("412", "No text to send")];
       }
       break;
+    case "history":
+      return [
+        ircLine(
+          SERVER_NAME,
+          "FAIL",
+          [
+            "CHATHISTORY",
+            code === "not_in_room" ? "INVALID_TARGET" : "MESSAGE_ERROR",
+            pending.target,
+            message,
+          ],
+          true,
+        ),
+      ];
     case "kick":
       if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
       if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
