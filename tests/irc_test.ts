@@ -636,3 +636,85 @@ Deno.test("irc door pages a room's history with CHATHISTORY, in a batch", async 
     ["INVALID_MSGREFTYPE"],
   );
 });
+
+Deno.test("irc door answers thousands of random lines without failing", async () => {
+  await using chat = await makeCore();
+  const prng = new Prng(2026);
+  const pick = <T>(items: readonly T[]): T => items[prng.int(items.length)]!;
+  const commands = [
+    "CAP",
+    "PASS",
+    "NICK",
+    "USER",
+    "PING",
+    "PONG",
+    "JOIN",
+    "PART",
+    "PRIVMSG",
+    "NOTICE",
+    "TOPIC",
+    "NAMES",
+    "LIST",
+    "WHO",
+    "WHOIS",
+    "WHOWAS",
+    "MODE",
+    "KICK",
+    "MOTD",
+    "VERSION",
+    "AWAY",
+    "OPER",
+    "TAGMSG",
+    "CHATHISTORY",
+    "AUTHENTICATE",
+    "QUIT",
+    "FOO",
+    "001",
+    "",
+  ];
+  const words = [
+    "#lobby",
+    "#dev",
+    "#",
+    "#bad name",
+    "小明",
+    "_|bhto6u",
+    "bob|away",
+    "*",
+    "0",
+    "LS",
+    "REQ",
+    "END",
+    "LATEST",
+    "msgid=#dev/1",
+    "+b",
+    "-o",
+    ":",
+    ":text with spaces",
+    "\x01ACTION waves\x01",
+    "\x01VERSION\x01",
+    "\x00",
+    "é".repeat(40),
+    "a,b,,c",
+    "@",
+  ];
+  const clients = [await register(chat.core, "fuzz1"), await register(chat.core, "fuzz2")];
+  clients.push(new FakeIrc(chat.core));
+  for (let i = 0; i < 3000; i++) {
+    const client = pick(clients);
+    const params = Array.from({ length: prng.int(5) }, () => pick(words));
+    const tags = prng.int(10) === 0 ? `@${pick(words)}=${pick(words)} ` : "";
+    const line = `${tags}${pick(commands)} ${params.join(" ")}`;
+    // A QUIT ends a client: the others carry on.
+    if (line.includes("QUIT") && client !== clients[2]) continue;
+    await client.type(line);
+    for (const reply of client.take()) {
+      ok(!reply.includes("The server failed"), `${JSON.stringify(line)} made ${reply}`);
+    }
+  }
+  // Everyone is still answered.
+  for (const client of clients.slice(0, 2)) {
+    await client.type("PING :alive");
+    deepEqual(client.take().at(-1), ":chat.server PONG chat.server :alive");
+  }
+});
