@@ -82,7 +82,10 @@ export function welcomeLines(
     n("002", [`Your host is ${SERVER_NAME}, running version ${frame.server}`]),
     n("003", [`This server was created ${STARTED}`]),
     n("004", [SERVER_NAME, frame.server, "i", "n"], false),
-    n("005", [...support, "are supported by this server"]),
+    // At most 13 tokens a line, so that no line has more than 15 parameters.
+    ...[support.slice(0, 13), support.slice(13)].filter((tokens) => tokens.length > 0).map((
+      tokens,
+    ) => n("005", [...tokens, "are supported by this server"])),
     ...motdLines(nick, software),
   ];
   for (const room of frame.rooms) {
