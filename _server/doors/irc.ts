@@ -93,6 +93,7 @@ const COMMANDS: Record<string, IrcCommand> = {
   KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
   MOTD: { run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software)) },
   VERSION: { run: (dialect) => dialect.reply("351", dialect.software, SERVER_NAME, "chat") },
+  TIME: { run: (dialect) => dialect.reply("391", SERVER_NAME, new Date().toUTCString()) },
   AWAY: { run: (dialect, message) => dialect.away(message) },
   OPER: { run: (dialect) => dialect.oper(), params: 2 },
   TAGMSG: { run: () => undefined },
