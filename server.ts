@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
 import { IrcDialect } from "./_server/doors/irc.ts";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
+import { QueueBudget } from "./_common/send_queue.ts";
 import { ChatCore, SqliteStorage } from "./_server/core.ts";
 import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
@@ -115,6 +116,12 @@ export interface ChatServer extends AsyncDisposable {
   /** Where history is stored, or `":memory:"`. */
   readonly data: string;
   /**
+   * Bytes waiting to be written to all clients (bytes many clients share
+   * counted once), and whether the server has stopped reading requests until
+   * they have gone out (`maxQueuedBytes`).
+   */
+  readonly queued: { bytes: number; paused: boolean };
+  /**
    * Stops accepting, tells every client the server is going away, sends what
    * is queued (waiting at most two seconds for clients that do not read), and
    * closes every connection. Calling it again returns the same promise.
@@ -152,6 +159,8 @@ class Server implements ChatServer {
   #tlsOptions: TcpDoorOptions | undefined;
   #core: ChatCore;
   #limits: Limits;
+  /** Bytes waiting to be written, for every door. */
+  #budget: QueueBudget;
   #connections = new Set<TcpDoor>();
   /** Refused connections per address whose reason is still being written. */
   #refusing = new Map<string, number>();
@@ -178,6 +187,7 @@ class Server implements ChatServer {
     this.#store = store;
     this.#core = core;
     this.#limits = limits;
+    this.#budget = new QueueBudget(limits.maxQueuedBytes);
     this.#log = options.onLog;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
@@ -189,6 +199,7 @@ class Server implements ChatServer {
       greeting: `Welcome to chat ${denoConfig.version}.`,
       password: options.password !== undefined,
       ports,
+      budget: this.#budget,
     };
     const tls = options.tls;
     if (tls !== undefined) {
@@ -254,6 +265,10 @@ class Server implements ChatServer {
 
   get users(): number {
     return this.#core.size;
+  }
+
+  get queued(): { bytes: number; paused: boolean } {
+    return { bytes: this.#budget.bytes, paused: this.#budget.paused };
   }
 
   get data(): string {
@@ -359,6 +374,7 @@ class Server implements ChatServer {
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);
+    this.#budget.close();
     this.#store.close();
     this.#finished.resolve();
   }

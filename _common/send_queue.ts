@@ -1,9 +1,15 @@
 /**
  * An ordered, byte-bounded write queue for one connection. Everything pushed
- * during one turn of the event loop goes out in a single write.
+ * during one turn of the event loop goes out at once: small pieces joined
+ * into one write, large ones (views of a run of events shared by many
+ * readers) written as they are, without a copy.
  *
  * @module
  */
+
+import type { BudgetedQueue, QueueBudget } from "./queue_budget.ts";
+
+export { QueueBudget } from "./queue_budget.ts";
 
 /** Options for {@linkcode SendQueue}. */
 export interface SendQueueOptions {
@@ -11,13 +17,16 @@ export interface SendQueueOptions {
   maxBytes: number;
   /**
    * A queue over `maxBytes` overflows only once its peer has taken nothing for
-   * this long (ms), or once it holds eight times `maxBytes`: a client that reads
-   * slowly through a burst catches up; one that stopped reading is cut off.
+   * this long (ms), or once it holds four times `maxBytes`: a client that
+   * reads slowly through a burst catches up; one that stopped reading is cut
+   * off.
    *
    * @default {5000}
    */
   stallTimeout?: number;
-  /** Called once, from a microtask, when the queue passes `maxBytes`. */
+  /** The server-wide budget this queue counts against, if any. */
+  budget?: QueueBudget;
+  /** Called once, from a microtask, when the queue overflows. */
   onOverflow?: () => void;
   /** Called once when a write fails; the queue is then dead. */
   onError?: (error: unknown) => void;
@@ -25,14 +34,62 @@ export interface SendQueueOptions {
   closeTimeout?: number;
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
+/** Pieces up to this size are joined with their neighbours into one write. */
+const JOIN_BELOW = 16 * 1024;
+/** The most bytes joined into one write. */
+const JOIN_MAX = 64 * 1024;
+
+/** How far past `maxBytes` a queue may grow while its peer still reads. */
+const BEHIND_FACTOR = 4;
+
+/** Buffers for joining pieces, kept between writes rather than left to the collector. */
+const spare: Uint8Array[] = [];
+/** The most spare buffers kept. */
+const SPARE_MAX = 32;
+
+/** Gives back a buffer {@linkcode nextWrite} joined pieces into, once written. */
+function giveBack(bytes: Uint8Array, pieces: number): void {
+  if (pieces > 1 && bytes.buffer.byteLength === JOIN_MAX && spare.length < SPARE_MAX) {
+    spare.push(new Uint8Array(bytes.buffer));
   }
-  return joined;
+}
+
+/** Pieces waiting: `bases[i].subarray(from[i], to[i])` for each `i`. */
+interface Pieces {
+  bases: Uint8Array[];
+  from: number[];
+  to: number[];
+}
+
+function emptyPieces(): Pieces {
+  return { bases: [], from: [], to: [] };
+}
+
+/**
+ * The next write from piece `start` on: one large piece as it is, or small
+ * neighbours joined into one copy.
+ */
+function nextWrite(pieces: Pieces, start: number): { bytes: Uint8Array; end: number } {
+  const { bases, from, to } = pieces;
+  const size = (i: number) => to[i]! - from[i]!;
+  const first = bases[start]!.subarray(from[start]!, to[start]!);
+  if (first.length >= JOIN_BELOW) return { bytes: first, end: start + 1 };
+  let end = start + 1;
+  let total = first.length;
+  while (end < bases.length) {
+    const next = size(end);
+    if (next >= JOIN_BELOW || total + next > JOIN_MAX) break;
+    total += next;
+    end++;
+  }
+  if (end === start + 1) return { bytes: first, end };
+  const joined = (spare.pop() ?? new Uint8Array(JOIN_MAX)).subarray(0, total);
+  let offset = 0;
+  for (let i = start; i < end; i++) {
+    joined.set(bases[i]!.subarray(from[i]!, to[i]!), offset);
+    offset += size(i);
+  }
+  return { bytes: joined, end };
 }
 
 /**
@@ -40,10 +97,14 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
  * written in order by one flush per event-loop turn, and partial writes are
  * finished before the next chunk starts.
  */
-export class SendQueue {
+export class SendQueue implements BudgetedQueue {
   #conn: Deno.Conn;
   #options: SendQueueOptions;
-  #chunks: Uint8Array[] = [];
+  #budget: QueueBudget | undefined;
+  #chunks: Pieces = emptyPieces();
+  /** Pieces being written now, taken from the queue; those from `#inflightFrom` on are held. */
+  #inflight: Pieces = emptyPieces();
+  #inflightFrom = 0;
   #pendingBytes = 0;
   #queuedBytes = 0;
   #scheduled = false;
@@ -60,17 +121,24 @@ export class SendQueue {
    * Creates a queue that writes to a connection.
    *
    * @param conn The connection to write to; the queue closes it.
-   * @param options The byte limit and callbacks.
+   * @param options The byte limit, the budget and callbacks.
    */
   constructor(conn: Deno.Conn, options: SendQueueOptions) {
     this.#conn = conn;
     this.#options = options;
+    this.#budget = options.budget;
+    this.#budget?.add(this);
   }
 
   /** Whether the peer is over the limit for good: stuck for a while, or far over. */
   #stalled(): boolean {
-    return this.#queuedBytes > 8 * this.#options.maxBytes ||
+    return this.#queuedBytes > BEHIND_FACTOR * this.#options.maxBytes ||
       performance.now() - this.#progress > (this.#options.stallTimeout ?? 5000);
+  }
+
+  /** When the peer last took bytes, or when the queue last became non-empty. */
+  get progress(): number {
+    return this.#progress;
   }
 
   /** Bytes waiting to be written, including the write in flight. */
@@ -89,34 +157,77 @@ export class SendQueue {
   }
 
   /**
-   * Queues bytes. They must not be modified afterwards; the same array may be
-   * pushed to many queues.
+   * Queues bytes. They must not be modified afterwards; the same bytes (or
+   * views of one buffer) may be pushed to many queues.
    *
    * @param bytes The bytes to write.
    * @returns `false` when the queue is closing or over its limit.
    */
   push(bytes: Uint8Array): boolean {
+    return this.pushView(bytes, 0, bytes.length);
+  }
+
+  /**
+   * Queues `base.subarray(from, to)` without making that view: a stretch
+   * that starts where the last one queued ends, in the same buffer, just
+   * lengthens it. The bytes must not be modified afterwards.
+   *
+   * @param base The buffer.
+   * @param from Where the bytes start in it.
+   * @param to Where they end.
+   * @returns `false` when the queue is closing or over its limit.
+   */
+  pushView(base: Uint8Array, from: number, to: number): boolean {
     if (this.#closing || this.#overflowed) return false;
+    const length = to - from;
+    if (length <= 0) return true;
     // The clock for "taken nothing for a while" starts when there is something to take.
     if (this.#queuedBytes === 0) this.#progress = performance.now();
-    this.#chunks.push(bytes);
-    this.#pendingBytes += bytes.length;
-    this.#queuedBytes += bytes.length;
+    const chunks = this.#chunks;
+    const last = chunks.bases.length - 1;
+    if (last >= 0 && chunks.bases[last] === base && chunks.to[last] === from) {
+      chunks.to[last] = to;
+    } else {
+      chunks.bases.push(base);
+      chunks.from.push(from);
+      chunks.to.push(to);
+      this.#budget?.hold(base);
+    }
+    this.#pendingBytes += length;
+    this.#queuedBytes += length;
     if (this.#queuedBytes > this.#options.maxBytes && this.#stalled()) {
-      // Drop what has not started to go out, so memory stays bounded; the
-      // write in flight finishes, so no frame is cut in half.
-      this.#overflowed = true;
-      this.#queuedBytes -= this.#pendingBytes;
-      this.#chunks = [];
-      this.#pendingBytes = 0;
-      queueMicrotask(() => this.#options.onOverflow?.());
+      this.overflow();
       return false;
     }
+    this.#schedule();
+    return true;
+  }
+
+  #schedule(): void {
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
       queueMicrotask(() => this.#flush());
     }
-    return true;
+  }
+
+  /**
+   * Gives up on the peer: drops what has not started to go out (the write in
+   * flight finishes, so no frame is cut in half) and calls `onOverflow`.
+   */
+  overflow(): void {
+    if (this.#overflowed || this.#closing) return;
+    this.#overflowed = true;
+    this.#drop();
+    queueMicrotask(() => this.#options.onOverflow?.());
+  }
+
+  /** Drops the chunks that have not started to go out. */
+  #drop(): void {
+    const budget = this.#budget;
+    if (budget !== undefined) { for (const base of this.#chunks.bases) budget.release(base); }
+    this.#queuedBytes -= this.#pendingBytes;
+    this.#chunks = emptyPieces();
+    this.#pendingBytes = 0;
   }
 
   async #flush(): Promise<void> {
@@ -124,18 +235,30 @@ export class SendQueue {
     if (this.#writing || this.#closed) return;
     this.#writing = true;
     try {
-      while (this.#chunks.length > 0 && !this.#closed) {
-        const chunk = this.#chunks.length === 1
-          ? this.#chunks[0]!
-          : concat(this.#chunks, this.#pendingBytes);
-        this.#chunks = [];
+      while (this.#chunks.bases.length > 0 && !this.#closed) {
+        const chunks = this.#chunks;
+        this.#chunks = emptyPieces();
+        this.#inflight = chunks;
         this.#pendingBytes = 0;
-        let offset = 0;
-        while (offset < chunk.length) {
-          offset += await this.#conn.write(chunk.subarray(offset));
+        this.#inflightFrom = 0;
+        for (let start = 0; start < chunks.bases.length;) {
+          const { bytes, end } = nextWrite(chunks, start);
+          let offset = 0;
+          while (offset < bytes.length) {
+            offset += await this.#conn.write(bytes.subarray(offset));
+          }
+          giveBack(bytes, end - start);
+          // Closed meanwhile: the close let go of everything in flight.
+          if (this.#closed) return;
+          this.#queuedBytes -= bytes.length;
+          this.#progress = performance.now();
+          const budget = this.#budget;
+          if (budget !== undefined) {
+            for (let i = start; i < end; i++) budget.release(chunks.bases[i]!);
+          }
+          start = this.#inflightFrom = end;
         }
-        this.#queuedBytes -= chunk.length;
-        this.#progress = performance.now();
+        this.#inflight = emptyPieces();
       }
     } catch (error) {
       if (!this.#closed) {
@@ -158,14 +281,12 @@ export class SendQueue {
    */
   finish(last: Uint8Array): Promise<void> {
     if (this.#closing || this.#closed) return this.#drained.promise;
-    this.#queuedBytes -= this.#pendingBytes;
-    this.#chunks = [last];
+    this.#drop();
+    this.#chunks = { bases: [last], from: [0], to: [last.length] };
+    this.#budget?.hold(last);
     this.#pendingBytes = last.length;
     this.#queuedBytes += last.length;
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.#flush());
-    }
+    this.#schedule();
     return this.close();
   }
 
@@ -178,7 +299,7 @@ export class SendQueue {
   close(): Promise<void> {
     if (!this.#closing && !this.#closed) {
       this.#closing = true;
-      if (!this.#writing && !this.#scheduled && this.#chunks.length === 0) {
+      if (!this.#writing && !this.#scheduled && this.#chunks.bases.length === 0) {
         this.destroy();
       } else {
         this.#closeTimer = setTimeout(() => this.destroy(), this.#options.closeTimeout ?? 2000);
@@ -193,7 +314,16 @@ export class SendQueue {
     this.#closed = true;
     this.#closing = true;
     clearTimeout(this.#closeTimer);
-    this.#chunks = [];
+    const budget = this.#budget;
+    if (budget !== undefined) {
+      // The write in flight (if any) never reports back once the connection is closed.
+      const { bases } = this.#inflight;
+      for (let i = this.#inflightFrom; i < bases.length; i++) budget.release(bases[i]!);
+      for (const base of this.#chunks.bases) budget.release(base);
+      budget.delete(this);
+    }
+    this.#inflight = emptyPieces();
+    this.#chunks = emptyPieces();
     this.#pendingBytes = 0;
     try {
       this.#conn.close();

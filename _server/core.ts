@@ -30,7 +30,7 @@ import { type CoreOptions, Shared } from "./shared.ts";
 import type { Ban, BanKind, Storage } from "./storage.ts";
 import { type ByteStream, Transfers } from "./transfers.ts";
 
-export { Outbound } from "./outbound.ts";
+export { Outbound, OutboundRun, type ViewSink } from "./outbound.ts";
 export type { Origin, Peer, Registered, Room, Session } from "./session.ts";
 export type { CoreOptions } from "./shared.ts";
 export { SqliteStorage, type Storage } from "./storage.ts";

@@ -9,7 +9,7 @@
 import type { HistoryFrame, RequestId, SendFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { History } from "./history.ts";
-import { Outbound } from "./outbound.ts";
+import { Arenas, Outbound, OutboundRun } from "./outbound.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Registered, Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
@@ -29,6 +29,8 @@ interface PendingSend {
 /** The batch of sends waiting to be stored, and the history requests. */
 export class Messages {
   #shared: Shared;
+  /** Where the encodings of delivered messages are laid, so a reader's stay adjacent. */
+  #arenas = new Arenas();
   #rooms: Rooms;
   #history: History;
   #pending: PendingSend[] = [];
@@ -208,15 +210,65 @@ export class Messages {
       this.#inflightSteps = [...refusals, ...this.#inflightSteps];
       return;
     }
-    for (const entry of batch) {
-      shared.broadcast(entry.room.members, entry.out, entry.session);
-      const { room, seq, ts } = entry.stored;
-      shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+    // Each stretch of one room's messages goes out as one run: encoded once, one view of it per
+    // reader. Order is kept: a sender gets the stretch up to its message, then its answer.
+    for (let start = 0; start < batch.length;) {
+      const room = batch[start]!.room;
+      let end = start + 1;
+      while (end < batch.length && batch[end]!.room === room) end++;
+      this.#deliver(batch.slice(start, end));
+      start = end;
     }
     this.#storedSincePrune += batch.length;
     if (this.#storedSincePrune >= PRUNE_EVERY) {
       this.#storedSincePrune = 0;
       await this.prune();
+    }
+  }
+
+  /**
+   * Delivers committed messages of one room to its members and answers their
+   * senders, in order.
+   *
+   * @param entries The messages, all to the same room.
+   */
+  #deliver(entries: PendingSend[]): void {
+    const shared = this.#shared;
+    const room = entries[0]!.room;
+    const run = new OutboundRun(entries.map((entry) => entry.out), this.#arenas);
+    const answer = (entry: PendingSend) => {
+      const { room, seq, ts } = entry.stored;
+      shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+    };
+    // Where each sender's own messages are: it hears the others, then its answer, in turn.
+    const own = new Map<Session, number[]>();
+    for (let i = 0; i < entries.length; i++) {
+      const sender = entries[i]!.session;
+      const at = own.get(sender);
+      if (at === undefined) own.set(sender, [i]);
+      else at.push(i);
+    }
+    for (const member of room.members) {
+      const peer = member.peer;
+      const mine = own.get(member);
+      if (mine === undefined) {
+        if (peer !== undefined) shared.deliverRun(peer, run, 0, entries.length);
+        continue;
+      }
+      own.delete(member);
+      let from = 0;
+      for (const index of mine) {
+        if (peer !== undefined && index > from) shared.deliverRun(peer, run, from, index);
+        answer(entries[index]!);
+        from = index + 1;
+      }
+      if (peer !== undefined && from < entries.length) {
+        shared.deliverRun(peer, run, from, entries.length);
+      }
+    }
+    // Senders who left the room while their messages were being stored are answered too.
+    for (const indexes of own.values()) {
+      for (const index of indexes) answer(entries[index]!);
     }
   }
 

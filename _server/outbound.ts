@@ -41,7 +41,17 @@ export class Outbound {
 
   /** The frame as one line of JSON. */
   get json(): Uint8Array {
-    return this.#json ??= encoder.encode(JSON.stringify(this.frame) + "\n");
+    return this.#json ??= this.encodeJson();
+  }
+
+  /**
+   * The frame as one line of JSON, made afresh unless it was made before;
+   * not kept.
+   *
+   * @returns The bytes.
+   */
+  encodeJson(): Uint8Array {
+    return this.#json ?? encoder.encode(JSON.stringify(this.frame) + "\n");
   }
 
   /**
@@ -78,3 +88,180 @@ export class Outbound {
     return bytes;
   }
 }
+
+/** The size of one shared buffer that encodings of runs are laid into. */
+const ARENA_BYTES = 64 * 1024;
+/** Encodings larger than this get a buffer of their own. */
+const ARENA_LARGEST = 16 * 1024;
+
+/**
+ * Lays encodings end to end into shared buffers, so that the events a reader
+ * gets one after another, even across runs, are adjacent bytes: its queue
+ * grows one view instead of gathering pieces to copy.
+ */
+export class Arena {
+  #buffer = new Uint8Array(ARENA_BYTES);
+  #used = 0;
+
+  /**
+   * Copies bytes in.
+   *
+   * @param bytes The bytes.
+   * @param at Where to note the buffer and the bounds they were copied to.
+   * @param index Which item of `at` they are.
+   */
+  place(bytes: Uint8Array, at: Placed, index: number): void {
+    if (bytes.length > ARENA_LARGEST) {
+      at.bases[index] = bytes;
+      at.from[index] = 0;
+      at.to[index] = bytes.length;
+      return;
+    }
+    if (this.#used + bytes.length > this.#buffer.length) {
+      this.#buffer = new Uint8Array(ARENA_BYTES);
+      this.#used = 0;
+    }
+    this.#buffer.set(bytes, this.#used);
+    at.bases[index] = this.#buffer;
+    at.from[index] = this.#used;
+    this.#used += bytes.length;
+    at.to[index] = this.#used;
+  }
+}
+
+/** One encoding of a run: where each item's bytes are. */
+interface Placed {
+  bases: Uint8Array[];
+  from: Uint32Array;
+  to: Uint32Array;
+}
+
+/** The arenas of one server, one per encoding. */
+export class Arenas {
+  /** JSON lines. */
+  readonly json: Arena = new Arena();
+  /** Text lines for readers who type into the message's room. */
+  readonly text: Arena = new Arena();
+  /** Text lines tagged with their room. */
+  readonly tagged: Arena = new Arena();
+  /** IRC lines, by the tags their readers negotiated; made when an IRC reader first needs one. */
+  #irc: Arena[] = [];
+
+  /**
+   * The arena of IRC lines with the given tags.
+   *
+   * @param variant The tags (see {@linkcode Outbound.irc}).
+   * @returns The arena.
+   */
+  irc(variant: number): Arena {
+    return this.#irc[variant] ??= new Arena();
+  }
+}
+
+/** Receives stretches of bytes: a buffer and the bounds within it. */
+export type ViewSink = (base: Uint8Array, from: number, to: number) => void;
+
+function place(arena: Arena, parts: readonly Uint8Array[]): Placed {
+  const placed: Placed = {
+    bases: new Array(parts.length),
+    from: new Uint32Array(parts.length),
+    to: new Uint32Array(parts.length),
+  };
+  for (let i = 0; i < parts.length; i++) arena.place(parts[i]!, placed, i);
+  return placed;
+}
+
+/** Hands `sink` items `start` to `end` (excluded), adjacent ones as one stretch. */
+function visit(placed: Placed, start: number, end: number, sink: ViewSink): void {
+  const { bases, from, to } = placed;
+  let i = start;
+  while (i < end) {
+    const base = bases[i]!;
+    const first = from[i]!;
+    let last = to[i]!;
+    i++;
+    while (i < end && bases[i] === base && from[i] === last) last = to[i++]!;
+    sink(base, first, last);
+  }
+}
+
+/**
+ * Consecutive events with the same audience (the messages of one room
+ * committed together), each encoding made once and laid into the server's
+ * shared buffers. A reader gets any stretch of it as views of those buffers:
+ * a burst to many readers costs one copy in all, not one per reader and
+ * event.
+ */
+export class OutboundRun {
+  /** The events, in order. */
+  readonly items: readonly Outbound[];
+  #arenas: Arenas;
+  #json: Placed | undefined;
+  #text: Placed | undefined;
+  #tagged: Placed | undefined;
+  /** IRC lines, by the tags their readers negotiated. */
+  #irc: Placed[] | undefined;
+
+  /**
+   * Wraps events.
+   *
+   * @param items The events, in the order they are delivered, all messages to one room.
+   * @param arenas Where their encodings are laid.
+   */
+  constructor(items: readonly Outbound[], arenas: Arenas) {
+    this.items = items;
+    this.#arenas = arenas;
+  }
+
+  /**
+   * Hands `sink` events `start` to `end` (excluded) as JSON lines.
+   *
+   * @param start The first event.
+   * @param end After the last event.
+   * @param sink Where the stretches of bytes go.
+   */
+  json(start: number, end: number, sink: ViewSink): void {
+    this.#json ??= place(this.#arenas.json, this.items.map((item) => item.encodeJson()));
+    visit(this.#json, start, end, sink);
+  }
+
+  /**
+   * Hands `sink` events `start` to `end` (excluded) as text lines for a
+   * reader who types into `room` (see {@linkcode Outbound.text}).
+   *
+   * @param room The room the reader types into.
+   * @param start The first event.
+   * @param end After the last event.
+   * @param sink Where the stretches of bytes go.
+   */
+  text(room: string | undefined, start: number, end: number, sink: ViewSink): void {
+    const first = this.items[0]?.frame;
+    const placed = first?.type === "message" && first.room !== room
+      ? this.#tagged ??= place(
+        this.#arenas.tagged,
+        this.items.map((item) => item.text(undefined) ?? EMPTY),
+      )
+      : this.#text ??= place(this.#arenas.text, this.items.map((item) => item.text(room) ?? EMPTY));
+    visit(placed, start, end, sink);
+  }
+
+  /**
+   * Hands `sink` events `start` to `end` (excluded) as IRC lines with the
+   * given tags (see {@linkcode Outbound.irc}).
+   *
+   * @param variant The tags the reader negotiated.
+   * @param start The first event.
+   * @param end After the last event.
+   * @param sink Where the stretches of bytes go.
+   */
+  irc(variant: number, start: number, end: number, sink: ViewSink): void {
+    const cache = this.#irc ??= [];
+    const placed = cache[variant] ??= place(
+      this.#arenas.irc(variant),
+      this.items.map((item) => item.irc(variant) ?? EMPTY),
+    );
+    visit(placed, start, end, sink);
+  }
+}
+
+const EMPTY = new Uint8Array(0);

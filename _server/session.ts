@@ -7,7 +7,7 @@
  */
 
 import type { AckFrame, DmEvent, HelloFrame } from "../protocol/frames.ts";
-import type { Outbound } from "./outbound.ts";
+import type { Outbound, OutboundRun } from "./outbound.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Most private messages kept for a session while it reconnects. */
@@ -19,6 +19,12 @@ const MAX_DM_KEYS = 256;
 export interface Peer {
   /** Queues an event for the peer. Must not throw. */
   deliver(out: Outbound): void;
+  /**
+   * Queues events `start` to `end` (excluded) of a run, as one view of the
+   * run's bytes. Optional: without it they are delivered one by one. Must not
+   * throw.
+   */
+  deliverRun?(run: OutboundRun, start: number, end: number): void;
   /** Sends what is queued, then closes the connection. */
   close(): void;
   /** This connection now carries another (resumed) session. */

@@ -8,8 +8,8 @@
 import type { ErrorCode } from "../protocol/errors.ts";
 import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
-import { Outbound } from "./outbound.ts";
-import type { Session } from "./session.ts";
+import { Outbound, type OutboundRun } from "./outbound.ts";
+import type { Peer, Session } from "./session.ts";
 import type { Retention, Storage } from "./storage.ts";
 
 /** Options for the core. */
@@ -145,6 +145,20 @@ export class Shared {
     for (const member of members) {
       if (member !== except) member.peer?.deliver(out);
     }
+  }
+
+  /**
+   * Delivers events `start` to `end` (excluded) of a run to one peer: as one
+   * view of the run's bytes when the peer can take it so, else one by one.
+   *
+   * @param peer Where they go.
+   * @param run The events.
+   * @param start The first event.
+   * @param end After the last event.
+   */
+  deliverRun(peer: Peer, run: OutboundRun, start: number, end: number): void {
+    if (peer.deliverRun !== undefined) return peer.deliverRun(run, start, end);
+    for (let i = start; i < end; i++) peer.deliver(run.items[i]!);
   }
 
   /**

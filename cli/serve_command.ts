@@ -31,6 +31,11 @@ const LIMIT_FLAGS: readonly { flag: string; key: keyof Limits; help: string }[] 
     help: "bytes queued for a client that does not read",
   },
   {
+    flag: "max-total-queue-bytes",
+    key: "maxQueuedBytes",
+    help: "bytes queued for all clients together",
+  },
+  {
     flag: "handshake-timeout",
     key: "handshakeTimeout",
     help: "ms a new connection has to give a name",

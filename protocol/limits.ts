@@ -28,13 +28,24 @@ export interface Limits {
   /**
    * Bytes waiting to be written to one connection before it counts as behind.
    * A client whose queue is past this and that has taken nothing for 5
-   * seconds (it stopped reading), or whose queue passes eight times this, is
+   * seconds (it stopped reading), or whose queue passes four times this, is
    * disconnected with the reason `send_queue_exceeded`, so it can never slow
    * the others down; one that reads slowly through a burst catches up.
    *
    * @default {1048576}
    */
   maxSendQueueBytes: number;
+  /**
+   * Bytes waiting to be written to all connections together, bytes that many
+   * connections share (one message to a whole room) counted once. Past a
+   * quarter of this the server stops reading requests until it is down to an
+   * eighth, so senders wait for readers; past all of it, the reader furthest
+   * behind is disconnected (`send_queue_exceeded`), then the next, until it
+   * fits.
+   *
+   * @default {67108864}
+   */
+  maxQueuedBytes: number;
   /**
    * Time a new connection has to complete the handshake (or, on `nc`, to
    * type a name), in ms. Defends against connections that open and idle.
@@ -152,6 +163,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxFrameBytes: 64 * 1024,
   maxTextLength: 8000,
   maxSendQueueBytes: 1024 * 1024,
+  maxQueuedBytes: 64 * 1024 * 1024,
   handshakeTimeout: 60_000,
   idleTimeout: 120_000,
   maxConnections: 20_000,

@@ -84,6 +84,8 @@ Deno.test({
       }).spawn();
       try {
         await seen(lib, "join", (event) => event.name === "wee");
+        // The server has welcomed WeeChat; WeeChat has its channel buffer once it logs the join.
+        await logged(dir, "has joined #lobby");
         const command = (buffer: string, text: string) =>
           Deno.writeTextFile(fifo, `${buffer} *${text}\n`, { append: true });
 
@@ -143,7 +145,16 @@ Deno.test({
         await pane.type(line);
         await pane.press("Enter");
       };
-      await type("/window goto #lobby");
+      // The server has welcomed irssi; irssi has a window for #lobby once it has read the JOIN.
+      for (let attempt = 1;; attempt++) {
+        await type("/window goto #lobby");
+        try {
+          await pane.waitFor(/has joined #lobby/, 1000);
+          break;
+        } catch (error) {
+          if (attempt === 15) throw error;
+        }
+      }
       await type("hello from irssi");
       await seen(lib, "message", (event) => event.text === "hello from irssi");
       await type("你好，来自 irssi");

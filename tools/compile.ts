@@ -184,6 +184,9 @@ async function compile(output: string, target: string | undefined): Promise<void
     "compile",
     `-P=${PERMISSION_SET}`,
     "--no-prompt",
+    // A young generation of 4 MiB: a burst of messages costs the server tens of megabytes less,
+    // and no more time (bench/results). The same flag as the `chat` and `compile` tasks.
+    "--v8-flags=--max-semi-space-size=4",
     ...(target === undefined ? [] : ["--target", target]),
     "--output",
     output,

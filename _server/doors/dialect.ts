@@ -8,7 +8,7 @@
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import type { DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
-import type { Core, Outbound, Session } from "../core.ts";
+import type { Core, Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 
 /** What a dialect may ask of the connection that carries it. */
 export interface DialectHost {
@@ -45,6 +45,8 @@ export interface Dialect {
   line(line: DecodedLine): Promise<void> | undefined;
   /** An event in this dialect, or `null` when it has nothing to show. */
   render(out: Outbound, session: Session): Uint8Array | null;
+  /** Hands `sink` events `start` to `end` (excluded) of a run in this dialect, as shared bytes. */
+  renderRun(run: OutboundRun, start: number, end: number, session: Session, sink: ViewSink): void;
   /** A goodbye before the connection closes. */
   bye(reason: LeaveReason | "timeout", message: string): Uint8Array;
   /** One notice that answers refusals held back. */

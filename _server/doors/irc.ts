@@ -19,7 +19,7 @@ import type {
 import { MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
 import { checkName } from "../../protocol/names.ts";
-import type { Outbound, Session } from "../core.ts";
+import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import {
   ircBytes,
@@ -649,6 +649,23 @@ export class IrcDialect implements Dialect {
         return out.irc(this.#variant);
       default:
         return out.irc(this.#variant);
+    }
+  }
+
+  renderRun(
+    run: OutboundRun,
+    start: number,
+    end: number,
+    _session: Session,
+    sink: ViewSink,
+  ): void {
+    // A run is messages to one room: held with the rest while that room is being joined.
+    const first = run.items[start]?.frame;
+    const held = first?.type === "message" ? this.#joining.get(first.room) : undefined;
+    if (held === undefined) return run.irc(this.#variant, start, end, sink);
+    for (let index = start; index < end; index++) {
+      const bytes = run.items[index]!.irc(this.#variant);
+      if (bytes !== null) held.push(bytes);
     }
   }
 

@@ -9,7 +9,7 @@ import { ProtocolError } from "../../protocol/errors.ts";
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import { parseClientFrame, requestIdOf } from "../../protocol/frames.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
-import type { Outbound } from "../core.ts";
+import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 
 const encoder = new TextEncoder();
@@ -97,6 +97,16 @@ export class JsonDialect implements Dialect {
 
   render(out: Outbound): Uint8Array {
     return out.json;
+  }
+
+  renderRun(
+    run: OutboundRun,
+    start: number,
+    end: number,
+    _session: Session,
+    sink: ViewSink,
+  ): void {
+    run.json(start, end, sink);
   }
 
   bye(reason: LeaveReason | "timeout", message: string): Uint8Array {

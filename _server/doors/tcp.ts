@@ -11,8 +11,8 @@
 
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
-import { SendQueue } from "../../_common/send_queue.ts";
-import type { Core, Origin, Outbound, Peer, Session } from "../core.ts";
+import { type QueueBudget, SendQueue } from "../../_common/send_queue.ts";
+import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import { jsonBye, JsonDialect, jsonRefusals } from "./json.ts";
@@ -23,7 +23,11 @@ const FLOOD_BACKLOG_BYTES = 32 * 1024;
 
 /** An idle connection reads into a small buffer... */
 const SMALL_READ_BYTES = 1024;
-/** ...and a busy one (a read filled the buffer) into a large one, until it is quiet again. */
+/**
+ * ...and a busy one (a read filled the buffer) into a large one, until it is quiet again. A
+ * flood is told by `FLOOD_BACKLOG_BYTES` waiting in it while lines trickle out, so it must be
+ * well over that: twice.
+ */
 const LARGE_READ_BYTES = 64 * 1024;
 const OPEN_BRACE = 0x7b;
 const LF = 0x0a;
@@ -59,6 +63,8 @@ export interface TcpDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "
   greeting: string;
   /** Whether the server asks for a password. */
   password: boolean;
+  /** The server-wide budget for bytes waiting to be written. */
+  budget?: QueueBudget;
   /**
    * The dialect the port speaks from the first byte (the IRC port), instead
    * of telling JSON from plain text.
@@ -128,6 +134,7 @@ export class TcpDoor implements Peer, DialectHost {
     });
     this.#queue = new SendQueue(conn, {
       maxBytes: limits.maxSendQueueBytes,
+      budget: options.budget,
       onOverflow: () => {
         this.core.disconnect(this.#session, this, "send_queue_exceeded");
         this.#queue.finish(this.#bye("send_queue_exceeded", BYE_QUEUE_MESSAGE));
@@ -156,6 +163,16 @@ export class TcpDoor implements Peer, DialectHost {
     const bytes = this.#dialect === undefined ? out.json : this.#dialect.render(out, this.#session);
     if (bytes !== null) this.#queue.push(bytes);
   }
+
+  /** Queues a stretch of a run of events as one view of its bytes. */
+  deliverRun(run: OutboundRun, start: number, end: number): void {
+    if (this.#dialect === undefined) run.json(start, end, this.#sink);
+    else this.#dialect.renderRun(run, start, end, this.#session, this.#sink);
+  }
+
+  #sink = (base: Uint8Array, from: number, to: number): void => {
+    this.#queue.pushView(base, from, to);
+  };
 
   /** Whether this connection speaks JSON and so can take part in file transfers. */
   get files(): boolean {
@@ -230,7 +247,13 @@ export class TcpDoor implements Peer, DialectHost {
       }, GREETING_DELAY);
     }
     try {
+      const budget = this.#options.budget;
       while (!this.#queue.closed) {
+        // Too much waits to be written, server-wide: read no more requests until it has gone out.
+        if (budget?.paused) {
+          await Promise.race([budget.resumed(), this.#queue.done]);
+          if (this.#queue.closed) break;
+        }
         const read = await this.#conn.read(buffer);
         // Grow for a burst; shrink when reads are small again, so idle connections stay cheap.
         const next = read === buffer.length

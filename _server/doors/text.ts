@@ -10,7 +10,7 @@ import type { ClientFrame, HelloFrame, LeaveReason } from "../../protocol/frames
 import { LOBBY, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
 import { sanitize } from "../../protocol/sanitize.ts";
-import type { Outbound, Session } from "../core.ts";
+import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 
 const encoder = new TextEncoder();
@@ -69,6 +69,16 @@ export class TextDialect implements Dialect {
 
   render(out: Outbound, session: Session): Uint8Array | null {
     return out.text(session.room);
+  }
+
+  renderRun(
+    run: OutboundRun,
+    start: number,
+    end: number,
+    session: Session,
+    sink: ViewSink,
+  ): void {
+    run.text(session.room, start, end, sink);
   }
 
   bye(reason: LeaveReason | "timeout", message: string): Uint8Array {
