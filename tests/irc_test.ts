@@ -718,3 +718,18 @@ Deno.test("irc door answers thousands of random lines without failing", async ()
     deepEqual(client.take().at(-1), ":chat.server PONG chat.server :alive");
   }
 });
+
+Deno.test("irc readers get a burst of room messages whole and in order", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  await using plain = await ircClient(server.ircAddr!.port, "plain");
+  await using tagged = await ircClient(server.ircAddr!.port, "tagged", "server-time message-tags");
+  await using lib = await connect({ port: server.addr.port, name: "burst" });
+  await Promise.all(Array.from({ length: 200 }, (_, i) => lib.send(`消息 ${i}`)));
+  for (let i = 0; i < 200; i++) {
+    await expect(plain, new RegExp(`^:burst!u@chat PRIVMSG #lobby :消息 ${i}$`));
+    await expect(
+      tagged,
+      new RegExp(`^@time=[^;]+;msgid=#lobby/${i + 1} :burst!u@chat PRIVMSG #lobby :消息 ${i}$`),
+    );
+  }
+});
