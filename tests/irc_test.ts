@@ -733,3 +733,14 @@ Deno.test("irc readers get a burst of room messages whole and in order", async (
     );
   }
 });
+
+Deno.test("irc door pings a quiet client and drops one that never answers", async () => {
+  await using server = await serve({ ...local, ircPort: 0, idleTimeout: 1500 });
+  await using watcher = await connect({ port: server.addr.port, name: "watcher" });
+  await using sleepy = await ircClient(server.ircAddr!.port, "sleepy");
+  await expect(sleepy, /^PING :chat\.server$/);
+  await expect(sleepy, /^ERROR :Nothing was heard from you for 0\.9 s/);
+  let leave;
+  do leave = await watcher.next("leave", { timeout: 10_000 }); while (leave.name !== "sleepy");
+  equal(leave.reason, "timeout");
+});
