@@ -9,6 +9,7 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
+import { IrcDialect } from "./_server/doors/irc.ts";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
 import { QueueBudget } from "./_common/send_queue.ts";
 import { ChatCore, SqliteStorage } from "./_server/core.ts";
@@ -81,6 +82,12 @@ export interface ServeOptions extends Partial<Limits> {
   /** With `tls`: also listen without TLS on this port, for `nc` users. */
   plainPort?: number;
   /**
+   * Also listen for IRC clients on this port (`0` picks any free port; see
+   * {@linkcode ChatServer.ircAddr}); with `tls`, it speaks TLS too. Off unless
+   * given.
+   */
+  ircPort?: number;
+  /**
    * Ports clients reach this server on besides the ones it listens on (behind
    * port forwarding): a key proof names the port the client dialed, and the
    * server accepts only its own.
@@ -102,6 +109,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** With `tls` and `plainPort`: the plain-text address. */
   readonly plainAddr: Deno.NetAddr | undefined;
+  /** With `ircPort`: the address IRC clients connect to. */
+  readonly ircAddr: Deno.NetAddr | undefined;
   /** How many people are connected and named (including those reconnecting). */
   readonly users: number;
   /** Where history is stored, or `":memory:"`. */
@@ -144,6 +153,7 @@ export const SOFTWARE = `chat/${denoConfig.version}`;
 class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
+  readonly ircAddr: Deno.NetAddr | undefined;
   #listeners: Listener[];
   #connectionOptions: TcpDoorOptions;
   #tlsOptions: TcpDoorOptions | undefined;
@@ -166,12 +176,14 @@ class Server implements ChatServer {
 
   constructor(
     listeners: Listener[],
+    irc: Listener | undefined,
     store: Store,
     core: ChatCore,
     limits: Limits,
     options: ServeOptions,
   ) {
-    this.#listeners = listeners;
+    this.#listeners = irc === undefined ? listeners : [...listeners, irc];
+    this.ircAddr = irc?.addr;
     this.#store = store;
     this.#core = core;
     this.#limits = limits;
@@ -180,7 +192,7 @@ class Server implements ChatServer {
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
     const ports = [
-      ...listeners.map((listener) => listener.addr.port),
+      ...this.#listeners.map((listener) => listener.addr.port),
       ...(options.publicPorts ?? []),
     ];
     this.#connectionOptions = {
@@ -200,14 +212,20 @@ class Server implements ChatServer {
         .catch(() => []);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint, names };
     }
-    this.#accepting = Promise.all(
-      listeners.map((listener, index) =>
-        this.#accept(
-          listener,
-          index === 0 && this.#tlsOptions ? this.#tlsOptions : this.#connectionOptions,
-        )
-      ),
-    ).then(
+    const accepting = listeners.map((listener, index) =>
+      this.#accept(
+        listener,
+        index === 0 && this.#tlsOptions ? this.#tlsOptions : this.#connectionOptions,
+      )
+    );
+    if (irc !== undefined) {
+      // The IRC port speaks IRC from the first byte, over TLS when the main port does.
+      accepting.push(this.#accept(irc, {
+        ...(this.#tlsOptions ?? this.#connectionOptions),
+        dialect: (host) => new IrcDialect(host, SOFTWARE, options.maxHistoryPage ?? 200),
+      }));
+    }
+    this.#accepting = Promise.all(accepting).then(
       () => {},
     );
     const period = Math.min(
@@ -282,7 +300,7 @@ class Server implements ChatServer {
   #admit(conn: Deno.Conn, options: TcpDoorOptions): void {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refusal = this.#refusal(ip);
-    if (refusal !== undefined) return this.#refuse(conn, refusal);
+    if (refusal !== undefined) return this.#refuse(conn, refusal, options.dialect !== undefined);
     try {
       (conn as Deno.TcpConn).setNoDelay(true);
       (conn as Deno.TcpConn).setKeepAlive(true);
@@ -303,8 +321,8 @@ class Server implements ChatServer {
   }
 
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */
-  #refuse(conn: Deno.Conn, reason: string): void {
-    const line = new TextEncoder().encode(`! ${reason}\r\n`);
+  #refuse(conn: Deno.Conn, reason: string, irc = false): void {
+    const line = new TextEncoder().encode(irc ? `ERROR :${reason}\r\n` : `! ${reason}\r\n`);
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const waiting = this.#refusing.get(ip) ?? 0;
     if (conn instanceof TlsServerConn && waiting >= MAX_REFUSALS_WAITING) {
@@ -387,12 +405,14 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   options.signal?.throwIfAborted();
   const store = openStore(options.data ?? ":memory:");
   const listeners: Listener[] = [];
+  let irc: Listener | undefined;
   try {
     const hostname = options.hostname ?? "0.0.0.0";
     listeners.push(await listen(hostname, options.port ?? 7777, options.tls));
     if (options.tls !== undefined && options.plainPort !== undefined) {
       listeners.push(await listen(hostname, options.plainPort, undefined));
     }
+    if (options.ircPort !== undefined) irc = await listen(hostname, options.ircPort, options.tls);
   } catch (error) {
     for (const listener of listeners) listener.close();
     store.close();
@@ -416,9 +436,10 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
       operators: new Set(options.operators ?? []),
       log: options.onLog,
     });
-    server = new Server(listeners, store, core, limits, options);
+    server = new Server(listeners, irc, store, core, limits, options);
   } catch (error) {
     for (const listener of listeners) listener.close();
+    irc?.close();
     store.close();
     // Reading the bans and applying retention reads the whole database: damage shows here.
     throw storageFailure(store.path, error);

@@ -7,6 +7,7 @@
 
 import type { ServerFrame } from "../protocol/frames.ts";
 import { formatFrame } from "../protocol/text_format.ts";
+import { ircEvent } from "./doors/irc_lines.ts";
 
 const encoder = new TextEncoder();
 
@@ -26,6 +27,8 @@ export class Outbound {
   #text: Uint8Array | null | undefined;
   /** A room message as text with its room named, for readers typing into another room. */
   #tagged: Uint8Array | null | undefined;
+  /** IRC lines, by the tags their readers negotiated. */
+  #irc: (Uint8Array | null)[] | undefined;
 
   /**
    * Wraps a frame.
@@ -69,6 +72,20 @@ export class Outbound {
       this.#text = render(frame, frame.type === "message" ? frame.room : undefined);
     }
     return this.#text;
+  }
+
+  /**
+   * The event as IRC lines, or `null` when an IRC client has no line for it;
+   * made at most once for each set of tags readers negotiated.
+   *
+   * @param variant The tags: a sum of `SERVER_TIME` and `MESSAGE_TAGS` (irc_lines.ts).
+   * @returns The bytes to send.
+   */
+  irc(variant: number): Uint8Array | null {
+    const cache = this.#irc ??= [];
+    let bytes = cache[variant];
+    if (bytes === undefined) cache[variant] = bytes = ircEvent(this.frame, variant);
+    return bytes;
   }
 }
 
@@ -127,6 +144,18 @@ export class Arenas {
   readonly text: Arena = new Arena();
   /** Text lines tagged with their room. */
   readonly tagged: Arena = new Arena();
+  /** IRC lines, by the tags their readers negotiated; made when an IRC reader first needs one. */
+  #irc: Arena[] = [];
+
+  /**
+   * The arena of IRC lines with the given tags.
+   *
+   * @param variant The tags (see {@linkcode Outbound.irc}).
+   * @returns The arena.
+   */
+  irc(variant: number): Arena {
+    return this.#irc[variant] ??= new Arena();
+  }
 }
 
 /** Receives stretches of bytes: a buffer and the bounds within it (a send queue is one). */
@@ -173,6 +202,8 @@ export class OutboundRun {
   #json: Placed | undefined;
   #text: Placed | undefined;
   #tagged: Placed | undefined;
+  /** IRC lines, by the tags their readers negotiated. */
+  #irc: Placed[] | undefined;
 
   /**
    * Wraps events.
@@ -214,6 +245,24 @@ export class OutboundRun {
         this.items.map((item) => item.text(undefined) ?? EMPTY),
       )
       : this.#text ??= place(this.#arenas.text, this.items.map((item) => item.text(room) ?? EMPTY));
+    visit(placed, start, end, sink);
+  }
+
+  /**
+   * Hands `sink` events `start` to `end` (excluded) as IRC lines with the
+   * given tags (see {@linkcode Outbound.irc}).
+   *
+   * @param variant The tags the reader negotiated.
+   * @param start The first event.
+   * @param end After the last event.
+   * @param sink Where the stretches of bytes go.
+   */
+  irc(variant: number, start: number, end: number, sink: ViewSink): void {
+    const cache = this.#irc ??= [];
+    const placed = cache[variant] ??= place(
+      this.#arenas.irc(variant),
+      this.items.map((item) => item.irc(variant) ?? EMPTY),
+    );
     visit(placed, start, end, sink);
   }
 }

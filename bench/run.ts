@@ -10,7 +10,7 @@
  *
  * - `--quick`: smaller workloads, about two minutes in all
  * - `--only NAME[,NAME]`: servers whose name contains NAME (`chat`, `ncat`,
- *   `ngircd`, `naive deno`, `naive node`, `durable`, `memory`, `text`)
+ *   `ngircd`, `naive deno`, `naive node`, `durable`, `memory`, `text`, `irc door`)
  * - `--workload NAME[,NAME]`: `burst`, `paced`, `idle`, `slow`, `crowd`
  * - `--cpu-prof DIR`: run our server with `--cpu-prof` and leave the
  *   profiles in DIR (summarise them with `profile_summary.ts`)
@@ -348,14 +348,27 @@ async function chatServers(
       });
     },
   });
+  // The same server, measured with IRC clients on its IRC door, beside ngircd.
+  const memory = make("chat IRC door (:memory:)", () => ":memory:");
+  const irc: Server = {
+    ...memory,
+    protocol: "irc",
+    command: (port, dir) =>
+      memory.command(freePort(), dir).then((run) => ({
+        ...run,
+        args: [...run.args, "--irc-port", String(port)],
+      })),
+  };
+  if (!flags.has("--irc-port")) irc.skip = "this chat has no --irc-port";
   if (flags.has("--data")) {
     return [
       make("chat (durable)", (dir) => `${dir}/bench.db`),
       make("chat (:memory:)", () => ":memory:"),
       make("chat (text)", () => ":memory:", "text"),
+      irc,
     ];
   }
-  return [make("chat", undefined), make("chat (text)", undefined, "text")];
+  return [make("chat", undefined), make("chat (text)", undefined, "text"), irc];
 }
 
 async function ncatServer(): Promise<Server> {

@@ -97,6 +97,8 @@ Options:
   --tls-cert FILE            serve TLS with this certificate (PEM)...
   --tls-key FILE             ...and this private key (PEM)
   --plain-port PORT          with TLS, also accept plain connections (for nc) on PORT
+  --irc-port PORT            also accept IRC clients (irssi, WeeChat) on PORT; with TLS,
+                             it speaks TLS too (default: off)
   --public-port PORT         clients reach the server on PORT too (port forwarding):
                              key proofs naming it are accepted (repeatable)
   --password PASSWORD        every client must give this password (better: set
@@ -112,7 +114,8 @@ ${
   ).join("\n")
 }
 
-People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
+People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT" (and, with
+--irc-port, any IRC client).
 Ctrl-C stops the server: everyone is told, then disconnected.`;
 
 function env(name: string): string | undefined {
@@ -256,6 +259,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "plain-port": { type: "string" },
+      "irc-port": { type: "string" },
       "public-port": { type: "string", multiple: true },
       password: { type: "string" },
       op: { type: "string", multiple: true },
@@ -295,6 +299,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     plainPort: values["plain-port"] === undefined
       ? undefined
       : parsePort(values["plain-port"], "--plain-port"),
+    ircPort: values["irc-port"] === undefined
+      ? undefined
+      : parsePort(values["irc-port"], "--irc-port"),
     publicPorts: (values["public-port"] ?? []).map((port) => parsePort(port, "--public-port")),
     password,
     operators,
@@ -329,6 +336,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     console.log(`  chat connect ${formatAddress(host, actual)} --name NAME${trust}`);
     if (tls === undefined) console.log(`  nc ${host} ${actual}`);
     else if (server.plainAddr !== undefined) console.log(`  nc ${host} ${server.plainAddr.port}`);
+    if (server.ircAddr !== undefined) {
+      const port = server.ircAddr.port;
+      console.log(`  irssi -c ${host} -p ${port}${tls === undefined ? "" : " (TLS)"}`);
+    }
   }
   console.log("Press Ctrl-C to stop.");
   const stop = onInterrupt(() => {

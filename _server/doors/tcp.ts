@@ -65,6 +65,11 @@ export interface TcpDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "
   password: boolean;
   /** The server-wide budget for bytes waiting to be written. */
   budget?: QueueBudget;
+  /**
+   * The dialect the port speaks from the first byte (the IRC port), instead
+   * of telling JSON from plain text.
+   */
+  dialect?: (host: DialectHost) => Dialect;
 }
 
 /** A connection, speaking JSON frames or, for `nc` users, plain text. */
@@ -135,6 +140,7 @@ export class TcpDoor implements Peer, DialectHost {
         this.#queue.finish(this.#bye("send_queue_exceeded", BYE_QUEUE_MESSAGE));
       },
     });
+    this.#dialect = options.dialect?.(this);
   }
 
   /** The session this connection carries. */
@@ -231,10 +237,12 @@ export class TcpDoor implements Peer, DialectHost {
   async run(): Promise<void> {
     const small = new Uint8Array(SMALL_READ_BYTES);
     let buffer = small;
-    this.#greetingTimer = setTimeout(() => {
-      this.#greetingTimer = undefined;
-      if (this.#dialect === undefined) this.#startText(true);
-    }, GREETING_DELAY);
+    if (this.#dialect === undefined) {
+      this.#greetingTimer = setTimeout(() => {
+        this.#greetingTimer = undefined;
+        if (this.#dialect === undefined) this.#startText(true);
+      }, GREETING_DELAY);
+    }
     try {
       const budget = this.#options.budget;
       while (!this.#queue.closed) {

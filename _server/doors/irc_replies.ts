@@ -1,0 +1,378 @@
+/**
+ * The IRC door's replies: the core's answers (`welcome`, `ack`, `error`) as
+ * the numerics and lines an IRC client expects, for the request each answers.
+ *
+ * @module
+ */
+
+import type { AckFrame, ErrorFrame, WelcomeFrame } from "../../protocol/frames.ts";
+import { type Limits, MAX_NAME_LENGTH, MAX_ROOM_LENGTH } from "../../protocol/limits.ts";
+import { ircLine, maskOf, MAX_LINE_BYTES, SERVER_NAME, tagsFor, textLines } from "./irc_lines.ts";
+import { nickOf } from "./irc_names.ts";
+
+const TOPIC_LENGTH = 300;
+const STARTED = new Date().toUTCString();
+
+/** What a request was, so that its answer can be told in IRC's words. */
+export type Pending =
+  | { kind: "hello"; nick: string }
+  | { kind: "join"; room: string }
+  | { kind: "part"; room: string }
+  | { kind: "topic"; room: string; set: boolean }
+  | { kind: "names"; room: string }
+  | { kind: "who"; mask: string }
+  | { kind: "list"; only: Set<string> | undefined }
+  | { kind: "whois"; nick: string }
+  | { kind: "say"; command: string; target: string; text: string; action: boolean }
+  | { kind: "nick"; nick: string; old: string }
+  | { kind: "kick"; room: string; nick: string }
+  | { kind: "quit"; message: string }
+  | { kind: "history"; target: string; batch: string };
+
+/** Who reads an answer. */
+export interface Reader {
+  /** Their nick. */
+  nick: string;
+  /** Their chat name. */
+  name: string;
+  /** Whether they asked for their own messages back (`echo-message`). */
+  echo: boolean;
+  /** Whether they take batches (`batch`). */
+  batch: boolean;
+  /** The tags they negotiated. */
+  variant: number;
+}
+
+/**
+ * The welcome burst: 001 to 005, the MOTD, and the rooms the session is in.
+ *
+ * @param frame The `welcome`.
+ * @param limits The limits in force (for ISUPPORT).
+ * @param software The server's name and version.
+ * @param historyPage Most messages in one history page.
+ * @returns The lines.
+ */
+export function welcomeLines(
+  frame: WelcomeFrame,
+  limits: Limits,
+  software: string,
+  historyPage: number,
+): string[] {
+  const nick = nickOf(frame.name);
+  const n = (code: string, params: string[], text = true) =>
+    ircLine(SERVER_NAME, code, [nick, ...params], text);
+  const support = [
+    "CASEMAPPING=ascii",
+    `CHANLIMIT=#:${limits.maxRoomsPerUser}`,
+    "CHANMODES=,,,n",
+    `CHANNELLEN=${MAX_ROOM_LENGTH}`,
+    "CHANTYPES=#",
+    `CHATHISTORY=${historyPage}`,
+    "MSGREFTYPES=msgid",
+    "NETWORK=chat",
+    `NICKLEN=${MAX_NAME_LENGTH}`,
+    "PREFIX=",
+    "SAFELIST",
+    "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+    `TOPICLEN=${TOPIC_LENGTH}`,
+    "UTF8ONLY",
+  ];
+  const lines = [
+    n("001", [`Welcome to the chat network, ${nick}`]),
+    n("002", [`Your host is ${SERVER_NAME}, running version ${frame.server}`]),
+    n("003", [`This server was created ${STARTED}`]),
+    n("004", [SERVER_NAME, frame.server, "i", "n"], false),
+    // At most 13 tokens a line, so that no line has more than 15 parameters.
+    ...[support.slice(0, 13), support.slice(13)].filter((tokens) => tokens.length > 0).map((
+      tokens,
+    ) => n("005", [...tokens, "are supported by this server"])),
+    ...motdLines(nick, software),
+  ];
+  for (const room of frame.rooms) {
+    lines.push(...joinedLines(nick, frame.name, room.name, room.topic, room.members));
+  }
+  return lines;
+}
+
+/**
+ * The message of the day.
+ *
+ * @param nick The reader's nick.
+ * @param software The server's name and version.
+ * @returns The lines.
+ */
+export function motdLines(nick: string, software: string): string[] {
+  const n = (code: string, text: string) => ircLine(SERVER_NAME, code, [nick, text], true);
+  return [
+    n("375", `- ${SERVER_NAME} Message of the day -`),
+    n("372", `- This is a chat server (${software}); IRC is one of its doors.`),
+    n("372", "- Everyone starts in #lobby. Rooms are channels: /join #name, /list."),
+    n(
+      "372",
+      '- Names IRC cannot show appear encoded (小明 is "_|bhto6u"); /msg that nick to reach them.',
+    ),
+    n("376", "End of /MOTD command."),
+  ];
+}
+
+/**
+ * What a client sees on joining: its JOIN, the topic, the names.
+ *
+ * @param nick The reader's nick.
+ * @param name The reader's name.
+ * @param room The room.
+ * @param topic Its topic.
+ * @param names Its members.
+ * @returns The lines.
+ */
+export function joinedLines(
+  nick: string,
+  name: string,
+  room: string,
+  topic: string,
+  names: string[],
+): string[] {
+  const lines = [ircLine(maskOf(name), "JOIN", [room])];
+  if (topic !== "") lines.push(ircLine(SERVER_NAME, "332", [nick, room, topic], true));
+  lines.push(...namesLines(nick, room, names));
+  return lines;
+}
+
+/**
+ * Lines for a request that succeeded.
+ *
+ * @param ack The answer.
+ * @param pending What the request was.
+ * @param reader Who reads it.
+ * @returns The lines.
+ */
+export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): string[] {
+  const nick = reader.nick;
+  const n = (code: string, params: string[], text = true) =>
+    ircLine(SERVER_NAME, code, [nick, ...params], text);
+  const name = reader.name;
+  switch (pending.kind) {
+    case "hello":
+      return [];
+    case "join":
+      return joinedLines(nick, name, ack.room ?? pending.room, ack.topic ?? "", ack.names ?? []);
+    case "part":
+      return [ircLine(maskOf(name), "PART", [pending.room])];
+    case "topic":
+      if (pending.set) {
+        return [ircLine(maskOf(name), "TOPIC", [pending.room, ack.topic ?? ""], true)];
+      }
+      return ack.topic
+        ? [n("332", [pending.room, ack.topic])]
+        : [n("331", [pending.room, "No topic is set"])];
+    case "names":
+      return namesLines(nick, pending.room, ack.names ?? []);
+    case "who":
+      return [
+        ...(ack.names ?? (ack.online === true && ack.name !== undefined ? [ack.name] : [])).map((
+          member,
+        ) =>
+          n("352", [
+            pending.mask.startsWith("#") ? pending.mask : "*",
+            "u",
+            "chat",
+            SERVER_NAME,
+            nickOf(member),
+            "H",
+            `0 ${member}`,
+          ])
+        ),
+        n("315", [pending.mask, "End of WHO list"]),
+      ];
+    case "list":
+      return [
+        n("321", ["Channel", "Users  Name"]),
+        ...(ack.rooms ?? []).filter((room) =>
+          pending.only === undefined || pending.only.has(room.name)
+        ).map((room) => n("322", [room.name, String(room.members), room.topic])),
+        n("323", ["End of /LIST"]),
+      ];
+    case "whois": {
+      const target = nickOf(ack.name ?? pending.nick);
+      if (ack.online !== true) {
+        return [
+          n("401", [pending.nick, "No such nick"]),
+          n("318", [pending.nick, "End of /WHOIS list"]),
+        ];
+      }
+      const lines = [
+        n("311", [target, "u", "chat", "*", ack.name ?? target]),
+        n("312", [target, SERVER_NAME, "chat"]),
+      ];
+      if (ack.op === true) lines.push(n("313", [target, "is an operator"]));
+      if (ack.fingerprint !== undefined) {
+        lines.push(n("276", [target, `has key fingerprint ${ack.fingerprint}`]));
+      }
+      lines.push(n("318", [target, "End of /WHOIS list"]));
+      return lines;
+    }
+    case "say": {
+      if (!reader.echo) return [];
+      const target = ack.to !== undefined ? nickOf(ack.to) : pending.target;
+      const id = ack.room !== undefined && ack.seq !== undefined
+        ? `${ack.room}/${ack.seq}`
+        : undefined;
+      return textLines(
+        maskOf(name),
+        target,
+        pending.text,
+        pending.action,
+        tagsFor(reader.variant, ack.ts, id),
+        pending.command,
+      );
+    }
+    case "nick":
+      // The new name is the session's now; the old one was the nick the client knew.
+      return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
+    case "kick":
+      return [];
+    case "history": {
+      const open = reader.batch
+        ? [ircLine(SERVER_NAME, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
+        : [];
+      const close = reader.batch ? [ircLine(SERVER_NAME, "BATCH", [`-${pending.batch}`])] : [];
+      const lines = (ack.messages ?? []).flatMap((message) => {
+        const tags = tagsFor(reader.variant, message.ts, `${message.room}/${message.seq}`);
+        const batched = !reader.batch
+          ? tags
+          : tags === ""
+          ? `@batch=${pending.batch} `
+          : `@batch=${pending.batch};${tags.slice(1)}`;
+        return textLines(
+          maskOf(message.from),
+          message.room,
+          message.text,
+          message.action === true,
+          batched,
+        );
+      });
+      return [...open, ...lines, ...close];
+    }
+    case "quit":
+      return [
+        `ERROR :Closing link (${pending.message === "" ? "Quit" : `Quit: ${pending.message}`})`,
+      ];
+  }
+}
+
+/**
+ * Lines for a request that was refused.
+ *
+ * @param error The answer.
+ * @param pending What the request was.
+ * @param nick The reader's nick.
+ * @returns The lines.
+ */
+export function refusalLines(error: ErrorFrame, pending: Pending, nick: string): string[] {
+  const n = (code: string, ...params: string[]) =>
+    ircLine(SERVER_NAME, code, [nick, ...params], true);
+  const code = error.code;
+  const message = error.message;
+  // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
+  if (pending.kind === "say" && pending.command === "NOTICE") return [];
+  switch (pending.kind) {
+    case "hello": {
+      // Not registered: the client has no nick yet.
+      const early = (code: string, ...params: string[]) =>
+        ircLine(SERVER_NAME, code, ["*", ...params], true);
+      if (code === "name_taken" || code === "name_claimed") {
+        return [early("433", pending.nick, message)];
+      }
+      if (code === "invalid_name") return [early("432", pending.nick, message)];
+      if (code === "unauthorized") return [early("464", message)];
+      if (code === "banned") return [early("465", message)];
+      return [early("NOTICE", message)];
+    }
+    case "nick":
+      if (code === "name_taken" || code === "name_claimed") {
+        return [n("433", pending.nick, message)];
+      }
+      if (code === "invalid_name" || code === "banned") {
+        return [n("432", pending.nick, message)];
+      }
+      break;
+    case "join":
+      if (code === "invalid_room") return [n("403", pending.room, message)];
+      if (code === "too_many_rooms") return [n("405", pending.room, message)];
+      break;
+    case "part":
+    case "topic":
+    case "names":
+      if (code === "not_in_room") {
+        if (pending.kind === "names") return namesLines(nick, pending.room, []);
+        return [n("442", pending.room, "You're not on that channel")];
+      }
+      if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
+      if (code === "muted") return [n("482", pending.room, message)];
+      break;
+    case "who":
+      return [n("315", pending.mask, "End of WHO list")];
+    case "whois":
+      if (code === "no_such_user") {
+        return [
+          n("401", pending.nick, "No such nick"),
+          n("318", pending.nick, "End of /WHOIS list"),
+        ];
+      }
+      break;
+    case "say":
+      if (code === "no_such_user") return [n("401", pending.target, "No such nick")];
+      if (code === "not_in_room" || code === "muted") {
+        return [n("404", pending.target, message)];
+      }
+      if (code === "invalid_room") return [n("403", pending.target, "No such channel")];
+      if (code === "invalid_text" && message === "Message is empty") {
+        return [n("412", "No text to send")];
+      }
+      break;
+    case "history":
+      return [
+        ircLine(
+          SERVER_NAME,
+          "FAIL",
+          [
+            "CHATHISTORY",
+            code === "not_in_room" ? "INVALID_TARGET" : "MESSAGE_ERROR",
+            pending.target,
+            message,
+          ],
+          true,
+        ),
+      ];
+    case "kick":
+      if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
+      if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
+      break;
+  }
+  return [ircLine(SERVER_NAME, "NOTICE", [nick, message], true)];
+}
+
+/**
+ * 353 lines (as many as the names need) and 366.
+ *
+ * @param nick The reader's nick.
+ * @param room The room.
+ * @param names Its members.
+ * @returns The lines.
+ */
+export function namesLines(nick: string, room: string, names: string[]): string[] {
+  const lines: string[] = [];
+  const head = ircLine(SERVER_NAME, "353", [nick, "=", room, ""], true);
+  let list = "";
+  for (const name of names) {
+    const shown = nickOf(name);
+    if (list !== "" && head.length + list.length + shown.length + 1 > MAX_LINE_BYTES - 2) {
+      lines.push(head + list);
+      list = "";
+    }
+    list += list === "" ? shown : ` ${shown}`;
+  }
+  if (list !== "") lines.push(head + list);
+  lines.push(ircLine(SERVER_NAME, "366", [nick, room, "End of /NAMES list"], true));
+  return lines;
+}
