@@ -140,6 +140,8 @@ class FakeIrc implements Peer, DialectHost {
         await this.dialect.line(decoded);
       }
     }
+    // As the door does before it reads more: what was sent is stored and delivered.
+    await this.core.settled();
   }
 
   /** Everything written so far, and forgets it. */
