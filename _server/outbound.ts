@@ -26,6 +26,7 @@ export class Outbound {
   #text: Uint8Array | null | undefined;
   /** A room message as text with its room named, for readers typing into another room. */
   #tagged: Uint8Array | null | undefined;
+  #webSocketText: string | undefined;
 
   /**
    * Wraps a frame.
@@ -39,6 +40,11 @@ export class Outbound {
   /** The frame as one line of JSON. */
   get json(): Uint8Array {
     return this.#json ??= encoder.encode(JSON.stringify(this.frame) + "\n");
+  }
+
+  /** The frame as the text of one WebSocket message (JSON, no newline). */
+  get webSocketText(): string {
+    return this.#webSocketText ??= JSON.stringify(this.frame);
   }
 
   /**

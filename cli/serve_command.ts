@@ -91,6 +91,9 @@ Options:
   --tls-cert FILE            serve TLS with this certificate (PEM)...
   --tls-key FILE             ...and this private key (PEM)
   --plain-port PORT          with TLS, also accept plain connections (for nc) on PORT
+  --web-port PORT            serve the web page on PORT (default: the port + 1); with
+                             TLS, over TLS
+  --no-web                   serve no web page
   --public-port PORT         clients reach the server on PORT too (port forwarding):
                              key proofs naming it are accepted (repeatable)
   --password PASSWORD        every client must give this password (better: set
@@ -106,7 +109,7 @@ ${
   ).join("\n")
 }
 
-People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT".
+People join with "chat connect HOST:PORT --name NAME", "nc HOST PORT" or a web browser.
 Ctrl-C stops the server: everyone is told, then disconnected.`;
 
 function env(name: string): string | undefined {
@@ -250,6 +253,8 @@ export async function serveCommand(args: string[]): Promise<number> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "plain-port": { type: "string" },
+      "web-port": { type: "string" },
+      "no-web": { type: "boolean" },
       "public-port": { type: "string", multiple: true },
       password: { type: "string" },
       op: { type: "string", multiple: true },
@@ -271,6 +276,22 @@ export async function serveCommand(args: string[]): Promise<number> {
   const operators = await operatorList(values.op ?? []);
   const password = values.password ?? env("CHAT_PASSWORD");
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
+  if (values["no-web"] && values["web-port"] !== undefined) {
+    throw new CliError("Give --web-port or --no-web, not both", EXIT_USAGE);
+  }
+  const webPort = values["no-web"]
+    ? undefined
+    : values["web-port"] !== undefined
+    ? parsePort(values["web-port"], "--web-port")
+    : port === 0
+    ? 0
+    : port + 1;
+  if (webPort !== undefined && webPort > 65535) {
+    throw new CliError(
+      `Cannot serve the web page on port ${webPort}: choose one with --web-port, or --no-web`,
+      EXIT_USAGE,
+    );
+  }
   const server = await serve({
     hostname,
     port,
@@ -289,6 +310,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     plainPort: values["plain-port"] === undefined
       ? undefined
       : parsePort(values["plain-port"], "--plain-port"),
+    webPort,
     publicPorts: (values["public-port"] ?? []).map((port) => parsePort(port, "--public-port")),
     password,
     operators,
@@ -316,6 +338,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     console.log(`  chat connect ${formatAddress(host, actual)} --name NAME${trust}`);
     if (tls === undefined) console.log(`  nc ${host} ${actual}`);
     else if (server.plainAddr !== undefined) console.log(`  nc ${host} ${server.plainAddr.port}`);
+    if (server.webAddr !== undefined) {
+      const scheme = tls === undefined ? "http" : "https";
+      console.log(`  Open ${scheme}://${formatAddress(host, server.webAddr.port)}/ in a browser`);
+    }
   }
   console.log("Press Ctrl-C to stop.");
   const stop = onInterrupt(() => {
