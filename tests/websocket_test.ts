@@ -4,6 +4,7 @@ import { connect, serve } from "../mod.ts";
 import { renderAssets } from "../tools/build_web.ts";
 import { ASSETS_MODULE } from "../tools/build_web.ts";
 import { DATA_WINDOW_BYTES } from "../_server/doors/websocket.ts";
+import { assertOneErrorLine, runChat, startServer, stopServer } from "./_cli.ts";
 import { local, unthrottled } from "./_helpers.ts";
 import { rawUpgrade, textFrame, writeAll, WsPeer } from "./_websocket.ts";
 
@@ -200,4 +201,30 @@ Deno.test("a file goes from a TCP client to a WebSocket and back, with matching 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("chat serve prints the page's address and serves it there; --no-web serves none", async () => {
+  const { server } = await startServer();
+  try {
+    const [, port] = await server.stdout.readUntil(
+      /^ {2}Open http:\/\/127\.0\.0\.1:(\d+)\/ in a browser$/m,
+    );
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    equal(page.status, 200);
+    match(await page.text(), /<script type="module" src="\/app\.js"><\/script>/);
+  } finally {
+    await stopServer(server);
+  }
+  const quiet = await startServer("--no-web");
+  try {
+    await quiet.server.stdout.readUntil(/Press Ctrl-C to stop\./);
+    ok(!quiet.server.stdout.text.includes("in a browser"));
+  } finally {
+    await stopServer(quiet.server);
+  }
+  assertOneErrorLine(
+    await runChat(["serve", "--no-web", "--web-port", "9000"]),
+    /^chat: Give --web-port or --no-web, not both/,
+    2,
+  );
 });
