@@ -291,10 +291,23 @@ async function chatServers(
       });
     },
   });
+  // The same server, its clients on WebSockets: the harness's port is the web port.
+  const web = (server: Server): Server => ({
+    ...server,
+    name: "chat (WebSocket)",
+    protocol: "ws",
+    notes: [...server.notes, "clients on WebSockets (--web-port); no slow consumer"],
+    command: async (port, dir) => {
+      const command = await server.command(freePort(), dir);
+      return { ...command, args: [...command.args, "--web-port", String(port)] };
+    },
+  });
   if (flags.has("--data")) {
+    const memory = make("chat (:memory:)", () => ":memory:");
     return [
       make("chat (durable)", (dir) => `${dir}/bench.db`),
-      make("chat (:memory:)", () => ":memory:"),
+      memory,
+      ...(flags.has("--web-port") ? [web(memory)] : []),
     ];
   }
   return [make("chat", undefined)];

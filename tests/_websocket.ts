@@ -112,13 +112,15 @@ export interface RawUpgrade {
  *
  * @param port The web port.
  * @param headers Extra headers (an `Origin`, say).
+ * @param conn A connection already made (over TLS, say).
  * @returns The status and the open connection.
  */
 export async function rawUpgrade(
   port: number,
   headers: Record<string, string> = {},
+  conn?: Deno.Conn,
 ): Promise<RawUpgrade> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn ??= await Deno.connect({ hostname: "127.0.0.1", port });
   const lines = [
     "GET /ws HTTP/1.1",
     `Host: 127.0.0.1:${port}`,

@@ -4,6 +4,7 @@ import { connect, serve } from "../mod.ts";
 import { renderAssets } from "../tools/build_web.ts";
 import { ASSETS_MODULE } from "../tools/build_web.ts";
 import { DATA_WINDOW_BYTES } from "../_server/doors/websocket.ts";
+import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { assertOneErrorLine, runChat, startServer, stopServer } from "./_cli.ts";
 import { local, unthrottled } from "./_helpers.ts";
 import { rawUpgrade, textFrame, writeAll, WsPeer } from "./_websocket.ts";
@@ -61,6 +62,29 @@ Deno.test("a WebSocket asked for by another site's page is refused with 403", as
       upgrade.conn.close();
     });
   }
+});
+
+Deno.test("with TLS, the page and its WebSocket are served over TLS", async () => {
+  const { cert, key } = await createSelfSignedCertificate(["127.0.0.1"]);
+  await using server = await serve({ ...web, tls: { cert, key } });
+  const port = server.webAddr!.port;
+  const client = Deno.createHttpClient({ caCerts: [cert] });
+  try {
+    const page = await fetch(`https://127.0.0.1:${port}/`, { client });
+    equal(page.status, 200);
+    await page.body?.cancel();
+  } finally {
+    client.close();
+  }
+  const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [cert] });
+  const upgrade = await rawUpgrade(port, { Origin: `https://127.0.0.1:${port}` }, conn);
+  equal(upgrade.status, 101);
+  await writeAll(conn, textFrame(JSON.stringify({ type: "hello", id: 1, v: 1, name: "tls" })));
+  // The welcome comes back inside TLS.
+  const head = new Uint8Array(2);
+  equal(await conn.read(head), 2);
+  equal(head[0], 0x81);
+  conn.close();
 });
 
 Deno.test("a WebSocket user and a TCP user chat in Chinese and English", async () => {
