@@ -102,6 +102,13 @@ browserTest("chat", async (browser) => {
     timeout: WAIT,
   });
   await using bob = await connect({ hostname: "127.0.0.1", port: server.addr.port, name: "bob" });
+  // On 127.0.0.1 the page is a secure context: it proved an Ed25519 key, which binds its name.
+  const fingerprint = await page.evaluate(() =>
+    (globalThis as unknown as { chat: { identity?: { fingerprint: string } } }).chat.identity
+      ?.fingerprint
+  );
+  ok(fingerprint?.startsWith("SHA256:"), String(fingerprint));
+  equal((await bob.whois("小红")).fingerprint, fingerprint);
   await using carol = await RawPeer.connect(server.addr.port);
   await carol.write("carol\r\n");
   await readUntil(carol, /You are carol/);

@@ -19,6 +19,7 @@ export const ASSETS_MODULE: URL = new URL("assets.ts", WEB_DIR);
 export const PAGE_FILES: readonly string[] = [
   "app.js",
   "icon.svg",
+  "identity.js",
   "index.html",
   "sha256.js",
   "style.css",

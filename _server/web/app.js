@@ -2,6 +2,7 @@
 // files over their own WebSockets. Remote text only ever becomes text nodes.
 
 import { Sha256 } from "/sha256.js";
+import { loadIdentity, serverAddress } from "/identity.js";
 
 const CLIENT = "chat-web/0.1.0";
 const LOBBY = "#lobby";
@@ -120,28 +121,51 @@ class Chat {
 
   // The connection
 
-  start(name) {
+  async start(name) {
     this.name = name;
+    this.identity ??= await loadIdentity();
     this.connect();
+  }
+
+  /** A hello: resuming, or proving the key when there is one (and it was not refused). */
+  hello(socket) {
+    const hello = {
+      type: "hello",
+      id: this.nextId++,
+      v: 1,
+      name: this.name,
+      client: CLIENT,
+      reconnect: true,
+    };
+    if (this.welcomed) hello.history = 0;
+    if (this.token !== undefined) hello.resume = this.token;
+    // The key goes with a resume too: if the server forgot the session, it challenges the key,
+    // which gets the name bound to it back.
+    if (this.identity !== undefined && !this.keyless) {
+      hello.key = this.identity.key;
+      hello.server = serverAddress();
+      this.proving = hello;
+    }
+    this.helloId = hello.id;
+    socket.send(JSON.stringify(hello));
+  }
+
+  async challenge(frame) {
+    const hello = this.proving;
+    if (hello === undefined || frame.id !== hello.id || this.online) return;
+    this.proving = undefined;
+    const { nonce, signature } = await this.identity.prove({
+      server: hello.server,
+      name: hello.name,
+      nonce: frame.nonce,
+    });
+    this.socket?.send(JSON.stringify({ type: "auth", id: hello.id, nonce, signature }));
   }
 
   connect() {
     const socket = new WebSocket(socketUrl());
     this.socket = socket;
-    socket.onopen = () => {
-      const hello = {
-        type: "hello",
-        id: this.nextId++,
-        v: 1,
-        name: this.name,
-        client: CLIENT,
-        reconnect: true,
-      };
-      if (this.welcomed) hello.history = 0;
-      if (this.token !== undefined) hello.resume = this.token;
-      this.helloId = hello.id;
-      socket.send(JSON.stringify(hello));
-    };
+    socket.onopen = () => this.hello(socket);
     socket.onmessage = (event) => {
       if (typeof event.data !== "string") return;
       let frame;
@@ -188,6 +212,8 @@ class Chat {
     switch (frame.type) {
       case "welcome":
         return this.welcome(frame);
+      case "challenge":
+        return this.challenge(frame);
       case "ack":
       case "error":
         return this.answer(frame);
@@ -230,6 +256,11 @@ class Chat {
   }
 
   helloFailed(frame) {
+    if (frame.code === "auth_failed" && !this.keyless && this.socket !== undefined) {
+      // The proof cannot work here (a name the certificate does not know, say): join without it.
+      this.keyless = true;
+      return this.hello(this.socket);
+    }
     if (!this.welcomed) {
       this.stopped = true;
       this.socket?.close();
