@@ -284,6 +284,8 @@ async function chatServers(
           "--port",
           String(port),
           ...(data ? ["--data", data(dir)] : []),
+          // Clients use the chat port only; the web port would be the next one, maybe taken.
+          ...(flags.has("--no-web") ? ["--no-web"] : []),
           ...limits,
           ...extra,
         ],
@@ -299,7 +301,8 @@ async function chatServers(
     notes: [...server.notes, "clients on WebSockets (--web-port); no slow consumer"],
     command: async (port, dir) => {
       const command = await server.command(freePort(), dir);
-      return { ...command, args: [...command.args, "--web-port", String(port)] };
+      const args = command.args.filter((arg) => arg !== "--no-web");
+      return { ...command, args: [...args, "--web-port", String(port)] };
     },
   });
   if (flags.has("--data")) {

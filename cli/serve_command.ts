@@ -292,7 +292,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       EXIT_USAGE,
     );
   }
-  const server = await serve({
+  const serveOptions = {
     hostname,
     port,
     ...Object.fromEntries(
@@ -319,7 +319,19 @@ export async function serveCommand(args: string[]): Promise<number> {
     keepDays: count(values["keep-days"], "--keep-days", 365),
     resumeGrace: count(values["resume-grace"], "--resume-grace", 30_000),
     onLog: log,
-  });
+  };
+  let server;
+  try {
+    server = await serve(serveOptions);
+  } catch (error) {
+    // The page's default port (the chat port + 1) may be taken: serve the chat without it.
+    if (
+      !(error instanceof Deno.errors.AddrInUse) || values["web-port"] !== undefined ||
+      webPort === undefined || !error.message.includes("web page")
+    ) throw error;
+    console.log(`${error.message}; serving no web page (choose its port with --web-port)`);
+    server = await serve({ ...serveOptions, webPort: undefined });
+  }
   const actual = server.addr.port;
   console.log(
     `chat ${denoConfig.version} listening on ${formatAddress(server.addr.hostname, actual)}`,

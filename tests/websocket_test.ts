@@ -5,7 +5,7 @@ import { renderAssets } from "../tools/build_web.ts";
 import { ASSETS_MODULE } from "../tools/build_web.ts";
 import { DATA_WINDOW_BYTES } from "../_server/doors/websocket.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
-import { assertOneErrorLine, runChat, startServer, stopServer } from "./_cli.ts";
+import { assertOneErrorLine, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
 import { local, unthrottled } from "./_helpers.ts";
 import { rawUpgrade, textFrame, writeAll, WsPeer } from "./_websocket.ts";
 
@@ -251,4 +251,36 @@ Deno.test("chat serve prints the page's address and serves it there; --no-web se
     /^chat: Give --web-port or --no-web, not both/,
     2,
   );
+});
+
+Deno.test("chat serve without --web-port goes on without the page when the next port is taken", async () => {
+  // A free port whose next one can be held.
+  let held: Deno.Listener | undefined;
+  let port = 0;
+  for (let attempt = 0; attempt < 20 && held === undefined; attempt++) {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = probe.addr.port;
+    probe.close();
+    try {
+      held = Deno.listen({ hostname: "127.0.0.1", port: port + 1 });
+    } catch {
+      // Taken: try another.
+    }
+  }
+  ok(held !== undefined, "no pair of free ports found");
+  try {
+    const server = spawnChat(["serve", "--host", "127.0.0.1", "--port", String(port)]);
+    try {
+      await server.stdout.readUntil(
+        /Cannot serve the web page on "127\.0\.0\.1:\d+": address already in use; serving no web page/,
+      );
+      await server.stdout.readUntil(/listening on 127\.0\.0\.1:\d+/);
+      await server.stdout.readUntil(/Press Ctrl-C to stop\./);
+      ok(!server.stdout.text.includes("in a browser"));
+    } finally {
+      await stopServer(server);
+    }
+  } finally {
+    held.close();
+  }
 });
