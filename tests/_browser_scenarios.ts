@@ -273,6 +273,39 @@ browserTest("image", async (browser) => {
   await page.close();
 });
 
+browserTest("history", async (browser) => {
+  await using server = await serve({ ...options, rateLimit: 1000, rateBurst: 1000 });
+  {
+    await using ana = await connect({ hostname: "127.0.0.1", port: server.addr.port, name: "ana" });
+    for (let i = 1; i <= 130; i++) await ana.send(`消息 ${i}`);
+  }
+  const page = await browser.newPage({ viewport: { width: 900, height: 500 } });
+  await page.goto(pageUrl(server, "?name=reader"));
+  await waitForText(page, "消息 130");
+  // Scrolling up loads older pages until the first message.
+  for (let round = 0; round < 10 && !(await texts(page)).includes("消息 1"); round++) {
+    const before = (await texts(page)).length;
+    await page.$eval("#log", (log) => (log as unknown as { scrollTop: number }).scrollTop = 0);
+    await page.waitForFunction(
+      (count) => document.querySelectorAll("#log .line .text").length > count,
+      before,
+      { timeout: WAIT },
+    );
+  }
+  deepEqual(await texts(page), Array.from({ length: 130 }, (_, i) => `消息 ${i + 1}`));
+  // A message in another room counts as unread there.
+  await type(page, "/join #other");
+  await using bob = await connect({ hostname: "127.0.0.1", port: server.addr.port, name: "bob" });
+  await bob.send("unread one");
+  await bob.send("unread two");
+  await page.waitForFunction(
+    () => document.querySelector('#rooms li[data-id="#lobby"] .unread')?.textContent === "2",
+    null,
+    { timeout: WAIT },
+  );
+  await page.close();
+});
+
 /** A valid 1×1 PNG. */
 function tinyPng(): Uint8Array {
   return Uint8Array.from(

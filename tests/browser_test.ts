@@ -49,4 +49,5 @@ function scenario(name: string, description: string): void {
 scenario("chat", "a browser user chats with a library client and an nc user");
 scenario("hostile", "hostile names, messages and file names are shown as text");
 scenario("image", "an image goes from the browser to a library client and back, hashes matching");
+scenario("history", "scrolling up loads older pages, and other rooms count unread messages");
 scenario("restart", "the page reconnects across a server restart with no gap and no duplicate");

@@ -515,9 +515,11 @@ class Chat {
     if (!view.room || view.loading || view.atStart || !view.joined) return;
     view.loading = true;
     try {
-      const before = Number.isFinite(view.oldest) ? view.oldest : view.seen + 1;
-      const ack = await this.request({ type: "history", room: view.id, before, limit: 50 });
-      if (ack.messages.length === 0) view.atStart = true;
+      const request = { type: "history", room: view.id, limit: 50 };
+      // The page before the oldest shown, or the newest page when nothing is shown yet.
+      if (Number.isFinite(view.oldest)) request.before = view.oldest;
+      const ack = await this.request(request);
+      if (ack.messages.length === 0 && request.before !== undefined) view.atStart = true;
       ui.keepScroll(view, () => {
         for (const message of ack.messages) this.message(message, false);
       });
