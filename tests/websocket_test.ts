@@ -7,6 +7,7 @@ import { DATA_WINDOW_BYTES } from "../_server/doors/websocket.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
 import { assertOneErrorLine, runChat, spawnChat, startServer, stopServer } from "./_cli.ts";
 import { local, unthrottled } from "./_helpers.ts";
+import { RawPeer } from "./_raw.ts";
 import { rawUpgrade, textFrame, writeAll, WsPeer } from "./_websocket.ts";
 
 const web = { ...local, webPort: 0 };
@@ -277,6 +278,9 @@ Deno.test("chat serve without --web-port goes on without the page when the next 
       await server.stdout.readUntil(/listening on 127\.0\.0\.1:\d+/);
       await server.stdout.readUntil(/Press Ctrl-C to stop\./);
       ok(!server.stdout.text.includes("in a browser"));
+      // The chat itself is served.
+      await using peer = await RawPeer.connect(port);
+      match((await peer.line()) ?? "", /^Welcome to chat/);
     } finally {
       await stopServer(server);
     }
