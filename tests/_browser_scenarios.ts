@@ -346,6 +346,8 @@ browserTest("restart", async (browser) => {
       }
       await server.close();
       await page.waitForSelector("#status.offline", { timeout: WAIT });
+      // Typed while offline: sent once the page is back, stored once.
+      await type(page, "typed offline");
       // Meanwhile, on another port the page cannot reach, the room goes on.
       {
         await using other = await serve({ ...at, port: 0, webPort: 0 });
@@ -365,10 +367,30 @@ browserTest("restart", async (browser) => {
       await waitForText(page, "six");
       await type(page, "back 回来了");
       await waitForText(page, "back 回来了");
-      let heard = await bob.next("message", { timeout: WAIT });
-      while (heard.history === true) heard = await bob.next("message", { timeout: WAIT });
-      deepEqual([heard.from, heard.text], ["web", "back 回来了"]);
-      deepEqual(await texts(page), ["one", "two", "three", "四", "five", "six", "back 回来了"]);
+      const heard: string[] = [];
+      while (heard.at(-1) !== "back 回来了") {
+        const message = await bob.next("message", { timeout: WAIT });
+        if (message.history !== true && message.from === "web") heard.push(message.text);
+      }
+      await waitForText(page, "typed offline");
+      const shown = await texts(page);
+      equal(shown.filter((text) => text === "typed offline").length, 1);
+      deepEqual(shown.filter((text) => text !== "typed offline"), [
+        "one",
+        "two",
+        "three",
+        "四",
+        "five",
+        "six",
+        "back 回来了",
+      ]);
+      {
+        // The room's history has it once too.
+        await using check = await connect({ hostname: "127.0.0.1", port, name: "check" });
+        await check.join("#dev", { history: 0 });
+        const stored = await check.history("#dev");
+        equal(stored.filter((message) => message.text === "typed offline").length, 1);
+      }
     } finally {
       await page.close();
       await server.close();

@@ -297,8 +297,7 @@ class Chat {
     for (const view of this.views.values()) {
       if (view.room && view.joined && !targets.has(view.id)) rejoin.push(view);
     }
-    // Unanswered requests go again, in order, with their keys.
-    for (const request of this.pending.values()) this.send(request.frame);
+    const unanswered = [...this.pending.values()];
     for (const view of rejoin) {
       try {
         const ack = await this.request({ type: "join", room: view.id, history: 0 });
@@ -309,6 +308,10 @@ class Chat {
         view.joined = false;
         this.notice(error.message, "error", view.id);
       }
+    }
+    // Unanswered requests go again, in order, with their keys, once the rooms are joined again.
+    for (const request of unanswered) {
+      if (this.pending.has(request.frame.id)) this.send(request.frame);
     }
     ui.render();
     // Catch up: every message between what was seen and the room's seq now.
