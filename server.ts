@@ -351,7 +351,8 @@ class Server implements ChatServer {
     const door = new WebSocketDoor(socket, remote, this.#core, this.#limits, this.#webOptions);
     this.#webDoors.add(door);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const task = door.done.finally(() => {
+    // A socket that never completes its close still counts, so it cannot pile up unnoticed.
+    const task = door.closed.finally(() => {
       this.#webDoors.delete(door);
       const left = this.#perIp.get(ip)! - 1;
       if (left === 0) this.#perIp.delete(ip);

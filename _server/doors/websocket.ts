@@ -87,6 +87,8 @@ export class WebSocketDoor implements Peer {
   #closing = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #done = Promise.withResolvers<void>();
+  /** Resolves when the socket is really closed (a peer that does not read may hold it). */
+  #closed = Promise.withResolvers<void>();
   #refusedWhileOver = false;
   #heldRefusals = 0;
   #heldIds: RequestId[] = [];
@@ -130,7 +132,10 @@ export class WebSocketDoor implements Peer {
       names: options.names,
     });
     socket.onmessage = (event) => this.#received(event.data);
-    socket.onclose = () => this.#ended();
+    socket.onclose = () => {
+      this.#ended();
+      this.#closed.resolve();
+    };
     socket.onerror = () => {};
   }
 
@@ -139,11 +144,23 @@ export class WebSocketDoor implements Peer {
     return this.#session;
   }
 
-  /** Resolves once the socket is closed (for a data connection: once its transfer is over). */
+  /**
+   * Resolves once the socket is closed, or given up on 2 seconds after the
+   * server closed it (for a data connection: once its transfer is over).
+   */
   get done(): Promise<void> {
     return this.#transfer === undefined
       ? this.#done.promise
       : Promise.all([this.#transfer, this.#done.promise]).then(() => {});
+  }
+
+  /**
+   * Resolves once the socket is really closed. A peer that stops reading
+   * never completes the close, and keeps its socket until it goes away:
+   * the server counts it against the connection limits until then.
+   */
+  get closed(): Promise<void> {
+    return this.#closed.promise;
   }
 
   /** Whether this connection can take part in file transfers: it can. */
