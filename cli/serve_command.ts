@@ -355,11 +355,12 @@ export async function serveCommand(args: string[]): Promise<number> {
       console.log(`  Open ${scheme}://${formatAddress(host, server.webAddr.port)}/ in a browser`);
     }
   }
-  console.log("Press Ctrl-C to stop.");
+  // Ready for Ctrl-C (and SIGTERM) before saying so.
   const stop = onInterrupt(() => {
     log(`Shutting down; ${server.users} connected`);
     server.close();
   });
+  console.log("Press Ctrl-C to stop.");
   await server.finished;
   stop();
   log("Server stopped");

@@ -244,6 +244,8 @@ Deno.test("chat serve prints the page's address and serves it there; --no-web se
   try {
     await quiet.server.stdout.readUntil(/Press Ctrl-C to stop\./);
     ok(!quiet.server.stdout.text.includes("in a browser"));
+    await using peer = await RawPeer.connect(quiet.port);
+    match((await peer.line()) ?? "", /^Welcome to chat/);
   } finally {
     await stopServer(quiet.server);
   }
