@@ -12,6 +12,18 @@ import { dirname } from "node:path";
 import { IrcDialect } from "./_server/doors/irc.ts";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
 import { QueueBudget } from "./_common/send_queue.ts";
+import {
+  refuseWebSocket,
+  WebSocketDoor,
+  type WebSocketDoorOptions,
+} from "./_server/doors/websocket.ts";
+import {
+  hostOf,
+  originAllowed,
+  pageResponse,
+  securityHeaders,
+  WEBSOCKET_PATH,
+} from "./_server/doors/web_page.ts";
 import { ChatCore, SqliteStorage } from "./_server/core.ts";
 import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
@@ -88,6 +100,12 @@ export interface ServeOptions extends Partial<Limits> {
    */
   ircPort?: number;
   /**
+   * Also serve the web page, and the WebSocket it talks through, on this
+   * port (`0`: any free port, see {@linkcode ChatServer.webAddr}); with
+   * `tls`, over TLS too. Without it, no page is served.
+   */
+  webPort?: number;
+  /**
    * Ports clients reach this server on besides the ones it listens on (behind
    * port forwarding): a key proof names the port the client dialed, and the
    * server accepts only its own.
@@ -111,6 +129,8 @@ export interface ChatServer extends AsyncDisposable {
   readonly plainAddr: Deno.NetAddr | undefined;
   /** With `ircPort`: the address IRC clients connect to. */
   readonly ircAddr: Deno.NetAddr | undefined;
+  /** With `webPort`: the address of the web page and its WebSocket. */
+  readonly webAddr: Deno.NetAddr | undefined;
   /** How many people are connected and named (including those reconnecting). */
   readonly users: number;
   /** Where history is stored, or `":memory:"`. */
@@ -154,7 +174,11 @@ class Server implements ChatServer {
   readonly addr: Deno.NetAddr;
   readonly plainAddr: Deno.NetAddr | undefined;
   readonly ircAddr: Deno.NetAddr | undefined;
+  readonly webAddr: Deno.NetAddr | undefined;
   #listeners: Listener[];
+  #web: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #webOptions: WebSocketDoorOptions;
+  #webDoors = new Set<WebSocketDoor>();
   #connectionOptions: TcpDoorOptions;
   #tlsOptions: TcpDoorOptions | undefined;
   #core: ChatCore;
@@ -177,6 +201,7 @@ class Server implements ChatServer {
   constructor(
     listeners: Listener[],
     irc: Listener | undefined,
+    web: Deno.HttpServer<Deno.NetAddr> | undefined,
     store: Store,
     core: ChatCore,
     limits: Limits,
@@ -191,8 +216,11 @@ class Server implements ChatServer {
     this.#log = options.onLog;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
+    this.#web = web;
+    this.webAddr = web?.addr;
     const ports = [
       ...this.#listeners.map((listener) => listener.addr.port),
+      ...(web === undefined ? [] : [web.addr.port]),
       ...(options.publicPorts ?? []),
     ];
     this.#connectionOptions = {
@@ -212,6 +240,7 @@ class Server implements ChatServer {
         .catch(() => []);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint, names };
     }
+    this.#webOptions = tls === undefined ? { ports } : this.#tlsOptions!;
     const accepting = listeners.map((listener, index) =>
       this.#accept(
         listener,
@@ -239,6 +268,7 @@ class Server implements ChatServer {
     const now = performance.now();
     this.#core.maintain();
     for (const connection of this.#connections) connection.sweep(now);
+    for (const door of this.#webDoors) door.sweep(now);
     // Forget connection-rate buckets unused for a minute: they are full again anyway.
     for (const [ip, bucket] of this.#connectBuckets) {
       if (now - bucket.at > 60_000) this.#connectBuckets.delete(ip);
@@ -250,7 +280,9 @@ class Server implements ChatServer {
     const { maxConnections, maxConnectionsPerIp, connectRate } = this.#limits;
     const ban = this.#core.banned("ip", ip);
     if (ban !== undefined) return `You are banned${banTerms(ban, false)}`;
-    if (this.#connections.size >= maxConnections) return "The server is full; try again later";
+    if (this.#connections.size + this.#webDoors.size >= maxConnections) {
+      return "The server is full; try again later";
+    }
     if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       return `Too many connections from ${ip} (at most ${maxConnectionsPerIp})`;
     }
@@ -320,6 +352,50 @@ class Server implements ChatServer {
     this.#tasks.add(task);
   }
 
+  /**
+   * Answers a request to the web port: the page's files, or the WebSocket
+   * upgrade, refused from another site's page (403).
+   *
+   * @param request The request.
+   * @param info Where it comes from.
+   * @returns The answer.
+   */
+  web(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
+    if (new URL(request.url).pathname !== WEBSOCKET_PATH) return pageResponse(request);
+    const headers = securityHeaders(hostOf(request));
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket\n", { status: 426, headers });
+    }
+    if (!originAllowed(request)) {
+      return new Response("Forbidden: another site's page cannot use this chat\n", {
+        status: 403,
+        headers,
+      });
+    }
+    if (this.#closing) return new Response("Server is shutting down\n", { status: 503, headers });
+    const remote = info.remoteAddr;
+    const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+    const refusal = this.#refusal(remote.hostname);
+    if (refusal !== undefined) {
+      refuseWebSocket(socket, refusal);
+      return response;
+    }
+    const ip = remote.hostname;
+    const door = new WebSocketDoor(socket, remote, this.#core, this.#limits, this.#webOptions);
+    this.#webDoors.add(door);
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+    // A socket that never completes its close still counts, so it cannot pile up unnoticed.
+    const task = door.closed.finally(() => {
+      this.#webDoors.delete(door);
+      const left = this.#perIp.get(ip)! - 1;
+      if (left === 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+      this.#tasks.delete(task);
+    });
+    this.#tasks.add(task);
+    return response;
+  }
+
   /** Tells a refused peer why, in a line both people and clients can read, and closes. */
   #refuse(conn: Deno.Conn, reason: string, irc = false): void {
     const line = new TextEncoder().encode(irc ? `ERROR :${reason}\r\n` : `! ${reason}\r\n`);
@@ -372,7 +448,10 @@ class Server implements ChatServer {
     await this.#core.shutdown();
     await this.#core.stopTransfers();
     for (const connection of this.#connections) connection.close();
+    for (const door of this.#webDoors) door.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
+    await Promise.all([...this.#webDoors].map((door) => door.done));
+    await this.#web?.shutdown();
     await Promise.all(this.#tasks);
     this.#budget.close();
     this.#store.close();
@@ -418,6 +497,24 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     store.close();
     throw error;
   }
+  // Requests that come before the server is ready wait for it.
+  const ready = Promise.withResolvers<Server>();
+  let web: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (options.webPort !== undefined) {
+    try {
+      web = serveWeb(
+        options.hostname ?? "0.0.0.0",
+        options.webPort,
+        options.tls,
+        async (request, info) => (await ready.promise).web(request, info),
+      );
+    } catch (error) {
+      for (const listener of listeners) listener.close();
+      irc?.close();
+      store.close();
+      throw error;
+    }
+  }
   let server: Server;
   try {
     const limits = limitsOf(options);
@@ -436,10 +533,12 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
       operators: new Set(options.operators ?? []),
       log: options.onLog,
     });
-    server = new Server(listeners, irc, store, core, limits, options);
+    server = new Server(listeners, irc, web, store, core, limits, options);
+    ready.resolve(server);
   } catch (error) {
     for (const listener of listeners) listener.close();
     irc?.close();
+    await web?.shutdown();
     store.close();
     // Reading the bans and applying retention reads the whole database: damage shows here.
     throw storageFailure(store.path, error);
@@ -495,6 +594,37 @@ function storageFailure(path: string, error: unknown): unknown {
     }`,
     { cause: error },
   );
+}
+
+/** Serves the web page and its WebSocket. */
+function serveWeb(
+  hostname: string,
+  port: number,
+  tls: ServeOptions["tls"],
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({
+      hostname,
+      port,
+      ...(tls === undefined ? {} : { cert: tls.cert, key: tls.key }),
+      onListen: () => {},
+      onError: () => new Response("Internal error\n", { status: 500 }),
+    }, handler);
+  } catch (error) {
+    const where = `"${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}"`;
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot serve the web page on ${where}: address already in use`,
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot serve the web page on ${where}: permission denied`,
+      );
+    }
+    throw error;
+  }
 }
 
 async function listen(

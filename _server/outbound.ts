@@ -29,6 +29,7 @@ export class Outbound {
   #tagged: Uint8Array | null | undefined;
   /** IRC lines, by the tags their readers negotiated. */
   #irc: (Uint8Array | null)[] | undefined;
+  #webSocketText: string | undefined;
 
   /**
    * Wraps a frame.
@@ -52,6 +53,11 @@ export class Outbound {
    */
   encodeJson(): Uint8Array {
     return this.#json ?? encoder.encode(JSON.stringify(this.frame) + "\n");
+  }
+
+  /** The frame as the text of one WebSocket message (JSON, no newline). */
+  get webSocketText(): string {
+    return this.#webSocketText ??= JSON.stringify(this.frame);
   }
 
   /**

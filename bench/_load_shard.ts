@@ -8,7 +8,7 @@
  */
 
 /** How clients talk to the server. */
-export type Protocol = "lines" | "chat" | "irc" | "text";
+export type Protocol = "lines" | "chat" | "irc" | "text" | "ws";
 /** What the clients do. */
 export type Workload = "burst" | "paced" | "idle" | "slow" | "crowd";
 
@@ -266,6 +266,8 @@ class Client {
   readonly shared: Shared;
   readonly bufferBytes: number;
   conn: Deno.TcpConn | undefined;
+  /** With the `ws` protocol: the WebSocket, one frame per message. */
+  socket: WebSocket | undefined;
   open = false;
   isReady = false;
   readonly ready: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -295,6 +297,7 @@ class Client {
   }
 
   async connect(timeoutMs: number): Promise<void> {
+    if (this.shared.options.protocol === "ws") return await this.#connectWebSocket(timeoutMs);
     const connecting = Deno.connect({ hostname: HOST, port: this.shared.options.port });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -333,12 +336,54 @@ class Client {
 
   async write(bytes: Uint8Array): Promise<void> {
     if (!this.open) throw new Error("closed");
+    if (this.socket !== undefined) return this.socket.send(decoder.decode(bytes));
     await writeAll(this.conn!, bytes);
+  }
+
+  /** Opens a WebSocket to the web port (`--port` names it) and says hello. */
+  async #connectWebSocket(timeoutMs: number): Promise<void> {
+    const socket = new WebSocket(`ws://${HOST}:${this.shared.options.port}/ws`);
+    this.socket = socket;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error("connect timed out")), timeoutMs);
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error("connect failed"));
+    }).finally(() => clearTimeout(timer));
+    this.open = true;
+    socket.onerror = () => {};
+    socket.onclose = () => {
+      this.open = false;
+      this.#fail("connection closed during the handshake");
+    };
+    socket.onmessage = (event) => {
+      const bytes = encoder.encode(event.data as string);
+      this.bytesRead += bytes.length;
+      const caret = bytes.indexOf(CARET);
+      const tally = this.shared.tally;
+      if (
+        caret !== -1 && caret + PAYLOAD_BYTES <= bytes.length && bytes[caret + 7] === DOT &&
+        bytes[caret + 15] === DOT && bytes[caret + 32] === DOT
+      ) {
+        const sender = digits(bytes, caret + 1, 6);
+        const seq = digits(bytes, caret + 8, 7);
+        const micros = digits(bytes, caret + 16, 16);
+        if (tally && sender >= 0 && seq >= 0 && micros >= 0) {
+          tally.record(this.index, sender, seq, micros, clock() * 1000);
+        } else if (tally) {
+          tally.garbled++;
+        }
+      } else {
+        this.#control(bytes, 0, bytes.length, true);
+      }
+    };
+    await this.write(encoder.encode(`{"type":"hello","id":0,"v":1,"name":"${this.name}"}`));
   }
 
   frame(text: string): Uint8Array {
     switch (this.shared.options.protocol) {
       case "chat":
+      case "ws":
         return encoder.encode(
           `{"type":"send","id":${this.#nextId++},"room":"#lobby","text":"${text}"}\n`,
         );
@@ -361,6 +406,7 @@ class Client {
   }
 
   close(): void {
+    this.socket?.close();
     if (!this.conn) return;
     const conn = this.conn;
     this.conn = undefined;
@@ -385,7 +431,7 @@ class Client {
   /** Handles a line without a payload; `complete` is false for the head of a long line. */
   #control(bytes: Uint8Array, start: number, end: number, complete: boolean): void {
     const protocol = this.shared.options.protocol;
-    if (protocol === "chat") {
+    if (protocol === "chat" || protocol === "ws") {
       if (!this.isReady) {
         if (startsWith(bytes, start, end, CHAT_WELCOME)) return this.#markReady();
         if (startsWith(bytes, start, end, CHAT_ERROR)) {
@@ -630,7 +676,8 @@ class Shard {
       const client = new Client(index, this.#shared, bufferBytes);
       if (idle) client.joinChannel = false;
       if (index >= crowdFrom) client.crowdReader = true;
-      if (index === slowIndex) {
+      // A WebSocket is always read: no slow consumer among WebSocket clients.
+      if (index === slowIndex && options.protocol !== "ws") {
         client.stopAfterReady = true;
         this.#slow = client;
       }

@@ -57,7 +57,7 @@ import {
 
 function usage(): never {
   console.error(
-    `Usage: deno run -A bench/load.ts --protocol lines|chat|text|irc --port N --workload burst|paced|idle|slow|crowd
+    `Usage: deno run -A bench/load.ts --protocol lines|chat|text|irc|ws --port N --workload burst|paced|idle|slow|crowd
   [--clients N] [--messages N] [--rate N] [--duration S] [--connections N] [--threads N]
   [--quiet-ms N] [--warm-up-ms N] [--timeout S] [--connect-timeout S] [--hold S] [--concurrency N] [--seed N]
   [--crowd N] [--crowd-read-bytes N] [--crowd-read-every-ms N]`,
@@ -95,7 +95,7 @@ function readOptions(args: string[]): LoadOptions {
   if (values.help) usage();
   const protocol = values.protocol as Protocol;
   const workload = values.workload as Workload;
-  if (!["lines", "chat", "text", "irc"].includes(protocol)) usage();
+  if (!["lines", "chat", "text", "irc", "ws"].includes(protocol)) usage();
   if (!["burst", "paced", "idle", "slow", "crowd"].includes(workload)) usage();
   const number = (text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
@@ -602,7 +602,13 @@ async function fanOut(options: LoadOptions, shards: Shards): Promise<Record<stri
 const WARM_UP_BYTES = 3_500_000;
 
 /** Bytes a warm-up line takes on the wire, by protocol. */
-const FILLER_OVERHEAD: Record<Protocol, number> = { chat: 110, irc: 40, lines: 10, text: 22 };
+const FILLER_OVERHEAD: Record<Protocol, number> = {
+  chat: 110,
+  irc: 40,
+  lines: 10,
+  text: 22,
+  ws: 110,
+};
 
 /**
  * Before `paced` and `slow`, every client sends warm-up lines, spread over

@@ -341,6 +341,8 @@ async function chatServers(
           "--port",
           String(port),
           ...(data ? ["--data", data(dir)] : []),
+          // Clients use the chat port only; the web port would be the next one, maybe taken.
+          ...(flags.has("--no-web") ? ["--no-web"] : []),
           ...limits,
           ...extra,
         ],
@@ -349,23 +351,37 @@ async function chatServers(
     },
   });
   // The same server, measured with IRC clients on its IRC door, beside ngircd.
-  const memory = make("chat IRC door (:memory:)", () => ":memory:");
+  const ircBase = make("chat IRC door (:memory:)", () => ":memory:");
   const irc: Server = {
-    ...memory,
+    ...ircBase,
     protocol: "irc",
     command: (port, dir) =>
-      memory.command(freePort(), dir).then((run) => ({
+      ircBase.command(freePort(), dir).then((run) => ({
         ...run,
         args: [...run.args, "--irc-port", String(port)],
       })),
   };
   if (!flags.has("--irc-port")) irc.skip = "this chat has no --irc-port";
+  // The same server, its clients on WebSockets: the harness's port is the web port.
+  const web = (server: Server): Server => ({
+    ...server,
+    name: "chat (WebSocket)",
+    protocol: "ws",
+    notes: [...server.notes, "clients on WebSockets (--web-port); no slow consumer"],
+    command: async (port, dir) => {
+      const command = await server.command(freePort(), dir);
+      const args = command.args.filter((arg) => arg !== "--no-web");
+      return { ...command, args: [...args, "--web-port", String(port)] };
+    },
+  });
   if (flags.has("--data")) {
+    const memory = make("chat (:memory:)", () => ":memory:");
     return [
       make("chat (durable)", (dir) => `${dir}/bench.db`),
-      make("chat (:memory:)", () => ":memory:"),
+      memory,
       make("chat (text)", () => ":memory:", "text"),
       irc,
+      ...(flags.has("--web-port") ? [web(memory)] : []),
     ];
   }
   return [make("chat", undefined), make("chat (text)", undefined, "text"), irc];

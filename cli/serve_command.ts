@@ -97,6 +97,9 @@ Options:
   --tls-cert FILE            serve TLS with this certificate (PEM)...
   --tls-key FILE             ...and this private key (PEM)
   --plain-port PORT          with TLS, also accept plain connections (for nc) on PORT
+  --web-port PORT            serve the web page on PORT (default: the port + 1); with
+                             TLS, over TLS
+  --no-web                   serve no web page
   --irc-port PORT            also accept IRC clients (irssi, WeeChat) on PORT; with TLS,
                              it speaks TLS too (default: off)
   --public-port PORT         clients reach the server on PORT too (port forwarding):
@@ -114,8 +117,8 @@ ${
   ).join("\n")
 }
 
-People join with "chat connect HOST:PORT --name NAME" or "nc HOST PORT" (and, with
---irc-port, any IRC client).
+People join with "chat connect HOST:PORT --name NAME", "nc HOST PORT", a web browser or
+(with --irc-port) any IRC client.
 Ctrl-C stops the server: everyone is told, then disconnected.`;
 
 function env(name: string): string | undefined {
@@ -260,6 +263,8 @@ export async function serveCommand(args: string[]): Promise<number> {
       "tls-key": { type: "string" },
       "plain-port": { type: "string" },
       "irc-port": { type: "string" },
+      "web-port": { type: "string" },
+      "no-web": { type: "boolean" },
       "public-port": { type: "string", multiple: true },
       password: { type: "string" },
       op: { type: "string", multiple: true },
@@ -281,7 +286,23 @@ export async function serveCommand(args: string[]): Promise<number> {
   const operators = await operatorList(values.op ?? []);
   const password = values.password ?? env("CHAT_PASSWORD");
   const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
-  const server = await serve({
+  if (values["no-web"] && values["web-port"] !== undefined) {
+    throw new CliError("Give --web-port or --no-web, not both", EXIT_USAGE);
+  }
+  const webPort = values["no-web"]
+    ? undefined
+    : values["web-port"] !== undefined
+    ? parsePort(values["web-port"], "--web-port")
+    : port === 0
+    ? 0
+    : port + 1;
+  if (webPort !== undefined && webPort > 65535) {
+    throw new CliError(
+      `Cannot serve the web page on port ${webPort}: choose one with --web-port, or --no-web`,
+      EXIT_USAGE,
+    );
+  }
+  const serveOptions = {
     hostname,
     port,
     ...Object.fromEntries(
@@ -299,6 +320,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     plainPort: values["plain-port"] === undefined
       ? undefined
       : parsePort(values["plain-port"], "--plain-port"),
+    webPort,
     ircPort: values["irc-port"] === undefined
       ? undefined
       : parsePort(values["irc-port"], "--irc-port"),
@@ -310,7 +332,19 @@ export async function serveCommand(args: string[]): Promise<number> {
     keepDays: count(values["keep-days"], "--keep-days", 365),
     resumeGrace: count(values["resume-grace"], "--resume-grace", 30_000),
     onLog: log,
-  });
+  };
+  let server;
+  try {
+    server = await serve(serveOptions);
+  } catch (error) {
+    // The page's default port (the chat port + 1) may be taken: serve the chat without it.
+    if (
+      !(error instanceof Deno.errors.AddrInUse) || values["web-port"] !== undefined ||
+      webPort === undefined || !error.message.includes("web page")
+    ) throw error;
+    console.log(`${error.message}; serving no web page (choose its port with --web-port)`);
+    server = await serve({ ...serveOptions, webPort: undefined });
+  }
   const actual = server.addr.port;
   console.log(
     `chat ${denoConfig.version} listening on ${formatAddress(server.addr.hostname, actual)}`,
@@ -336,16 +370,21 @@ export async function serveCommand(args: string[]): Promise<number> {
     console.log(`  chat connect ${formatAddress(host, actual)} --name NAME${trust}`);
     if (tls === undefined) console.log(`  nc ${host} ${actual}`);
     else if (server.plainAddr !== undefined) console.log(`  nc ${host} ${server.plainAddr.port}`);
+    if (server.webAddr !== undefined) {
+      const scheme = tls === undefined ? "http" : "https";
+      console.log(`  Open ${scheme}://${formatAddress(host, server.webAddr.port)}/ in a browser`);
+    }
     if (server.ircAddr !== undefined) {
       const port = server.ircAddr.port;
       console.log(`  irssi -c ${host} -p ${port}${tls === undefined ? "" : " (TLS)"}`);
     }
   }
-  console.log("Press Ctrl-C to stop.");
+  // Ready for Ctrl-C (and SIGTERM) before saying so.
   const stop = onInterrupt(() => {
     log(`Shutting down; ${server.users} connected`);
     server.close();
   });
+  console.log("Press Ctrl-C to stop.");
   await server.finished;
   stop();
   log("Server stopped");

@@ -170,3 +170,9 @@ Deno.test("piped chat connect exits 1 when the server refuses a message as too l
     await stopServer(server).finally(() => server[Symbol.asyncDispose]());
   }
 });
+
+Deno.test("chat serve stopped as soon as it says Ctrl-C stops it exits cleanly", async () => {
+  const { server } = await startServer("--no-web");
+  await server.stdout.readUntil(/Press Ctrl-C to stop\./);
+  await stopServer(server);
+});

@@ -1,0 +1,552 @@
+/**
+ * The WebSocket door: one browser connection (or any WebSocket client). Each
+ * text message carries one protocol frame, as a line does on the JSON door;
+ * the same line budget, flood rule, slow-consumer rule (read from the
+ * socket's `bufferedAmount`), timeouts and core apply. A socket whose first
+ * frame is `data` becomes a data connection: binary messages carry the file.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../../protocol/errors.ts";
+import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
+import { parseClientFrame, requestIdOf } from "../../protocol/frames.ts";
+import type { Limits } from "../../protocol/limits.ts";
+import type { Core, Origin, Outbound, Peer, Session } from "../core.ts";
+import { LineBudget } from "../line_budget.ts";
+import type { ByteStream } from "../transfers.ts";
+
+/** Bytes waiting for the line budget that count as a flood (PROTOCOL.md section 13.4). */
+const FLOOD_BACKLOG_BYTES = 32 * 1024;
+/**
+ * Bytes of messages received and not yet handled above which a WebSocket is
+ * cut off as a flood at once: a WebSocket cannot be left unread like a socket,
+ * so what a client sends beyond its budget waits in the server's memory.
+ */
+export const MAX_WEBSOCKET_BACKLOG = 1024 * 1024;
+/**
+ * Bytes of a file a WebSocket sender may have sent that the server has not
+ * yet passed on; the server says how far it got with `{"type":"data","taken":N}`.
+ */
+export const DATA_WINDOW_BYTES = 1024 * 1024;
+/** Bytes a data connection may hold unread before it is cut off (twice the window). */
+const MAX_DATA_BACKLOG = 2 * DATA_WINDOW_BYTES;
+/** How long the server waits for a peer to take what it sent before giving up, in ms. */
+const STALL_TIMEOUT = 5000;
+/** How long a close may wait for the peer, in ms. */
+const CLOSE_TIMEOUT = 2000;
+/** How often refusals held back from a connection over its budget are reported, in ms. */
+const REFUSAL_REPORT_INTERVAL = 1000;
+const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
+const PING = '{"type":"ping"}';
+const encoder = new TextEncoder();
+
+function byeText(reason: LeaveReason | "timeout", message: string): string {
+  return JSON.stringify({ type: "bye", reason, message });
+}
+
+/** The UTF-8 length of a string, counted only when it could pass `limit`. */
+function overLimit(text: string, limit: number): boolean {
+  return text.length * 3 > limit && encoder.encode(text).length > limit;
+}
+
+/** What a WebSocket door needs to know about the server. */
+export type WebSocketDoorOptions = Pick<Origin, "ports" | "fingerprint" | "names">;
+
+/** Where a WebSocket comes from. */
+export interface WebSocketRemote {
+  /** The IP address. */
+  hostname: string;
+  /** The port. */
+  port: number;
+}
+
+/** One WebSocket, speaking protocol frames, one per text message. */
+export class WebSocketDoor implements Peer {
+  readonly core: Core;
+  readonly limits: Limits;
+  /** The peer's IP address. */
+  readonly ip: string;
+  #socket: WebSocket;
+  #session: Session;
+  #budget: LineBudget;
+  /** Messages received and not yet handled. */
+  #inbox: (string | Uint8Array)[] = [];
+  #inboxBytes = 0;
+  #pumping = false;
+  #frames = 0;
+  #data: WebSocketByteStream | undefined;
+  #transfer: Promise<void> | undefined;
+  #opened = performance.now();
+  #lastInput = performance.now();
+  #pinged = false;
+  /** Bytes handed to the socket so far; with `bufferedAmount`, how much the peer took. */
+  #sent = 0;
+  #taken = 0;
+  #progress = performance.now();
+  #closing = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #done = Promise.withResolvers<void>();
+  /** Resolves when the socket is really closed (a peer that does not read may hold it). */
+  #closed = Promise.withResolvers<void>();
+  #refusedWhileOver = false;
+  #heldRefusals = 0;
+  #heldIds: RequestId[] = [];
+  #refusalTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | undefined;
+
+  /**
+   * Wraps an upgraded WebSocket.
+   *
+   * @param socket The socket, not yet open.
+   * @param remote Where it comes from.
+   * @param core The core to feed.
+   * @param limits The limits to enforce.
+   * @param options What a key proof must name.
+   */
+  constructor(
+    socket: WebSocket,
+    remote: WebSocketRemote,
+    core: Core,
+    limits: Limits,
+    options: WebSocketDoorOptions,
+  ) {
+    this.#socket = socket;
+    socket.binaryType = "arraybuffer";
+    this.core = core;
+    this.limits = limits;
+    this.ip = remote.hostname;
+    this.#budget = new LineBudget({
+      rate: limits.rateLimit,
+      burst: limits.rateBurst,
+      floodTimeout: limits.floodTimeout,
+      floodBacklog: FLOOD_BACKLOG_BYTES,
+    }, performance.now());
+    const host = remote.hostname.includes(":") ? `[${remote.hostname}]` : remote.hostname;
+    this.#session = core.open(this, {
+      remote: `${host}:${remote.port}`,
+      ip: remote.hostname,
+      ports: options.ports,
+      fingerprint: options.fingerprint,
+      names: options.names,
+    });
+    socket.onmessage = (event) => this.#received(event.data);
+    socket.onclose = () => {
+      this.#ended();
+      this.#closed.resolve();
+    };
+    socket.onerror = () => {};
+  }
+
+  /** The session this connection carries. */
+  get session(): Session {
+    return this.#session;
+  }
+
+  /**
+   * Resolves once the socket is closed, or given up on 2 seconds after the
+   * server closed it (for a data connection: once its transfer is over).
+   */
+  get done(): Promise<void> {
+    return this.#transfer === undefined
+      ? this.#done.promise
+      : Promise.all([this.#transfer, this.#done.promise]).then(() => {});
+  }
+
+  /**
+   * Resolves once the socket is really closed. A peer that stops reading
+   * never completes the close, and keeps its socket until it goes away:
+   * the server counts it against the connection limits until then.
+   */
+  get closed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /** Whether this connection can take part in file transfers: it can. */
+  get files(): boolean {
+    return true;
+  }
+
+  /** Carries a resumed session from now on. */
+  adopt(session: Session): void {
+    this.#session = session;
+  }
+
+  /** Queues a frame as one text message. */
+  deliver(out: Outbound): void {
+    if (
+      out.frame.type === "error" &&
+      (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
+      this.#holdRefusal(out.frame.id)
+    ) return;
+    this.#send(out.webSocketText, out.json.length - 1);
+  }
+
+  /** Sends a text message, unless closing; checks the peer keeps up. */
+  #send(text: string, bytes: number): void {
+    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return;
+    try {
+      this.#socket.send(text);
+    } catch {
+      return;
+    }
+    this.#sent += bytes;
+    const max = this.limits.maxSendQueueBytes;
+    const waiting = this.#check();
+    if (
+      waiting > max && (waiting > 8 * max || performance.now() - this.#progress > STALL_TIMEOUT)
+    ) {
+      this.#overflow();
+    }
+  }
+
+  /** Bytes the peer has not taken yet; notes any progress. */
+  #check(): number {
+    const waiting = this.#socket.bufferedAmount;
+    const taken = this.#sent - waiting;
+    if (taken > this.#taken || waiting === 0) {
+      this.#taken = taken;
+      this.#progress = performance.now();
+    }
+    return waiting;
+  }
+
+  #overflow(): void {
+    this.core.disconnect(this.#session, this, "send_queue_exceeded");
+    this.#finish(byeText("send_queue_exceeded", BYE_QUEUE_MESSAGE));
+  }
+
+  /** Sends a last message past every limit, then closes. */
+  #finish(last: string): void {
+    if (this.#closing) return;
+    try {
+      if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(last);
+    } catch {
+      // Closed meanwhile.
+    }
+    this.close();
+  }
+
+  /** Sends what is queued, then closes. */
+  close(): void {
+    if (this.#closing) return;
+    this.#flushRefusals();
+    this.#closing = true;
+    this.#wake?.();
+    try {
+      this.#socket.close(1000);
+    } catch {
+      // Not open yet, or already closed.
+    }
+    // A peer that does not read never completes the close handshake.
+    this.#closeTimer = setTimeout(() => this.#ended(), CLOSE_TIMEOUT);
+  }
+
+  /** The socket is closed: tell the core, once. */
+  #ended(): void {
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#refusalTimer);
+    clearTimeout(this.#pauseTimer);
+    this.#closing = true;
+    this.#wake?.();
+    this.#data?.end();
+    this.core.disconnect(this.#session, this, "lost");
+    this.#inbox = [];
+    this.#inboxBytes = 0;
+    this.#done.resolve();
+  }
+
+  #received(data: unknown): void {
+    if (this.#data !== undefined) {
+      if (data instanceof ArrayBuffer) this.#data.push(new Uint8Array(data));
+      return;
+    }
+    if (this.#closing) return;
+    this.#lastInput = performance.now();
+    this.#pinged = false;
+    const message = typeof data === "string" ? data : new Uint8Array(data as ArrayBuffer);
+    this.#inbox.push(message);
+    this.#inboxBytes += message.length;
+    if (this.#inboxBytes > Math.max(MAX_WEBSOCKET_BACKLOG, 2 * this.limits.maxFrameBytes)) {
+      return this.#flood();
+    }
+    if (!this.#pumping) this.#pump();
+  }
+
+  /** Handles the messages received, in order, as the line budget allows. */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    let waited = false;
+    try {
+      while (this.#inbox.length > 0 && !this.#closing && this.#data === undefined) {
+        const allowed = this.#budget.allowance(performance.now(), waited);
+        if (allowed === 0) {
+          const delay = this.#budget.wait(performance.now(), this.#inboxBytes);
+          if (delay === undefined) return this.#flood();
+          waited = true;
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+            this.#pauseTimer = setTimeout(resolve, delay);
+          });
+          this.#wake = undefined;
+          continue;
+        }
+        if (!waited) this.#flushRefusals();
+        const message = this.#inbox.shift()!;
+        this.#inboxBytes -= message.length;
+        this.#budget.take(1);
+        try {
+          const pending = this.#handle(message);
+          if (pending !== undefined) await pending;
+        } catch (error) {
+          this.core.fault(this.#session, error);
+        }
+        if (this.#inbox.length === 0) waited = false;
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** One frame; a promise when the ones after it must wait. */
+  #handle(message: string | Uint8Array): Promise<void> | undefined {
+    const { core } = this;
+    const session = this.#session;
+    if (typeof message !== "string") {
+      core.reject(session, "bad_request", "Frames travel as text messages, not binary ones");
+      return;
+    }
+    if (overLimit(message, this.limits.maxFrameBytes)) {
+      core.reject(
+        session,
+        "frame_too_large",
+        `Frame is longer than the limit of ${this.limits.maxFrameBytes} bytes`,
+      );
+      return;
+    }
+    if (message.trim() === "") return;
+    let frame;
+    try {
+      frame = parseClientFrame(message);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      core.reject(session, error.code, error.message, requestIdOf(error));
+      return;
+    }
+    if (frame.type === "data") {
+      if (this.#frames++ > 0) {
+        core.receive(session, frame);
+        core.reject(session, "bad_request", '"data" must be the first frame of a new connection');
+        return;
+      }
+      const stream = new WebSocketByteStream(this.#socket, () => this.close());
+      const transfer = core.attachData(stream, frame.token);
+      if (transfer === undefined) {
+        core.reject(session, "no_such_transfer", "No transfer has that token");
+        this.close();
+        return;
+      }
+      this.#data = stream;
+      this.#inbox = [];
+      this.#inboxBytes = 0;
+      this.#transfer = transfer;
+      return;
+    }
+    this.#frames++;
+    return core.receive(session, frame);
+  }
+
+  #flood(): void {
+    const message =
+      `Disconnected: you kept sending lines faster than ${this.limits.rateLimit} a second, without waiting for the answers, for ${
+        this.limits.floodTimeout / 1000
+      } s`;
+    this.core.disconnect(this.#session, this, "flood");
+    this.#inbox = [];
+    this.#inboxBytes = 0;
+    this.#finish(byeText("flood", message));
+  }
+
+  #holdRefusal(id?: RequestId): boolean {
+    if (!this.#budget.over) return false;
+    if (!this.#refusedWhileOver) {
+      this.#refusedWhileOver = true;
+      return false;
+    }
+    this.#heldRefusals++;
+    if (id !== undefined) this.#heldIds.push(id);
+    this.#refusalTimer ??= setTimeout(() => {
+      this.#refusalTimer = undefined;
+      this.#reportRefusals();
+    }, REFUSAL_REPORT_INTERVAL);
+    return true;
+  }
+
+  #reportRefusals(): void {
+    clearTimeout(this.#refusalTimer);
+    this.#refusalTimer = undefined;
+    const count = this.#heldRefusals;
+    if (count === 0) return;
+    this.#heldRefusals = 0;
+    const ids = this.#heldIds;
+    this.#heldIds = [];
+    const message = `Slow down: ${count} more ${
+      count === 1 ? "line was" : "lines were"
+    } refused; you are sending too fast`;
+    const text = JSON.stringify({
+      type: "error",
+      code: "rate_limited",
+      message,
+      ...(ids.length > 0 ? { ids } : {}),
+    });
+    this.#send(text, encoder.encode(text).length);
+  }
+
+  #flushRefusals(): void {
+    if (!this.#refusedWhileOver) return;
+    this.#refusedWhileOver = false;
+    this.#reportRefusals();
+  }
+
+  /**
+   * Enforces the time limits and the slow-consumer rule; the server calls
+   * this every few seconds.
+   *
+   * @param now `performance.now()`.
+   */
+  sweep(now: number): void {
+    if (this.#closing || this.#data !== undefined) return;
+    if (this.#socket.readyState !== WebSocket.OPEN) return;
+    const max = this.limits.maxSendQueueBytes;
+    if (this.#check() > max && now - this.#progress > STALL_TIMEOUT) return this.#overflow();
+    const { handshakeTimeout, idleTimeout } = this.limits;
+    if (this.#session.name === undefined) {
+      if (now - this.#opened > handshakeTimeout) {
+        this.#finish(byeText("timeout", `No name was given within ${handshakeTimeout / 1000} s`));
+      }
+      return;
+    }
+    const idle = now - this.#lastInput;
+    if (idle > idleTimeout) {
+      this.core.disconnect(this.#session, this, "timeout");
+      this.#finish(byeText("timeout", `Nothing was heard from you for ${idleTimeout / 1000} s`));
+    } else if (idle > idleTimeout / 3 && !this.#pinged) {
+      this.#pinged = true;
+      this.#send(PING, PING.length);
+    }
+  }
+}
+
+/**
+ * A WebSocket as the byte stream of a file transfer: binary messages in and
+ * out. The first write (the server's `ok`) goes out as a text message; the
+ * sender is told how far the server got, so it never has more than
+ * {@linkcode DATA_WINDOW_BYTES} in flight.
+ */
+class WebSocketByteStream implements ByteStream {
+  #socket: WebSocket;
+  #onClose: () => void;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  #taken = 0;
+  #ready = false;
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  constructor(socket: WebSocket, onClose: () => void) {
+    this.#socket = socket;
+    this.#onClose = onClose;
+  }
+
+  /** A binary message arrived. */
+  push(bytes: Uint8Array): void {
+    // Bytes sent before the "ok" are discarded, as on a TCP data connection.
+    if (!this.#ready || this.#ended) return;
+    this.#chunks.push(bytes);
+    this.#bytes += bytes.length;
+    if (this.#bytes > MAX_DATA_BACKLOG) {
+      // The sender ignored the window: cut off.
+      this.#chunks = [];
+      this.#bytes = 0;
+      this.close();
+    }
+    this.#wake?.();
+  }
+
+  /** The socket closed. */
+  end(): void {
+    this.#ended = true;
+    this.#wake?.();
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+    const chunk = this.#chunks[0]!;
+    const count = Math.min(chunk.length, buffer.length);
+    buffer.set(chunk.subarray(0, count));
+    if (count === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(count);
+    this.#bytes -= count;
+    this.#taken += count;
+    try {
+      this.#socket.send(`{"type":"data","taken":${this.#taken}}`);
+    } catch {
+      // Closing.
+    }
+    return count;
+  }
+
+  async write(bytes: Uint8Array): Promise<number> {
+    if (this.#ended || this.#socket.readyState !== WebSocket.OPEN) {
+      throw new Deno.errors.BrokenPipe("The data connection is closed");
+    }
+    if (!this.#ready) {
+      this.#ready = true;
+      this.#socket.send(new TextDecoder().decode(bytes).trimEnd());
+      return bytes.length;
+    }
+    // The relay reuses its buffer: send a copy.
+    this.#socket.send(bytes.slice());
+    // Backpressure: wait while the receiver has a window's worth unread.
+    const since = performance.now();
+    while (this.#socket.bufferedAmount > DATA_WINDOW_BYTES) {
+      if (this.#ended) throw new Deno.errors.BrokenPipe("The data connection is closed");
+      if (performance.now() - since > 60_000) {
+        throw new Deno.errors.TimedOut("The receiver stopped reading");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return bytes.length;
+  }
+
+  close(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#wake?.();
+    this.#onClose();
+  }
+}
+
+/**
+ * Refuses a WebSocket before anything else, as a TCP connection is refused
+ * with one line: the reason is the close reason (code 1008).
+ *
+ * @param socket The upgraded socket.
+ * @param reason Why, in one line.
+ */
+export function refuseWebSocket(socket: WebSocket, reason: string): void {
+  const close = () => {
+    try {
+      socket.close(1008, reason.slice(0, 120));
+    } catch {
+      // Already closed.
+    }
+  };
+  if (socket.readyState === WebSocket.CONNECTING) socket.onopen = close;
+  else close();
+}
