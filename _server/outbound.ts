@@ -52,7 +52,7 @@ export class Outbound {
    * @returns The bytes.
    */
   encodeJson(): Uint8Array {
-    return this.#json ?? encoder.encode(JSON.stringify(this.frame) + "\n");
+    return this.#json ?? SINGLES.encode(JSON.stringify(this.frame) + "\n");
   }
 
   /** The frame as the text of one WebSocket message (JSON, no newline). */
@@ -133,7 +133,52 @@ export class Arena {
     this.#used += bytes.length;
     at.to[index] = this.#used;
   }
+
+  /**
+   * Encodes text straight in, with no buffer of its own on the way.
+   *
+   * @param text The text.
+   * @param at Where to note the buffer and the bounds it was encoded to.
+   * @param index Which item of `at` it is.
+   */
+  placeText(text: string, at: Placed, index: number): void {
+    // A UTF-16 code unit takes at most 3 bytes.
+    if (text.length * 3 > ARENA_LARGEST) return this.place(encoder.encode(text), at, index);
+    if (this.#used + text.length * 3 > this.#buffer.length) {
+      this.#buffer = new Uint8Array(ARENA_BYTES);
+      this.#used = 0;
+    }
+    const { written } = encoder.encodeInto(text, this.#buffer.subarray(this.#used));
+    at.bases[index] = this.#buffer;
+    at.from[index] = this.#used;
+    this.#used += written;
+    at.to[index] = this.#used;
+  }
+
+  /**
+   * Encodes text in and returns its bytes, a view of the shared buffer.
+   *
+   * @param text The text.
+   * @returns The bytes.
+   */
+  encode(text: string): Uint8Array {
+    if (text.length * 3 > ARENA_LARGEST) return encoder.encode(text);
+    if (this.#used + text.length * 3 > this.#buffer.length) {
+      this.#buffer = new Uint8Array(ARENA_BYTES);
+      this.#used = 0;
+    }
+    const from = this.#used;
+    const { written } = encoder.encodeInto(text, this.#buffer.subarray(from));
+    this.#used += written;
+    return this.#buffer.subarray(from, this.#used);
+  }
 }
+
+/**
+ * Where single events are encoded (answers, errors, presence): one shared
+ * buffer for many small ones instead of a buffer each.
+ */
+const SINGLES = new Arena();
 
 /** One encoding of a run: where each item's bytes are. */
 interface Placed {
@@ -170,12 +215,12 @@ export interface ViewSink {
   pushView(base: Uint8Array, from: number, to: number): unknown;
 }
 
+function newPlaced(length: number): Placed {
+  return { bases: new Array(length), from: new Uint32Array(length), to: new Uint32Array(length) };
+}
+
 function place(arena: Arena, parts: readonly Uint8Array[]): Placed {
-  const placed: Placed = {
-    bases: new Array(parts.length),
-    from: new Uint32Array(parts.length),
-    to: new Uint32Array(parts.length),
-  };
+  const placed = newPlaced(parts.length);
   for (let i = 0; i < parts.length; i++) arena.place(parts[i]!, placed, i);
   return placed;
 }
@@ -230,7 +275,14 @@ export class OutboundRun {
    * @param sink Where the stretches of bytes go.
    */
   json(start: number, end: number, sink: ViewSink): void {
-    this.#json ??= place(this.#arenas.json, this.items.map((item) => item.encodeJson()));
+    if (this.#json === undefined) {
+      const items = this.items;
+      const placed = this.#json = newPlaced(items.length);
+      const arena = this.#arenas.json;
+      for (let i = 0; i < items.length; i++) {
+        arena.placeText(JSON.stringify(items[i]!.frame) + "\n", placed, i);
+      }
+    }
     visit(this.#json, start, end, sink);
   }
 

@@ -19,7 +19,7 @@ import { jsonBye, JsonDialect, jsonRefusals } from "./json.ts";
 import { textBye, TextDialect } from "./text.ts";
 
 /** Bytes read and waiting for the line budget that count as a flood (PROTOCOL.md section 13.4). */
-const FLOOD_BACKLOG_BYTES = 32 * 1024;
+const FLOOD_BACKLOG_BYTES = 8 * 1024;
 
 /** An idle connection reads into a small buffer... */
 const SMALL_READ_BYTES = 256;
@@ -28,7 +28,7 @@ const SMALL_READ_BYTES = 256;
  * flood is told by `FLOOD_BACKLOG_BYTES` waiting in it while lines trickle out, so it must be
  * well over that: twice.
  */
-const LARGE_READ_BYTES = 64 * 1024;
+const LARGE_READ_BYTES = 16 * 1024;
 const OPEN_BRACE = 0x7b;
 const LF = 0x0a;
 const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";

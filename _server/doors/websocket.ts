@@ -17,7 +17,7 @@ import { LineBudget } from "../line_budget.ts";
 import type { ByteStream } from "../transfers.ts";
 
 /** Bytes waiting for the line budget that count as a flood (PROTOCOL.md section 13.4). */
-const FLOOD_BACKLOG_BYTES = 32 * 1024;
+const FLOOD_BACKLOG_BYTES = 8 * 1024;
 /**
  * Bytes of messages received and not yet handled above which a WebSocket is
  * cut off as a flood at once: a WebSocket cannot be left unread like a socket,
