@@ -31,13 +31,19 @@ export class Outbound {
   #irc: (Uint8Array | null)[] | undefined;
   #webSocketText: string | undefined;
 
+  /** Whether its JSON goes into the shared buffer for answers (it has one reader). */
+  #single: boolean;
+
   /**
    * Wraps a frame.
    *
    * @param frame The frame to send.
+   * @param single Whether one peer alone receives it (an answer): its JSON is
+   * then laid into a buffer shared with other answers rather than one of its own.
    */
-  constructor(frame: ServerFrame) {
+  constructor(frame: ServerFrame, single = false) {
     this.frame = frame;
+    this.#single = single;
   }
 
   /** The frame as one line of JSON. */
@@ -52,7 +58,9 @@ export class Outbound {
    * @returns The bytes.
    */
   encodeJson(): Uint8Array {
-    return this.#json ?? SINGLES.encode(JSON.stringify(this.frame) + "\n");
+    if (this.#json !== undefined) return this.#json;
+    const text = JSON.stringify(this.frame) + "\n";
+    return this.#single ? SINGLES.encode(text) : encoder.encode(text);
   }
 
   /** The frame as the text of one WebSocket message (JSON, no newline). */
@@ -175,8 +183,9 @@ export class Arena {
 }
 
 /**
- * Where single events are encoded (answers, errors, presence): one shared
- * buffer for many small ones instead of a buffer each.
+ * Where answers are encoded: one shared buffer for many small ones instead of
+ * a buffer each. (Events to many readers keep their own: a reader that lags
+ * would hold the whole shared buffer for one of them.)
  */
 const SINGLES = new Arena();
 

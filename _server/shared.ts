@@ -120,6 +120,7 @@ export class Shared {
   fail(session: Session, id: RequestId | undefined, code: ErrorCode, message: string): void {
     const out = new Outbound(
       id === undefined ? { type: "error", code, message } : { type: "error", id, code, message },
+      true,
     );
     this.#hooks.afterSends(() => session.peer?.deliver(out));
   }
@@ -131,7 +132,7 @@ export class Shared {
    * @param ack The answer.
    */
   ack(session: Session, ack: AckFrame): void {
-    session.peer?.deliver(new Outbound(ack));
+    session.peer?.deliver(new Outbound(ack, true));
   }
 
   /**
