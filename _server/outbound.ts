@@ -262,6 +262,8 @@ export class OutboundRun {
   #json: Placed | undefined;
   #text: Placed | undefined;
   #tagged: Placed | undefined;
+  /** The events as lines of JSON in one string, where each ends, and its size in bytes. */
+  #webSocket: { text: string; ends: number[]; byteEnds: number[] } | undefined;
   /** IRC lines, by the tags their readers negotiated. */
   #irc: Placed[] | undefined;
 
@@ -293,6 +295,40 @@ export class OutboundRun {
       }
     }
     visit(this.#json, start, end, sink);
+  }
+
+  /**
+   * Events `start` to `end` (excluded) as the text of one WebSocket message,
+   * a line of JSON each: a slice of one string made once for all readers.
+   *
+   * @param start The first event.
+   * @param end After the last event.
+   * @returns The text and its size in UTF-8.
+   */
+  webSocketText(start: number, end: number): { text: string; bytes: number } {
+    if (this.#webSocket === undefined) {
+      const ends: number[] = [];
+      const byteEnds: number[] = [];
+      let chars = 0;
+      let bytes = 0;
+      const texts = this.items.map((item) => {
+        const text = item.webSocketText;
+        chars += text.length + 1;
+        bytes += utf8Length(text) + 1;
+        ends.push(chars);
+        byteEnds.push(bytes);
+        return text;
+      });
+      this.#webSocket = { text: texts.join("\n") + "\n", ends, byteEnds };
+    }
+    const { text, ends, byteEnds } = this.#webSocket;
+    const from = start === 0 ? 0 : ends[start - 1]!;
+    const fromBytes = start === 0 ? 0 : byteEnds[start - 1]!;
+    // Without the newline after the last one: the message's lines are joined, not ended.
+    return {
+      text: text.slice(from, ends[end - 1]! - 1),
+      bytes: byteEnds[end - 1]! - 1 - fromBytes,
+    };
   }
 
   /**
@@ -335,3 +371,13 @@ export class OutboundRun {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The length of text in UTF-8, without encoding it. */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) bytes += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1;
+  }
+  return bytes;
+}

@@ -99,6 +99,7 @@ const HOST = "127.0.0.1";
 /** Length of every message text. */
 export const PAYLOAD_BYTES = 64;
 const CARET = 0x5e;
+const LF = 0x0a;
 const PERCENT = 0x25;
 const LETTER_F = 0x66;
 const DOT = 0x2e;
@@ -359,22 +360,28 @@ class Client {
     socket.onmessage = (event) => {
       const bytes = encoder.encode(event.data as string);
       this.bytesRead += bytes.length;
-      const caret = bytes.indexOf(CARET);
       const tally = this.shared.tally;
-      if (
-        caret !== -1 && caret + PAYLOAD_BYTES <= bytes.length && bytes[caret + 7] === DOT &&
-        bytes[caret + 15] === DOT && bytes[caret + 32] === DOT
-      ) {
-        const sender = digits(bytes, caret + 1, 6);
-        const seq = digits(bytes, caret + 8, 7);
-        const micros = digits(bytes, caret + 16, 16);
-        if (tally && sender >= 0 && seq >= 0 && micros >= 0) {
-          tally.record(this.index, sender, seq, micros, clock() * 1000);
-        } else if (tally) {
-          tally.garbled++;
+      // A message carries one frame or more, a line each.
+      for (let start = 0; start < bytes.length;) {
+        let end = bytes.indexOf(LF, start);
+        if (end === -1) end = bytes.length;
+        const caret = bytes.indexOf(CARET, start);
+        if (
+          caret !== -1 && caret + PAYLOAD_BYTES <= end && bytes[caret + 7] === DOT &&
+          bytes[caret + 15] === DOT && bytes[caret + 32] === DOT
+        ) {
+          const sender = digits(bytes, caret + 1, 6);
+          const seq = digits(bytes, caret + 8, 7);
+          const micros = digits(bytes, caret + 16, 16);
+          if (tally && sender >= 0 && seq >= 0 && micros >= 0) {
+            tally.record(this.index, sender, seq, micros, clock() * 1000);
+          } else if (tally) {
+            tally.garbled++;
+          }
+        } else {
+          this.#control(bytes, start, end, true);
         }
-      } else {
-        this.#control(bytes, 0, bytes.length, true);
+        start = end + 1;
       }
     };
     await this.write(encoder.encode(`{"type":"hello","id":0,"v":1,"name":"${this.name}"}`));

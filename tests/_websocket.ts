@@ -26,8 +26,10 @@ export class WsPeer implements AsyncDisposable {
     this.socket = socket;
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => {
-      if (typeof event.data === "string") this.frames.push(JSON.parse(event.data));
-      else this.binary.push(new Uint8Array(event.data));
+      if (typeof event.data === "string") {
+        // A message carries one frame or more, a line each.
+        for (const line of event.data.split("\n")) this.frames.push(JSON.parse(line));
+      } else this.binary.push(new Uint8Array(event.data));
       this.#wake?.();
     };
     socket.onclose = (event) => {

@@ -12,7 +12,7 @@ import { ProtocolError } from "../../protocol/errors.ts";
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import { parseClientFrame, requestIdOf } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
-import type { Core, Origin, Outbound, Peer, Session } from "../core.ts";
+import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
 import type { ByteStream } from "../transfers.ts";
 
@@ -82,6 +82,10 @@ export class WebSocketDoor implements Peer {
   #pinged = false;
   /** Bytes handed to the socket so far; with `bufferedAmount`, how much the peer took. */
   #sent = 0;
+  /** Frames queued this turn, a line each, and their size in bytes. */
+  #lines: string[] = [];
+  #linesBytes = 0;
+  #flushScheduled = false;
   #taken = 0;
   #progress = performance.now();
   #closing = false;
@@ -173,7 +177,7 @@ export class WebSocketDoor implements Peer {
     this.#session = session;
   }
 
-  /** Queues a frame as one text message. */
+  /** Queues a frame; the frames of one turn go out as one text message, a line each. */
   deliver(out: Outbound): void {
     if (
       out.frame.type === "error" &&
@@ -183,8 +187,31 @@ export class WebSocketDoor implements Peer {
     this.#send(out.webSocketText, out.json.length - 1);
   }
 
-  /** Sends a text message, unless closing; checks the peer keeps up. */
+  /** Queues a stretch of a run of events: one slice of the run's text, made once for all. */
+  deliverRun(run: OutboundRun, start: number, end: number): void {
+    const { text, bytes } = run.webSocketText(start, end);
+    this.#send(text, bytes);
+  }
+
+  /** Queues frames (lines of JSON) to go out at the end of this turn, in one message. */
   #send(text: string, bytes: number): void {
+    if (this.#closing) return;
+    this.#lines.push(text);
+    this.#linesBytes += bytes;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /** Sends the frames of this turn as one text message; checks the peer keeps up. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#lines.length === 0) return;
+    const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join("\n");
+    const bytes = this.#linesBytes + this.#lines.length - 1;
+    this.#lines = [];
+    this.#linesBytes = 0;
     if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return;
     try {
       this.#socket.send(text);
@@ -220,6 +247,8 @@ export class WebSocketDoor implements Peer {
   /** Sends a last message past every limit, then closes. */
   #finish(last: string): void {
     if (this.#closing) return;
+    // What was queued before goes first.
+    this.#flush();
     try {
       if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(last);
     } catch {
@@ -232,6 +261,7 @@ export class WebSocketDoor implements Peer {
   close(): void {
     if (this.#closing) return;
     this.#flushRefusals();
+    this.#flush();
     this.#closing = true;
     this.#wake?.();
     try {

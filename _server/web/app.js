@@ -168,13 +168,16 @@ class Chat {
     socket.onopen = () => this.hello(socket);
     socket.onmessage = (event) => {
       if (typeof event.data !== "string") return;
-      let frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch {
-        return;
+      // A message carries one frame or more, a line each.
+      for (const line of event.data.split("\n")) {
+        let frame;
+        try {
+          frame = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (frame && typeof frame === "object") this.frame(frame);
       }
-      if (frame && typeof frame === "object") this.frame(frame);
     };
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
