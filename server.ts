@@ -10,7 +10,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
-import { ChatCore, SqliteStorage } from "./_server/core.ts";
+import { ChatCore, SqliteStorage, type Storage } from "./_server/core.ts";
 import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
@@ -37,6 +37,8 @@ export interface ServeOptions extends Partial<Limits> {
   /**
    * The history database: a file path, or `":memory:"` for a server that
    * forgets everything when it stops. The directory is created if needed.
+   * A `postgres://USER@HOST:PORT/DB` URL shares the chat with every server
+   * given the same database.
    *
    * @default {":memory:"}
    */
@@ -93,6 +95,18 @@ export interface ServeOptions extends Partial<Limits> {
   operators?: readonly string[];
   /** Receives a line for each join, leave and rename, for an operator's log. */
   onLog?: (line: string) => void;
+  /**
+   * With `data` a `postgres://` URL without a password: the database's
+   * password. Never logged.
+   */
+  databasePassword?: string;
+  /**
+   * With `data` a `postgres://` URL: this node's id among the servers sharing
+   * the database; unique among them.
+   *
+   * @default {"HOST-PID-RANDOM"}
+   */
+  node?: string;
 }
 
 /** A running server. */
@@ -149,7 +163,7 @@ class Server implements ChatServer {
   #closing: Promise<void> | undefined;
   #accepting: Promise<void>;
   #finished = Promise.withResolvers<void>();
-  #store: Store;
+  #storage: OpenStorage;
   #perIp = new Map<string, number>();
   #connectBuckets = new Map<string, TokenBucket>();
   #sweeper: ReturnType<typeof setInterval>;
@@ -157,13 +171,13 @@ class Server implements ChatServer {
 
   constructor(
     listeners: Listener[],
-    store: Store,
+    storage: OpenStorage,
     core: ChatCore,
     limits: Limits,
     options: ServeOptions,
   ) {
     this.#listeners = listeners;
-    this.#store = store;
+    this.#storage = storage;
     this.#core = core;
     this.#limits = limits;
     this.#log = options.onLog;
@@ -239,7 +253,7 @@ class Server implements ChatServer {
   }
 
   get data(): string {
-    return this.#store.path;
+    return this.#storage.storage.path;
   }
 
   get finished(): Promise<void> {
@@ -341,7 +355,7 @@ class Server implements ChatServer {
     for (const connection of this.#connections) connection.close();
     await Promise.all([...this.#connections].map((connection) => connection.done));
     await Promise.all(this.#tasks);
-    this.#store.close();
+    await this.#storage.close();
     this.#finished.resolve();
   }
 
@@ -369,7 +383,7 @@ class Server implements ChatServer {
  */
 export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   options.signal?.throwIfAborted();
-  const store = openStore(options.data ?? ":memory:");
+  const store = await openStorage(options);
   const listeners: Listener[] = [];
   try {
     const hostname = options.hostname ?? "0.0.0.0";
@@ -379,7 +393,7 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
-    store.close();
+    await store.close();
     throw error;
   }
   let server: Server;
@@ -388,7 +402,7 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     const core = await ChatCore.open({
       limits,
       software: SOFTWARE,
-      store: new SqliteStorage(store),
+      store: store.storage,
       historyOnJoin: options.historyOnJoin ?? 50,
       maxHistoryPage: options.maxHistoryPage ?? 200,
       resumeGrace: options.resumeGrace ?? 30_000,
@@ -403,9 +417,9 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     server = new Server(listeners, store, core, limits, options);
   } catch (error) {
     for (const listener of listeners) listener.close();
-    store.close();
+    await store.close();
     // Reading the bans and applying retention reads the whole database: damage shows here.
-    throw storageFailure(store.path, error);
+    throw storageFailure(store.storage.path, error);
   }
   options.signal?.addEventListener("abort", () => server.close(), { once: true });
   return server;
@@ -422,6 +436,42 @@ function limitsOf(options: ServeOptions): Limits {
     }
   }
   return limits;
+}
+
+/** The storage a server uses, and how to close it. */
+interface OpenStorage {
+  storage: Storage;
+  close(): Promise<void>;
+}
+
+async function openStorage(options: ServeOptions): Promise<OpenStorage> {
+  const data = options.data ?? ":memory:";
+  if (/^postgres(?:ql)?:\/\//i.test(data)) {
+    const { PostgresStorage } = await import("./_server/postgres.ts");
+    const storage = await PostgresStorage.open(data, {
+      password: options.databasePassword,
+      node: options.node ?? nodeId(),
+      log: options.onLog,
+    });
+    return { storage, close: () => storage.close() };
+  }
+  const store = openStore(data);
+  return {
+    storage: new SqliteStorage(store),
+    close: () => Promise.resolve(store.close()),
+  };
+}
+
+/** A node id unlikely to be another's: the host, the process and a random part. */
+function nodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // Not allowed to know.
+  }
+  const random = crypto.getRandomValues(new Uint8Array(4));
+  return `${host}-${Deno.pid}-${[...random].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 function openStore(path: string): Store {

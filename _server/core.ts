@@ -17,6 +17,7 @@ import type { ErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
 import { type Command, COMMANDS, type Parts } from "./commands.ts";
 import { Direct } from "./direct.ts";
+import { Feed } from "./feed.ts";
 import { Handshake } from "./handshake.ts";
 import { History } from "./history.ts";
 import { Messages } from "./messages.ts";
@@ -27,7 +28,7 @@ import { Rooms } from "./rooms.ts";
 import { type Origin, type Peer, type Room, Session } from "./session.ts";
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
-import type { Ban, BanKind, Storage } from "./storage.ts";
+import { type Ban, type BanKind, isShared, type Storage } from "./storage.ts";
 import { type ByteStream, Transfers } from "./transfers.ts";
 
 export { Outbound } from "./outbound.ts";
@@ -103,6 +104,7 @@ export class ChatCore implements Core {
   #handshake: Handshake;
   #transfers: Transfers;
   #parts: Parts;
+  #feed: Feed | undefined;
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
@@ -139,7 +141,19 @@ export class ChatCore implements Core {
     this.#shared = shared;
     const history = new History(shared);
     const rooms = this.#rooms = new Rooms(shared, history, loaded.lobby);
-    this.#messages = new Messages(shared, rooms, history);
+    const store = options.store;
+    if (isShared(store)) {
+      const feed = this.#feed = new Feed(shared, store, {
+        loaded: (name) => rooms.loaded(name),
+        all: () => rooms.all(),
+      });
+      store.subscribe({
+        message: (room, seq) => feed.wake(room, seq),
+        event: () => {},
+        ready: () => feed.ready(),
+      });
+    }
+    this.#messages = new Messages(shared, rooms, history, this.#feed);
     const names = this.#names = new Names(shared, loaded.bound);
     const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     this.#handshake = new Handshake(shared, names, rooms, history, moderation);
@@ -370,6 +384,7 @@ export class ChatCore implements Core {
     this.#closing = true;
     while (this.#lane !== undefined) await this.#lane;
     await this.#messages.commit();
+    this.#feed?.close();
     const bye = new Outbound({
       type: "bye",
       reason: "shutdown",

@@ -13,6 +13,7 @@ import { Outbound } from "./outbound.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Registered, Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
+import type { Feed } from "./feed.ts";
 import type { StoredMessage } from "./storage.ts";
 
 /** Prune history after this many stored messages. */
@@ -43,6 +44,8 @@ export class Messages {
   #inflightSteps: (() => void)[] = [];
   #storedSincePrune = 0;
   #prunedAt = performance.now();
+  /** With a storage shared by several servers: it numbers the messages, the feed delivers them. */
+  #feed: Feed | undefined;
 
   /**
    * Creates the batch.
@@ -50,11 +53,13 @@ export class Messages {
    * @param shared The core's shared state.
    * @param rooms The rooms.
    * @param history The history reader.
+   * @param feed With a shared storage, what delivers the committed messages.
    */
-  constructor(shared: Shared, rooms: Rooms, history: History) {
+  constructor(shared: Shared, rooms: Rooms, history: History, feed?: Feed) {
     this.#shared = shared;
     this.#rooms = rooms;
     this.#history = history;
+    this.#feed = feed;
   }
 
   /**
@@ -94,7 +99,8 @@ export class Messages {
   #queue(session: Registered, room: Room, frame: SendFrame, key: string | undefined): undefined {
     const from = session.name;
     const ts = new Date().toISOString();
-    const seq = room.next();
+    // A shared storage numbers messages as it commits them.
+    const seq = this.#feed === undefined ? room.next() : 0;
     const action = frame.action === true;
     const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
     const out = new Outbound(
@@ -182,10 +188,11 @@ export class Messages {
   async #commit(batch: PendingSend[]): Promise<void> {
     const shared = this.#shared;
     const store = shared.store;
+    let committed;
     try {
-      await store.append(batch.map((entry) => entry.stored));
+      committed = await store.append(batch.map((entry) => entry.stored));
     } catch (error) {
-      for (const entry of batch) {
+      for (const entry of this.#feed === undefined ? batch : []) {
         const seq = await store.lastSeq(entry.room.name).catch(() => undefined);
         // Sends gathered or closed since have their numbers: keep counting after them.
         const later = (other: PendingSend) => other.room === entry.room;
@@ -208,10 +215,14 @@ export class Messages {
       this.#inflightSteps = [...refusals, ...this.#inflightSteps];
       return;
     }
-    for (const entry of batch) {
-      shared.broadcast(entry.room.members, entry.out, entry.session);
-      const { room, seq, ts } = entry.stored;
-      shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+    if (this.#feed !== undefined && committed !== undefined) {
+      await this.#feed.committed(batch, committed);
+    } else {
+      for (const entry of batch) {
+        shared.broadcast(entry.room.members, entry.out, entry.session);
+        const { room, seq, ts } = entry.stored;
+        shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
+      }
     }
     this.#storedSincePrune += batch.length;
     if (this.#storedSincePrune >= PRUNE_EVERY) {

@@ -128,6 +128,25 @@ export class Rooms {
     return room !== undefined && session.rooms.has(room) ? room : undefined;
   }
 
+  /**
+   * A room loaded here (someone here is in it, or it is `#lobby`).
+   *
+   * @param name The room's name.
+   * @returns The room, if loaded.
+   */
+  loaded(name: string): Room | undefined {
+    return this.#rooms.get(name);
+  }
+
+  /**
+   * Every room loaded here.
+   *
+   * @returns The rooms.
+   */
+  all(): Iterable<Room> {
+    return this.#rooms.values();
+  }
+
   /** Drops an empty room from memory (its history and topic stay stored). */
   #forget(room: Room): void {
     if (room.members.size === 0 && room.name !== LOBBY) this.#rooms.delete(room.name);

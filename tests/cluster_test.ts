@@ -1,0 +1,120 @@
+/**
+ * Several servers sharing one PostgreSQL: a real database, started once for
+ * this file, and nodes in this process.
+ *
+ * @module
+ */
+
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { type ChatClient, type ChatEvent, type ChatServer, connect, serve } from "../mod.ts";
+import { unthrottled } from "./_helpers.ts";
+import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
+import { postgres } from "../_server/_deps_postgres.ts";
+import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
+
+/** Waits for the first event that matches, within a generous bound. */
+async function until<T extends ChatEvent>(
+  client: ChatClient,
+  test: (event: ChatEvent) => event is T,
+  what: string,
+): Promise<T> {
+  const timer = AbortSignal.timeout(20_000);
+  for await (const event of client) {
+    if (test(event)) return event;
+    if (timer.aborted) break;
+  }
+  throw new Error(`No ${what} for ${client.name}`);
+}
+
+/** Collects `count` room messages for a client, in arrival order. */
+async function messages(client: ChatClient, count: number, room = "#lobby") {
+  const seen: { seq: number; text: string; from: string }[] = [];
+  while (seen.length < count) {
+    const event = await until(
+      client,
+      (e): e is Extract<ChatEvent, { type: "message" }> => e.type === "message" && e.room === room,
+      `message ${seen.length + 1} of ${count}`,
+    );
+    seen.push({ seq: event.seq, text: event.text, from: event.from });
+  }
+  return seen;
+}
+
+function node(url: string, extra: Record<string, unknown> = {}): Promise<ChatServer> {
+  return serve({ ...unthrottled, data: url, historyOnJoin: 0, ...extra });
+}
+
+Deno.test({
+  name: `several servers share one PostgreSQL${PG_MISSING}`,
+  ignore: PG_BIN === undefined,
+  async fn(t) {
+    await using pg = await startPostgres();
+
+    await t.step("the schema is created, versioned, and a key is stored once", async () => {
+      const url = await pg.database("schema");
+      const one = await PostgresStorage.open(url, { node: "one" });
+      const two = await PostgresStorage.open(url, { node: "two" });
+      try {
+        const message = {
+          room: "#lobby",
+          seq: 0,
+          from: "ann",
+          text: "hi",
+          ts: new Date().toISOString(),
+          action: false,
+          key: "ann:k1",
+        };
+        const first = await one.append([message, { ...message, key: undefined, text: "two" }]);
+        deepEqual(first.map((c) => c.seq), [1, 2]);
+        const again = await two.append([message]);
+        deepEqual(again, [{ seq: 1, ts: message.ts, duplicate: true }]);
+        equal(await two.lastSeq("#lobby"), 2);
+        deepEqual((await one.after("#lobby", 0, 10, false)).map((m) => m.text), ["hi", "two"]);
+      } finally {
+        await one.close();
+        await two.close();
+      }
+      const sql = postgres(url, { onnotice: () => {} });
+      try {
+        const [row] = await sql<{ version: number }[]>`SELECT version FROM schema_version`;
+        equal(row?.version, PG_SCHEMA_VERSION);
+      } finally {
+        await sql.end();
+      }
+    });
+
+    await t.step("messages sent on either node reach both, in seq order", async () => {
+      const url = await pg.database("both_ways");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      const annSees = messages(ann, 100);
+      const bobSees = messages(bob, 100);
+      const sends: Promise<{ seq: number }>[] = [];
+      for (let i = 0; i < 100; i++) {
+        sends.push(ann.send(`a${i}`), bob.send(`b${i}`));
+      }
+      const acks = await Promise.all(sends);
+      deepEqual(acks.map((ack) => ack.seq).sort((x, y) => x - y), range(200), "one number each");
+      const byAnn = await annSees;
+      const byBob = await bobSees;
+      deepEqual(byAnn.map((m) => m.text), Array.from({ length: 100 }, (_, i) => `b${i}`));
+      deepEqual(byBob.map((m) => m.text), Array.from({ length: 100 }, (_, i) => `a${i}`));
+      ok(byAnn.every((m, i) => i === 0 || m.seq > byAnn[i - 1]!.seq), "in seq order on a");
+      ok(byBob.every((m, i) => i === 0 || m.seq > byBob[i - 1]!.seq), "in seq order on b");
+      deepEqual(
+        [...byAnn.map((m) => m.seq), ...acks.filter((_, i) => i % 2 === 0).map((a) => a.seq)]
+          .sort((x, y) => x - y),
+        range(200),
+        "ann saw every number once",
+      );
+    });
+  },
+});
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+void equal;
