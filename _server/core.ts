@@ -18,6 +18,7 @@ import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts"
 import { type Command, COMMANDS, type Parts } from "./commands.ts";
 import { Direct } from "./direct.ts";
 import { Feed } from "./feed.ts";
+import { Presence } from "./presence.ts";
 import { Handshake } from "./handshake.ts";
 import { History } from "./history.ts";
 import { Messages } from "./messages.ts";
@@ -25,7 +26,7 @@ import { Moderation } from "./moderation.ts";
 import { Names } from "./names.ts";
 import { Outbound } from "./outbound.ts";
 import { Rooms } from "./rooms.ts";
-import { type Origin, type Peer, type Room, Session } from "./session.ts";
+import { type Origin, type Peer, type Registered, type Room, Session } from "./session.ts";
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
 import { type Ban, type BanKind, isShared, type Storage } from "./storage.ts";
@@ -124,7 +125,10 @@ export class ChatCore implements Core {
       storage.boundNames(),
       Rooms.load(storage, LOBBY),
     ]);
-    return new ChatCore(options, { bans, bound, lobby });
+    const core = new ChatCore(options, { bans, bound, lobby });
+    // Who is on the other nodes is known before anyone arrives here.
+    await core.#shared.cluster?.reload();
+    return core;
   }
 
   private constructor(
@@ -141,21 +145,34 @@ export class ChatCore implements Core {
     this.#shared = shared;
     const history = new History(shared);
     const rooms = this.#rooms = new Rooms(shared, history, loaded.lobby);
+    this.#messages = new Messages(shared, rooms, history);
+    const names = this.#names = new Names(shared, loaded.bound);
+    const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     const store = options.store;
     if (isShared(store)) {
       const feed = this.#feed = new Feed(shared, store, {
         loaded: (name) => rooms.loaded(name),
         all: () => rooms.all(),
       });
+      this.#messages = new Messages(shared, rooms, history, feed);
+      const presence = shared.cluster = new Presence(shared, store, {
+        loaded: (name) => rooms.loaded(name),
+        local: (key) => names.byKey(key),
+        retitle: (room, topic) => room.retitle(topic),
+        drop: (session) => this.#drop(session),
+        eject: (session, reason, message) => moderation.eject(session, reason, message),
+        bans: () => this.#run(() => moderation.reload()),
+      });
       store.subscribe({
         message: (room, seq) => feed.wake(room, seq),
-        event: () => {},
-        ready: () => feed.ready(),
+        event: (event) => this.#run(() => presence.receive(event)),
+        ready: () => {
+          feed.ready();
+          void presence.reload();
+          this.#run(() => moderation.reload());
+        },
       });
     }
-    this.#messages = new Messages(shared, rooms, history, this.#feed);
-    const names = this.#names = new Names(shared, loaded.bound);
-    const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     this.#handshake = new Handshake(shared, names, rooms, history, moderation);
     this.#transfers = new Transfers(options.limits, {
       find: (name) => names.find(name),
@@ -340,6 +357,7 @@ export class ChatCore implements Core {
       grace > 0
     ) {
       session.hold(grace, () => this.#run(() => this.#leave(session, "lost")));
+      shared.cluster?.held(session, grace);
       shared.log(`${session.name} lost the connection; holding the name for a reconnect`);
       return;
     }
@@ -355,6 +373,27 @@ export class ChatCore implements Core {
     this.#transfers.left(session);
     this.#rooms.left(session.name, session.exitAll(), reason);
     this.#shared.log(`${session.name} left (${reason})`);
+  }
+
+  /** Ends a session that goes on on another node: nobody here is told it left. */
+  #drop(session: Registered): void {
+    if (!session.end()) return;
+    this.#shared.sessions.delete(session);
+    this.#names.remove(session);
+    this.#transfers.left(session);
+    session.exitAll();
+    const peer = session.peer;
+    if (peer !== undefined) {
+      peer.deliver(
+        new Outbound({
+          type: "bye",
+          reason: "replaced",
+          message: "This session was resumed elsewhere",
+        }),
+      );
+      peer.close();
+    }
+    this.#shared.log(`${session.name} went on on another node`);
   }
 
   /** Housekeeping the server runs every few seconds: history retention, every ten minutes. */
@@ -385,6 +424,7 @@ export class ChatCore implements Core {
     while (this.#lane !== undefined) await this.#lane;
     await this.#messages.commit();
     this.#feed?.close();
+    this.#shared.cluster?.close();
     const bye = new Outbound({
       type: "bye",
       reason: "shutdown",

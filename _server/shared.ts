@@ -9,6 +9,7 @@ import type { ErrorCode } from "../protocol/errors.ts";
 import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
 import { Outbound } from "./outbound.ts";
+import type { Presence } from "./presence.ts";
 import type { Session } from "./session.ts";
 import type { Retention, Storage } from "./storage.ts";
 
@@ -65,6 +66,8 @@ export class Shared {
   readonly limits: Limits;
   /** Every open session, named or not, connected or held. */
   readonly sessions: Set<Session> = new Set();
+  /** With a storage shared by several servers: who is on the other nodes. */
+  cluster: Presence | undefined;
   #hooks: CoreHooks;
 
   /**

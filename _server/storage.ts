@@ -75,6 +75,14 @@ export type ClusterEvent =
     reason: LeaveReason;
     ts: string;
   }
+  | {
+    kind: "quit";
+    node: string;
+    name: string;
+    rooms: string[];
+    reason: LeaveReason;
+    ts: string;
+  }
   | { kind: "nick"; node: string; from: string; to: string; rooms: string[]; ts: string }
   | { kind: "topic"; node: string; room: string; topic: string; from: string; ts: string }
   | { kind: "dm"; node: string; dm: DmEvent }

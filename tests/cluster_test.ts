@@ -5,7 +5,7 @@
  * @module
  */
 
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { type ChatClient, type ChatEvent, type ChatServer, connect, serve } from "../mod.ts";
 import { unthrottled } from "./_helpers.ts";
 import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
@@ -109,6 +109,71 @@ Deno.test({
         range(200),
         "ann saw every number once",
       );
+    });
+
+    await t.step("who, joins, leaves, names, topics and DMs span the nodes", async () => {
+      const url = await pg.database("presence");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      const bobJoins = until(
+        ann,
+        (e): e is Extract<ChatEvent, { type: "join" }> => e.type === "join" && e.name === "bob",
+        "join of bob",
+      );
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      await bobJoins;
+      deepEqual(await ann.who(), ["ann", "bob"]);
+      deepEqual(await bob.who(), ["ann", "bob"]);
+      // A name taken on one node is taken on the other, and so is one that looks like it.
+      await rejects(connect({ port: a.addr.port, name: "bob", history: 0 }), /taken/);
+      await rejects(connect({ port: b.addr.port, name: "Ann", history: 0 }), /taken/);
+      // Joins, topics and leaves of another room.
+      await ann.join("#dev");
+      const bobSeesJoin = until(
+        ann,
+        (e): e is Extract<ChatEvent, { type: "join" }> => e.type === "join" && e.room === "#dev",
+        "join of #dev",
+      );
+      await bob.join("#dev");
+      await bobSeesJoin;
+      const topic = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "topic" }> => e.type === "topic",
+        "topic",
+      );
+      await ann.topic("#dev", "cluster talk");
+      equal((await topic).topic, "cluster talk");
+      deepEqual(
+        (await bob.rooms()).map((r) => [r.name, r.members]),
+        [["#dev", 2], ["#lobby", 2]],
+      );
+      const dm = until(bob, (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm", "dm");
+      await ann.dm("bob", "psst");
+      equal((await dm).text, "psst");
+      const nick = until(
+        ann,
+        (e): e is Extract<ChatEvent, { type: "nick" }> => e.type === "nick",
+        "nick",
+      );
+      await bob.nick("robert");
+      equal((await nick).to, "robert");
+      deepEqual(await ann.who({ room: "#dev" }), ["ann", "robert"]);
+      const left = until(
+        ann,
+        (e): e is Extract<ChatEvent, { type: "leave" }> => e.type === "leave" && e.room === "#dev",
+        "leave",
+      );
+      await bob.leave("#dev");
+      equal((await left).name, "robert");
+      const quit = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "leave" }> => e.type === "leave" && e.name === "ann",
+        "quit",
+      );
+      await ann.close();
+      equal((await quit).reason, "quit");
+      deepEqual(await bob.who(), ["robert"]);
     });
   },
 });
