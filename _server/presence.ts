@@ -15,7 +15,7 @@ import type { DmEvent, LeaveReason, RequestId } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { Outbound } from "./outbound.ts";
 import type { Registered, Room, Session } from "./session.ts";
-import type { Shared } from "./shared.ts";
+import type { Cluster, Shared } from "./shared.ts";
 import { confusableKey } from "./skeleton.ts";
 import type { ClusterBus, ClusterEvent, PresenceRow } from "./storage.ts";
 
@@ -51,7 +51,7 @@ export interface PresenceHooks {
 }
 
 /** The sessions of the other nodes, and telling them of this one's. */
-export class Presence {
+export class Presence implements Cluster {
   #shared: Shared;
   #bus: ClusterBus;
   #hooks: PresenceHooks;

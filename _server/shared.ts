@@ -6,12 +6,11 @@
  */
 
 import type { ErrorCode } from "../protocol/errors.ts";
-import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
+import type { AckFrame, DmEvent, LeaveReason, RequestId } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
 import { Outbound } from "./outbound.ts";
-import type { Presence } from "./presence.ts";
 import type { Session } from "./session.ts";
-import type { Retention, Storage } from "./storage.ts";
+import type { PresenceRow, Retention, Storage } from "./storage.ts";
 
 /** Options for the core. */
 export interface CoreOptions {
@@ -35,6 +34,60 @@ export interface CoreOptions {
   operators?: ReadonlySet<string>;
   /** Receives one line per join, leave and rename, for the operator. */
   log?: (line: string) => void;
+}
+
+/** What the core's parts ask of the other nodes, when several servers share the storage. */
+export interface Cluster {
+  /** Someone on another node, by name as typed. */
+  find(name: string): { name: string; fingerprint: string | undefined } | undefined;
+  /** The names in a room on the other nodes. */
+  namesIn(room: string): string[];
+  /** How many are in a room on the other nodes. */
+  count(room: string): number;
+  /** Every room someone on another node is in. */
+  rooms(): Set<string>;
+  /** Takes a name across the nodes, or refuses the request (taking over a session elsewhere). */
+  claim(
+    session: Session,
+    id: RequestId,
+    name: string,
+    token: string,
+    takeover?: string,
+  ): Promise<boolean>;
+  /** The session of another node a resume token belongs to. */
+  resumable(token: string | undefined): Promise<PresenceRow | undefined>;
+  /** Tells the node that had a session that it goes on here. */
+  tookOver(name: string): void;
+  /** A local session's rooms or token changed. */
+  changed(session: Session & { readonly name: string }): void;
+  /** A local session joined a room. */
+  joined(session: Session & { readonly name: string }, room: string): void;
+  /** A local session left a room. */
+  parted(session: Session & { readonly name: string }, room: string): void;
+  /** A local session ended. */
+  quit(name: string, rooms: readonly string[], reason: LeaveReason): void;
+  /** A local session is held for a reconnect (`null`: it came back). */
+  held(session: Session & { readonly name: string }, ms: number | null): void;
+  /** Moves a local session to a new name across the nodes, or refuses. */
+  rename(
+    session: Session & { readonly name: string },
+    id: RequestId,
+    name: string,
+  ): Promise<boolean>;
+  /** Tells the others a local session was renamed. */
+  renamed(from: string, to: string, rooms: readonly string[]): void;
+  /** Tells the others a topic was set here. */
+  topic(room: string, topic: string, from: string, ts: string): void;
+  /** Sends a private message to someone on another node; resolves with whether it went. */
+  dm(dm: DmEvent): Promise<boolean>;
+  /** Tells the others the bans changed. */
+  bansChanged(): void;
+  /** Asks the node of someone to end their session. */
+  eject(name: string, reason: "kicked" | "banned", message: string): void;
+  /** Reloads who is on the other nodes. */
+  reload(): Promise<void>;
+  /** Stops the heartbeat. */
+  close(): void;
 }
 
 /** What the core's parts ask of the core itself. */
@@ -67,7 +120,7 @@ export class Shared {
   /** Every open session, named or not, connected or held. */
   readonly sessions: Set<Session> = new Set();
   /** With a storage shared by several servers: who is on the other nodes. */
-  cluster: Presence | undefined;
+  cluster: Cluster | undefined;
   #hooks: CoreHooks;
 
   /**
