@@ -229,6 +229,26 @@ export class Core {
     if (seen === undefined || seq > seen) this.seen.set(room, seq);
   }
 
+  /** Acknowledged own messages of rooms catching up: the highest number, noted once caught up. */
+  readonly #ownWhileCatchingUp = new Map<string, number>();
+
+  /**
+   * Notes the number of an own message. While its room catches up after a
+   * reconnect, the messages of others before it may still be waiting: it is
+   * noted once they are through, or they would look already seen.
+   */
+  sawOwn(room: string, seq: number): void {
+    if (!this.catchingUp.has(room)) return this.saw(room, seq);
+    this.#ownWhileCatchingUp.set(room, Math.max(seq, this.#ownWhileCatchingUp.get(room) ?? 0));
+  }
+
+  /** A room caught up: own messages acknowledged meanwhile count as seen now. */
+  caughtUp(room: string): void {
+    const own = this.#ownWhileCatchingUp.get(room);
+    this.#ownWhileCatchingUp.delete(room);
+    if (own !== undefined) this.saw(room, own);
+  }
+
   /** Queues an event. */
   push(event: ChatEvent): void {
     this.events.push(event);

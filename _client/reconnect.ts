@@ -51,6 +51,7 @@ export interface ReconnectHost {
   push(event: ChatEvent): void;
   message(message: MessageEvent): void;
   saw(room: string, seq: number): void;
+  caughtUp(room: string): void;
   lost(link: Link, reason: string): void;
   end(): void;
 }
@@ -240,6 +241,7 @@ export class Reconnector {
     for (const [room, waiting] of host.catchingUp) {
       host.catchingUp.delete(room);
       for (const message of waiting) host.message(message);
+      host.caughtUp(room);
     }
   }
 }

@@ -136,6 +136,45 @@ export function isPostgresUrl(data: string): boolean {
   return /^postgres(?:ql)?:\/\//i.test(data);
 }
 
+/**
+ * The client's settings: every one the URL does not give is given here, so
+ * that the client reads no environment variable beyond those the program may
+ * read (`PGPASSWORD` and the connection's defaults).
+ */
+function settings(
+  url: string,
+  password: string | undefined,
+  own: Record<string, unknown>,
+): Parameters<typeof postgres>[1] {
+  const query = new URL(url).searchParams;
+  const defaults: Record<string, unknown> = {
+    max: 10,
+    ssl: false,
+    idle_timeout: null,
+    connect_timeout: 5,
+    max_lifetime: null,
+    max_pipeline: 100,
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 20),
+    keep_alive: 30,
+    prepare: true,
+    debug: false,
+    fetch_types: true,
+    publications: "alltables",
+    target_session_attrs: null,
+    ...own,
+  };
+  const given: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(defaults)) {
+    const inQuery = query.has(key) || (key === "ssl" && query.has("sslmode"));
+    if (!inQuery || key === "connection") given[key] = value;
+  }
+  const settings: Record<string, unknown> = { ...given, onnotice: () => {} };
+  if (password !== undefined && password !== "" && new URL(url).password === "") {
+    settings.password = password;
+  }
+  return settings as Parameters<typeof postgres>[1];
+}
+
 interface MessageRow {
   room: string;
   seq: string | number;
@@ -214,16 +253,11 @@ export class PostgresStorage implements Storage, ClusterBus {
   }
 
   static #settings(url: string, options: PostgresOptions): Parameters<typeof postgres>[1] {
-    return {
+    return settings(url, options.password, {
       max: 8,
-      connect_timeout: 5,
       idle_timeout: 60,
-      onnotice: () => {},
-      ...(options.password !== undefined && new URL(url).password === ""
-        ? { password: options.password }
-        : {}),
       connection: { application_name: `chat ${options.node}`, statement_timeout: 10_000 },
-    };
+    });
   }
 
   async #migrate(): Promise<void> {
@@ -439,7 +473,9 @@ export class PostgresStorage implements Storage, ClusterBus {
         ...this.#listenSettings(),
         onnotify: (channel: string, payload: string) => this.#notified(channel, payload),
         onclose: () => {
-          if (this.#listening) this.#log("Lost the database's notifications; listening again");
+          if (this.#listening && !this.#closed) {
+            this.#log("Lost the database's notifications; listening again");
+          }
           this.#listening = false;
         },
       } as Parameters<typeof postgres>[1],
@@ -452,18 +488,13 @@ export class PostgresStorage implements Storage, ClusterBus {
   }
 
   #listenSettings(): Parameters<typeof postgres>[1] {
-    return {
+    return settings(this.#urlText, this.#password, {
       max: 1,
-      connect_timeout: 5,
       idle_timeout: 0,
       max_lifetime: 0,
       fetch_types: false,
-      onnotice: () => {},
-      ...(this.#password !== undefined && new URL(this.#urlText).password === ""
-        ? { password: this.#password }
-        : {}),
       connection: { application_name: `chat ${this.node} listen` },
-    } as Parameters<typeof postgres>[1];
+    });
   }
 
   #listenBusy = false;
