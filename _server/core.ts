@@ -29,7 +29,7 @@ import { Rooms } from "./rooms.ts";
 import { type Origin, type Peer, type Registered, type Room, Session } from "./session.ts";
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
-import { type Ban, type BanKind, isShared, type Storage } from "./storage.ts";
+import { type Ban, type BanKind, isShared, type Storage, unreachable } from "./storage.ts";
 import { type ByteStream, Transfers } from "./transfers.ts";
 
 export { Outbound } from "./outbound.ts";
@@ -328,6 +328,18 @@ export class ChatCore implements Core {
   }
 
   fault(session: Session, error: unknown, id?: RequestId): void {
+    if (unreachable(error)) {
+      // Not a fault of the server: its database is away for a while.
+      this.#shared.log(
+        `Cannot reach the database: ${error instanceof Error ? error.message : error}`,
+      );
+      return this.#shared.fail(
+        session,
+        id,
+        "storage_failed",
+        "The server cannot reach its database; try again",
+      );
+    }
     this.#shared.log(
       `Internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`,
     );

@@ -60,6 +60,8 @@ export class Presence implements Cluster {
   #beating = false;
   #reloading = false;
   #lastReload = 0;
+  /** Since when heartbeats have succeeded without a break. */
+  #healthySince: number | undefined;
 
   /**
    * Starts the heartbeat.
@@ -85,6 +87,11 @@ export class Presence implements Cluster {
     this.#beating = true;
     try {
       await this.#bus.heartbeat();
+      this.#healthySince ??= performance.now();
+      if (performance.now() - this.#lastReload > RELOAD_MS) await this.reload();
+      // After the database was away, every node's heartbeat is old: give them time to beat
+      // again before taking any of them for dead.
+      if (performance.now() - this.#healthySince < 2 * STALE_MS) return;
       const gone = await this.#bus.reap(STALE_MS, this.#shared.options.resumeGrace);
       for (const row of gone) {
         if (row.node === this.node) continue;
@@ -100,9 +107,9 @@ export class Presence implements Cluster {
         await this.#bus.publish(event);
         this.#shared.log(`${row.name} was lost with node ${row.node}`);
       }
-      if (performance.now() - this.#lastReload > RELOAD_MS) await this.reload();
     } catch {
       // The database is away: the next beat tries again.
+      this.#healthySince = undefined;
     } finally {
       this.#beating = false;
     }

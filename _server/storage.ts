@@ -255,3 +255,29 @@ function attempt<T>(call: () => T): Promise<T> {
     return Promise.reject(error);
   }
 }
+
+/** Error codes of a database that cannot be reached (the client's, and SQLSTATE classes 08, 57P). */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+
+/**
+ * Whether an error says the storage cannot be reached (a database across
+ * the network, restarting or away), rather than that a request is wrong.
+ *
+ * @param error What was thrown.
+ * @returns Whether it is worth trying again later.
+ */
+export function unreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (UNREACHABLE.has(code) || /^(?:08|57P)/.test(code));
+}

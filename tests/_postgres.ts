@@ -120,7 +120,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       "-t",
       "60",
       "-o",
-      `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+      `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`,
       "start",
     ], dir);
   const stop = () => run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], dir);

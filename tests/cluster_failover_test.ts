@@ -120,6 +120,9 @@ async function node(
   );
 }
 
+/** Wakes whoever waits for the next event of any recorded client. */
+let changed = Promise.withResolvers<void>();
+
 /** Every room message a client receives, from now on, in arrival order. */
 function record(client: ChatClient): { seqs: number[]; events: ChatEvent[]; done: Promise<void> } {
   const seqs: number[] = [];
@@ -128,17 +131,23 @@ function record(client: ChatClient): { seqs: number[]; events: ChatEvent[]; done
     for await (const event of client) {
       events.push(event);
       if (event.type === "message" && event.room === "#lobby") seqs.push(event.seq);
+      changed.resolve();
+      changed = Promise.withResolvers<void>();
     }
   })();
   return { seqs, events, done };
 }
 
-/** Waits until `check` holds, looking each time a client may have changed, for a bounded time. */
+/** Waits until `check` holds, looking again at each event, for a bounded time. */
 async function eventually(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), ms);
+  });
+  try {
+    while (!check()) await Promise.race([changed.promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
