@@ -181,10 +181,19 @@ Deno.test({
       }
       // Someone on node a who never comes back: shown as lost on b once the grace runs out.
       await using lou = await connect({ port: aPort, name: "lou", history: 0 });
+      // Someone who knows both addresses, on a first: goes on on b.
+      await using val = await connect({
+        port: aPort,
+        servers: [{ hostname: "127.0.0.1", port: b.port }],
+        name: "val",
+        history: 0,
+        reconnect: { minDelay: 100, maxDelay: 500 },
+      });
       // A watcher on node b, directly.
       await using wes = await connect({ port: b.port, name: "wes", history: 0 });
       const watched = record(wes);
       const records = clients.map(record);
+      const valSees = record(val);
 
       const PER_CLIENT = 300;
       let acked = 0;
@@ -230,7 +239,10 @@ Deno.test({
           watched.events.some((e) => e.type === "leave" && e.name === "lou" && e.reason === "lost"),
         "lou to be shown as lost",
       );
-      deepEqual((await wes.who()).sort(), [...names, "wes"].sort());
+      await eventually(() => valSees.seqs.length === total, "val to see every message");
+      deepEqual(valSees.seqs, Array.from({ length: total }, (_, k) => k + 1), "val: no gap");
+      ok(valSees.events.some((e) => e.type === "reconnected"), "val reconnected");
+      deepEqual((await wes.who()).sort(), [...names, "val", "wes"].sort());
       void lou;
       for (const client of clients) await client.close();
     } finally {

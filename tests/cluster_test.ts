@@ -8,6 +8,7 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { type ChatClient, type ChatEvent, type ChatServer, connect, serve } from "../mod.ts";
 import { unthrottled } from "./_helpers.ts";
+import { runChat } from "./_cli.ts";
 import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
 import { postgres } from "../_server/_deps_postgres.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
@@ -218,3 +219,23 @@ function range(n: number): number[] {
 }
 
 void equal;
+
+Deno.test("chat send tries the next address of a chat when one cannot be reached", async () => {
+  await using server = await serve(unthrottled);
+  await using reader = await connect({ port: server.addr.port, name: "reader", history: 0 });
+  // A port nobody listens on: refused at once.
+  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (dead.addr as Deno.NetAddr).port;
+  dead.close();
+  const heard = reader.next("message", { timeout: 20_000 });
+  const result = await runChat([
+    "send",
+    `127.0.0.1:${deadPort},127.0.0.1:${server.addr.port}`,
+    "--name",
+    "sender",
+    "--no-key",
+    "over the second address",
+  ]);
+  equal(result.code, 0, result.stderr);
+  equal((await heard).text, "over the second address");
+});
