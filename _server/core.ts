@@ -178,6 +178,7 @@ export class ChatCore implements Core {
       find: (name) => names.find(name),
       room: (session, name) => rooms.joined(session, name),
       log: options.log,
+      elsewhere: (name) => shared.cluster?.find(name) !== undefined,
     });
     this.#parts = {
       shared,
