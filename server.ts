@@ -452,6 +452,7 @@ async function openStorage(options: ServeOptions): Promise<OpenStorage> {
       password: options.databasePassword,
       node: options.node ?? nodeId(),
       log: options.onLog,
+      grace: options.resumeGrace ?? 30_000,
     });
     return { storage, close: () => storage.close() };
   }

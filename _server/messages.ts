@@ -16,6 +16,9 @@ import type { Shared } from "./shared.ts";
 import type { Feed } from "./feed.ts";
 import type { StoredMessage } from "./storage.ts";
 
+/** Most messages committed in one transaction to a shared storage. */
+const MAX_SHARED_BATCH = 1000;
+
 /** Prune history after this many stored messages. */
 const PRUNE_EVERY = 10_000;
 
@@ -170,6 +173,13 @@ export class Messages {
   async #drain(): Promise<void> {
     try {
       for (let next = this.#sealed.shift(); next !== undefined; next = this.#sealed.shift()) {
+        // A database across the network costs a round trip per statement: the batches closed
+        // meanwhile go into one transaction (their steps still run after their sends).
+        while (this.#feed !== undefined && this.#sealed.length > 0) {
+          if (next.batch.length + this.#sealed[0]!.batch.length > MAX_SHARED_BATCH) break;
+          const more = this.#sealed.shift()!;
+          next = { batch: [...next.batch, ...more.batch], steps: [...next.steps, ...more.steps] };
+        }
         this.#inflightSteps = next.steps;
         try {
           await this.#commit(next.batch);

@@ -107,6 +107,13 @@ export interface PostgresOptions {
   node: string;
   /** Receives a line for the operator. */
   log?: (line: string) => void;
+  /**
+   * How long this node's sessions stay held after it stops, in ms, so that
+   * their clients take them over on another node.
+   *
+   * @default {30000}
+   */
+  grace?: number;
 }
 
 /**
@@ -209,6 +216,7 @@ export class PostgresStorage implements Storage, ClusterBus {
   #sql: Sql;
   #urlText: string;
   #password: string | undefined;
+  #grace: number;
   #listener: Sql | undefined;
   #listening = false;
   #handlers: BusHandlers | undefined;
@@ -220,6 +228,7 @@ export class PostgresStorage implements Storage, ClusterBus {
     this.path = redact(url);
     this.#urlText = url;
     this.#password = options.password;
+    this.#grace = options.grace ?? 30_000;
     this.#sql = sql;
     this.node = options.node;
     this.#log = options.log ?? (() => {});
@@ -640,13 +649,19 @@ export class PostgresStorage implements Storage, ClusterBus {
     });
   }
 
-  /** Stops listening and closes the connections (once); this node's presence goes. */
+  /**
+   * Stops listening and closes the connections (once). This node's sessions
+   * stay held for the grace, for their clients to take over on another node;
+   * after it, the other nodes announce them as lost.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#relisten);
     try {
-      await this.#sql`DELETE FROM chat_presence WHERE node = ${this.node}`;
+      await this.#sql`UPDATE chat_presence
+        SET held_until = now() + ${this.#grace} * interval '1 millisecond'
+        WHERE node = ${this.node}`;
       await this.#sql`DELETE FROM chat_nodes WHERE id = ${this.node}`;
     } catch {
       // The database is away: the other nodes reap this one's rows.

@@ -71,6 +71,8 @@ export interface TestPostgres extends AsyncDisposable {
   readonly url: string;
   /** The port it listens on. */
   readonly port: number;
+  /** The temporary folder (the cluster's data is in `data/`). */
+  readonly dir: string;
   /** Makes another empty database and returns its URL. */
   database(name: string): Promise<string>;
   /** Stops the server at once (connections are cut). */
@@ -132,6 +134,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   return {
     url: `postgres://postgres@127.0.0.1:${port}/chat`,
     port,
+    dir,
     async database(name: string): Promise<string> {
       await createdb(name);
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
