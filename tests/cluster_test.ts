@@ -182,6 +182,40 @@ Deno.test({
       deepEqual(await bob.who(), ["robert"]);
     });
 
+    await t.step("a node that stops hands its users over to another, unnoticed", async () => {
+      const url = await pg.database("handover");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      await using ann = await connect({
+        port: a.addr.port,
+        servers: [{ hostname: "127.0.0.1", port: b.addr.port }],
+        name: "ann",
+        history: 0,
+        reconnect: { minDelay: 50, maxDelay: 200 },
+      });
+      await ann.join("#dev");
+      await bob.join("#dev");
+      const back = until(
+        ann,
+        (e): e is Extract<ChatEvent, { type: "reconnected" }> => e.type === "reconnected",
+        "reconnected",
+      );
+      await a.close();
+      equal((await back).resumed, true);
+      // Still ann, still in #dev, on node b; bob saw no one leave.
+      deepEqual(await bob.who({ room: "#dev" }), ["ann", "bob"]);
+      const heard = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "message" | "leave" }> =>
+          (e.type === "message" && e.room === "#dev") || e.type === "leave",
+        "a message in #dev",
+      );
+      await ann.send("still here", { room: "#dev" });
+      const first = await heard;
+      equal(first.type, "message", "no leave before the message");
+    });
+
     await t.step(
       "while the database is away sends are refused, then the nodes recover",
       async () => {
