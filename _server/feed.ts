@@ -55,7 +55,8 @@ export class Feed {
   #all: () => Iterable<Room>;
   /** Own sends committed but not yet delivered, by room, by number. */
   #own = new Map<Room, Map<number, OwnSend>>();
-  #dirty = new Set<string>();
+  /** Rooms with news, and the last number announced. */
+  #dirty = new Map<string, number>();
   #scheduled = false;
   #poll: ReturnType<typeof setInterval> | undefined;
   #polling = false;
@@ -88,16 +89,17 @@ export class Feed {
   wake(name: string, seq: number): void {
     const room = this.#loaded(name);
     if (room === undefined || seq <= room.seq) return;
-    this.#dirty.add(name);
+    this.#dirty.set(name, Math.max(seq, this.#dirty.get(name) ?? 0));
     if (this.#scheduled) return;
     this.#scheduled = true;
     this.#shared.run(async () => {
       this.#scheduled = false;
-      const names = [...this.#dirty];
+      const dirty = [...this.#dirty];
       this.#dirty.clear();
-      for (const name of names) {
+      for (const [name, seq] of dirty) {
         const room = this.#loaded(name);
-        if (room !== undefined) await this.#catchUp(room);
+        // This node's own commit, in flight when the notification came, may have delivered it.
+        if (room !== undefined && seq > room.seq) await this.#catchUp(room);
       }
     });
   }
