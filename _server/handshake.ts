@@ -289,7 +289,13 @@ export class Handshake {
     ) {
       return;
     }
-    await this.#names.bindTo(session, name);
+    try {
+      await this.#names.bindTo(session, name);
+    } catch (error) {
+      // The name taken across the nodes goes back.
+      shared.cluster?.release(name);
+      throw error;
+    }
     const registered = session.register(name, token, frame.reconnect === true);
     this.#names.add(registered);
     const lobby = this.#rooms.enterLobby(registered);

@@ -60,6 +60,8 @@ export class Presence implements Cluster {
   #beating = false;
   #reloading = false;
   #lastReload = 0;
+  /** The writes waiting, in order. */
+  #writes: Promise<void> = Promise.resolve();
   /** Since when heartbeats have succeeded without a break. */
   #healthySince: number | undefined;
 
@@ -280,6 +282,15 @@ export class Presence implements Cluster {
   }
 
   /**
+   * Gives back a name taken for a session that did not get it after all.
+   *
+   * @param name The name.
+   */
+  release(name: string): void {
+    this.#inOrder(() => this.#bus.dropPresence(nameKey(name)));
+  }
+
+  /**
    * Tells the node that had a session it goes on here.
    *
    * @param name Its name.
@@ -296,7 +307,7 @@ export class Presence implements Cluster {
   changed(session: Registered): void {
     const key = nameKey(session.name);
     const rooms = [...session.rooms].map((room) => room.name);
-    this.#bus.updatePresence(key, { rooms, token: session.token }).catch(() => {});
+    this.#inOrder(() => this.#bus.updatePresence(key, { rooms, token: session.token }));
   }
 
   /**
@@ -342,7 +353,7 @@ export class Presence implements Cluster {
    * @param reason Why.
    */
   quit(name: string, rooms: readonly string[], reason: LeaveReason): void {
-    this.#bus.dropPresence(nameKey(name)).catch(() => {});
+    this.#inOrder(() => this.#bus.dropPresence(nameKey(name)));
     this.#send({
       kind: "quit",
       node: this.node,
@@ -360,7 +371,8 @@ export class Presence implements Cluster {
    * @param ms How long, or `null` when it came back.
    */
   held(session: Registered, ms: number | null): void {
-    this.#bus.updatePresence(nameKey(session.name), { held: ms }).catch(() => {});
+    const key = nameKey(session.name);
+    this.#inOrder(() => this.#bus.updatePresence(key, { held: ms }));
   }
 
   /**
@@ -421,7 +433,7 @@ export class Presence implements Cluster {
    */
   async dm(dm: DmEvent): Promise<boolean> {
     try {
-      await this.#bus.publish({ kind: "dm", node: this.node, dm });
+      await this.#inOrder(() => this.#bus.publish({ kind: "dm", node: this.node, dm }), true);
       return true;
     } catch {
       return false;
@@ -446,8 +458,19 @@ export class Presence implements Cluster {
     this.#send({ kind: "drop", node: this.node, name, reason, message });
   }
 
+  /**
+   * Runs writes to the database one after another, in the order they were
+   * asked for: a join and the leave after it reach the other nodes (and the
+   * table) in that order, though the client has several connections.
+   */
+  #inOrder(write: () => Promise<unknown>, rethrow = false): Promise<void> {
+    const next = this.#writes.then(write);
+    this.#writes = next.then(() => {}, () => {});
+    return rethrow ? next.then(() => {}) : next.then(() => {}, () => {});
+  }
+
   #send(event: ClusterEvent): void {
-    this.#bus.publish(event).catch((error) => {
+    this.#inOrder(() => this.#bus.publish(event), true).catch((error) => {
       this.#shared.log(
         `Cannot tell the other nodes: ${error instanceof Error ? error.message : error}`,
       );

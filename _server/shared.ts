@@ -56,6 +56,8 @@ export interface Cluster {
   ): Promise<boolean>;
   /** The session of another node a resume token belongs to. */
   resumable(token: string | undefined): Promise<PresenceRow | undefined>;
+  /** Gives back a name taken with `claim` for a session that did not get it after all. */
+  release(name: string): void;
   /** Tells the node that had a session that it goes on here. */
   tookOver(name: string): void;
   /** A local session's rooms or token changed. */
