@@ -6,7 +6,14 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { type ChatClient, type ChatEvent, type ChatServer, connect, serve } from "../mod.ts";
+import {
+  type ChatClient,
+  type ChatEvent,
+  type ChatServer,
+  connect,
+  createIdentity,
+  serve,
+} from "../mod.ts";
 import { unthrottled } from "./_helpers.ts";
 import { runChat } from "./_cli.ts";
 import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
@@ -182,6 +189,41 @@ Deno.test({
       deepEqual(await bob.who(), ["robert"]);
     });
 
+    await t.step("kick, ban and mute by an operator on one node apply on the other", async () => {
+      const url = await pg.database("moderation");
+      const op = await createIdentity();
+      const ops = { operators: [op.fingerprint] };
+      await using a = await node(url, ops);
+      await using b = await node(url, ops);
+      await using boss = await connect({
+        port: a.addr.port,
+        name: "boss",
+        history: 0,
+        identity: op,
+      });
+      await using kim = await connect({ port: b.addr.port, name: "kim", history: 0 });
+      await using mo = await connect({ port: b.addr.port, name: "mo", history: 0 });
+      await using ray = await connect({ port: b.addr.port, name: "ray", history: 0 });
+      const kimBye = until(
+        kim,
+        (e): e is Extract<ChatEvent, { type: "bye" }> => e.type === "bye",
+        "bye",
+      );
+      await boss.kick("kim", "enough");
+      equal((await kimBye).reason, "kicked");
+      await boss.mute("mo", { duration: 600 });
+      // The other node reads the new mute when told: mo's next message is refused there.
+      await eventuallyRefused(() => mo.send("still talking"), "muted");
+      const rayBye = until(
+        ray,
+        (e): e is Extract<ChatEvent, { type: "bye" }> => e.type === "bye",
+        "bye",
+      );
+      await boss.ban("ray");
+      equal((await rayBye).reason, "banned");
+      await rejects(connect({ port: b.addr.port, name: "ray", history: 0 }), /banned/);
+    });
+
     await t.step("a node that stops hands its users over to another, unnoticed", async () => {
       const url = await pg.database("handover");
       await using a = await node(url);
@@ -252,6 +294,16 @@ Deno.test({
     );
   },
 });
+
+/** Tries an action until it is refused with `code`, within a bounded time. */
+async function eventuallyRefused(action: () => Promise<unknown>, code: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const error = await action().then(() => undefined, (error) => error);
+    if ((error as { code?: string } | undefined)?.code === code) return;
+    if (Date.now() > deadline) throw new Error(`Never refused with "${code}"`);
+  }
+}
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1);
