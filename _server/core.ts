@@ -109,6 +109,8 @@ export class ChatCore implements Core {
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
+  /** How many tasks in the lane are more than commits of sends. */
+  #waiting = 0;
 
   /**
    * Opens a core: applies the retention policy, then loads the bans, the
@@ -139,6 +141,9 @@ export class ChatCore implements Core {
       afterSends: (step) => this.#messages.after(step),
       run: (task) => {
         this.#run(task);
+      },
+      runCommit: (task) => {
+        this.#run(task, undefined, undefined, true);
       },
       leave: (session, reason) => this.#leave(session, reason),
     });
@@ -200,19 +205,27 @@ export class ChatCore implements Core {
     task: () => void | Promise<void>,
     session?: Session,
     id?: RequestId,
+    commit = false,
   ): Promise<void> | undefined {
     if (this.#lane === undefined) {
       const result = task();
-      return result === undefined ? undefined : this.#queue(result, session, id);
+      return result === undefined ? undefined : this.#queue(result, session, id, commit);
     }
-    return this.#queue(this.#lane.then(task), session, id);
+    return this.#queue(this.#lane.then(task), session, id, commit);
   }
 
-  #queue(work: Promise<void>, session: Session | undefined, id?: RequestId): Promise<void> {
+  #queue(
+    work: Promise<void>,
+    session: Session | undefined,
+    id?: RequestId,
+    commit = false,
+  ): Promise<void> {
+    if (!commit) this.#waiting++;
     const lane: Promise<void> = work.catch((error) => {
       if (session !== undefined) this.fault(session, error, id);
       else this.#shared.log(`Internal error: ${error instanceof Error ? error.stack : error}`);
     }).finally(() => {
+      if (!commit) this.#waiting--;
       if (this.#lane === lane) this.#lane = undefined;
     });
     this.#lane = lane;
@@ -250,7 +263,8 @@ export class ChatCore implements Core {
     }
     // A plain send only joins the batch (commits keep their order): it need not wait its turn,
     // unless something waits for storage (a ban or mute being written, say), which it must see.
-    if (frame.type === "send" && frame.key === undefined && this.#lane === undefined) {
+    // Commits in flight are not such a thing: the send goes into the next batch.
+    if (frame.type === "send" && frame.key === undefined && this.#waiting === 0) {
       const result = this.#request(session, frame);
       return result instanceof Promise ? result : undefined;
     }

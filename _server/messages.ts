@@ -118,7 +118,7 @@ export class Messages {
       this.#commitScheduled = true;
       queueMicrotask(() => {
         this.#commitScheduled = false;
-        this.#shared.run(() => this.commit());
+        this.#shared.runCommit(() => this.commit());
       });
     }
     return undefined;
@@ -137,7 +137,7 @@ export class Messages {
       // Closed now, committed in turn: a commit must not start while a task waits for storage
       // (a join's replay, say), or a live message could reach someone before their history.
       this.#seal();
-      this.#shared.run(() => this.commit());
+      this.#shared.runCommit(() => this.commit());
     } else if (this.#sealed.length > 0) this.#sealed.at(-1)?.steps.push(step);
     else if (this.#inflight !== undefined) this.#inflightSteps.push(step);
     else step();

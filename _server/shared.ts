@@ -98,6 +98,8 @@ export interface CoreHooks {
   afterSends(step: () => void): void;
   /** Runs a task in turn with the core's other work (see `ChatCore`). */
   run(task: () => void | Promise<void>): void;
+  /** Runs a commit of the sends in turn: plain sends need not wait for it. */
+  runCommit(task: () => void | Promise<void>): void;
   /** Ends a session: it leaves every room, and its name is free again. */
   leave(session: Session, reason: LeaveReason): void;
 }
@@ -154,6 +156,16 @@ export class Shared {
    */
   run(task: () => void | Promise<void>): void {
     this.#hooks.run(task);
+  }
+
+  /**
+   * Runs a commit of the sends in turn with the core's other work; a plain
+   * send arriving meanwhile joins the next batch without waiting for it.
+   *
+   * @param task The commit.
+   */
+  runCommit(task: () => void | Promise<void>): void {
+    this.#hooks.runCommit(task);
   }
 
   /**
