@@ -109,7 +109,10 @@ export class ChatCore implements Core {
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
-  /** How many tasks in the lane are more than commits of sends. */
+  /**
+   * How many tasks in the lane plain sends must wait for: not commits, the
+   * delivery of other nodes' messages, or plain sends (the light ones).
+   */
   #waiting = 0;
 
   /**
@@ -205,27 +208,27 @@ export class ChatCore implements Core {
     task: () => void | Promise<void>,
     session?: Session,
     id?: RequestId,
-    commit = false,
+    light = false,
   ): Promise<void> | undefined {
     if (this.#lane === undefined) {
       const result = task();
-      return result === undefined ? undefined : this.#queue(result, session, id, commit);
+      return result === undefined ? undefined : this.#queue(result, session, id, light);
     }
-    return this.#queue(this.#lane.then(task), session, id, commit);
+    return this.#queue(this.#lane.then(task), session, id, light);
   }
 
   #queue(
     work: Promise<void>,
     session: Session | undefined,
     id?: RequestId,
-    commit = false,
+    light = false,
   ): Promise<void> {
-    if (!commit) this.#waiting++;
+    if (!light) this.#waiting++;
     const lane: Promise<void> = work.catch((error) => {
       if (session !== undefined) this.fault(session, error, id);
       else this.#shared.log(`Internal error: ${error instanceof Error ? error.stack : error}`);
     }).finally(() => {
-      if (!commit) this.#waiting--;
+      if (!light) this.#waiting--;
       if (this.#lane === lane) this.#lane = undefined;
     });
     this.#lane = lane;
@@ -264,14 +267,17 @@ export class ChatCore implements Core {
     // A plain send only joins the batch (commits keep their order): it need not wait its turn,
     // unless something waits for storage (a ban or mute being written, say), which it must see.
     // Commits in flight are not such a thing: the send goes into the next batch.
-    if (frame.type === "send" && frame.key === undefined && this.#waiting === 0) {
+    const plain = frame.type === "send" && frame.key === undefined;
+    if (plain && this.#waiting === 0) {
       const result = this.#request(session, frame);
       return result instanceof Promise ? result : undefined;
     }
+    // A plain send waiting its turn is no reason for the sends after it to wait.
     return this.#run(
       () => this.#request(session, frame),
       session,
       "id" in frame ? frame.id : undefined,
+      plain,
     );
   }
 

@@ -92,7 +92,8 @@ export class Feed {
     this.#dirty.set(name, Math.max(seq, this.#dirty.get(name) ?? 0));
     if (this.#scheduled) return;
     this.#scheduled = true;
-    this.#shared.run(async () => {
+    // Plain sends need not wait for it: the feed delivers in seq order whatever comes first.
+    this.#shared.runCommit(async () => {
       this.#scheduled = false;
       const dirty = [...this.#dirty];
       this.#dirty.clear();

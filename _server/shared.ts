@@ -98,7 +98,7 @@ export interface CoreHooks {
   afterSends(step: () => void): void;
   /** Runs a task in turn with the core's other work (see `ChatCore`). */
   run(task: () => void | Promise<void>): void;
-  /** Runs a commit of the sends in turn: plain sends need not wait for it. */
+  /** Runs a commit of the sends (or the delivery of other nodes' messages) in turn: plain sends need not wait for it. */
   runCommit(task: () => void | Promise<void>): void;
   /** Ends a session: it leaves every room, and its name is free again. */
   leave(session: Session, reason: LeaveReason): void;
@@ -159,10 +159,11 @@ export class Shared {
   }
 
   /**
-   * Runs a commit of the sends in turn with the core's other work; a plain
-   * send arriving meanwhile joins the next batch without waiting for it.
+   * Runs a commit of the sends (or the delivery of messages committed by
+   * other nodes) in turn with the core's other work; a plain send arriving
+   * meanwhile joins the next batch without waiting for it.
    *
-   * @param task The commit.
+   * @param task The commit or delivery.
    */
   runCommit(task: () => void | Promise<void>): void {
     this.#hooks.runCommit(task);

@@ -291,7 +291,7 @@ async function stop(nodes: Node[]): Promise<void> {
 export async function runCluster(quick = false): Promise<number> {
   const clk = await new Deno.Command("getconf", { args: ["CLK_TCK"] }).output();
   clockTicks = Number(new TextDecoder().decode(clk.stdout).trim()) || 100;
-  const sizes: Sizes = quick ? { clients: 12, perClient: 100 } : { clients: 24, perClient: 250 };
+  const sizes: Sizes = quick ? { clients: 12, perClient: 100 } : { clients: 24, perClient: 1000 };
   let pg: TestPostgres;
   try {
     pg = await startPostgres();
