@@ -8,7 +8,10 @@
  *
  * The core does one thing at a time: a request that waits for storage holds
  * back the ones after it (from every door), so the core behaves as if
- * storage answered at once. When nothing waits, a request runs at once.
+ * storage answered at once. When nothing waits, a request runs at once. A
+ * plain send (no idempotency key) waits only for such requests: while
+ * commits are in flight, or messages of other nodes are being read, it joins
+ * the next batch at once.
  *
  * @module
  */
