@@ -183,7 +183,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ts: answered(ack, "ts"),
       seq: answered(ack, "seq"),
     };
-    this.#core.saw(sent.room, sent.seq);
+    this.#core.sawOwn(sent.room, sent.seq);
     if (action) sent.action = true;
     return sent;
   }

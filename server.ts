@@ -24,7 +24,7 @@ import {
   securityHeaders,
   WEBSOCKET_PATH,
 } from "./_server/doors/web_page.ts";
-import { ChatCore, SqliteStorage } from "./_server/core.ts";
+import { ChatCore, SqliteStorage, type Storage } from "./_server/core.ts";
 import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
@@ -51,6 +51,8 @@ export interface ServeOptions extends Partial<Limits> {
   /**
    * The history database: a file path, or `":memory:"` for a server that
    * forgets everything when it stops. The directory is created if needed.
+   * A `postgres://USER@HOST:PORT/DB` URL shares the chat with every server
+   * given the same database.
    *
    * @default {":memory:"}
    */
@@ -119,6 +121,18 @@ export interface ServeOptions extends Partial<Limits> {
   operators?: readonly string[];
   /** Receives a line for each join, leave and rename, for an operator's log. */
   onLog?: (line: string) => void;
+  /**
+   * With `data` a `postgres://` URL without a password: the database's
+   * password. Never logged.
+   */
+  databasePassword?: string;
+  /**
+   * With `data` a `postgres://` URL: this node's id among the servers sharing
+   * the database; unique among them.
+   *
+   * @default {"HOST-PID-RANDOM"}
+   */
+  node?: string;
 }
 
 /** A running server. */
@@ -192,7 +206,7 @@ class Server implements ChatServer {
   #closing: Promise<void> | undefined;
   #accepting: Promise<void>;
   #finished = Promise.withResolvers<void>();
-  #store: Store;
+  #storage: OpenStorage;
   #perIp = new Map<string, number>();
   #connectBuckets = new Map<string, TokenBucket>();
   #sweeper: ReturnType<typeof setInterval>;
@@ -202,14 +216,14 @@ class Server implements ChatServer {
     listeners: Listener[],
     irc: Listener | undefined,
     web: Deno.HttpServer<Deno.NetAddr> | undefined,
-    store: Store,
+    storage: OpenStorage,
     core: ChatCore,
     limits: Limits,
     options: ServeOptions,
   ) {
     this.#listeners = irc === undefined ? listeners : [...listeners, irc];
     this.ircAddr = irc?.addr;
-    this.#store = store;
+    this.#storage = storage;
     this.#core = core;
     this.#limits = limits;
     this.#budget = new QueueBudget(limits.maxQueuedBytes);
@@ -304,7 +318,7 @@ class Server implements ChatServer {
   }
 
   get data(): string {
-    return this.#store.path;
+    return this.#storage.storage.path;
   }
 
   get finished(): Promise<void> {
@@ -454,7 +468,7 @@ class Server implements ChatServer {
     await this.#web?.shutdown();
     await Promise.all(this.#tasks);
     this.#budget.close();
-    this.#store.close();
+    await this.#storage.close();
     this.#finished.resolve();
   }
 
@@ -482,7 +496,7 @@ class Server implements ChatServer {
  */
 export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   options.signal?.throwIfAborted();
-  const store = openStore(options.data ?? ":memory:");
+  const store = await openStorage(options);
   const listeners: Listener[] = [];
   let irc: Listener | undefined;
   try {
@@ -494,7 +508,8 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     if (options.ircPort !== undefined) irc = await listen(hostname, options.ircPort, options.tls);
   } catch (error) {
     for (const listener of listeners) listener.close();
-    store.close();
+    irc?.close();
+    await store.close();
     throw error;
   }
   // Requests that come before the server is ready wait for it.
@@ -511,7 +526,7 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     } catch (error) {
       for (const listener of listeners) listener.close();
       irc?.close();
-      store.close();
+      await store.close();
       throw error;
     }
   }
@@ -521,7 +536,7 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     const core = await ChatCore.open({
       limits,
       software: SOFTWARE,
-      store: new SqliteStorage(store),
+      store: store.storage,
       historyOnJoin: options.historyOnJoin ?? 50,
       maxHistoryPage: options.maxHistoryPage ?? 200,
       resumeGrace: options.resumeGrace ?? 30_000,
@@ -539,9 +554,9 @@ export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
     for (const listener of listeners) listener.close();
     irc?.close();
     await web?.shutdown();
-    store.close();
+    await store.close();
     // Reading the bans and applying retention reads the whole database: damage shows here.
-    throw storageFailure(store.path, error);
+    throw storageFailure(store.storage.path, error);
   }
   options.signal?.addEventListener("abort", () => server.close(), { once: true });
   return server;
@@ -558,6 +573,43 @@ function limitsOf(options: ServeOptions): Limits {
     }
   }
   return limits;
+}
+
+/** The storage a server uses, and how to close it. */
+interface OpenStorage {
+  storage: Storage;
+  close(): Promise<void>;
+}
+
+async function openStorage(options: ServeOptions): Promise<OpenStorage> {
+  const data = options.data ?? ":memory:";
+  if (/^postgres(?:ql)?:\/\//i.test(data)) {
+    const { PostgresStorage } = await import("./_server/postgres.ts");
+    const storage = await PostgresStorage.open(data, {
+      password: options.databasePassword,
+      node: options.node ?? nodeId(),
+      log: options.onLog,
+      grace: options.resumeGrace ?? 30_000,
+    });
+    return { storage, close: () => storage.close() };
+  }
+  const store = openStore(data);
+  return {
+    storage: new SqliteStorage(store),
+    close: () => Promise.resolve(store.close()),
+  };
+}
+
+/** A node id unlikely to be another's: the host, the process and a random part. */
+function nodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // Not allowed to know.
+  }
+  const random = crypto.getRandomValues(new Uint8Array(4));
+  return `${host}-${Deno.pid}-${[...random].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 function openStore(path: string): Store {

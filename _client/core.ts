@@ -20,7 +20,7 @@ import { parseServerFrame, requestIdOf } from "../protocol/frames.ts";
 import { LOBBY, PROTOCOL_VERSION } from "../protocol/limits.ts";
 import { proofBytes } from "../_common/identity.ts";
 import { EventQueue } from "./events.ts";
-import { describeAddress, dial, type Endpoint, Link, serverAddress } from "./link.ts";
+import { describeAddress, dial, type Dialed, type Endpoint, Link, serverAddress } from "./link.ts";
 import { Reconnector } from "./reconnect.ts";
 import { abortable, type Request, Requests } from "./requests.ts";
 import { Transfers } from "./transfers.ts";
@@ -30,7 +30,10 @@ import { Watchdog } from "./watchdog.ts";
 /** The state and the frame dispatch of one client, across its links. */
 export class Core {
   readonly options: ConnectOptions;
-  readonly endpoint: Endpoint;
+  /** The addresses of the chat: `hostname:port`, then the other `servers`. */
+  readonly #endpoints: Endpoint[];
+  /** The one connected to last. */
+  #current = 0;
   readonly requests: Requests = new Requests();
   readonly events: EventQueue = new EventQueue();
   readonly transfers: Transfers = new Transfers(this);
@@ -54,11 +57,41 @@ export class Core {
 
   constructor(options: ConnectOptions) {
     this.options = options;
-    this.endpoint = {
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port ?? 7777,
-      tls: options.tls,
-    };
+    this.#endpoints = [
+      { hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 7777, tls: options.tls },
+      ...(options.servers ?? []).map(({ hostname, port }) => ({
+        hostname,
+        port,
+        tls: options.tls,
+      })),
+    ];
+  }
+
+  /** The address connected to last (or to be tried first). */
+  get endpoint(): Endpoint {
+    return this.#endpoints[this.#current]!;
+  }
+
+  /**
+   * Dials the chat: each address in turn, from the current one (or, with
+   * `next`, the one after it), until one answers.
+   */
+  async dial(signal: AbortSignal, timeout: AbortSignal, next = false): Promise<Dialed> {
+    const count = this.#endpoints.length;
+    const first = (this.#current + (next ? 1 : 0)) % count;
+    let failure: unknown;
+    for (let i = 0; i < count; i++) {
+      const index = (first + i) % count;
+      try {
+        const dialed = await dial(this.#endpoints[index]!, signal, timeout);
+        this.#current = index;
+        return dialed;
+      } catch (error) {
+        failure = error;
+        if (signal.aborted) break;
+      }
+    }
+    throw failure;
   }
 
   /** The current link; `undefined` until the first welcome. */
@@ -112,9 +145,7 @@ export class Core {
     const timeout = AbortSignal.timeout(options.timeout ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
-    const link = new Link(
-      await dial(core.endpoint, signal, timeout),
-    );
+    const link = new Link(await core.dial(signal, timeout));
     try {
       const welcome = await core.hello(link, signal, options.history);
       core.#adopt(link, welcome);
@@ -230,6 +261,26 @@ export class Core {
   saw(room: string, seq: number): void {
     const seen = this.seen.get(room);
     if (seen === undefined || seq > seen) this.seen.set(room, seq);
+  }
+
+  /** Acknowledged own messages of rooms catching up: the highest number, noted once caught up. */
+  readonly #ownWhileCatchingUp = new Map<string, number>();
+
+  /**
+   * Notes the number of an own message. While its room catches up after a
+   * reconnect, the messages of others before it may still be waiting: it is
+   * noted once they are through, or they would look already seen.
+   */
+  sawOwn(room: string, seq: number): void {
+    if (!this.catchingUp.has(room)) return this.saw(room, seq);
+    this.#ownWhileCatchingUp.set(room, Math.max(seq, this.#ownWhileCatchingUp.get(room) ?? 0));
+  }
+
+  /** A room caught up: own messages acknowledged meanwhile count as seen now. */
+  caughtUp(room: string): void {
+    const own = this.#ownWhileCatchingUp.get(room);
+    this.#ownWhileCatchingUp.delete(room);
+    if (own !== undefined) this.saw(room, own);
   }
 
   /** Queues an event. */

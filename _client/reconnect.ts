@@ -10,7 +10,8 @@
 import { type ErrorCode, ProtocolError, retryAfter } from "../protocol/errors.ts";
 import { delay } from "../_common/delay.ts";
 import type { MessageEvent, WelcomeFrame } from "../protocol/frames.ts";
-import { dial, type Endpoint, Link } from "./link.ts";
+import type { Dialed, Endpoint } from "./link.ts";
+import { Link } from "./link.ts";
 import type { Requests } from "./requests.ts";
 import type { ChatEvent, ConnectOptions, ReconnectedEvent, ReconnectOptions } from "./types.ts";
 
@@ -37,6 +38,8 @@ const FINAL_CODES: readonly ErrorCode[] = [
 export interface ReconnectHost {
   readonly options: ConnectOptions;
   readonly endpoint: Endpoint;
+  /** Dials the chat, from the next address with `next`. */
+  dial(signal: AbortSignal, timeout: AbortSignal, next?: boolean): Promise<Dialed>;
   readonly requests: Requests;
   /** The last sequence number seen in each joined room. */
   readonly seen: Map<string, number>;
@@ -53,6 +56,7 @@ export interface ReconnectHost {
   push(event: ChatEvent): void;
   message(message: MessageEvent): void;
   saw(room: string, seq: number): void;
+  caughtUp(room: string): void;
   lost(link: Link, reason: string): void;
   end(): void;
 }
@@ -129,9 +133,8 @@ export class Reconnector {
       // Live messages on the new connection wait until the gap before them is filled.
       for (const room of host.seen.keys()) host.catchingUp.set(room, []);
       try {
-        link = new Link(
-          await dial(host.endpoint, signal, timeout),
-        );
+        // Another address of the chat first: the one that broke may be down.
+        link = new Link(await host.dial(signal, timeout, true));
         const welcome = await host.hello(link, signal, 0);
         await this.#resync(link, welcome, options.maxCatchUp ?? MAX_CATCH_UP);
         return;
@@ -246,6 +249,7 @@ export class Reconnector {
     for (const [room, waiting] of host.catchingUp) {
       host.catchingUp.delete(room);
       for (const message of waiting) host.message(message);
+      host.caughtUp(room);
     }
   }
 }

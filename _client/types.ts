@@ -333,6 +333,12 @@ export interface ConnectOptions {
    */
   port?: number;
   /**
+   * More addresses of the same chat (servers sharing one database): when
+   * `hostname:port` cannot be reached the next one is tried, and a reconnect
+   * tries the next one first.
+   */
+  servers?: readonly { hostname: string; port: number }[];
+  /**
    * How long to wait for the connection and the server's welcome, in ms.
    *
    * @default {10000}

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ClientFrame } from "../protocol/frames.ts";
+import type { ClientFrame, RoomInfo } from "../protocol/frames.ts";
 import type { Direct } from "./direct.ts";
 import type { Handshake } from "./handshake.ts";
 import type { History } from "./history.ts";
@@ -99,8 +99,12 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
   join: { run: (core, session, frame) => core.rooms.join(session, frame), cost: 5 },
   part: { run: (core, session, frame) => core.rooms.part(session, frame) },
   rooms: {
-    run: (core, session, frame) =>
-      core.shared.ack(session, { type: "ack", id: frame.id, rooms: core.rooms.list() }),
+    run: (core, session, frame) => {
+      const rooms = core.rooms.list();
+      const answer = (list: RoomInfo[]) =>
+        core.shared.ack(session, { type: "ack", id: frame.id, rooms: list });
+      return rooms instanceof Promise ? rooms.then(answer) : answer(rooms);
+    },
   },
   topic: {
     run: (core, session, frame) => core.rooms.topic(session, frame),

@@ -8,7 +8,10 @@
  *
  * The core does one thing at a time: a request that waits for storage holds
  * back the ones after it (from every door), so the core behaves as if
- * storage answered at once. When nothing waits, a request runs at once.
+ * storage answered at once. When nothing waits, a request runs at once. A
+ * plain send (no idempotency key) waits only for such requests: while
+ * commits are in flight, or messages of other nodes are being read, it joins
+ * the next batch at once.
  *
  * @module
  */
@@ -17,6 +20,8 @@ import type { ErrorCode } from "../protocol/errors.ts";
 import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
 import { type Command, COMMANDS, type Parts } from "./commands.ts";
 import { Direct } from "./direct.ts";
+import { Feed } from "./feed.ts";
+import { Presence } from "./presence.ts";
 import { Handshake } from "./handshake.ts";
 import { History } from "./history.ts";
 import { Messages } from "./messages.ts";
@@ -24,10 +29,10 @@ import { Moderation } from "./moderation.ts";
 import { Names } from "./names.ts";
 import { Outbound } from "./outbound.ts";
 import { Rooms } from "./rooms.ts";
-import { type Origin, type Peer, type Room, Session } from "./session.ts";
+import { type Origin, type Peer, type Registered, type Room, Session } from "./session.ts";
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
-import type { Ban, BanKind, Storage } from "./storage.ts";
+import { type Ban, type BanKind, isShared, type Storage, unreachable } from "./storage.ts";
 import { type ByteStream, Transfers } from "./transfers.ts";
 
 export { Outbound, OutboundRun, type ViewSink } from "./outbound.ts";
@@ -110,9 +115,15 @@ export class ChatCore implements Core {
   #handshake: Handshake;
   #transfers: Transfers;
   #parts: Parts;
+  #feed: Feed | undefined;
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
+  /**
+   * How many tasks in the lane plain sends must wait for: not commits, the
+   * delivery of other nodes' messages, or plain sends (the light ones).
+   */
+  #waiting = 0;
 
   /**
    * Opens a core: applies the retention policy, then loads the bans, the
@@ -129,7 +140,10 @@ export class ChatCore implements Core {
       storage.boundNames(),
       Rooms.load(storage, LOBBY),
     ]);
-    return new ChatCore(options, { bans, bound, lobby });
+    const core = new ChatCore(options, { bans, bound, lobby });
+    // Who is on the other nodes is known before anyone arrives here.
+    await core.#shared.cluster?.reload();
+    return core;
   }
 
   private constructor(
@@ -141,6 +155,9 @@ export class ChatCore implements Core {
       run: (task) => {
         this.#run(task);
       },
+      runCommit: (task) => {
+        this.#run(task, undefined, undefined, true);
+      },
       leave: (session, reason) => this.#leave(session, reason),
     });
     this.#shared = shared;
@@ -149,11 +166,37 @@ export class ChatCore implements Core {
     this.#messages = new Messages(shared, rooms, history);
     const names = this.#names = new Names(shared, loaded.bound);
     const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
+    const store = options.store;
+    if (isShared(store)) {
+      const feed = this.#feed = new Feed(shared, store, {
+        loaded: (name) => rooms.loaded(name),
+        all: () => rooms.all(),
+      });
+      this.#messages = new Messages(shared, rooms, history, feed);
+      const presence = shared.cluster = new Presence(shared, store, {
+        loaded: (name) => rooms.loaded(name),
+        local: (key) => names.byKey(key),
+        retitle: (room, topic) => room.retitle(topic),
+        drop: (session) => this.#drop(session),
+        eject: (session, reason, message) => moderation.eject(session, reason, message),
+        bans: () => this.#run(() => moderation.reload()),
+      });
+      store.subscribe({
+        message: (room, seq) => feed.wake(room, seq),
+        event: (event) => this.#run(() => presence.receive(event)),
+        ready: () => {
+          feed.ready();
+          void presence.reload();
+          this.#run(() => moderation.reload());
+        },
+      });
+    }
     this.#handshake = new Handshake(shared, names, rooms, history, moderation);
     this.#transfers = new Transfers(options.limits, {
       find: (name) => names.find(name),
       room: (session, name) => rooms.joined(session, name),
       log: options.log,
+      elsewhere: (name) => shared.cluster?.find(name) !== undefined,
     });
     this.#parts = {
       shared,
@@ -176,19 +219,27 @@ export class ChatCore implements Core {
     task: () => void | Promise<void>,
     session?: Session,
     id?: RequestId,
+    light = false,
   ): Promise<void> | undefined {
     if (this.#lane === undefined) {
       const result = task();
-      return result === undefined ? undefined : this.#queue(result, session, id);
+      return result === undefined ? undefined : this.#queue(result, session, id, light);
     }
-    return this.#queue(this.#lane.then(task), session, id);
+    return this.#queue(this.#lane.then(task), session, id, light);
   }
 
-  #queue(work: Promise<void>, session: Session | undefined, id?: RequestId): Promise<void> {
+  #queue(
+    work: Promise<void>,
+    session: Session | undefined,
+    id?: RequestId,
+    light = false,
+  ): Promise<void> {
+    if (!light) this.#waiting++;
     const lane: Promise<void> = work.catch((error) => {
       if (session !== undefined) this.fault(session, error, id);
       else this.#shared.log(`Internal error: ${error instanceof Error ? error.stack : error}`);
     }).finally(() => {
+      if (!light) this.#waiting--;
       if (this.#lane === lane) this.#lane = undefined;
     });
     this.#lane = lane;
@@ -226,14 +277,18 @@ export class ChatCore implements Core {
     }
     // A plain send only joins the batch (commits keep their order): it need not wait its turn,
     // unless something waits for storage (a ban or mute being written, say), which it must see.
-    if (frame.type === "send" && frame.key === undefined && this.#lane === undefined) {
+    // Commits in flight are not such a thing: the send goes into the next batch.
+    const plain = frame.type === "send" && frame.key === undefined;
+    if (plain && this.#waiting === 0) {
       const result = this.#request(session, frame);
       return result instanceof Promise ? result : undefined;
     }
+    // A plain send waiting its turn is no reason for the sends after it to wait.
     return this.#run(
       () => this.#request(session, frame),
       session,
       "id" in frame ? frame.id : undefined,
+      plain,
     );
   }
 
@@ -305,6 +360,18 @@ export class ChatCore implements Core {
   }
 
   fault(session: Session, error: unknown, id?: RequestId): void {
+    if (unreachable(error)) {
+      // Not a fault of the server: its database is away for a while.
+      this.#shared.log(
+        `Cannot reach the database: ${error instanceof Error ? error.message : error}`,
+      );
+      return this.#shared.fail(
+        session,
+        id,
+        "storage_failed",
+        "The server cannot reach its database; try again",
+      );
+    }
     this.#shared.log(
       `Internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`,
     );
@@ -334,6 +401,7 @@ export class ChatCore implements Core {
       grace > 0
     ) {
       session.hold(grace, () => this.#run(() => this.#leave(session, "lost")));
+      shared.cluster?.held(session, grace);
       shared.log(`${session.name} lost the connection; holding the name for a reconnect`);
       return;
     }
@@ -349,6 +417,27 @@ export class ChatCore implements Core {
     this.#transfers.left(session);
     this.#rooms.left(session.name, session.exitAll(), reason, session.transient);
     this.#shared.log(`${session.name} left (${reason})`);
+  }
+
+  /** Ends a session that goes on on another node: nobody here is told it left. */
+  #drop(session: Registered): void {
+    if (!session.end()) return;
+    this.#shared.sessions.delete(session);
+    this.#names.remove(session);
+    this.#transfers.left(session);
+    session.exitAll();
+    const peer = session.peer;
+    if (peer !== undefined) {
+      peer.deliver(
+        new Outbound({
+          type: "bye",
+          reason: "replaced",
+          message: "This session was resumed elsewhere",
+        }),
+      );
+      peer.close();
+    }
+    this.#shared.log(`${session.name} went on on another node`);
   }
 
   /** Housekeeping the server runs every few seconds: history retention, every ten minutes. */
@@ -382,6 +471,8 @@ export class ChatCore implements Core {
     this.#closing = true;
     while (this.#lane !== undefined) await this.#lane;
     await this.#messages.commit();
+    this.#feed?.close();
+    this.#shared.cluster?.close();
     const bye = new Outbound({
       type: "bye",
       reason: "shutdown",

@@ -33,7 +33,7 @@ export class Direct {
    * @param session Who sends.
    * @param frame The request.
    */
-  dm(session: Registered, frame: DmFrame): void {
+  dm(session: Registered, frame: DmFrame): void | Promise<void> {
     const shared = this.#shared;
     if (frame.key !== undefined) {
       const seen = session.dmAck(frame.key);
@@ -42,21 +42,37 @@ export class Direct {
       }
     }
     const target = this.#names.find(frame.to);
-    if (target === undefined) {
+    const elsewhere = target === undefined ? shared.cluster?.find(frame.to) : undefined;
+    if (target === undefined && elsewhere === undefined) {
       return shared.fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
     }
     if (!shared.checkText(session, frame.id, frame.text)) return;
     const ts = new Date().toISOString();
     const from = session.name;
-    const to = target.name;
+    const to = target?.name ?? elsewhere!.name;
     const dm: DmEvent = frame.action === true
       ? { type: "dm", from, to, text: frame.text, ts, action: true }
       : { type: "dm", from, to, text: frame.text, ts };
-    if (target.peer === undefined) target.keep(dm);
-    else target.peer.deliver(new Outbound(dm));
     const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
     // The automatic reply IRC gives: the sender learns the recipient is away.
-    if (target.away !== "") ack.away = target.away;
+    if (target !== undefined && target.away !== "") ack.away = target.away;
+    if (target === undefined) {
+      // On another node: its node delivers it (or keeps it while they reconnect).
+      return shared.cluster!.dm(dm).then((sent) => {
+        if (!sent) {
+          return shared.fail(
+            session,
+            frame.id,
+            "storage_failed",
+            "The server cannot reach its database; try again",
+          );
+        }
+        if (frame.key !== undefined) session.rememberDm(frame.key, ack);
+        shared.ack(session, ack);
+      });
+    }
+    if (target.peer === undefined) target.keep(dm);
+    else target.peer.deliver(new Outbound(dm));
     if (frame.key !== undefined) session.rememberDm(frame.key, ack);
     shared.ack(session, ack);
   }

@@ -22,6 +22,7 @@ import { randomToken } from "./random.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Origin, Registered, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
+import type { PresenceRow } from "./storage.ts";
 
 /** A raw 32-byte key and a 64-byte signature in padded base64. */
 const WELL_FORMED_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -238,6 +239,9 @@ export class Handshake {
     const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
     const held = this.#names.resumable(frame.resume);
     if (held !== undefined) return this.#resume(session, held, frame, software);
+    // Held on another node (or left there, the node dead): it goes on here.
+    const elsewhere = await shared.cluster?.resumable(frame.resume);
+    if (elsewhere !== undefined) return this.#takeOver(session, elsewhere, frame, software);
 
     if (this.#password !== undefined) {
       const wait = this.#guard.wait(session.ip);
@@ -279,10 +283,22 @@ export class Handshake {
     const name = await this.#names.claim(session, frame.id, frame.name);
     if (name === undefined) return;
     if (this.#moderation.refuse(session, frame.id, name)) return;
-    await this.#names.bindTo(session, name);
+    const token = randomToken(18);
+    if (
+      shared.cluster !== undefined && !await shared.cluster.claim(session, frame.id, name, token)
+    ) {
+      return;
+    }
+    try {
+      await this.#names.bindTo(session, name);
+    } catch (error) {
+      // The name taken across the nodes goes back.
+      shared.cluster?.release(name);
+      throw error;
+    }
     const registered = session.register(
       name,
-      randomToken(18),
+      token,
       frame.reconnect === true,
       frame.transient === true,
     );
@@ -315,6 +331,28 @@ export class Handshake {
     );
   }
 
+  /** A session of another node goes on here: same name, same rooms, a new token. */
+  async #takeOver(
+    session: Session,
+    row: PresenceRow,
+    frame: HelloFrame,
+    software: string,
+  ): Promise<void> {
+    const shared = this.#shared;
+    const cluster = shared.cluster!;
+    if (this.#moderation.refuse(session, frame.id, row.name)) return;
+    const token = randomToken(18);
+    if (!await cluster.claim(session, frame.id, row.name, token, frame.resume)) return;
+    if (row.fingerprint !== undefined) session.proved(row.fingerprint);
+    const registered = session.register(row.name, token, frame.reconnect === true);
+    this.#names.add(registered);
+    cluster.tookOver(row.name);
+    await this.#rooms.reenter(registered, row.rooms);
+    cluster.changed(registered);
+    this.#welcome(registered, frame, true);
+    shared.log(`${row.name} reconnected from ${session.remote}${software}, from node ${row.node}`);
+  }
+
   #resume(fresh: Session, held: Registered, frame: HelloFrame, software: string): void {
     const peer = fresh.peer;
     if (peer === undefined) return;
@@ -325,6 +363,8 @@ export class Handshake {
     this.#names.dropToken(held.token);
     held.renew(randomToken(18), frame.reconnect === true);
     this.#names.addToken(held);
+    this.#shared.cluster?.changed(held);
+    this.#shared.cluster?.held(held, null);
     peer.adopt(held);
     if (old !== undefined) {
       // The old connection is still open (its end has not been noticed yet): retire it.
@@ -353,6 +393,7 @@ export class Handshake {
     const name = await this.#names.claim(session, frame.id, frame.name);
     if (name === undefined) return;
     const old = session.name;
+    const cluster = shared.cluster;
     const ban = this.#moderation.banned("name", nameKey(name));
     if (ban !== undefined) {
       return shared.fail(
@@ -362,9 +403,13 @@ export class Handshake {
         `The name "${name}" is banned${banTerms({ ...ban, reason: "" })}`,
       );
     }
+    if (name !== old && cluster !== undefined && !await cluster.rename(session, frame.id, name)) {
+      return;
+    }
     await this.#names.bindTo(session, name);
     if (name !== old) {
       session.rename(name);
+      cluster?.renamed(old, name, [...session.rooms].map((room) => room.name));
       this.#names.renamed(session, old);
       const out = new Outbound({ type: "nick", from: old, to: name, ts: new Date().toISOString() });
       const seen = new Set<Session>();

@@ -62,7 +62,8 @@ export class History {
     const messages = await this.#read(
       room,
       `the latest ${limit}`,
-      () => this.#shared.store.recent(room.name, limit),
+      // Up to the last message delivered here: those after it come live.
+      () => this.#shared.store.recent(room.name, limit, room.seq + 1),
     );
     // Damaged history is logged and skipped: the join itself succeeds.
     for (const message of fit(messages ?? [], true)) {

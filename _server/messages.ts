@@ -13,7 +13,11 @@ import { Arenas, Outbound, OutboundRun } from "./outbound.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Registered, Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
+import type { Feed } from "./feed.ts";
 import type { StoredMessage } from "./storage.ts";
+
+/** Most messages committed in one transaction to a shared storage. */
+const MAX_SHARED_BATCH = 1000;
 
 /** Prune history after this many stored messages. */
 const PRUNE_EVERY = 10_000;
@@ -46,6 +50,8 @@ export class Messages {
   #inflightSteps: (() => void)[] = [];
   #storedSincePrune = 0;
   #prunedAt = performance.now();
+  /** With a storage shared by several servers: it numbers the messages, the feed delivers them. */
+  #feed: Feed | undefined;
 
   /**
    * Creates the batch.
@@ -53,11 +59,13 @@ export class Messages {
    * @param shared The core's shared state.
    * @param rooms The rooms.
    * @param history The history reader.
+   * @param feed With a shared storage, what delivers the committed messages.
    */
-  constructor(shared: Shared, rooms: Rooms, history: History) {
+  constructor(shared: Shared, rooms: Rooms, history: History, feed?: Feed) {
     this.#shared = shared;
     this.#rooms = rooms;
     this.#history = history;
+    this.#feed = feed;
   }
 
   /**
@@ -97,7 +105,8 @@ export class Messages {
   #queue(session: Registered, room: Room, frame: SendFrame, key: string | undefined): undefined {
     const from = session.name;
     const ts = new Date().toISOString();
-    const seq = room.next();
+    // A shared storage numbers messages as it commits them.
+    const seq = this.#feed === undefined ? room.next() : 0;
     const action = frame.action === true;
     const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
     const out = new Outbound(
@@ -113,7 +122,7 @@ export class Messages {
     // gets one stretch of bytes per batch.
     this.#commitTimer ??= setTimeout(() => {
       this.#commitTimer = undefined;
-      this.#shared.run(() => this.commit());
+      this.#shared.runCommit(() => this.commit());
     }, 0);
     return undefined;
   }
@@ -131,7 +140,7 @@ export class Messages {
       // Closed now, committed in turn: a commit must not start while a task waits for storage
       // (a join's replay, say), or a live message could reach someone before their history.
       this.#seal();
-      this.#shared.run(() => this.commit());
+      this.#shared.runCommit(() => this.commit());
     } else if (this.#sealed.length > 0) this.#sealed.at(-1)?.steps.push(step);
     else if (this.#inflight !== undefined) this.#inflightSteps.push(step);
     else step();
@@ -184,6 +193,13 @@ export class Messages {
   async #drain(): Promise<void> {
     try {
       for (let next = this.#sealed.shift(); next !== undefined; next = this.#sealed.shift()) {
+        // A database across the network costs a round trip per statement: the batches closed
+        // meanwhile go into one transaction (their steps still run after their sends).
+        while (this.#feed !== undefined && this.#sealed.length > 0) {
+          if (next.batch.length + this.#sealed[0]!.batch.length > MAX_SHARED_BATCH) break;
+          const more = this.#sealed.shift()!;
+          next = { batch: [...next.batch, ...more.batch], steps: [...next.steps, ...more.steps] };
+        }
         this.#inflightSteps = next.steps;
         try {
           await this.#commit(next.batch);
@@ -202,10 +218,11 @@ export class Messages {
   async #commit(batch: PendingSend[]): Promise<void> {
     const shared = this.#shared;
     const store = shared.store;
+    let committed;
     try {
-      await store.append(batch.map((entry) => entry.stored));
+      committed = await store.append(batch.map((entry) => entry.stored));
     } catch (error) {
-      for (const entry of batch) {
+      for (const entry of this.#feed === undefined ? batch : []) {
         const seq = await store.lastSeq(entry.room.name).catch(() => undefined);
         // Sends gathered or closed since have their numbers: keep counting after them.
         const later = (other: PendingSend) => other.room === entry.room;
@@ -228,14 +245,18 @@ export class Messages {
       this.#inflightSteps = [...refusals, ...this.#inflightSteps];
       return;
     }
-    // Each stretch of one room's messages goes out as one run: encoded once, one view of it per
-    // reader. Order is kept: a sender gets the stretch up to its message, then its answer.
-    for (let start = 0; start < batch.length;) {
-      const room = batch[start]!.room;
-      let end = start + 1;
-      while (end < batch.length && batch[end]!.room === room) end++;
-      this.#deliver(batch.slice(start, end));
-      start = end;
+    if (this.#feed !== undefined && committed !== undefined) {
+      await this.#feed.committed(batch, committed);
+    } else {
+      // Each stretch of one room's messages goes out as one run: encoded once, one view of it
+      // per reader. Order is kept: a sender gets the stretch up to its message, then its answer.
+      for (let start = 0; start < batch.length;) {
+        const room = batch[start]!.room;
+        let end = start + 1;
+        while (end < batch.length && batch[end]!.room === room) end++;
+        this.#deliver(batch.slice(start, end));
+        start = end;
+      }
     }
     this.#storedSincePrune += batch.length;
     if (this.#storedSincePrune >= PRUNE_EVERY) {

@@ -67,6 +67,37 @@ export class Moderation {
 
   async #load(): Promise<void> {
     this.#keep(await this.#shared.store.bans());
+    this.#shared.cluster?.bansChanged();
+  }
+
+  /**
+   * Reads the bans again (another node changed them) and ends the sessions
+   * here that a ban now covers.
+   */
+  async reload(): Promise<void> {
+    try {
+      this.#keep(await this.#shared.store.bans());
+    } catch {
+      return;
+    }
+    for (const other of [...this.#shared.sessions]) {
+      if (other.gone || !other.registered()) continue;
+      const ban = [...this.#bans.values()].find((ban) =>
+        ban.kind !== "mute" && this.#matches(other, ban)
+      );
+      if (ban !== undefined) this.#eject(other, "banned", `Banned by ${ban.by}${banTerms(ban)}`);
+    }
+  }
+
+  /**
+   * Ends a session on an operator's order given on another node.
+   *
+   * @param target The session.
+   * @param reason Kicked or banned.
+   * @param message What it is told.
+   */
+  eject(target: Session, reason: "kicked" | "banned", message: string): void {
+    this.#eject(target, reason, message);
   }
 
   /**
@@ -188,6 +219,7 @@ export class Moderation {
       await this.#shared.store.ban(ban);
       this.#bans.set(`${ban.kind}:${ban.value}`, ban);
     }
+    this.#shared.cluster?.bansChanged();
     return bans[0] as Ban;
   }
 
@@ -249,6 +281,14 @@ export class Moderation {
   kick(session: Registered, frame: KickFrame): void {
     const by = session.name;
     const target = this.#names.find(frame.name);
+    const elsewhere = target === undefined ? this.#shared.cluster?.find(frame.name) : undefined;
+    if (elsewhere !== undefined) {
+      // On another node: that node ends the session.
+      const message = `Kicked by ${by}${frame.reason ? `: ${frame.reason}` : ""}`;
+      this.#shared.cluster!.eject(elsewhere.name, "kicked", message);
+      this.#shared.log(`${by} kicked ${elsewhere.name}`);
+      return this.#shared.ack(session, { type: "ack", id: frame.id });
+    }
     if (target === undefined) {
       return this.#shared.fail(
         session,

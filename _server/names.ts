@@ -236,7 +236,7 @@ export class Names {
   async whois(session: Session, frame: WhoisFrame): Promise<void> {
     const shared = this.#shared;
     const key = nameKey(frame.name.normalize("NFC"));
-    const online = this.#names.get(key);
+    const online = this.#names.get(key) ?? shared.cluster?.find(frame.name);
     const fingerprint = online?.fingerprint ?? await shared.store.nameOwner(key);
     if (online === undefined && fingerprint === undefined) {
       return shared.fail(
@@ -253,8 +253,12 @@ export class Names {
       online: online !== undefined,
     };
     if (fingerprint !== undefined) ack.fingerprint = fingerprint;
-    if (online !== undefined) ack.op = shared.isOperator(online);
-    if (online !== undefined && online.away !== "") ack.away = online.away;
+    if (online !== undefined) {
+      ack.op = online.fingerprint !== undefined &&
+        (shared.options.operators?.has(online.fingerprint) ?? false);
+      // Someone on another node of a cluster: their away message is not known here.
+      if ("away" in online && online.away !== "") ack.away = online.away;
+    }
     shared.ack(session, ack);
   }
 }

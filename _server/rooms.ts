@@ -130,6 +130,25 @@ export class Rooms {
     return room !== undefined && session.rooms.includes(room) ? room : undefined;
   }
 
+  /**
+   * A room loaded here (someone here is in it, or it is `#lobby`).
+   *
+   * @param name The room's name.
+   * @returns The room, if loaded.
+   */
+  loaded(name: string): Room | undefined {
+    return this.#rooms.get(name);
+  }
+
+  /**
+   * Every room loaded here.
+   *
+   * @returns The rooms.
+   */
+  all(): Iterable<Room> {
+    return this.#rooms.values();
+  }
+
   /** Drops an empty room from memory (its history and topic stay stored). */
   #forget(room: Room): void {
     if (room.members.size === 0 && room.name !== LOBBY) this.#rooms.delete(room.name);
@@ -148,6 +167,7 @@ export class Rooms {
       this.#presence(lobby, new Outbound({ type: "join", room: LOBBY, name: session.name, ts }));
     }
     session.enter(lobby);
+    this.#shared.cluster?.joined(session, LOBBY);
     return lobby;
   }
 
@@ -167,6 +187,7 @@ export class Rooms {
       }
       this.#forget(room);
     }
+    this.#shared.cluster?.quit(name, rooms.map((room) => room.name), reason);
   }
 
   /**
@@ -203,6 +224,7 @@ export class Rooms {
       }
       // Entered first, so a plain-text user reads the room's history untagged.
       session.enter(room);
+      shared.cluster?.joined(session, room.name);
       await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
     }
     session.switchTo(room);
@@ -234,6 +256,7 @@ export class Rooms {
       );
     }
     this.#forget(room);
+    this.#shared.cluster?.parted(session, room.name);
     this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }
 
@@ -323,6 +346,7 @@ export class Rooms {
         );
       }
       room.retitle(topic);
+      shared.cluster?.topic(room.name, topic, from, ts);
       shared.broadcast(
         room.members,
         new Outbound({ type: "topic", room: room.name, topic, from, ts }),
@@ -333,15 +357,45 @@ export class Rooms {
   }
 
   /**
-   * The rooms with members, and `#lobby`, sorted.
+   * The rooms with members (on any node), and `#lobby`, sorted.
    *
-   * @returns Their names, sizes and topics.
+   * @returns Their names, sizes and topics (later, with other nodes).
    */
-  list(): RoomInfo[] {
-    return [...this.#rooms.values()]
-      .filter((room) => room.members.size > 0 || room.name === LOBBY)
-      .map((room) => ({ name: room.name, members: room.members.size, topic: room.topic }))
+  list(): RoomInfo[] | Promise<RoomInfo[]> {
+    const cluster = this.#shared.cluster;
+    if (cluster === undefined) return this.#list();
+    // Rooms someone on another node is in: their topics are read.
+    const elsewhere = [...cluster.rooms()].filter((name) => !this.#rooms.has(name));
+    return Promise.all(elsewhere.map((name) => Rooms.load(this.#shared.store, name)))
+      .then((rooms) => this.#list(rooms));
+  }
+
+  #list(elsewhere: Room[] = []): RoomInfo[] {
+    const cluster = this.#shared.cluster;
+    const remote = (room: Room) => cluster?.count(room.name) ?? 0;
+    return [...this.#rooms.values(), ...elsewhere]
+      .filter((room) => room.members.size + remote(room) > 0 || room.name === LOBBY)
+      .map((room) => ({
+        name: room.name,
+        members: room.members.size + remote(room),
+        topic: room.topic,
+      }))
       .sort((a, b) => byName.compare(a.name, b.name));
+  }
+
+  /**
+   * Puts a session that goes on from another node back into its rooms,
+   * without announcing it (the others see it there already).
+   *
+   * @param session The session.
+   * @param names Its rooms.
+   */
+  async reenter(session: Registered, names: readonly string[]): Promise<void> {
+    for (const name of [LOBBY, ...names]) {
+      if (!isRoomName(name) || session.inRoom(name)) continue;
+      session.enter(await this.#room(name));
+    }
+    session.switchTo(this.lobby);
   }
 
   /**
@@ -367,12 +421,17 @@ export class Rooms {
       if (member.name !== undefined) names.push(member.name);
       if (names.length === max) break;
     }
+    for (const name of this.#shared.cluster?.namesIn(room.name) ?? []) {
+      if (names.length === max) break;
+      names.push(name);
+    }
     return names.sort(byName.compare);
   }
 
   /** Announces a join or leave, unless the room is too crowded for presence. */
   #presence(room: Room, out: Outbound): void {
-    if (room.members.size <= this.#shared.limits.maxPresence) {
+    const remote = this.#shared.cluster?.count(room.name) ?? 0;
+    if (room.members.size + remote <= this.#shared.limits.maxPresence) {
       this.#shared.broadcast(room.members, out);
     }
   }

@@ -6,11 +6,11 @@
  */
 
 import type { ErrorCode } from "../protocol/errors.ts";
-import type { AckFrame, LeaveReason, RequestId } from "../protocol/frames.ts";
+import type { AckFrame, DmEvent, LeaveReason, RequestId } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
 import { Outbound, type OutboundRun } from "./outbound.ts";
 import type { Peer, Session } from "./session.ts";
-import type { Retention, Storage } from "./storage.ts";
+import type { PresenceRow, Retention, Storage } from "./storage.ts";
 
 /** Options for the core. */
 export interface CoreOptions {
@@ -36,12 +36,70 @@ export interface CoreOptions {
   log?: (line: string) => void;
 }
 
+/** What the core's parts ask of the other nodes, when several servers share the storage. */
+export interface Cluster {
+  /** Someone on another node, by name as typed. */
+  find(name: string): { name: string; fingerprint: string | undefined } | undefined;
+  /** The names in a room on the other nodes. */
+  namesIn(room: string): string[];
+  /** How many are in a room on the other nodes. */
+  count(room: string): number;
+  /** Every room someone on another node is in. */
+  rooms(): Set<string>;
+  /** Takes a name across the nodes, or refuses the request (taking over a session elsewhere). */
+  claim(
+    session: Session,
+    id: RequestId,
+    name: string,
+    token: string,
+    takeover?: string,
+  ): Promise<boolean>;
+  /** The session of another node a resume token belongs to. */
+  resumable(token: string | undefined): Promise<PresenceRow | undefined>;
+  /** Gives back a name taken with `claim` for a session that did not get it after all. */
+  release(name: string): void;
+  /** Tells the node that had a session that it goes on here. */
+  tookOver(name: string): void;
+  /** A local session's rooms or token changed. */
+  changed(session: Session & { readonly name: string }): void;
+  /** A local session joined a room. */
+  joined(session: Session & { readonly name: string }, room: string): void;
+  /** A local session left a room. */
+  parted(session: Session & { readonly name: string }, room: string): void;
+  /** A local session ended. */
+  quit(name: string, rooms: readonly string[], reason: LeaveReason): void;
+  /** A local session is held for a reconnect (`null`: it came back). */
+  held(session: Session & { readonly name: string }, ms: number | null): void;
+  /** Moves a local session to a new name across the nodes, or refuses. */
+  rename(
+    session: Session & { readonly name: string },
+    id: RequestId,
+    name: string,
+  ): Promise<boolean>;
+  /** Tells the others a local session was renamed. */
+  renamed(from: string, to: string, rooms: readonly string[]): void;
+  /** Tells the others a topic was set here. */
+  topic(room: string, topic: string, from: string, ts: string): void;
+  /** Sends a private message to someone on another node; resolves with whether it went. */
+  dm(dm: DmEvent): Promise<boolean>;
+  /** Tells the others the bans changed. */
+  bansChanged(): void;
+  /** Asks the node of someone to end their session. */
+  eject(name: string, reason: "kicked" | "banned", message: string): void;
+  /** Reloads who is on the other nodes. */
+  reload(): Promise<void>;
+  /** Stops the heartbeat. */
+  close(): void;
+}
+
 /** What the core's parts ask of the core itself. */
 export interface CoreHooks {
   /** Runs a step once the sends waiting now are committed and delivered. */
   afterSends(step: () => void): void;
   /** Runs a task in turn with the core's other work (see `ChatCore`). */
   run(task: () => void | Promise<void>): void;
+  /** Runs a commit of the sends (or the delivery of other nodes' messages) in turn: plain sends need not wait for it. */
+  runCommit(task: () => void | Promise<void>): void;
   /** Ends a session: it leaves every room, and its name is free again. */
   leave(session: Session, reason: LeaveReason): void;
 }
@@ -65,6 +123,8 @@ export class Shared {
   readonly limits: Limits;
   /** Every open session, named or not, connected or held. */
   readonly sessions: Set<Session> = new Set();
+  /** With a storage shared by several servers: who is on the other nodes. */
+  cluster: Cluster | undefined;
   #hooks: CoreHooks;
 
   /**
@@ -96,6 +156,17 @@ export class Shared {
    */
   run(task: () => void | Promise<void>): void {
     this.#hooks.run(task);
+  }
+
+  /**
+   * Runs a commit of the sends (or the delivery of messages committed by
+   * other nodes) in turn with the core's other work; a plain send arriving
+   * meanwhile joins the next batch without waiting for it.
+   *
+   * @param task The commit or delivery.
+   */
+  runCommit(task: () => void | Promise<void>): void {
+    this.#hooks.runCommit(task);
   }
 
   /**

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { MessageEvent } from "../protocol/frames.ts";
+import type { DmEvent, LeaveReason, MessageEvent } from "../protocol/frames.ts";
 import type { Ban, BanKind, Retention, Store, StoredMessage, Topic } from "./store.ts";
 
 export type { Ban, BanKind, Retention, StoredMessage, Topic } from "./store.ts";
@@ -23,8 +23,11 @@ export interface Storage {
   lastSeq(room: string): Promise<number>;
   /** The stored message with a sender-scoped idempotency key, if any. */
   findKey(room: string, key: string): Promise<{ seq: number; ts: string } | undefined>;
-  /** Stores messages, all or none. */
-  append(messages: readonly StoredMessage[]): Promise<void>;
+  /**
+   * Stores messages, all or none. A storage shared by several servers
+   * numbers them itself and resolves with their numbers, in order.
+   */
+  append(messages: readonly StoredMessage[]): Promise<readonly Committed[] | void>;
   /** The latest messages of a room (before a sequence number), oldest first. */
   recent(room: string, limit: number, before?: number): Promise<MessageEvent[]>;
   /** The messages of a room after a sequence number, oldest first. */
@@ -59,6 +62,127 @@ export interface Storage {
   unban(kind: BanKind, value: string): Promise<boolean>;
   /** The bans in force. */
   bans(): Promise<Ban[]>;
+  /** Present when several servers share this storage: how they tell each other. */
+  readonly node?: string;
+}
+
+/** A message as a shared storage committed it. */
+export interface Committed {
+  /** Its sequence number in its room. */
+  seq: number;
+  /** Its time. */
+  ts: string;
+  /** Set when its idempotency key was stored already (nothing new was stored). */
+  duplicate?: boolean;
+}
+
+/** What the nodes tell each other besides new messages. */
+export type ClusterEvent =
+  | { kind: "join"; node: string; room: string; name: string; ts: string }
+  | {
+    kind: "leave";
+    node: string;
+    room: string;
+    name: string;
+    reason: LeaveReason;
+    ts: string;
+  }
+  | {
+    kind: "quit";
+    node: string;
+    name: string;
+    rooms: string[];
+    reason: LeaveReason;
+    ts: string;
+  }
+  | { kind: "nick"; node: string; from: string; to: string; rooms: string[]; ts: string }
+  | { kind: "topic"; node: string; room: string; topic: string; from: string; ts: string }
+  | { kind: "dm"; node: string; dm: DmEvent }
+  | { kind: "bans"; node: string }
+  | { kind: "drop"; node: string; name: string; reason: "kicked" | "banned"; message: string }
+  | { kind: "takeover"; node: string; name: string };
+
+/** What wakes a node. */
+export interface BusHandlers {
+  /** A room has messages up to `seq`. */
+  message(room: string, seq: number): void;
+  /** Another event. */
+  event(event: ClusterEvent): void;
+  /** Listening (again): anything may have been missed meanwhile. */
+  ready(): void;
+}
+
+/** Someone online (or held for a reconnect) on some node. */
+export interface PresenceRow {
+  /** The name's comparison key. */
+  nameKey: string;
+  /** The name's look (confusables folded). */
+  look: string;
+  /** The name as written. */
+  name: string;
+  /** The node the session is on. */
+  node: string;
+  /** Its resume token. */
+  token: string;
+  /** Its key's fingerprint, if it proved one. */
+  fingerprint?: string;
+  /** The rooms it is in. */
+  rooms: readonly string[];
+  /** Whether it is held for a reconnect. */
+  held: boolean;
+}
+
+/** A storage shared by several servers: how the nodes meet. */
+export interface ClusterBus extends Storage {
+  /** This node's id. */
+  readonly node: string;
+  /** Whether notifications are arriving. */
+  readonly listening: boolean;
+  /** Starts listening; listens again by itself after the connection breaks. */
+  subscribe(handlers: BusHandlers): void;
+  /** The last sequence numbers of rooms. */
+  tops(rooms: readonly string[]): Promise<Map<string, number>>;
+  /** Tells every node (this one too). */
+  publish(event: ClusterEvent): Promise<void>;
+  /** Says this node is alive; resolves with the nodes alive. */
+  heartbeat(): Promise<string[]>;
+  /**
+   * Takes a name for a session of this node, unless someone has it or one
+   * like it (then resolves with them). With `takeover`, the session that
+   * had that resume token is replaced.
+   */
+  claimPresence(row: PresenceRow, takeover?: string): Promise<PresenceRow | undefined>;
+  /** Changes the rooms, token or hold of a session of this node. */
+  updatePresence(
+    nameKey: string,
+    change: { rooms?: readonly string[]; token?: string; held?: number | null },
+  ): Promise<void>;
+  /** Moves a session of this node to a new name; resolves with whether it was free. */
+  renamePresence(oldKey: string, row: PresenceRow): Promise<boolean>;
+  /** Forgets a session of this node. */
+  dropPresence(nameKey: string): Promise<void>;
+  /** Everyone on every node. */
+  presence(): Promise<PresenceRow[]>;
+  /** The session a resume token belongs to, on any node. */
+  byToken(token: string): Promise<PresenceRow | undefined>;
+  /**
+   * Removes the sessions of nodes silent for `staleMs` once `grace` has run
+   * out since their last heartbeat; resolves with them (each is returned to
+   * one node only, which announces it).
+   */
+  reap(staleMs: number, grace: number): Promise<PresenceRow[]>;
+  /** Closes the connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Whether a storage is shared by several servers.
+ *
+ * @param storage The storage.
+ * @returns Whether it is a cluster bus.
+ */
+export function isShared(storage: Storage): storage is ClusterBus {
+  return storage.node !== undefined;
 }
 
 /** The embedded default: a SQLite file (or memory), answering at once. */
@@ -151,4 +275,30 @@ function attempt<T>(call: () => T): Promise<T> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/** Error codes of a database that cannot be reached (the client's, and SQLSTATE classes 08, 57P). */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+
+/**
+ * Whether an error says the storage cannot be reached (a database across
+ * the network, restarting or away), rather than that a request is wrong.
+ *
+ * @param error What was thrown.
+ * @returns Whether it is worth trying again later.
+ */
+export function unreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (UNREACHABLE.has(code) || /^(?:08|57P)/.test(code));
 }

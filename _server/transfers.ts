@@ -86,6 +86,8 @@ export interface TransferHost {
   room(session: Registered, name: string): Room | undefined;
   /** Logs a line for the operator. */
   log?(line: string): void;
+  /** Whether someone by that name is on another server of the chat (several nodes). */
+  elsewhere?(name: string): boolean;
 }
 
 function close(conn: ByteStream | undefined): void {
@@ -173,6 +175,14 @@ export class Transfers {
       }
     } else {
       recipient = this.#host.find(frame.to);
+      if (recipient === undefined && this.#host.elsewhere?.(frame.to) === true) {
+        return this.#fail(
+          session,
+          frame.id,
+          "transfer_refused",
+          `"${frame.to}" is on another server of this chat; files go only between people on the same server`,
+        );
+      }
       if (recipient === undefined) {
         return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
       }

@@ -16,6 +16,8 @@
  *   profiles in DIR (summarise them with `profile_summary.ts`)
  * - `--chat-args="ARGS"`: more `chat serve` options, e.g. to try a limit
  *   (`--chat-args="--max-queue-bytes 8388608"`)
+ * - `--cluster`: only the cluster workload (`cluster.ts`): one SQLite node
+ *   beside one, two and three nodes sharing PostgreSQL
  *
  * Our server runs three ways: with durable history, with `--data :memory:`,
  * and `chat (text)`, the `:memory:` server driven through its plain-text
@@ -1439,12 +1441,14 @@ async function main(): Promise<number> {
       workload: { type: "string", multiple: true },
       "cpu-prof": { type: "string" },
       "chat-args": { type: "string" },
+      cluster: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
+  if (values.cluster) return await (await import("./cluster.ts")).runCluster(values.quick);
   if (values.help) {
     console.log(
-      "Usage: deno task bench [--quick] [--only NAME[,NAME]] [--workload NAME[,NAME]] [--cpu-prof DIR] [--chat-args=ARGS]",
+      "Usage: deno task bench [--quick] [--only NAME[,NAME]] [--workload NAME[,NAME]] [--cpu-prof DIR] [--chat-args=ARGS] [--cluster]",
     );
     return 0;
   }

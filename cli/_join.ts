@@ -66,7 +66,7 @@ export function defaultName(): string | undefined {
  * Joins, turning the "name taken" and "invalid name" refusals into one-line
  * CLI errors that say what to do.
  *
- * @param address `HOST[:PORT]` from the command line.
+ * @param address `HOST[:PORT]` from the command line, or several separated by commas.
  * @param flags The name, TLS, key and password options.
  * @param reconnect Whether and how the client reconnects.
  * @param timeout How long to wait for the connection and the welcome, in ms.
@@ -80,7 +80,9 @@ export async function join(
   timeout?: number,
   transient = false,
 ): Promise<ChatClient> {
-  const { hostname, port } = parseAddress(address);
+  // Several addresses, separated by commas, are the nodes of one chat.
+  const [first, ...servers] = address.split(",").map((part) => parseAddress(part));
+  const { hostname, port } = first!;
   const name = flags.name ?? defaultName();
   if (name === undefined) {
     throw new CliError('Missing --name: choose a name with "--name NAME"', EXIT_USAGE);
@@ -118,6 +120,7 @@ export async function join(
     return await connect({
       hostname,
       port,
+      servers,
       name,
       reconnect,
       tls,

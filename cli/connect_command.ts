@@ -28,7 +28,8 @@ export const CONNECT_HELP = `Join a chat server and talk.
 Usage: chat connect [HOST[:PORT]] [options]
 
 HOST defaults to 127.0.0.1 and PORT to ${DEFAULT_PORT}; IPv6 addresses go in brackets
-([::1]:${DEFAULT_PORT}).
+([::1]:${DEFAULT_PORT}). Several addresses separated by commas (host1,host2:7778) are
+servers of one chat: when one cannot be reached, the next is tried.
 
 Options:
 ${JOIN_HELP}
@@ -216,7 +217,7 @@ export async function connectCommand(args: string[]): Promise<number> {
   // A person waits for the server to come back; a script gives up after about a minute.
   const reconnect = values["no-reconnect"] ? false : interactive ? true : { maxAttempts: 10 };
   const client = await join(address, values, reconnect);
-  const { hostname, port } = parseAddress(address);
+  const { hostname, port } = parseAddress(address.split(",")[0]!);
   const where = formatAddress(hostname, port);
   if (interactive) {
     return await runInteractive(client, {

@@ -86,7 +86,12 @@ Options:
   --host HOST                address to listen on (default: 0.0.0.0, every interface)
   --port PORT                port to listen on, 0 for any free port (default: ${DEFAULT_PORT})
   --data PATH                history database, or :memory: to keep nothing
-                             (default: ${describeDefaultData()})
+                             (default: ${describeDefaultData()});
+                             postgres://USER@HOST:PORT/DB makes this server one node
+                             of several sharing that database (its password from
+                             CHAT_DATABASE_PASSWORD or PGPASSWORD)
+  --node ID                  with postgres://, this node's id among the others
+                             (default: host, process id and a random part)
   --history N                messages replayed to someone joining a room (default: 50)
   --keep-messages N          messages kept per room, 0 for all (default: 100000)
   --keep-days N              days messages are kept, 0 for ever (default: 365)
@@ -159,7 +164,8 @@ async function tlsOptions(
     const key = await read(keyFile!);
     return { pem: { cert, key }, fingerprint: await certificateFingerprint(cert) };
   }
-  const dir = values.data !== undefined && values.data !== ":memory:"
+  const dir = values.data !== undefined && values.data !== ":memory:" &&
+      !isDatabaseUrl(values.data)
     ? dirname(values.data)
     : dataDir();
   const made = await loadOrCreateCertificate(dir, localHosts());
@@ -185,6 +191,11 @@ async function operatorList(flags: string[]): Promise<string[]> {
     }
   }
   return [...new Set(lines)];
+}
+
+/** Whether `--data` names a PostgreSQL database rather than a file. */
+function isDatabaseUrl(data: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(data);
 }
 
 function describeDefaultData(): string {
@@ -254,6 +265,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       port: { type: "string" },
       ...Object.fromEntries(LIMIT_FLAGS.map(({ flag }) => [flag, { type: "string" as const }])),
       data: { type: "string" },
+      node: { type: "string" },
       history: { type: "string" },
       "keep-messages": { type: "string" },
       "keep-days": { type: "string" },
@@ -276,6 +288,15 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 0;
   }
   const hostname = values.host ?? "0.0.0.0";
+  if (values.node !== undefined && !isDatabaseUrl(values.data ?? "")) {
+    throw new CliError("--node goes with --data postgres://…: one node of several", EXIT_USAGE);
+  }
+  if (values.node !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(values.node)) {
+    throw new CliError(
+      `Invalid --node "${values.node.slice(0, 80)}": use up to 64 letters, digits, ".", "_" or "-"`,
+      EXIT_USAGE,
+    );
+  }
   if (values["plain-port"] !== undefined && !values.tls && values["tls-cert"] === undefined) {
     throw new CliError(
       "--plain-port goes with --tls or --tls-cert: without TLS, --port is already plain",
@@ -332,6 +353,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     keepDays: count(values["keep-days"], "--keep-days", 365),
     resumeGrace: count(values["resume-grace"], "--resume-grace", 30_000),
     onLog: log,
+    databasePassword: env("CHAT_DATABASE_PASSWORD") ?? env("PGPASSWORD"),
+    node: values.node,
   };
   let server;
   try {

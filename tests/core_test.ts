@@ -433,6 +433,43 @@ Deno.test("core with slow storage acks only once committed, batches a turn, keep
   }
 });
 
+Deno.test("sends from several people while a commit is in flight go into one next batch", async () => {
+  const store = new Store(":memory:");
+  const storage = new SlowStorage(store);
+  const core = await ChatCore.open({
+    limits: DEFAULT_LIMITS,
+    software: "chat/test",
+    store: storage,
+    historyOnJoin: 50,
+    maxHistoryPage: 200,
+    resumeGrace: 0,
+    retention: { maxMessages: 0, maxAgeDays: 0 },
+  });
+  try {
+    const people = [];
+    for (const name of ["alice", "bob", "carol", "dave"]) people.push(await arrive(core, name));
+    storage.hold();
+    const [alice, ...others] = people;
+    alice!.send(core, { type: "send", id: 10, room: LOBBY, text: "first" });
+    await Promise.resolve();
+    deepEqual(storage.appends.slice(-1), [1]);
+    // A database across the network answers later: the sends meanwhile do not wait for it one
+    // by one (a commit each), they make the next batch together.
+    for (const [i, peer] of others.entries()) {
+      equal(peer.send(core, { type: "send", id: 10, room: LOBBY, text: `then ${i}` }), undefined);
+    }
+    storage.release();
+    await committed(core, alice!);
+    await committed(core, others[2]!);
+    deepEqual(storage.appends.slice(-2), [1, 3]);
+    deepEqual(alice!.take("message").map((m) => m.seq), [2, 3, 4]);
+  } finally {
+    storage.release();
+    await core.shutdown();
+    store.close();
+  }
+});
+
 /** Storage whose next commit fails. */
 class FailingStorage extends SqliteStorage {
   failNext = false;
