@@ -6,6 +6,7 @@
  * @module
  */
 
+import { clearImmediate, setImmediate } from "node:timers";
 import type { HistoryFrame, RequestId, SendFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { History } from "./history.ts";
@@ -40,7 +41,7 @@ export class Messages {
   #pending: PendingSend[] = [];
   #pendingKeys = new Map<string, PendingSend>();
   /** The commit of the batch being gathered, when one is scheduled. */
-  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  #commitTimer: ReturnType<typeof setImmediate> | undefined;
   /** Steps waiting for the batch being gathered. */
   #pendingSteps: (() => void)[] = [];
   /** Batches closed and waiting for their commit, oldest first, with their steps. */
@@ -117,13 +118,14 @@ export class Messages {
     const entry: PendingSend = { session, room, id: frame.id, stored, out };
     this.#pending.push(entry);
     if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);
-    // Committed once the reads that are ready now have been handled, not after each one: a busy
+    // Committed once the reads that are ready now have been handled (`setImmediate` runs after
+    // the event loop has polled for them, without a timer's delay), not after each one: a busy
     // server stores and delivers a few large batches instead of many small ones, and every reader
     // gets one stretch of bytes per batch.
-    this.#commitTimer ??= setTimeout(() => {
+    this.#commitTimer ??= setImmediate(() => {
       this.#commitTimer = undefined;
       this.#shared.runCommit(() => this.commit());
-    }, 0);
+    });
     return undefined;
   }
 
@@ -179,7 +181,7 @@ export class Messages {
    * when nothing was waiting.
    */
   commit(): Promise<void> | undefined {
-    clearTimeout(this.#commitTimer);
+    if (this.#commitTimer !== undefined) clearImmediate(this.#commitTimer);
     this.#commitTimer = undefined;
     this.#seal();
     // The commits in flight go on to every batch closed meanwhile.

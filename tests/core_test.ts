@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
 import { DEFAULT_LIMITS, type Limits, LOBBY, PROTOCOL_VERSION } from "../protocol/limits.ts";
@@ -110,11 +111,11 @@ async function committed(core: ChatCore, peer: FakePeer): Promise<void> {
 }
 
 /**
- * Lets the sends of this turn go to storage: their commit is a timer made
- * before this one, so it has started when this resolves.
+ * Lets the sends of this turn go to storage: their commit is scheduled with
+ * `setImmediate` before this one, so it has started when this resolves.
  */
 function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 Deno.test("core relays a room message to the others only once it is stored, then acks", async () => {
@@ -451,7 +452,7 @@ Deno.test("sends from several people while a commit is in flight go into one nex
     storage.hold();
     const [alice, ...others] = people;
     alice!.send(core, { type: "send", id: 10, room: LOBBY, text: "first" });
-    await Promise.resolve();
+    await nextTurn();
     deepEqual(storage.appends.slice(-1), [1]);
     // A database across the network answers later: the sends meanwhile do not wait for it one
     // by one (a commit each), they make the next batch together.
