@@ -329,7 +329,9 @@ Deno.test({
     const port = server.addr.port;
     const chat = [Deno.execPath(), "run", "-q", "-P=chat", "--no-prompt", "main.ts", "connect"]
       .concat([`127.0.0.1:${port}`, "--name", "alice"]).map(shellQuote).join(" ");
-    const script = `cd ${shellQuote(root)}; ${homes} TERM=xterm-256color FORCE_COLOR=1 ` +
+    // NO_COLOR (set by CI, say) would win over FORCE_COLOR: this test is about colours.
+    const script =
+      `cd ${shellQuote(root)}; unset NO_COLOR; ${homes} TERM=xterm-256color FORCE_COLOR=1 ` +
       `${chat}; echo "EXIT=$?"; exec sleep 60`;
     await using pane = await TmuxSession.start(`sh -c ${shellQuote(script)}`, {
       columns: 80,
