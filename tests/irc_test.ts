@@ -315,7 +315,7 @@ Deno.test("irc door tells topics, nick changes, parts and one quit per person", 
     ":_|bhto6u!u@chat PART #dev",
     ":_|bhto6u!u@chat JOIN #dev",
     ":chat.server 332 alice #dev :new topic",
-    ":chat.server 311 alice _|bhto6u u chat * :小明",
+    ":chat.server 311 alice _|bhto6u u chat * :Real Name",
     ":chat.server 312 alice _|bhto6u chat.server :chat",
     ":chat.server 318 alice _|bhto6u :End of /WHOIS list",
     ":_|bhto6u!u@chat QUIT :Quit",
@@ -356,7 +356,6 @@ Deno.test("irc door maps refusals of the core to numerics", async () => {
     "KICK #lobby bob",
     "MODE #lobby",
     "MODE #lobby +m",
-    "AWAY :lunch",
   );
   deepEqual(alice.take().map((line) => line.split(" ").slice(1, 4).join(" ")), [
     "404 alice #nowhere",
@@ -368,8 +367,120 @@ Deno.test("irc door maps refusals of the core to numerics", async () => {
     "482 alice #lobby",
     "324 alice #lobby",
     "482 alice #lobby",
-    "421 alice AWAY",
   ]);
+});
+
+Deno.test("irc users go away and come back, and the others see it", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice", "echo-message");
+  const bob = await register(chat.core, "bob");
+  await alice.type("CAP LS 302");
+  // The core tells nobody when someone goes away, so away-notify is not offered.
+  ok(!alice.take().join("\n").includes("away-notify"));
+  await bob.type("AWAY :at lunch, back at 2");
+  deepEqual(bob.take(), [":chat.server 306 bob :You have been marked as being away"]);
+  equal(chat.core.size, 2);
+
+  await alice.type("WHOIS bob", "WHO #lobby", "WHO bob", "PRIVMSG bob :hi", "NOTICE bob :psst");
+  deepEqual(alice.take(), [
+    ":chat.server 311 alice bob u chat * :Real Name",
+    ":chat.server 312 alice bob chat.server :chat",
+    ":chat.server 301 alice bob :at lunch, back at 2",
+    ":chat.server 318 alice bob :End of /WHOIS list",
+    ":chat.server 352 alice #lobby u chat chat.server alice H :0 Real Name",
+    ":chat.server 352 alice #lobby u chat chat.server bob G :0 Real Name",
+    ":chat.server 315 alice #lobby :End of WHO list",
+    ":chat.server 352 alice * u chat chat.server bob G :0 Real Name",
+    ":chat.server 315 alice bob :End of WHO list",
+    ":alice!u@chat PRIVMSG bob :hi",
+    ":chat.server 301 alice bob :at lunch, back at 2",
+    ":alice!u@chat NOTICE bob :psst",
+  ]);
+  deepEqual(bob.take(), [":alice!u@chat PRIVMSG bob :hi", ":alice!u@chat PRIVMSG bob :psst"]);
+
+  // Too long an away message is refused, and the one before stays.
+  await bob.type(`AWAY :${"z".repeat(301)}`);
+  match(bob.take().join("\n"), /NOTICE bob :Away message is longer than 300 characters/);
+  // An away message in CJK (set by a client that is not on IRC) is cut to fit a line of 512
+  // bytes, on a character boundary.
+  await chat.core.receive(bob.session, { type: "away", id: 1000, message: "忙".repeat(300) });
+  await alice.type("PRIVMSG bob :hi");
+  const cut = alice.take().find((line) => line.includes(" 301 "))!;
+  ok(encoder.encode(cut).length <= 510, `${encoder.encode(cut).length} bytes`);
+  match(cut, /^:chat\.server 301 alice bob :忙+$/);
+
+  bob.take();
+  await bob.type("AWAY");
+  deepEqual(bob.take(), [":chat.server 305 bob :You are no longer marked as being away"]);
+  await bob.type("AWAY :again", "AWAY :");
+  deepEqual(bob.take().map((line) => line.split(" ")[1]), ["306", "305"]);
+  await alice.type("WHOIS bob", "WHO bob", "PRIVMSG bob :back?");
+  const lines = alice.take();
+  ok(!lines.some((line) => line.includes(" 301 ")), lines.join("\n"));
+  ok(lines.includes(":chat.server 352 alice * u chat chat.server bob H :0 Real Name"));
+});
+
+Deno.test("irc door shows the ident and real name an irc user gave in WHO and WHOIS", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const carol = new FakeIrc(chat.core);
+  await carol.type("NICK carol", "USER ~cj 0 * :Carol  Jones ");
+  await carol.until(/ 366 /);
+  // Someone who is not on IRC keeps "u" and the chat name.
+  const dora = chat.core.open(
+    { deliver() {}, close() {}, adopt() {}, files: false },
+    { remote: "203.0.113.10:5000", ip: "203.0.113.10", ports: [7000] },
+  );
+  await chat.core.receive(dora, { type: "hello", id: 1, v: 1, name: "dora" });
+  await chat.core.settled();
+  alice.take();
+
+  await alice.type("WHOIS carol", "WHO carol", "WHOIS dora", "WHO dora");
+  deepEqual(alice.take().filter((line) => / (311|352) /.test(line)), [
+    ":chat.server 311 alice carol ~cj chat * :Carol  Jones",
+    ":chat.server 352 alice * ~cj chat chat.server carol H :0 Carol  Jones",
+    ":chat.server 311 alice dora u chat * :dora",
+    ":chat.server 352 alice * u chat chat.server dora H :0 dora",
+  ]);
+  await alice.type("WHO #lobby");
+  deepEqual(alice.take().filter((line) => / 352 /.test(line)).map((line) => line.split(" ")[4]), [
+    "u",
+    "~cj",
+    "u",
+  ]);
+
+  // The words follow a nick change, and the old name does not keep them.
+  await carol.type("NICK cj");
+  await alice.type("WHOIS cj");
+  equal(
+    alice.take().find((line) => / 311 /.test(line)),
+    ":chat.server 311 alice cj ~cj chat * :Carol  Jones",
+  );
+  const dave = await register(chat.core, "carol");
+  await alice.type("WHOIS carol");
+  equal(
+    alice.take().find((line) => / 311 /.test(line)),
+    ":chat.server 311 alice carol u chat * :Real Name",
+  );
+
+  // Idents lose what an ident may not hold, and long ones and long real names are cut.
+  const eve = new FakeIrc(chat.core);
+  await eve.type("NICK eve", `USER a@b!c:d${"x".repeat(40)} 0 * :${"é".repeat(150)}`);
+  await eve.until(/ 366 /);
+  await alice.type("WHOIS eve");
+  equal(
+    alice.take().find((line) => / 311 /.test(line)),
+    `:chat.server 311 alice eve abcd${"x".repeat(12)} chat * :${"é".repeat(100)}`,
+  );
+  // Once carol (now cj) has quit, a new cj is someone else.
+  await carol.type("QUIT");
+  ok(carol.closed);
+  await dave.type("NICK cj");
+  await alice.type("WHOIS cj");
+  equal(
+    alice.take().find((line) => / 311 /.test(line)),
+    ":chat.server 311 alice cj u chat * :Real Name",
+  );
 });
 
 Deno.test("irc door splits long and multi-line messages into lines of 512 bytes", async () => {

@@ -18,7 +18,7 @@ import type {
 } from "../../protocol/frames.ts";
 import { MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
-import { checkName } from "../../protocol/names.ts";
+import { checkName, nameKey } from "../../protocol/names.ts";
 import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import {
@@ -36,6 +36,7 @@ import {
 import { isChannel, nameOf, nickOf } from "./irc_names.ts";
 import {
   ackLines,
+  type IrcUser,
   motdLines,
   namesLines,
   type Pending,
@@ -54,6 +55,59 @@ const CAPABILITIES: ReadonlyMap<string, number> = new Map([
 ]);
 const PING = ircBytes([`PING :${SERVER_NAME}`]);
 const encoder = new TextEncoder();
+/** Most characters of a USER ident kept (`A-Z a-z 0-9 . _ ~ -`; the others are dropped). */
+const MAX_IDENT_LENGTH = 16;
+/** Most code points of a USER real name kept (the rest is cut off). */
+const MAX_REAL_NAME_LENGTH = 100;
+
+/** An IRC user's USER words, with the session they belong to. */
+interface Introduced extends IrcUser {
+  session: Session;
+}
+
+/**
+ * The USER words of the IRC users of each core, by name key. An entry counts
+ * while its session is there and still has that name; the others are swept
+ * out as the map grows.
+ */
+class Introductions {
+  #users = new Map<string, Introduced>();
+  #sweepAt = 64;
+
+  /** Remembers what a session's user said in USER, under its name now. */
+  set(session: Session, user: IrcUser): void {
+    if (session.name === undefined) return;
+    if (this.#users.size >= this.#sweepAt) {
+      for (const [key, entry] of this.#users) if (!this.#live(key, entry)) this.#users.delete(key);
+      this.#sweepAt = Math.max(64, this.#users.size * 2);
+    }
+    this.#users.set(nameKey(session.name), { ...user, session });
+  }
+
+  /** What the IRC user of that name said in USER, if it is one. */
+  get(name: string): IrcUser | undefined {
+    const key = nameKey(name);
+    const entry = this.#users.get(key);
+    return entry !== undefined && this.#live(key, entry) ? entry : undefined;
+  }
+
+  #live(key: string, entry: Introduced): boolean {
+    const name = entry.session.name;
+    return !entry.session.gone && name !== undefined && nameKey(name) === key;
+  }
+}
+
+const introductions = new WeakMap<object, Introductions>();
+
+/** The ident an IRC client gave, made safe to show, or `u`. */
+function identOf(ident: string): string {
+  return ident.replace(/[^A-Za-z0-9._~-]/g, "").slice(0, MAX_IDENT_LENGTH) || "u";
+}
+
+/** The real name an IRC client gave, cut to length. */
+function realNameOf(real: string): string {
+  return [...real.trim()].slice(0, MAX_REAL_NAME_LENGTH).join("").trim();
+}
 
 /** One entry of the command table. */
 interface IrcCommand {
@@ -121,6 +175,8 @@ export class IrcDialect implements Dialect {
   #password: string | undefined;
   #nick: string | undefined;
   #user = false;
+  /** What the client said in USER: its ident and real name. */
+  #introduced: IrcUser = { ident: "u", real: "" };
   #registering = false;
   /** Events for rooms being joined, held until the join is answered (history first). */
   #joining = new Map<string, Uint8Array[]>();
@@ -302,6 +358,10 @@ export class IrcDialect implements Dialect {
       return void this.refuse("461", "USER", "Not enough parameters");
     }
     this.#user = true;
+    this.#introduced = {
+      ident: identOf(message.params[0]!),
+      real: realNameOf(message.params[3]!),
+    };
     return this.register();
   }
 
@@ -538,13 +598,23 @@ export class IrcDialect implements Dialect {
 
   /** Who reads an answer: this client, its nick and what it negotiated. */
   #reader(): Reader {
+    const users = this.#introductions();
     return {
       nick: this.nick,
       name: this.session.name ?? "",
       echo: this.#caps.has("echo-message"),
       batch: this.#caps.has("batch"),
       variant: this.#variant,
+      user: (name) => users.get(name),
     };
+  }
+
+  /** The USER words of the IRC users of this core. */
+  #introductions(): Introductions {
+    const core = this.#host.core;
+    let users = introductions.get(core);
+    if (users === undefined) introductions.set(core, users = new Introductions());
+    return users;
   }
 
   /** Handles `WHOWAS`. */
@@ -595,14 +665,13 @@ export class IrcDialect implements Dialect {
     );
   }
 
-  /** Handles `AWAY`. */
-  away(message: IrcMessage): undefined {
-    if (message.params.length === 0 || message.params[0] === "") {
-      this.reply("305", "You are not marked as being away");
-    } else {
-      this.refuse("421", "AWAY", "Away messages are not supported on this server");
-    }
-    return undefined;
+  /** Handles `AWAY`: with a message, away; without one, back. */
+  away(message: IrcMessage): Promise<void> | undefined {
+    const text = message.params[0] ?? "";
+    return this.request(
+      { type: "away", id: this.id(), ...(text.trim() === "" ? {} : { message: text }) },
+      { kind: "away" },
+    );
   }
 
   /** Handles `OPER`. */
@@ -622,6 +691,7 @@ export class IrcDialect implements Dialect {
       case "welcome":
         this.#pending.delete(frame.id);
         this.#registering = false;
+        this.#introductions().set(session, this.#introduced);
         return ircBytes(
           welcomeLines(frame, this.#host.limits, this.software, this.historyPage),
         );
@@ -700,6 +770,10 @@ export class IrcDialect implements Dialect {
     if (frame.type === "error" && pending.kind === "hello") {
       this.#registering = false;
       this.#nick = undefined;
+    }
+    // The USER words follow the user to its new name.
+    if (frame.type === "ack" && pending.kind === "nick") {
+      this.#introductions().set(this.session, this.#introduced);
     }
     const lines = frame.type === "ack"
       ? ackLines(frame, pending, this.#reader())

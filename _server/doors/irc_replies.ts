@@ -27,7 +27,16 @@ export type Pending =
   | { kind: "nick"; nick: string; old: string }
   | { kind: "kick"; room: string; nick: string }
   | { kind: "quit"; message: string }
-  | { kind: "history"; target: string; batch: string };
+  | { kind: "history"; target: string; batch: string }
+  | { kind: "away" };
+
+/** What an IRC user said in USER. */
+export interface IrcUser {
+  /** The ident (the user part of `nick!user@host`). */
+  ident: string;
+  /** The real name; `""` when none was given. */
+  real: string;
+}
 
 /** Who reads an answer. */
 export interface Reader {
@@ -41,6 +50,21 @@ export interface Reader {
   batch: boolean;
   /** The tags they negotiated. */
   variant: number;
+  /** What the IRC user of a name said in USER, when that name is an IRC user's. */
+  user(name: string): IrcUser | undefined;
+}
+
+const lineEncoder = new TextEncoder();
+
+/** A line cut to 512 bytes with its CR LF, on a character boundary (its text loses its end). */
+function capped(line: string): string {
+  if (line.length <= (MAX_LINE_BYTES - 2) / 3) return line;
+  const bytes = lineEncoder.encode(line);
+  if (bytes.length <= MAX_LINE_BYTES - 2) return line;
+  let end = MAX_LINE_BYTES - 2;
+  // Back to the start of a character: continuation bytes are 10xxxxxx.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return new TextDecoder().decode(bytes.subarray(0, end));
 }
 
 /**
@@ -167,23 +191,28 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         : [n("331", [pending.room, "No topic is set"])];
     case "names":
       return namesLines(nick, pending.room, ack.names ?? []);
-    case "who":
+    case "who": {
+      // A room's members, or the one user a nick names (answered by a whois).
+      const away = ack.awayMessages ??
+        (ack.away !== undefined && ack.name !== undefined ? { [ack.name]: ack.away } : {});
       return [
         ...(ack.names ?? (ack.online === true && ack.name !== undefined ? [ack.name] : [])).map((
           member,
-        ) =>
-          n("352", [
+        ) => {
+          const user = reader.user(member);
+          return capped(n("352", [
             pending.mask.startsWith("#") ? pending.mask : "*",
-            "u",
+            user?.ident ?? "u",
             "chat",
             SERVER_NAME,
             nickOf(member),
-            "H",
-            `0 ${member}`,
-          ])
-        ),
+            Object.hasOwn(away, member) ? "G" : "H",
+            `0 ${user === undefined || user.real === "" ? member : user.real}`,
+          ]));
+        }),
         n("315", [pending.mask, "End of WHO list"]),
       ];
+    }
     case "list":
       return [
         n("321", ["Channel", "Users  Name"]),
@@ -200,10 +229,18 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
           n("318", [pending.nick, "End of /WHOIS list"]),
         ];
       }
+      const user = reader.user(ack.name ?? target);
       const lines = [
-        n("311", [target, "u", "chat", "*", ack.name ?? target]),
+        capped(n("311", [
+          target,
+          user?.ident ?? "u",
+          "chat",
+          "*",
+          user === undefined || user.real === "" ? ack.name ?? target : user.real,
+        ])),
         n("312", [target, SERVER_NAME, "chat"]),
       ];
+      if (ack.away !== undefined) lines.push(capped(n("301", [target, ack.away])));
       if (ack.op === true) lines.push(n("313", [target, "is an operator"]));
       if (ack.fingerprint !== undefined) {
         lines.push(n("276", [target, `has key fingerprint ${ack.fingerprint}`]));
@@ -212,25 +249,36 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
       return lines;
     }
     case "say": {
-      if (!reader.echo) return [];
+      // Writing to someone away gets IRC's automatic reply; a NOTICE is never answered.
+      const away = ack.away !== undefined && ack.to !== undefined && pending.command !== "NOTICE"
+        ? [capped(n("301", [nickOf(ack.to), ack.away]))]
+        : [];
+      if (!reader.echo) return away;
       const target = ack.to !== undefined ? nickOf(ack.to) : pending.target;
       const id = ack.room !== undefined && ack.seq !== undefined
         ? `${ack.room}/${ack.seq}`
         : undefined;
-      return textLines(
-        maskOf(name),
-        target,
-        pending.text,
-        pending.action,
-        tagsFor(reader.variant, ack.ts, id),
-        pending.command,
-      );
+      return [
+        ...textLines(
+          maskOf(name),
+          target,
+          pending.text,
+          pending.action,
+          tagsFor(reader.variant, ack.ts, id),
+          pending.command,
+        ),
+        ...away,
+      ];
     }
     case "nick":
       // The new name is the session's now; the old one was the nick the client knew.
       return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
     case "kick":
       return [];
+    case "away":
+      return ack.away === undefined || ack.away === ""
+        ? [n("305", ["You are no longer marked as being away"])]
+        : [n("306", ["You have been marked as being away"])];
     case "history": {
       const open = reader.batch
         ? [ircLine(SERVER_NAME, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
