@@ -222,7 +222,7 @@ export class WebSocketDoor implements Peer {
     const max = this.limits.maxSendQueueBytes;
     const waiting = this.#check();
     if (
-      waiting > max && (waiting > 8 * max || performance.now() - this.#progress > STALL_TIMEOUT)
+      waiting > max && (waiting > 4 * max || performance.now() - this.#progress > STALL_TIMEOUT)
     ) {
       this.#overflow();
     }
