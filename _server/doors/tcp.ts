@@ -9,13 +9,14 @@
  * @module
  */
 
-import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
+import type { LeaveReason } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import { type QueueBudget, SendQueue } from "../../_common/send_queue.ts";
 import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import { jsonBye, JsonDialect, jsonRefusals } from "./json.ts";
+import { Refusals } from "./refusals.ts";
 import { textBye, TextDialect } from "./text.ts";
 
 /** Bytes read and waiting for the line budget that count as a flood (PROTOCOL.md section 13.4). */
@@ -32,8 +33,6 @@ const LARGE_READ_BYTES = 16 * 1024;
 const OPEN_BRACE = 0x7b;
 const LF = 0x0a;
 const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
-/** How often refusals held back from a connection over its budget are reported, in ms. */
-const REFUSAL_REPORT_INTERVAL = 1000;
 
 /** How long the server waits for a first byte before greeting a plain-text user, in ms. */
 export const GREETING_DELAY = 300;
@@ -91,13 +90,8 @@ export class TcpDoor implements Peer, DialectHost {
   #transfer: Promise<void> | undefined;
   /** Lines this connection may still send before it has to wait. */
   #budget: LineBudget;
-  /** Whether a refusal went out since the connection went over its budget. */
-  #refusedWhileOver = false;
-  /** Refusals held back since the last report. */
-  #heldRefusals = 0;
-  /** The ids of the requests among the held refusals. */
-  #heldIds: RequestId[] = [];
-  #refusalTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Refusals held back while the connection is over its budget. */
+  #refusals: Refusals;
   /** The peer's IP address. */
   readonly ip: string;
 
@@ -123,6 +117,11 @@ export class TcpDoor implements Peer, DialectHost {
       floodTimeout: limits.floodTimeout,
       floodBacklog: FLOOD_BACKLOG_BYTES,
     }, performance.now());
+    this.#refusals = new Refusals(
+      () => this.#budget.over,
+      (message, ids) =>
+        this.#queue.push(this.#dialect?.refusals(message, ids) ?? jsonRefusals(message, ids)),
+    );
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#session = core.open(this, {
@@ -158,7 +157,7 @@ export class TcpDoor implements Peer, DialectHost {
     if (
       out.frame.type === "error" &&
       (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
-      this.#holdRefusal(out.frame.id)
+      this.#refusals.hold(out.frame.id)
     ) return;
     const bytes = this.#dialect === undefined ? out.json : this.#dialect.render(out, this.#session);
     if (bytes !== null) this.#queue.push(bytes);
@@ -182,7 +181,7 @@ export class TcpDoor implements Peer, DialectHost {
 
   /** Sends what is queued, then closes. */
   close(): void {
-    this.#flushRefusals();
+    this.#refusals.flush();
     this.#queue.close();
   }
 
@@ -211,7 +210,7 @@ export class TcpDoor implements Peer, DialectHost {
    * @param bytes The refusal in the connection's format.
    */
   refuse(bytes: Uint8Array): void {
-    if (!this.#holdRefusal()) this.#queue.push(bytes);
+    if (!this.#refusals.hold()) this.#queue.push(bytes);
   }
 
   /**
@@ -285,7 +284,7 @@ export class TcpDoor implements Peer, DialectHost {
             if (this.#queue.closed) return;
             continue;
           }
-          if (!waited) this.#flushRefusals();
+          if (!waited) this.#refusals.flush();
           const end = afterLines(chunk, allowed);
           const lines = dialect.decoder.push(chunk.subarray(0, end));
           chunk = chunk.subarray(end);
@@ -311,7 +310,7 @@ export class TcpDoor implements Peer, DialectHost {
       // A read error is a lost connection, like EOF without "quit".
     } finally {
       clearTimeout(this.#greetingTimer);
-      clearTimeout(this.#refusalTimer);
+      this.#refusals.stop();
       this.core.disconnect(this.#session, this, "lost");
       // A data connection now belongs to its transfer, which closes it.
       if (!this.#handedOff) this.#queue.destroy();
@@ -341,49 +340,6 @@ export class TcpDoor implements Peer, DialectHost {
       } s`;
     this.core.disconnect(this.#session, this, "flood");
     this.#queue.finish(this.#bye("flood", message));
-  }
-
-  /**
-   * Whether a refusal is held back: while the connection is over its line
-   * budget, the first refusal goes out and the others are counted, then
-   * reported in one notice a second.
-   */
-  #holdRefusal(id?: RequestId): boolean {
-    if (!this.#budget.over) return false;
-    if (!this.#refusedWhileOver) {
-      this.#refusedWhileOver = true;
-      return false;
-    }
-    this.#heldRefusals++;
-    // Every request is still answered: the notice lists the ids it answers.
-    if (id !== undefined) this.#heldIds.push(id);
-    this.#refusalTimer ??= setTimeout(() => {
-      this.#refusalTimer = undefined;
-      this.#reportRefusals();
-    }, REFUSAL_REPORT_INTERVAL);
-    return true;
-  }
-
-  /** Reports the refusals held back, if any. */
-  #reportRefusals(): void {
-    clearTimeout(this.#refusalTimer);
-    this.#refusalTimer = undefined;
-    const count = this.#heldRefusals;
-    if (count === 0) return;
-    this.#heldRefusals = 0;
-    const ids = this.#heldIds;
-    this.#heldIds = [];
-    const message = `Slow down: ${count} more ${
-      count === 1 ? "line was" : "lines were"
-    } refused; you are sending too fast`;
-    this.#queue.push(this.#dialect?.refusals(message, ids) ?? jsonRefusals(message, ids));
-  }
-
-  /** The connection is within its budget again: report what was held back, start afresh. */
-  #flushRefusals(): void {
-    if (!this.#refusedWhileOver) return;
-    this.#refusedWhileOver = false;
-    this.#reportRefusals();
   }
 
   /**

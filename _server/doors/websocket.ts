@@ -9,11 +9,12 @@
  */
 
 import { ProtocolError } from "../../protocol/errors.ts";
-import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
+import type { LeaveReason } from "../../protocol/frames.ts";
 import { parseClientFrame, requestIdOf } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
+import { Refusals } from "./refusals.ts";
 import type { ByteStream } from "../transfers.ts";
 
 /** Bytes waiting for the line budget that count as a flood (PROTOCOL.md section 13.4). */
@@ -35,8 +36,6 @@ const MAX_DATA_BACKLOG = 2 * DATA_WINDOW_BYTES;
 const STALL_TIMEOUT = 5000;
 /** How long a close may wait for the peer, in ms. */
 const CLOSE_TIMEOUT = 2000;
-/** How often refusals held back from a connection over its budget are reported, in ms. */
-const REFUSAL_REPORT_INTERVAL = 1000;
 const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
 const PING = '{"type":"ping"}';
 const encoder = new TextEncoder();
@@ -93,10 +92,8 @@ export class WebSocketDoor implements Peer {
   #done = Promise.withResolvers<void>();
   /** Resolves when the socket is really closed (a peer that does not read may hold it). */
   #closed = Promise.withResolvers<void>();
-  #refusedWhileOver = false;
-  #heldRefusals = 0;
-  #heldIds: RequestId[] = [];
-  #refusalTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Refusals held back while the connection is over its budget. */
+  #refusals: Refusals;
   #pauseTimer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
 
@@ -127,6 +124,15 @@ export class WebSocketDoor implements Peer {
       floodTimeout: limits.floodTimeout,
       floodBacklog: FLOOD_BACKLOG_BYTES,
     }, performance.now());
+    this.#refusals = new Refusals(() => this.#budget.over, (message, ids) => {
+      const text = JSON.stringify({
+        type: "error",
+        code: "rate_limited",
+        message,
+        ...(ids.length > 0 ? { ids } : {}),
+      });
+      this.#send(text, encoder.encode(text).length);
+    });
     const host = remote.hostname.includes(":") ? `[${remote.hostname}]` : remote.hostname;
     this.#session = core.open(this, {
       remote: `${host}:${remote.port}`,
@@ -182,7 +188,7 @@ export class WebSocketDoor implements Peer {
     if (
       out.frame.type === "error" &&
       (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
-      this.#holdRefusal(out.frame.id)
+      this.#refusals.hold(out.frame.id)
     ) return;
     this.#send(out.webSocketText, out.json.length - 1);
   }
@@ -260,7 +266,7 @@ export class WebSocketDoor implements Peer {
   /** Sends what is queued, then closes. */
   close(): void {
     if (this.#closing) return;
-    this.#flushRefusals();
+    this.#refusals.flush();
     this.#flush();
     this.#closing = true;
     this.#wake?.();
@@ -276,7 +282,7 @@ export class WebSocketDoor implements Peer {
   /** The socket is closed: tell the core, once. */
   #ended(): void {
     clearTimeout(this.#closeTimer);
-    clearTimeout(this.#refusalTimer);
+    this.#refusals.stop();
     clearTimeout(this.#pauseTimer);
     this.#closing = true;
     this.#wake?.();
@@ -322,7 +328,7 @@ export class WebSocketDoor implements Peer {
           this.#wake = undefined;
           continue;
         }
-        if (!waited) this.#flushRefusals();
+        if (!waited) this.#refusals.flush();
         const message = this.#inbox.shift()!;
         this.#inboxBytes -= message.length;
         this.#budget.take(1);
@@ -396,47 +402,6 @@ export class WebSocketDoor implements Peer {
     this.#inbox = [];
     this.#inboxBytes = 0;
     this.#finish(byeText("flood", message));
-  }
-
-  #holdRefusal(id?: RequestId): boolean {
-    if (!this.#budget.over) return false;
-    if (!this.#refusedWhileOver) {
-      this.#refusedWhileOver = true;
-      return false;
-    }
-    this.#heldRefusals++;
-    if (id !== undefined) this.#heldIds.push(id);
-    this.#refusalTimer ??= setTimeout(() => {
-      this.#refusalTimer = undefined;
-      this.#reportRefusals();
-    }, REFUSAL_REPORT_INTERVAL);
-    return true;
-  }
-
-  #reportRefusals(): void {
-    clearTimeout(this.#refusalTimer);
-    this.#refusalTimer = undefined;
-    const count = this.#heldRefusals;
-    if (count === 0) return;
-    this.#heldRefusals = 0;
-    const ids = this.#heldIds;
-    this.#heldIds = [];
-    const message = `Slow down: ${count} more ${
-      count === 1 ? "line was" : "lines were"
-    } refused; you are sending too fast`;
-    const text = JSON.stringify({
-      type: "error",
-      code: "rate_limited",
-      message,
-      ...(ids.length > 0 ? { ids } : {}),
-    });
-    this.#send(text, encoder.encode(text).length);
-  }
-
-  #flushRefusals(): void {
-    if (!this.#refusedWhileOver) return;
-    this.#refusedWhileOver = false;
-    this.#reportRefusals();
   }
 
   /**
