@@ -14,13 +14,35 @@ import type { Shared } from "./shared.ts";
 /** Most bytes of messages in one history answer or replay, so it fits any send queue. */
 const HISTORY_BUDGET_BYTES = 256 * 1024;
 
+/**
+ * Most bytes of replays kept for the next joiners of their rooms (the latest
+ * messages, encoded once for all of them), counted as {@linkcode fit} does.
+ */
+const REPLAY_CACHE_BYTES = 4 * 1024 * 1024;
+
+/** A room's replay, good until the room's next message. */
+interface Replay {
+  /** The room's last sequence number when it was read. */
+  seq: number;
+  /** How many messages were asked for. */
+  limit: number;
+  /** The messages, each encoded at most once for every joiner. */
+  frames: Outbound[];
+  bytes: number;
+}
+
+/** What {@linkcode fit} counts for a message. */
+function cost(message: MessageEvent): number {
+  return message.text.length * 3 + 200;
+}
+
 /** Keeps the newest (`fromEnd`) or oldest messages whose JSON fits the history budget. */
 function fit(messages: MessageEvent[], fromEnd: boolean): MessageEvent[] {
   let bytes = 0;
   const kept: MessageEvent[] = [];
   const order = fromEnd ? [...messages].reverse() : messages;
   for (const message of order) {
-    bytes += message.text.length * 3 + 200;
+    bytes += cost(message);
     if (bytes > HISTORY_BUDGET_BYTES && kept.length > 0) break;
     kept.push(message);
   }
@@ -40,6 +62,9 @@ export interface Page {
 /** The history of the rooms, as the core reads it. */
 export class History {
   #shared: Shared;
+  /** Replays by room, least recently read first. */
+  #replays = new Map<string, Replay>();
+  #replayBytes = 0;
 
   /**
    * Reads history from the shared store.
@@ -59,16 +84,50 @@ export class History {
    */
   async replay(session: Session, room: Room, count: number): Promise<void> {
     const limit = Math.min(count, this.#shared.options.maxHistoryPage);
-    const messages = await this.#read(
-      room,
-      `the latest ${limit}`,
-      // Up to the last message delivered here: those after it come live.
-      () => this.#shared.store.recent(room.name, limit, room.seq + 1),
-    );
-    // Damaged history is logged and skipped: the join itself succeeds.
-    for (const message of fit(messages ?? [], true)) {
-      session.peer?.deliver(new Outbound(message));
+    // Up to the last message delivered here: those after it come live.
+    const seq = room.seq;
+    let replay = this.#replays.get(room.name);
+    if (replay?.seq !== seq || replay.limit !== limit) {
+      const messages = await this.#read(
+        room,
+        `the latest ${limit}`,
+        () => this.#shared.store.recent(room.name, limit, seq + 1),
+      );
+      // Damaged history is logged and skipped: the join itself succeeds.
+      if (messages === undefined) return;
+      replay = this.#keep(room.name, seq, limit, fit(messages, true));
     }
+    for (const frame of replay.frames) session.peer?.deliver(frame);
+  }
+
+  /**
+   * Keeps a replay for the room's next joiners (a crowd joining a quiet room
+   * shares one read and one encoding), within {@linkcode REPLAY_CACHE_BYTES}.
+   */
+  #keep(room: string, seq: number, limit: number, messages: MessageEvent[]): Replay {
+    const frames = messages.map((message) => new Outbound(message));
+    const replay = { seq, limit, frames, bytes: messages.reduce((sum, m) => sum + cost(m), 0) };
+    this.#drop(room);
+    this.#replays.set(room, replay);
+    this.#replayBytes += replay.bytes;
+    for (const [name] of this.#replays) {
+      if (this.#replayBytes <= REPLAY_CACHE_BYTES) break;
+      this.#drop(name);
+    }
+    return replay;
+  }
+
+  #drop(room: string): void {
+    const replay = this.#replays.get(room);
+    if (replay === undefined) return;
+    this.#replays.delete(room);
+    this.#replayBytes -= replay.bytes;
+  }
+
+  /** Forgets the replays kept, after history was removed (retention). */
+  forget(): void {
+    this.#replays.clear();
+    this.#replayBytes = 0;
   }
 
   /**

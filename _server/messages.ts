@@ -336,6 +336,9 @@ export class Messages {
           error instanceof Error ? error.message : error
         }`,
       );
+    } finally {
+      // Replays kept for joiners may hold what was removed.
+      this.#history.forget();
     }
   }
 

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { LeaveReason } from "../../protocol/frames.ts";
+import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import { type QueueBudget, SendQueue } from "../../_common/send_queue.ts";
 import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
@@ -90,8 +90,8 @@ export class TcpDoor implements Peer, DialectHost {
   #transfer: Promise<void> | undefined;
   /** Lines this connection may still send before it has to wait. */
   #budget: LineBudget;
-  /** Refusals held back while the connection is over its budget. */
-  #refusals: Refusals;
+  /** Refusals held back while the connection is over its budget: made when first over it. */
+  #refusals: Refusals | undefined;
   /** The peer's IP address. */
   readonly ip: string;
 
@@ -117,11 +117,6 @@ export class TcpDoor implements Peer, DialectHost {
       floodTimeout: limits.floodTimeout,
       floodBacklog: FLOOD_BACKLOG_BYTES,
     }, performance.now());
-    this.#refusals = new Refusals(
-      () => this.#budget.over,
-      (message, ids) =>
-        this.#queue.push(this.#dialect?.refusals(message, ids) ?? jsonRefusals(message, ids)),
-    );
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#session = core.open(this, {
@@ -157,7 +152,7 @@ export class TcpDoor implements Peer, DialectHost {
     if (
       out.frame.type === "error" &&
       (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
-      this.#refusals.hold(out.frame.id)
+      this.#held(out.frame.id)
     ) return;
     const bytes = this.#dialect === undefined ? out.json : this.#dialect.render(out, this.#session);
     if (bytes !== null) this.#queue.push(bytes);
@@ -181,7 +176,7 @@ export class TcpDoor implements Peer, DialectHost {
 
   /** Sends what is queued, then closes. */
   close(): void {
-    this.#refusals.flush();
+    this.#refusals?.flush();
     this.#queue.close();
   }
 
@@ -210,7 +205,18 @@ export class TcpDoor implements Peer, DialectHost {
    * @param bytes The refusal in the connection's format.
    */
   refuse(bytes: Uint8Array): void {
-    if (!this.#refusals.hold()) this.#queue.push(bytes);
+    if (!this.#held()) this.#queue.push(bytes);
+  }
+
+  /** Whether a refusal is held back (see {@linkcode Refusals.hold}). */
+  #held(id?: RequestId): boolean {
+    if (!this.#budget.over) return false;
+    this.#refusals ??= new Refusals(
+      () => this.#budget.over,
+      (message, ids) =>
+        this.#queue.push(this.#dialect?.refusals(message, ids) ?? jsonRefusals(message, ids)),
+    );
+    return this.#refusals.hold(id);
   }
 
   /**
@@ -234,87 +240,104 @@ export class TcpDoor implements Peer, DialectHost {
    * @returns A promise that resolves when the connection is finished.
    */
   async run(): Promise<void> {
+    // This function stays suspended in a read for as long as the connection is idle: it is kept
+    // small, as its frame is kept per connection; the work on what was read is `#input`'s.
+    if (this.#dialect === undefined) this.#awaitGreeting();
     const small = new Uint8Array(SMALL_READ_BYTES);
     let buffer = small;
-    if (this.#dialect === undefined) {
-      this.#greetingTimer = setTimeout(() => {
-        this.#greetingTimer = undefined;
-        if (this.#dialect === undefined) this.#startText(true);
-      }, GREETING_DELAY);
-    }
     try {
-      const budget = this.#options.budget;
       while (!this.#queue.closed) {
         // Too much waits to be written, server-wide: read no more requests until it has gone out.
-        if (budget?.paused) {
-          await Promise.race([budget.resumed(), this.#queue.done]);
-          if (this.#queue.closed) break;
-        }
+        if (this.#options.budget?.paused && await this.#budgetResumed()) break;
         const read = await this.#conn.read(buffer);
+        if (read === null) break;
+        if (await this.#input(buffer.subarray(0, read))) return;
         // Grow for a burst; shrink when reads are small again, so idle connections stay cheap.
-        const next = read === buffer.length
+        buffer = read === buffer.length
           ? (buffer === small ? new Uint8Array(LARGE_READ_BYTES) : buffer)
-          : read !== null && read < SMALL_READ_BYTES
+          : read < SMALL_READ_BYTES
           ? small
           : buffer;
-        if (read === null) break;
-        this.#lastInput = performance.now();
-        this.#pinged = false;
-        let chunk = buffer.subarray(0, read);
-        let dialect = this.#dialect;
-        if (dialect === undefined) {
-          const first = chunk.findIndex((byte) => !isSpace(byte));
-          if (first === -1) continue;
-          chunk = chunk.subarray(first);
-          dialect = chunk[0] === OPEN_BRACE ? this.#startJson() : this.#startText(false);
-        }
-        // Every line takes from the budget, whatever it holds. Lines over it wait, and the
-        // socket is not read meanwhile, so the sender's kernel holds the rest.
-        let waited = false;
-        while (chunk.length > 0) {
-          const allowed = this.#budget.allowance(performance.now(), waited);
-          if (allowed === 0) {
-            const delay = this.#budget.wait(performance.now(), chunk.length);
-            if (delay === undefined) {
-              this.#flood();
-              return await this.#queue.done;
-            }
-            waited = true;
-            await this.#pause(delay);
-            if (this.#queue.closed) return;
-            continue;
-          }
-          if (!waited) this.#refusals.flush();
-          const end = afterLines(chunk, allowed);
-          const lines = dialect.decoder.push(chunk.subarray(0, end));
-          chunk = chunk.subarray(end);
-          this.#budget.take(lines.length);
-          for (const line of lines) {
-            try {
-              // A request may wait (a key proof, storage); the lines after it wait too.
-              const pending = dialect.line(line);
-              if (pending !== undefined) await pending;
-              if (this.#handedOff) return;
-            } catch (error) {
-              // A bug must not pass for a lost connection: log it, answer, go on.
-              this.core.fault(this.#session, error);
-            }
-          }
-        }
-        // What this read sent is delivered before more is read, so the queues' budget sees it.
-        const settling = this.core.settled();
-        if (settling !== undefined) await settling;
-        buffer = next;
       }
     } catch {
       // A read error is a lost connection, like EOF without "quit".
     } finally {
       clearTimeout(this.#greetingTimer);
-      this.#refusals.stop();
+      this.#refusals?.stop();
       this.core.disconnect(this.#session, this, "lost");
       // A data connection now belongs to its transfer, which closes it.
       if (!this.#handedOff) this.#queue.destroy();
     }
+  }
+
+  /** A plain-text user who says nothing is greeted after a moment. */
+  #awaitGreeting(): void {
+    this.#greetingTimer = setTimeout(() => {
+      this.#greetingTimer = undefined;
+      if (this.#dialect === undefined) this.#startText(true);
+    }, GREETING_DELAY);
+  }
+
+  /** Waits until the budget lets requests in again; `true` if the connection closed meanwhile. */
+  async #budgetResumed(): Promise<boolean> {
+    await Promise.race([this.#options.budget!.resumed(), this.#queue.done]);
+    return this.#queue.closed;
+  }
+
+  /**
+   * Handles what one read brought.
+   *
+   * @returns `true` when the connection stops being read (closed, flooded, or handed over to a
+   * file transfer).
+   */
+  async #input(chunk: Uint8Array): Promise<boolean> {
+    this.#lastInput = performance.now();
+    this.#pinged = false;
+    let dialect = this.#dialect;
+    if (dialect === undefined) {
+      const first = chunk.findIndex((byte) => !isSpace(byte));
+      if (first === -1) return false;
+      chunk = chunk.subarray(first);
+      dialect = chunk[0] === OPEN_BRACE ? this.#startJson() : this.#startText(false);
+    }
+    // Every line takes from the budget, whatever it holds. Lines over it wait, and the
+    // socket is not read meanwhile, so the sender's kernel holds the rest.
+    let waited = false;
+    while (chunk.length > 0) {
+      const allowed = this.#budget.allowance(performance.now(), waited);
+      if (allowed === 0) {
+        const delay = this.#budget.wait(performance.now(), chunk.length);
+        if (delay === undefined) {
+          this.#flood();
+          await this.#queue.done;
+          return true;
+        }
+        waited = true;
+        await this.#pause(delay);
+        if (this.#queue.closed) return true;
+        continue;
+      }
+      if (!waited) this.#refusals?.flush();
+      const end = afterLines(chunk, allowed);
+      const lines = dialect.decoder.push(chunk.subarray(0, end));
+      chunk = chunk.subarray(end);
+      this.#budget.take(lines.length);
+      for (const line of lines) {
+        try {
+          // A request may wait (a key proof, storage); the lines after it wait too.
+          const pending = dialect.line(line);
+          if (pending !== undefined) await pending;
+          if (this.#handedOff) return true;
+        } catch (error) {
+          // A bug must not pass for a lost connection: log it, answer, go on.
+          this.core.fault(this.#session, error);
+        }
+      }
+    }
+    // What this read sent is delivered before more is read, so the queues' budget sees it.
+    const settling = this.core.settled();
+    if (settling !== undefined) await settling;
+    return false;
   }
 
   /** Waits for the budget, or until the connection closes. */
