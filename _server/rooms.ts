@@ -234,7 +234,7 @@ export class Rooms {
       room: room.name,
       seq: room.seq,
       topic: room.topic,
-      names: this.namesIn(room),
+      names: this.namesIn(room, session),
     });
   }
 
@@ -404,19 +404,26 @@ export class Rooms {
    * @param room The room.
    * @returns Its state.
    */
-  state(room: Room): RoomState {
-    return { name: room.name, seq: room.seq, topic: room.topic, members: this.namesIn(room) };
+  state(room: Room, you?: Session): RoomState {
+    return { name: room.name, seq: room.seq, topic: room.topic, members: this.namesIn(room, you) };
   }
 
   /**
-   * At most `maxPresence` names, sorted.
+   * At most `maxPresence` names, sorted. Told to someone entering a room
+   * (`you`), a crowded room (more members than that) lists only them: its
+   * joins and leaves are not announced, so a list would go stale at once, and
+   * a crowd entering would otherwise cost the square of its size.
    *
    * @param room The room.
+   * @param you Who enters the room, if the names are for them.
    * @returns The names.
    */
-  namesIn(room: Room): string[] {
-    const names: string[] = [];
+  namesIn(room: Room, you?: Session): string[] {
     const max = this.#shared.limits.maxPresence;
+    if (you !== undefined && this.#crowded(room)) {
+      return you.name !== undefined && room.members.has(you) ? [you.name] : [];
+    }
+    const names: string[] = [];
     for (const member of room.members) {
       if (member.name !== undefined) names.push(member.name);
       if (names.length === max) break;
@@ -428,11 +435,14 @@ export class Rooms {
     return names.sort(byName.compare);
   }
 
+  /** Whether a room has more members, on every node, than presence is announced for. */
+  #crowded(room: Room): boolean {
+    const remote = this.#shared.cluster?.count(room.name) ?? 0;
+    return room.members.size + remote > this.#shared.limits.maxPresence;
+  }
+
   /** Announces a join or leave, unless the room is too crowded for presence. */
   #presence(room: Room, out: Outbound): void {
-    const remote = this.#shared.cluster?.count(room.name) ?? 0;
-    if (room.members.size + remote <= this.#shared.limits.maxPresence) {
-      this.#shared.broadcast(room.members, out);
-    }
+    if (!this.#crowded(room)) this.#shared.broadcast(room.members, out);
   }
 }

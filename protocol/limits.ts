@@ -115,8 +115,9 @@ export interface Limits {
   maxRoomsPerUser: number;
   /**
    * Rooms with more members than this stop announcing joins and leaves, and
-   * list only this many names: in a crowd, presence traffic grows with the
-   * square of its size.
+   * list only this many names in `who`; someone entering one is told only
+   * their own name: in a crowd, presence traffic grows with the square of its
+   * size.
    *
    * @default {500}
    */
