@@ -199,7 +199,8 @@ class Server implements ChatServer {
   #limits: Limits;
   /** Bytes waiting to be written, for every door. */
   #budget: QueueBudget;
-  #connections = new Set<TcpDoor>();
+  /** The TCP connections, each with the promise of its read loop. */
+  #connections = new Map<TcpDoor, Promise<void>>();
   /** Refused connections per address whose reason is still being written. */
   #refusing = new Map<string, number>();
   #tasks = new Set<Promise<void>>();
@@ -242,6 +243,7 @@ class Server implements ChatServer {
       password: options.password !== undefined,
       ports,
       budget: this.#budget,
+      onEnd: (connection) => this.#ended(connection),
     };
     const tls = options.tls;
     if (tls !== undefined) {
@@ -281,7 +283,7 @@ class Server implements ChatServer {
   #sweep(): void {
     const now = performance.now();
     this.#core.maintain();
-    for (const connection of this.#connections) connection.sweep(now);
+    for (const connection of this.#connections.keys()) connection.sweep(now);
     for (const door of this.#webDoors) door.sweep(now);
     // Forget connection-rate buckets unused for a minute: they are full again anyway.
     for (const [ip, bucket] of this.#connectBuckets) {
@@ -354,16 +356,17 @@ class Server implements ChatServer {
       // Not a TCP socket; nothing to tune.
     }
     const connection = new TcpDoor(conn, this.#core, this.#limits, options);
-    this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const task = connection.run().finally(() => {
-      this.#connections.delete(connection);
-      const left = this.#perIp.get(ip)! - 1;
-      if (left === 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
-      this.#tasks.delete(task);
-    });
-    this.#tasks.add(task);
+    // The door reports its end (options.onEnd): no promise chain or closure per connection.
+    this.#connections.set(connection, connection.run());
+  }
+
+  /** A TCP connection ended. */
+  #ended(connection: TcpDoor): void {
+    this.#connections.delete(connection);
+    const left = this.#perIp.get(connection.ip)! - 1;
+    if (left === 0) this.#perIp.delete(connection.ip);
+    else this.#perIp.set(connection.ip, left);
   }
 
   /**
@@ -461,12 +464,13 @@ class Server implements ChatServer {
     await this.#accepting.catch(() => {});
     await this.#core.shutdown();
     await this.#core.stopTransfers();
-    for (const connection of this.#connections) connection.close();
+    for (const connection of this.#connections.keys()) connection.close();
     for (const door of this.#webDoors) door.close();
-    await Promise.all([...this.#connections].map((connection) => connection.done));
+    await Promise.all([...this.#connections.keys()].map((connection) => connection.done));
     await Promise.all([...this.#webDoors].map((door) => door.done));
     await this.#web?.shutdown();
     await Promise.all(this.#tasks);
+    await Promise.all(this.#connections.values());
     this.#budget.close();
     await this.#storage.close();
     this.#finished.resolve();

@@ -11,7 +11,7 @@
 
 import type { LeaveReason, RequestId } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
-import { type QueueBudget, SendQueue } from "../../_common/send_queue.ts";
+import { type QueueBudget, SendQueue, type SendQueueOptions } from "../../_common/send_queue.ts";
 import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
@@ -69,10 +69,12 @@ export interface TcpDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "
    * of telling JSON from plain text.
    */
   dialect?: (host: DialectHost) => Dialect;
+  /** Called when a connection has ended, after the core was told. */
+  onEnd?: (door: TcpDoor) => void;
 }
 
 /** A connection, speaking JSON frames or, for `nc` users, plain text. */
-export class TcpDoor implements Peer, DialectHost {
+export class TcpDoor implements Peer, DialectHost, SendQueueOptions {
   readonly core: Core;
   readonly limits: Limits;
   #conn: Deno.Conn;
@@ -126,15 +128,25 @@ export class TcpDoor implements Peer, DialectHost {
       fingerprint: options.fingerprint,
       names: options.names,
     });
-    this.#queue = new SendQueue(conn, {
-      maxBytes: limits.maxSendQueueBytes,
-      budget: options.budget,
-      onOverflow: () => {
-        this.core.disconnect(this.#session, this, "send_queue_exceeded");
-        this.#queue.finish(this.#bye("send_queue_exceeded", BYE_QUEUE_MESSAGE));
-      },
-    });
+    // The door is its queue's options: no object and closure of their own per connection.
+    this.#queue = new SendQueue(conn, this);
     this.#dialect = options.dialect?.(this);
+  }
+
+  /** Most bytes waiting for this peer ({@linkcode SendQueueOptions.maxBytes}). */
+  get maxBytes(): number {
+    return this.limits.maxSendQueueBytes;
+  }
+
+  /** The server-wide budget this connection's queue counts against. */
+  get budget(): QueueBudget | undefined {
+    return this.#options.budget;
+  }
+
+  /** The peer fell too far behind: say why and close. */
+  onOverflow(): void {
+    this.core.disconnect(this.#session, this, "send_queue_exceeded");
+    this.#queue.finish(this.#bye("send_queue_exceeded", BYE_QUEUE_MESSAGE));
   }
 
   /** The session this connection carries. */
@@ -267,6 +279,7 @@ export class TcpDoor implements Peer, DialectHost {
       this.core.disconnect(this.#session, this, "lost");
       // A data connection now belongs to its transfer, which closes it.
       if (!this.#handedOff) this.#queue.destroy();
+      this.#options.onEnd?.(this);
     }
   }
 
