@@ -90,7 +90,10 @@ function nextWrite(pieces: Pieces, start: number): { bytes: Uint8Array; end: num
     end++;
   }
   if (end === start + 1) return { bytes: first, end };
-  const joined = (spare.pop() ?? new Uint8Array(JOIN_MAX)).subarray(0, total);
+  // With no spare buffer (many writes in flight: a crowd, slow readers), a small join gets a
+  // buffer of its own size rather than 64 KiB that it would hold until it is written.
+  const joined = (spare.pop() ?? new Uint8Array(total < JOIN_MAX / 4 ? total : JOIN_MAX))
+    .subarray(0, total);
   let offset = 0;
   for (let i = start; i < end; i++) {
     joined.set(bases[i]!.subarray(from[i]!, to[i]!), offset);
