@@ -256,7 +256,7 @@ class Server implements ChatServer {
         .catch(() => []);
       this.#tlsOptions = { ...this.#connectionOptions, fingerprint, names };
     }
-    this.#webOptions = tls === undefined ? { ports } : this.#tlsOptions!;
+    this.#webOptions = tls === undefined ? { ports, budget: this.#budget } : this.#tlsOptions!;
     const accepting = listeners.map((listener, index) =>
       this.#accept(
         listener,

@@ -6,8 +6,8 @@
  * as they would on a C relay that blocks). While reading is stopped, a
  * reader that has taken nothing for a second is disconnected, the one holding
  * most first, so a reader that stopped cannot hold a room back; past the
- * whole budget the reader furthest behind is disconnected first, then the
- * next, until it fits.
+ * whole budget readers are disconnected until it fits: those that took
+ * nothing for a second first, then those holding most.
  *
  * @module
  */
@@ -39,8 +39,10 @@ export class QueueBudget {
   /** Reading starts again under this. */
   readonly resumeAt: number;
   #bytes = 0;
-  /** How many chunks in all queues hold each buffer. */
-  #refs = new Map<ArrayBufferLike, number>();
+  /** How many chunks in all queues hold each buffer (or other shared thing). */
+  #refs = new Map<object, number>();
+  /** The size of each shared thing that is not a buffer. */
+  #sizes = new Map<object, number>();
   #queues = new Set<BudgetedQueue>();
   #resume: PromiseWithResolvers<void> | undefined;
   #trimScheduled = false;
@@ -103,7 +105,47 @@ export class QueueBudget {
       return;
     }
     this.#refs.set(buffer, 1);
-    this.#bytes += buffer.byteLength;
+    this.#grew(buffer.byteLength);
+  }
+
+  /**
+   * A queue took something other queues may hold too, that is not a buffer
+   * (the text of a run of events, for WebSockets).
+   *
+   * @param key What is shared.
+   * @param bytes Its size.
+   */
+  holdShared(key: object, bytes: number): void {
+    const refs = this.#refs.get(key);
+    if (refs !== undefined) {
+      this.#refs.set(key, refs + 1);
+      return;
+    }
+    this.#refs.set(key, 1);
+    this.#sizes.set(key, bytes);
+    this.#grew(bytes);
+  }
+
+  /**
+   * A queue let go of something it took with {@linkcode QueueBudget.holdShared}.
+   *
+   * @param key What was shared.
+   */
+  releaseShared(key: object): void {
+    const refs = this.#refs.get(key);
+    if (refs === undefined) return;
+    if (refs > 1) {
+      this.#refs.set(key, refs - 1);
+      return;
+    }
+    this.#refs.delete(key);
+    const bytes = this.#sizes.get(key) ?? 0;
+    this.#sizes.delete(key);
+    this.#shrank(bytes);
+  }
+
+  #grew(bytes: number): void {
+    this.#bytes += bytes;
     if (this.#bytes > this.pauseAt && this.#resume === undefined) {
       this.#resume = Promise.withResolvers();
       this.#watchStuck();
@@ -111,6 +153,17 @@ export class QueueBudget {
     if (this.#bytes > this.max && !this.#trimScheduled) {
       this.#trimScheduled = true;
       queueMicrotask(() => this.#trim());
+    }
+  }
+
+  #shrank(bytes: number): void {
+    this.#bytes -= bytes;
+    if (this.#resume !== undefined && this.#bytes < this.resumeAt) {
+      const resume = this.#resume;
+      this.#resume = undefined;
+      clearTimeout(this.#stuckTimer);
+      this.#stuckTimer = undefined;
+      resume.resolve();
     }
   }
 
@@ -128,14 +181,7 @@ export class QueueBudget {
       return;
     }
     this.#refs.delete(buffer);
-    this.#bytes -= buffer.byteLength;
-    if (this.#resume !== undefined && this.#bytes < this.resumeAt) {
-      const resume = this.#resume;
-      this.#resume = undefined;
-      clearTimeout(this.#stuckTimer);
-      this.#stuckTimer = undefined;
-      resume.resolve();
-    }
+    this.#shrank(buffer.byteLength);
   }
 
   /**
@@ -157,7 +203,8 @@ export class QueueBudget {
         this.#queues.delete(worst);
         worst.overflow();
       }
-      this.#watchStuck();
+      // Cutting it off may have let reading go on.
+      if (this.#resume !== undefined) this.#watchStuck();
     }, STUCK_CHECK_INTERVAL);
     // A server with nothing else to do may still exit.
     Deno.unrefTimer(this.#stuckTimer);
@@ -179,7 +226,10 @@ export class QueueBudget {
     // pass cuts at most as many as it takes on paper.
     let excess = this.#bytes - this.max;
     if (excess <= 0) return;
-    const queues = [...this.#queues].sort((a, b) => b.bytes - a.bytes);
+    // Readers that took nothing for a while first, then those holding most.
+    const now = Date.now();
+    const stuck = (queue: BudgetedQueue) => now - queue.progress >= STUCK_AFTER ? 1 : 0;
+    const queues = [...this.#queues].sort((a, b) => stuck(b) - stuck(a) || b.bytes - a.bytes);
     for (const queue of queues) {
       if (excess <= 0 || queue.bytes === 0) break;
       excess -= queue.bytes;

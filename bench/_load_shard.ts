@@ -298,7 +298,11 @@ class Client {
   }
 
   async connect(timeoutMs: number): Promise<void> {
-    if (this.shared.options.protocol === "ws") return await this.#connectWebSocket(timeoutMs);
+    if (this.shared.options.protocol === "ws") {
+      return await (this.crowdReader
+        ? this.#connectSlowWebSocket(timeoutMs)
+        : this.#connectWebSocket(timeoutMs));
+    }
     const connecting = Deno.connect({ hostname: HOST, port: this.shared.options.port });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -385,6 +389,60 @@ class Client {
       }
     };
     await this.write(encoder.encode(`{"type":"hello","id":0,"v":1,"name":"${this.name}"}`));
+  }
+
+  /**
+   * A slow reader of `crowd` on the web port: the WebSocket handshake and a
+   * `hello` written by hand over TCP (a `WebSocket` object reads all it is
+   * sent at once), then reads as slowly as the other slow readers.
+   */
+  async #connectSlowWebSocket(timeoutMs: number): Promise<void> {
+    const port = this.shared.options.port;
+    const conn = await Deno.connect({ hostname: HOST, port });
+    this.conn = conn;
+    this.open = true;
+    const timer = setTimeout(() => conn.close(), timeoutMs);
+    try {
+      const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+      await writeAll(
+        conn,
+        encoder.encode(
+          `GET /ws HTTP/1.1\r\nHost: ${HOST}:${port}\r\nUpgrade: websocket\r\n` +
+            `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        ),
+      );
+      const hello = encoder.encode(`{"type":"hello","id":0,"v":1,"name":"${this.name}"}`);
+      const mask = crypto.getRandomValues(new Uint8Array(4));
+      const frame = new Uint8Array(6 + hello.length);
+      frame[0] = 0x81;
+      frame[1] = 0x80 | hello.length;
+      frame.set(mask, 2);
+      for (let i = 0; i < hello.length; i++) frame[6 + i] = hello[i]! ^ mask[i % 4]!;
+      await writeAll(conn, frame);
+      // Read until the welcome: the 101 answer, then a frame starting with it.
+      const seen = new Uint8Array(64 * 1024);
+      let length = 0;
+      while (length < seen.length) {
+        const count = await conn.read(seen.subarray(length));
+        if (count === null) throw new Error("connection closed during the handshake");
+        length += count;
+        this.bytesRead += count;
+        const text = decoder.decode(seen.subarray(0, length));
+        if (!text.startsWith("HTTP/1.1 101")) {
+          if (text.includes("\r\n")) throw new Error(text.split("\r\n")[0]!);
+          continue;
+        }
+        if (text.includes('"type":"welcome"')) break;
+        if (text.includes('"type":"error"')) throw new Error(text.slice(text.indexOf("{"), 200));
+      }
+    } catch (error) {
+      this.#fail(error instanceof Error ? error.message : String(error));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#markReady();
+    this.#crowdLoop(conn);
   }
 
   frame(text: string): Uint8Array {

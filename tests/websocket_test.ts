@@ -162,6 +162,50 @@ Deno.test("a WebSocket reader that stops reading is disconnected, and others are
   }
 });
 
+Deno.test("what waits for WebSocket readers counts against the server's queue budget", async () => {
+  // Each reader may fall far behind (16 MiB), but all of them together only 256 KiB: readers
+  // that stopped are cut off long before their own limit.
+  await using server = await serve({
+    ...unthrottled,
+    webPort: 0,
+    maxSendQueueBytes: 16 * 1024 * 1024,
+    maxQueuedBytes: 256 * 1024,
+  });
+  const port = server.webAddr!.port;
+  const readers = await Promise.all(["slow1", "slow2", "slow3"].map(async (name) => {
+    const reader = await rawUpgrade(port);
+    equal(reader.status, 101);
+    await writeAll(reader.conn, textFrame(JSON.stringify({ type: "hello", id: 1, v: 1, name })));
+    return reader;
+  }));
+  try {
+    await using alice = await connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+      name: "alice",
+    });
+    await using watcher = await WsPeer.join(port, "watcher");
+    for (const name of ["slow1", "slow2", "slow3"]) {
+      while (!(await alice.who()).includes(name)) await alice.ping();
+    }
+    const text = "满".repeat(7000);
+    const left = () =>
+      watcher.frames.filter((frame) =>
+        frame.type === "leave" && String(frame.name).startsWith("slow")
+      );
+    let sent = 0;
+    while (left().length < 3 && sent < 8 * 1024 * 1024) {
+      await Promise.all(Array.from({ length: 10 }, () => alice.send(text)));
+      sent += 10 * 21_000;
+    }
+    deepEqual(left().map((frame) => frame.reason), Array(3).fill("send_queue_exceeded"));
+    await alice.send("still here");
+    await watcher.until((frame) => frame.type === "message" && frame.text === "still here");
+  } finally {
+    for (const reader of readers) reader.conn.close();
+  }
+});
+
 Deno.test("a file goes from a TCP client to a WebSocket and back, with matching hashes", async () => {
   await using server = await serve({ ...unthrottled, webPort: 0 });
   const port = server.webAddr!.port;

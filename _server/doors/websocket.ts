@@ -14,6 +14,7 @@ import { parseClientFrame, requestIdOf } from "../../protocol/frames.ts";
 import type { Limits } from "../../protocol/limits.ts";
 import type { Core, Origin, Outbound, OutboundRun, Peer, Session } from "../core.ts";
 import { LineBudget } from "../line_budget.ts";
+import type { BudgetedQueue, QueueBudget } from "../../_common/queue_budget.ts";
 import { Refusals } from "./refusals.ts";
 import type { ByteStream } from "../transfers.ts";
 
@@ -34,6 +35,15 @@ export const DATA_WINDOW_BYTES = 1024 * 1024;
 const MAX_DATA_BACKLOG = 2 * DATA_WINDOW_BYTES;
 /** How long the server waits for a peer to take what it sent before giving up, in ms. */
 const STALL_TIMEOUT = 5000;
+/**
+ * Most bytes handed to a socket that its peer has not taken: the rest waits
+ * in the door, shared with the other readers of the same events, where the
+ * queue budget counts it.
+ */
+const IN_FLIGHT_BYTES = 64 * 1024;
+/** How soon a door whose socket is full looks again, in ms, doubling while nothing goes out. */
+const POLL_MIN = 10;
+const POLL_MAX = 250;
 /** How long a close may wait for the peer, in ms. */
 const CLOSE_TIMEOUT = 2000;
 const BYE_QUEUE_MESSAGE = "Disconnected: too many messages waiting for you to read them";
@@ -50,7 +60,10 @@ function overLimit(text: string, limit: number): boolean {
 }
 
 /** What a WebSocket door needs to know about the server. */
-export type WebSocketDoorOptions = Pick<Origin, "ports" | "fingerprint" | "names">;
+export interface WebSocketDoorOptions extends Pick<Origin, "ports" | "fingerprint" | "names"> {
+  /** The server-wide budget for bytes waiting to be written. */
+  budget?: QueueBudget;
+}
 
 /** Where a WebSocket comes from. */
 export interface WebSocketRemote {
@@ -61,7 +74,7 @@ export interface WebSocketRemote {
 }
 
 /** One WebSocket, speaking protocol frames, one per text message. */
-export class WebSocketDoor implements Peer {
+export class WebSocketDoor implements Peer, BudgetedQueue {
   readonly core: Core;
   readonly limits: Limits;
   /** The peer's IP address. */
@@ -81,12 +94,25 @@ export class WebSocketDoor implements Peer {
   #pinged = false;
   /** Bytes handed to the socket so far; with `bufferedAmount`, how much the peer took. */
   #sent = 0;
-  /** Frames queued this turn, a line each, and their size in bytes. */
+  /**
+   * Frames waiting to be handed to the socket, a line each, their sizes in
+   * bytes, and what the queue budget counts for them (shared by every reader
+   * of the same run of events).
+   */
   #lines: string[] = [];
+  #sizes: number[] = [];
+  #keys: (object | undefined)[] = [];
   #linesBytes = 0;
   #flushScheduled = false;
+  /** Set while the socket is full: when to look again. */
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #pollDelay = POLL_MIN;
   #taken = 0;
   #progress = performance.now();
+  /** `#progress` on the wall clock, as the queue budget reads it. */
+  #progressAt = Date.now();
+  /** The server-wide budget for bytes waiting to be written. */
+  #queueBudget: QueueBudget | undefined;
   #closing = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #done = Promise.withResolvers<void>();
@@ -115,6 +141,8 @@ export class WebSocketDoor implements Peer {
   ) {
     this.#socket = socket;
     socket.binaryType = "arraybuffer";
+    this.#queueBudget = options.budget;
+    this.#queueBudget?.add(this);
     this.core = core;
     this.limits = limits;
     this.ip = remote.hostname;
@@ -190,63 +218,155 @@ export class WebSocketDoor implements Peer {
       (out.frame.code === "rate_limited" || out.frame.id === undefined) &&
       this.#refusals.hold(out.frame.id)
     ) return;
-    this.#send(out.webSocketText, out.json.length - 1);
+    this.#send(out.webSocketText, out.json.length - 1, out);
   }
 
   /** Queues a stretch of a run of events: one slice of the run's text, made once for all. */
   deliverRun(run: OutboundRun, start: number, end: number): void {
     const { text, bytes } = run.webSocketText(start, end);
-    this.#send(text, bytes);
+    this.#send(text, bytes, run);
   }
 
-  /** Queues frames (lines of JSON) to go out at the end of this turn, in one message. */
-  #send(text: string, bytes: number): void {
+  /**
+   * Queues frames (lines of JSON): those of one turn go out in one message,
+   * unless the socket already holds {@linkcode IN_FLIGHT_BYTES}; then they
+   * wait here, shared with the other readers of the same events.
+   */
+  #send(text: string, bytes: number, key?: object): void {
     if (this.#closing) return;
     this.#lines.push(text);
+    this.#sizes.push(bytes);
+    this.#keys.push(key);
+    if (key !== undefined) this.#queueBudget?.holdShared(key, bytes);
     this.#linesBytes += bytes;
-    if (!this.#flushScheduled) {
+    if (!this.#flushScheduled && this.#pollTimer === undefined) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
     }
   }
 
-  /** Sends the frames of this turn as one text message; checks the peer keeps up. */
-  #flush(): void {
+  /**
+   * Hands what waits to the socket as one text message, as far as the socket
+   * has room (everything when `all`); checks that the peer keeps up.
+   */
+  #flush(all = false): void {
     this.#flushScheduled = false;
     if (this.#lines.length === 0) return;
-    const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join("\n");
-    const bytes = this.#linesBytes + this.#lines.length - 1;
-    this.#lines = [];
-    this.#linesBytes = 0;
-    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return;
-    try {
-      this.#socket.send(text);
-    } catch {
-      return;
+    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return this.#drop();
+    const room = all ? Infinity : IN_FLIGHT_BYTES - this.#check();
+    // A stretch of many events larger than the room goes in parts, split between its lines.
+    if (room > 0 && this.#sizes[0]! > room) this.#split(room);
+    let count = 0;
+    let bytes = -1;
+    while (count < this.#lines.length && (count === 0 || bytes + 1 + this.#sizes[count]! <= room)) {
+      if (room <= 0) break;
+      bytes += 1 + this.#sizes[count]!;
+      count++;
     }
-    this.#sent += bytes;
+    if (count > 0) {
+      const text = count === 1 ? this.#lines[0]! : this.#lines.slice(0, count).join("\n");
+      this.#take(count);
+      try {
+        this.#socket.send(text);
+      } catch {
+        return this.#drop();
+      }
+      this.#sent += bytes;
+      this.#pollDelay = POLL_MIN;
+    } else {
+      this.#pollDelay = Math.min(this.#pollDelay * 2, POLL_MAX);
+    }
     const max = this.limits.maxSendQueueBytes;
-    const waiting = this.#check();
+    const waiting = this.#check() + this.#linesBytes;
     if (
       waiting > max && (waiting > 4 * max || performance.now() - this.#progress > STALL_TIMEOUT)
     ) {
-      this.#overflow();
+      return this.#overflow();
+    }
+    // The rest waits for the socket to have room: there is no event for that, so look again.
+    if (this.#lines.length > 0 && this.#pollTimer === undefined) {
+      this.#pollTimer = setTimeout(() => {
+        this.#pollTimer = undefined;
+        this.#flush();
+      }, this.#pollDelay);
     }
   }
 
-  /** Bytes the peer has not taken yet; notes any progress. */
+  /**
+   * Splits the first text waiting (lines of JSON) after the last line that
+   * fits in about `room` bytes, or after its first line. Sizes of the parts
+   * are reckoned in proportion to their length.
+   */
+  #split(room: number): void {
+    const text = this.#lines[0]!;
+    const bytes = this.#sizes[0]!;
+    const chars = Math.floor(room * text.length / bytes);
+    let at = text.lastIndexOf("\n", chars);
+    if (at <= 0) at = text.indexOf("\n");
+    if (at <= 0) return;
+    const headBytes = Math.round(bytes * at / text.length);
+    // The key stays with the rest: the budget lets go of it once all of it went out.
+    this.#lines.splice(0, 1, text.slice(0, at), text.slice(at + 1));
+    this.#sizes.splice(0, 1, headBytes, Math.max(bytes - headBytes - 1, 0));
+    this.#keys.splice(0, 0, undefined);
+  }
+
+  /** Takes the first `count` lines off the queue, letting go of what the budget counts. */
+  #take(count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.#linesBytes -= this.#sizes[i]!;
+      const key = this.#keys[i];
+      if (key !== undefined) this.#queueBudget?.releaseShared(key);
+    }
+    if (count === this.#lines.length) {
+      this.#lines = [];
+      this.#sizes = [];
+      this.#keys = [];
+    } else {
+      this.#lines.splice(0, count);
+      this.#sizes.splice(0, count);
+      this.#keys.splice(0, count);
+    }
+  }
+
+  /** Drops what waits (the connection is closing). */
+  #drop(): void {
+    this.#take(this.#lines.length);
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
+  }
+
+  /** Bytes the socket holds that the peer has not taken yet; notes any progress. */
   #check(): number {
     const waiting = this.#socket.bufferedAmount;
     const taken = this.#sent - waiting;
     if (taken > this.#taken || waiting === 0) {
       this.#taken = taken;
       this.#progress = performance.now();
+      this.#progressAt = Date.now();
     }
     return waiting;
   }
 
+  /** Bytes waiting to be handed to the socket (what the queue budget sees). */
+  get bytes(): number {
+    return this.#linesBytes;
+  }
+
+  /** When the peer last took bytes, or had none to take (`Date.now()`). */
+  get progress(): number {
+    return this.#linesBytes === 0 ? Date.now() : this.#progressAt;
+  }
+
+  /** Disconnects the peer as too far behind (the queue budget's call). */
+  overflow(): void {
+    if (!this.#closing) this.#overflow();
+  }
+
   #overflow(): void {
     this.core.disconnect(this.#session, this, "send_queue_exceeded");
+    // What still waits is dropped: the goodbye goes right after what the socket holds.
+    this.#drop();
     this.#finish(byeText("send_queue_exceeded", BYE_QUEUE_MESSAGE));
   }
 
@@ -254,7 +374,7 @@ export class WebSocketDoor implements Peer {
   #finish(last: string): void {
     if (this.#closing) return;
     // What was queued before goes first.
-    this.#flush();
+    this.#flush(true);
     try {
       if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(last);
     } catch {
@@ -267,7 +387,9 @@ export class WebSocketDoor implements Peer {
   close(): void {
     if (this.#closing) return;
     this.#refusals.flush();
-    this.#flush();
+    this.#flush(true);
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
     this.#closing = true;
     this.#wake?.();
     try {
@@ -282,6 +404,8 @@ export class WebSocketDoor implements Peer {
   /** The socket is closed: tell the core, once. */
   #ended(): void {
     clearTimeout(this.#closeTimer);
+    this.#drop();
+    this.#queueBudget?.delete(this);
     this.#refusals.stop();
     clearTimeout(this.#pauseTimer);
     this.#closing = true;
@@ -316,6 +440,12 @@ export class WebSocketDoor implements Peer {
     let waited = false;
     try {
       while (this.#inbox.length > 0 && !this.#closing && this.#data === undefined) {
+        // Too much waits to be written, server-wide: handle no more requests until it has gone out.
+        const queueBudget = this.#queueBudget;
+        if (queueBudget?.paused) {
+          await Promise.race([queueBudget.resumed(), this.#done.promise]);
+          continue;
+        }
         const allowed = this.#budget.allowance(performance.now(), waited);
         if (allowed === 0) {
           const delay = this.#budget.wait(performance.now(), this.#inboxBytes);
@@ -414,7 +544,9 @@ export class WebSocketDoor implements Peer {
     if (this.#closing || this.#data !== undefined) return;
     if (this.#socket.readyState !== WebSocket.OPEN) return;
     const max = this.limits.maxSendQueueBytes;
-    if (this.#check() > max && now - this.#progress > STALL_TIMEOUT) return this.#overflow();
+    if (this.#check() + this.#linesBytes > max && now - this.#progress > STALL_TIMEOUT) {
+      return this.#overflow();
+    }
     const { handshakeTimeout, idleTimeout } = this.limits;
     if (this.#session.name === undefined) {
       if (now - this.#opened > handshakeTimeout) {
