@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
@@ -13,7 +13,7 @@ import {
   SqliteStorage,
 } from "../_server/core.ts";
 import { IrcDialect } from "../_server/doors/irc.ts";
-import { parseIrc } from "../_server/doors/irc_lines.ts";
+import { ircServerName, parseIrc } from "../_server/doors/irc_lines.ts";
 import { nameOf, nickOf } from "../_server/doors/irc_names.ts";
 import type { DialectHost } from "../_server/doors/dialect.ts";
 import { Store } from "../_server/store.ts";
@@ -856,4 +856,34 @@ Deno.test("irc door pings a quiet client and drops one that never answers", asyn
   let leave;
   do leave = await watcher.next("leave", { timeout: 10_000 }); while (leave.name !== "sleepy");
   equal(leave.reason, "timeout");
+});
+
+Deno.test("irc door speaks under the server name it is given", async (t) => {
+  await t.step("--irc-server-name names the server in its lines and PONG", async () => {
+    await using server = await serve({ ...local, ircPort: 0, ircServerName: "irc.example.org" });
+    await using irc = await RawPeer.connect(server.ircAddr!.port);
+    await irc.write("NICK named\r\nUSER n 0 * :n\r\n");
+    await expect(irc, /^:irc\.example\.org 001 named /);
+    await expect(irc, /^:irc\.example\.org 004 named irc\.example\.org /);
+    await expect(irc, / 366 /);
+    await irc.write("PING tok\r\n");
+    await expect(irc, /^:irc\.example\.org PONG irc\.example\.org :tok$/);
+  });
+  await t.step("the default is the host name when it is one, else chat.server", () => {
+    equal(ircServerName(undefined, "chat.example.org"), "chat.example.org");
+    equal(ircServerName(undefined, "127.0.0.1"), "chat.server");
+    equal(ircServerName(undefined, "::1"), "chat.server");
+    equal(ircServerName(undefined, "localhost"), "chat.server");
+    equal(ircServerName(undefined, undefined), "chat.server");
+  });
+  await t.step("a name that is no host name is refused before listening", async () => {
+    for (const name of ["nodot", "a b.c", "bad..name", "-x.y", `${"a".repeat(60)}.org`]) {
+      await rejects(
+        serve({ ...local, ircPort: 0, ircServerName: name }),
+        (error: Error) =>
+          error instanceof TypeError && /^Invalid IRC server name "/.test(error.message),
+        name,
+      );
+    }
+  });
 });

@@ -23,6 +23,7 @@ import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import {
   ircBytes,
+  ircEvent,
   ircLine,
   type IrcMessage,
   MAX_CLIENT_TAG_BYTES,
@@ -53,7 +54,6 @@ const CAPABILITIES: ReadonlyMap<string, number> = new Map([
   ["message-tags", MESSAGE_TAGS],
   ["server-time", SERVER_TIME],
 ]);
-const PING = ircBytes([`PING :${SERVER_NAME}`]);
 const encoder = new TextEncoder();
 /** Most characters of a USER ident kept (`A-Z a-z 0-9 . _ ~ -`; the others are dropped). */
 const MAX_IDENT_LENGTH = 16;
@@ -145,9 +145,11 @@ const COMMANDS: Record<string, IrcCommand> = {
   CHATHISTORY: { run: (dialect, message) => dialect.chathistory(message), params: 4 },
   MODE: { run: (dialect, message) => dialect.mode(message), params: 1 },
   KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
-  MOTD: { run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software)) },
-  VERSION: { run: (dialect) => dialect.reply("351", dialect.software, SERVER_NAME, "chat") },
-  TIME: { run: (dialect) => dialect.reply("391", SERVER_NAME, new Date().toUTCString()) },
+  MOTD: {
+    run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software, dialect.server)),
+  },
+  VERSION: { run: (dialect) => dialect.reply("351", dialect.software, dialect.server, "chat") },
+  TIME: { run: (dialect) => dialect.reply("391", dialect.server, new Date().toUTCString()) },
   AWAY: { run: (dialect, message) => dialect.away(message) },
   OPER: { run: (dialect) => dialect.oper(), params: 2 },
   TAGMSG: { run: () => undefined },
@@ -157,10 +159,12 @@ const COMMANDS: Record<string, IrcCommand> = {
 export class IrcDialect implements Dialect {
   readonly decoder: LineDecoder;
   readonly files = false;
-  readonly ping: Uint8Array = PING;
+  readonly ping: Uint8Array;
   #host: DialectHost;
   /** The server's name and version. */
   readonly software: string;
+  /** The server's name, the source of its own lines. */
+  readonly server: string;
   /** Most messages in one history page. */
   readonly historyPage: number;
   #batches = 0;
@@ -188,11 +192,20 @@ export class IrcDialect implements Dialect {
    *
    * @param host The connection.
    * @param software The server's name and version, for 002 and 004.
+   * @param historyPage Most messages in one history page.
+   * @param server The server's name, the source of its own lines.
    */
-  constructor(host: DialectHost, software: string, historyPage = 200) {
+  constructor(
+    host: DialectHost,
+    software: string,
+    historyPage = 200,
+    server: string = SERVER_NAME,
+  ) {
     this.#host = host;
     this.software = software;
     this.historyPage = historyPage;
+    this.server = server;
+    this.ping = ircBytes([`PING :${server}`]);
     this.decoder = new LineDecoder({ maxBytes: MAX_TAG_BYTES + MAX_LINE_BYTES });
   }
 
@@ -204,7 +217,7 @@ export class IrcDialect implements Dialect {
 
   /** A numeric reply to this client. */
   numeric(code: string, params: string[], text = true): string {
-    return ircLine(SERVER_NAME, code, [this.nick, ...params], text);
+    return ircLine(this.server, code, [this.nick, ...params], text);
   }
 
   /** Sends lines. */
@@ -250,7 +263,7 @@ export class IrcDialect implements Dialect {
     if (!line.ok) {
       if (line.code === "bad_utf8") {
         this.#host.refuse(ircBytes([
-          ircLine(SERVER_NAME, "FAIL", ["*", "INVALID_UTF8", "Line is not valid UTF-8"], true),
+          ircLine(this.server, "FAIL", ["*", "INVALID_UTF8", "Line is not valid UTF-8"], true),
         ]));
       } else this.refuse("417", "Input line was too long");
       return;
@@ -289,12 +302,12 @@ export class IrcDialect implements Dialect {
       case "LS":
         if (this.session.name === undefined) this.#negotiating = true;
         this.send(
-          ircLine(SERVER_NAME, "CAP", [this.nick, "LS", [...CAPABILITIES.keys()].join(" ")], true),
+          ircLine(this.server, "CAP", [this.nick, "LS", [...CAPABILITIES.keys()].join(" ")], true),
         );
         return;
       case "LIST":
         this.send(
-          ircLine(SERVER_NAME, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
+          ircLine(this.server, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
         );
         return;
       case "REQ": {
@@ -302,7 +315,7 @@ export class IrcDialect implements Dialect {
         const asked = arg.split(" ").filter((cap) => cap !== "");
         const known = asked.every((cap) => CAPABILITIES.has(cap.replace(/^-/, "")));
         if (!known || asked.length === 0) {
-          this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "NAK", arg], true));
+          this.send(ircLine(this.server, "CAP", [this.nick, "NAK", arg], true));
           return;
         }
         for (const cap of asked) {
@@ -311,7 +324,7 @@ export class IrcDialect implements Dialect {
         }
         this.#variant = 0;
         for (const cap of this.#caps) this.#variant |= CAPABILITIES.get(cap) ?? 0;
-        this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "ACK", arg], true));
+        this.send(ircLine(this.server, "CAP", [this.nick, "ACK", arg], true));
         return;
       }
       case "END":
@@ -401,7 +414,7 @@ export class IrcDialect implements Dialect {
   pingCommand(message: IrcMessage): undefined {
     const token = message.params[0];
     if (token === undefined) this.refuse("409", "No origin specified");
-    else this.send(ircLine(SERVER_NAME, "PONG", [SERVER_NAME, token], true));
+    else this.send(ircLine(this.server, "PONG", [this.server, token], true));
     return undefined;
   }
 
@@ -506,7 +519,7 @@ export class IrcDialect implements Dialect {
       : targets(list);
     return each(rooms, (room) => {
       if (!this.session.inRoom(room)) {
-        this.send(...namesLines(this.nick, room, []));
+        this.send(...namesLines(this.nick, room, [], this.server));
         return undefined;
       }
       return this.request({ type: "who", id: this.id(), room }, { kind: "names", room });
@@ -560,7 +573,7 @@ export class IrcDialect implements Dialect {
     const kind = sub.toUpperCase();
     const fail = (code: string, text: string) =>
       this.#host.refuse(
-        ircBytes([ircLine(SERVER_NAME, "FAIL", ["CHATHISTORY", code, sub, target, text], true)]),
+        ircBytes([ircLine(this.server, "FAIL", ["CHATHISTORY", code, sub, target, text], true)]),
       );
     if (kind !== "LATEST" && kind !== "BEFORE" && kind !== "AFTER") {
       return void fail("INVALID_PARAMS", "Only LATEST, BEFORE and AFTER are supported");
@@ -601,6 +614,7 @@ export class IrcDialect implements Dialect {
     const users = this.#introductions();
     return {
       nick: this.nick,
+      server: this.server,
       name: this.session.name ?? "",
       echo: this.#caps.has("echo-message"),
       batch: this.#caps.has("batch"),
@@ -693,7 +707,7 @@ export class IrcDialect implements Dialect {
         this.#registering = false;
         this.#introductions().set(session, this.#introduced);
         return ircBytes(
-          welcomeLines(frame, this.#host.limits, this.software, this.historyPage),
+          welcomeLines(frame, this.#host.limits, this.software, this.historyPage, this.server),
         );
       case "challenge":
       case "transfer":
@@ -716,7 +730,11 @@ export class IrcDialect implements Dialect {
           this.#lastQuit = key;
         }
         if (frame.name === session.name) return null;
+        // A kick comes from the server, by its name here: not shared with other servers' readers.
+        if (frame.reason === "kicked") return ircEvent(frame, this.#variant, this.server);
         return out.irc(this.#variant);
+      case "offer":
+        return ircEvent(frame, this.#variant, this.server);
       default:
         return out.irc(this.#variant);
     }
@@ -745,7 +763,7 @@ export class IrcDialect implements Dialect {
 
   refusals(message: string, ids: RequestId[]): Uint8Array {
     for (const id of ids) this.#forget(id);
-    return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, message], true)]);
+    return ircBytes([ircLine(this.server, "NOTICE", [this.nick, message], true)]);
   }
 
   /** Forgets a request answered without its own answer (refusals held back and counted). */
@@ -762,7 +780,7 @@ export class IrcDialect implements Dialect {
   #answer(frame: AckFrame | ErrorFrame): Uint8Array | null {
     if (frame.type === "error" && frame.id === undefined) {
       for (const id of frame.ids ?? []) this.#forget(id);
-      return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, frame.message], true)]);
+      return ircBytes([ircLine(this.server, "NOTICE", [this.nick, frame.message], true)]);
     }
     const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id);
     if (frame.id !== undefined) this.#pending.delete(frame.id);
@@ -777,7 +795,7 @@ export class IrcDialect implements Dialect {
     }
     const lines = frame.type === "ack"
       ? ackLines(frame, pending, this.#reader())
-      : refusalLines(frame, pending, this.nick);
+      : refusalLines(frame, pending, this.nick, this.server);
     if (pending.kind === "join") {
       const held = this.#joining.get(pending.room) ?? [];
       this.#joining.delete(pending.room);

@@ -8,8 +8,44 @@
 import type { LeaveReason, ServerFrame } from "../../protocol/frames.ts";
 import { nickOf } from "./irc_names.ts";
 
-/** The name the IRC door gives the server in its replies. */
+/** The name the IRC door gives the server in its replies, unless it is given another. */
 export const SERVER_NAME = "chat.server";
+/** Most characters of the server's name (RFC 2812, section 1.1). */
+export const MAX_SERVER_NAME_LENGTH = 63;
+/** A host name with at least one dot: what IRC clients take for a server rather than a nick. */
+const SERVER_NAME_SHAPE =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+
+/**
+ * The name the IRC door gives the server: the one given, else the host name
+ * the server listens on when it is a name with a dot (not an address), else
+ * {@linkcode SERVER_NAME}.
+ *
+ * @param name The name given, if any.
+ * @param hostname The host name the server listens on.
+ * @returns The name.
+ * @throws {TypeError} When the name given is no host name with a dot, or is
+ * longer than 63 characters.
+ */
+export function ircServerName(name: string | undefined, hostname: string | undefined): string {
+  if (name !== undefined) {
+    if (name.length > MAX_SERVER_NAME_LENGTH || !SERVER_NAME_SHAPE.test(name)) {
+      throw new TypeError(
+        `Invalid IRC server name ${
+          JSON.stringify(name.slice(0, 80))
+        }: use a host name with a dot ` +
+          `("chat.example.org"), up to ${MAX_SERVER_NAME_LENGTH} letters, digits, "-" and "."`,
+      );
+    }
+    return name;
+  }
+  if (
+    hostname !== undefined && hostname.length <= MAX_SERVER_NAME_LENGTH &&
+    SERVER_NAME_SHAPE.test(hostname) && !/^[0-9.]+$/.test(hostname)
+  ) return hostname;
+  return SERVER_NAME;
+}
+
 /** Longest line without its tags, CR LF included (RFC 1459). */
 export const MAX_LINE_BYTES = 512;
 /** Longest tag section of a line, `@` and the space after it included (IRCv3 message-tags). */
@@ -246,9 +282,15 @@ export const QUIT_MESSAGES: Readonly<Record<Exclude<LeaveReason, "part">, string
  * @param frame The event.
  * @param variant Which tags the reader negotiated ({@linkcode SERVER_TIME},
  * {@linkcode MESSAGE_TAGS}).
+ * @param server The server's name, the source of the lines it sends itself
+ * (a kick, a file offer); the door renders those for each reader.
  * @returns The bytes.
  */
-export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null {
+export function ircEvent(
+  frame: ServerFrame,
+  variant: number,
+  server: string = SERVER_NAME,
+): Uint8Array | null {
   switch (frame.type) {
     case "message":
       return ircBytes(
@@ -281,7 +323,7 @@ export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null
       }
       if (frame.reason === "kicked") {
         return ircBytes([
-          tags + ircLine(SERVER_NAME, "KICK", [frame.room, nickOf(frame.name), "Kicked"], true),
+          tags + ircLine(server, "KICK", [frame.room, nickOf(frame.name), "Kicked"], true),
         ]);
       }
       return ircBytes([
@@ -302,7 +344,7 @@ export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null
     case "offer":
       return ircBytes([
         ircLine(
-          SERVER_NAME,
+          server,
           "NOTICE",
           [
             frame.to.startsWith("#") ? frame.to : nickOf(frame.to),

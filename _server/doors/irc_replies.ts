@@ -7,7 +7,7 @@
 
 import type { AckFrame, ErrorFrame, WelcomeFrame } from "../../protocol/frames.ts";
 import { type Limits, MAX_NAME_LENGTH, MAX_ROOM_LENGTH } from "../../protocol/limits.ts";
-import { ircLine, maskOf, MAX_LINE_BYTES, SERVER_NAME, tagsFor, textLines } from "./irc_lines.ts";
+import { ircLine, maskOf, MAX_LINE_BYTES, tagsFor, textLines } from "./irc_lines.ts";
 import { nickOf } from "./irc_names.ts";
 
 const TOPIC_LENGTH = 300;
@@ -42,6 +42,8 @@ export interface IrcUser {
 export interface Reader {
   /** Their nick. */
   nick: string;
+  /** The server's name, the source of its own lines. */
+  server: string;
   /** Their chat name. */
   name: string;
   /** Whether they asked for their own messages back (`echo-message`). */
@@ -74,6 +76,7 @@ function capped(line: string): string {
  * @param limits The limits in force (for ISUPPORT).
  * @param software The server's name and version.
  * @param historyPage Most messages in one history page.
+ * @param server The server's name.
  * @returns The lines.
  */
 export function welcomeLines(
@@ -81,10 +84,11 @@ export function welcomeLines(
   limits: Limits,
   software: string,
   historyPage: number,
+  server: string,
 ): string[] {
   const nick = nickOf(frame.name);
   const n = (code: string, params: string[], text = true) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], text);
+    ircLine(server, code, [nick, ...params], text);
   const support = [
     "CASEMAPPING=ascii",
     `CHANLIMIT=#:${limits.maxRoomsPerUser}`,
@@ -103,17 +107,17 @@ export function welcomeLines(
   ];
   const lines = [
     n("001", [`Welcome to the chat network, ${nick}`]),
-    n("002", [`Your host is ${SERVER_NAME}, running version ${frame.server}`]),
+    n("002", [`Your host is ${server}, running version ${frame.server}`]),
     n("003", [`This server was created ${STARTED}`]),
-    n("004", [SERVER_NAME, frame.server, "i", "n"], false),
+    n("004", [server, frame.server, "i", "n"], false),
     // At most 13 tokens a line, so that no line has more than 15 parameters.
     ...[support.slice(0, 13), support.slice(13)].filter((tokens) => tokens.length > 0).map((
       tokens,
     ) => n("005", [...tokens, "are supported by this server"])),
-    ...motdLines(nick, software),
+    ...motdLines(nick, software, server),
   ];
   for (const room of frame.rooms) {
-    lines.push(...joinedLines(nick, frame.name, room.name, room.topic, room.members));
+    lines.push(...joinedLines(nick, frame.name, room.name, room.topic, room.members, server));
   }
   return lines;
 }
@@ -123,12 +127,13 @@ export function welcomeLines(
  *
  * @param nick The reader's nick.
  * @param software The server's name and version.
+ * @param server The server's name.
  * @returns The lines.
  */
-export function motdLines(nick: string, software: string): string[] {
-  const n = (code: string, text: string) => ircLine(SERVER_NAME, code, [nick, text], true);
+export function motdLines(nick: string, software: string, server: string): string[] {
+  const n = (code: string, text: string) => ircLine(server, code, [nick, text], true);
   return [
-    n("375", `- ${SERVER_NAME} Message of the day -`),
+    n("375", `- ${server} Message of the day -`),
     n("372", `- This is a chat server (${software}); IRC is one of its doors.`),
     n("372", "- Everyone starts in #lobby. Rooms are channels: /join #name, /list."),
     n(
@@ -147,6 +152,7 @@ export function motdLines(nick: string, software: string): string[] {
  * @param room The room.
  * @param topic Its topic.
  * @param names Its members.
+ * @param server The server's name.
  * @returns The lines.
  */
 export function joinedLines(
@@ -155,10 +161,11 @@ export function joinedLines(
   room: string,
   topic: string,
   names: string[],
+  server: string,
 ): string[] {
   const lines = [ircLine(maskOf(name), "JOIN", [room])];
-  if (topic !== "") lines.push(ircLine(SERVER_NAME, "332", [nick, room, topic], true));
-  lines.push(...namesLines(nick, room, names));
+  if (topic !== "") lines.push(ircLine(server, "332", [nick, room, topic], true));
+  lines.push(...namesLines(nick, room, names, server));
   return lines;
 }
 
@@ -172,14 +179,22 @@ export function joinedLines(
  */
 export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): string[] {
   const nick = reader.nick;
+  const server = reader.server;
   const n = (code: string, params: string[], text = true) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], text);
+    ircLine(server, code, [nick, ...params], text);
   const name = reader.name;
   switch (pending.kind) {
     case "hello":
       return [];
     case "join":
-      return joinedLines(nick, name, ack.room ?? pending.room, ack.topic ?? "", ack.names ?? []);
+      return joinedLines(
+        nick,
+        name,
+        ack.room ?? pending.room,
+        ack.topic ?? "",
+        ack.names ?? [],
+        server,
+      );
     case "part":
       return [ircLine(maskOf(name), "PART", [pending.room])];
     case "topic":
@@ -190,7 +205,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ? [n("332", [pending.room, ack.topic])]
         : [n("331", [pending.room, "No topic is set"])];
     case "names":
-      return namesLines(nick, pending.room, ack.names ?? []);
+      return namesLines(nick, pending.room, ack.names ?? [], server);
     case "who": {
       // A room's members, or the one user a nick names (answered by a whois).
       const away = ack.awayMessages ??
@@ -204,7 +219,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
             pending.mask.startsWith("#") ? pending.mask : "*",
             user?.ident ?? "u",
             "chat",
-            SERVER_NAME,
+            server,
             nickOf(member),
             Object.hasOwn(away, member) ? "G" : "H",
             `0 ${user === undefined || user.real === "" ? member : user.real}`,
@@ -238,7 +253,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
           "*",
           user === undefined || user.real === "" ? ack.name ?? target : user.real,
         ])),
-        n("312", [target, SERVER_NAME, "chat"]),
+        n("312", [target, server, "chat"]),
       ];
       if (ack.away !== undefined) lines.push(capped(n("301", [target, ack.away])));
       if (ack.op === true) lines.push(n("313", [target, "is an operator"]));
@@ -281,9 +296,9 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         : [n("306", ["You have been marked as being away"])];
     case "history": {
       const open = reader.batch
-        ? [ircLine(SERVER_NAME, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
+        ? [ircLine(server, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
         : [];
-      const close = reader.batch ? [ircLine(SERVER_NAME, "BATCH", [`-${pending.batch}`])] : [];
+      const close = reader.batch ? [ircLine(server, "BATCH", [`-${pending.batch}`])] : [];
       const lines = (ack.messages ?? []).flatMap((message) => {
         const tags = tagsFor(reader.variant, message.ts, `${message.room}/${message.seq}`);
         const batched = !reader.batch
@@ -314,11 +329,16 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
  * @param error The answer.
  * @param pending What the request was.
  * @param nick The reader's nick.
+ * @param server The server's name.
  * @returns The lines.
  */
-export function refusalLines(error: ErrorFrame, pending: Pending, nick: string): string[] {
-  const n = (code: string, ...params: string[]) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], true);
+export function refusalLines(
+  error: ErrorFrame,
+  pending: Pending,
+  nick: string,
+  server: string,
+): string[] {
+  const n = (code: string, ...params: string[]) => ircLine(server, code, [nick, ...params], true);
   const code = error.code;
   const message = error.message;
   // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
@@ -327,7 +347,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "hello": {
       // Not registered: the client has no nick yet.
       const early = (code: string, ...params: string[]) =>
-        ircLine(SERVER_NAME, code, ["*", ...params], true);
+        ircLine(server, code, ["*", ...params], true);
       if (code === "name_taken" || code === "name_claimed") {
         return [early("433", pending.nick, message)];
       }
@@ -352,7 +372,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "topic":
     case "names":
       if (code === "not_in_room") {
-        if (pending.kind === "names") return namesLines(nick, pending.room, []);
+        if (pending.kind === "names") return namesLines(nick, pending.room, [], server);
         return [n("442", pending.room, "You're not on that channel")];
       }
       if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
@@ -381,7 +401,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "history":
       return [
         ircLine(
-          SERVER_NAME,
+          server,
           "FAIL",
           [
             "CHATHISTORY",
@@ -397,7 +417,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
       if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
       break;
   }
-  return [ircLine(SERVER_NAME, "NOTICE", [nick, message], true)];
+  return [ircLine(server, "NOTICE", [nick, message], true)];
 }
 
 /**
@@ -406,11 +426,12 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
  * @param nick The reader's nick.
  * @param room The room.
  * @param names Its members.
+ * @param server The server's name.
  * @returns The lines.
  */
-export function namesLines(nick: string, room: string, names: string[]): string[] {
+export function namesLines(nick: string, room: string, names: string[], server: string): string[] {
   const lines: string[] = [];
-  const head = ircLine(SERVER_NAME, "353", [nick, "=", room, ""], true);
+  const head = ircLine(server, "353", [nick, "=", room, ""], true);
   let list = "";
   for (const name of names) {
     const shown = nickOf(name);
@@ -421,6 +442,6 @@ export function namesLines(nick: string, room: string, names: string[]): string[
     list += list === "" ? shown : ` ${shown}`;
   }
   if (list !== "") lines.push(head + list);
-  lines.push(ircLine(SERVER_NAME, "366", [nick, room, "End of /NAMES list"], true));
+  lines.push(ircLine(server, "366", [nick, room, "End of /NAMES list"], true));
   return lines;
 }
