@@ -15,6 +15,7 @@ import type {
   HistoryFrame,
   JoinFrame,
   MessageEvent,
+  PartFrame,
   RoomInfo,
   SearchFrame,
   SendFrame,
@@ -32,6 +33,7 @@ import type {
   HistoryOptions,
   JoinedRoom,
   JoinOptions,
+  LeaveOptions,
   NextOptions,
   RequestOptions,
   Roster,
@@ -58,6 +60,7 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  LeaveOptions,
   NextOptions,
   ReceivedFile,
   ReconnectedEvent,
@@ -312,14 +315,18 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
-   * Leaves a room; the others see a `leave` event with reason `part`.
+   * Leaves a room; the others see a `leave` event with reason `part` (and
+   * the reason given, as its `message`).
    *
    * @param room The room.
-   * @param options A signal.
-   * @throws {ProtocolError} With `not_in_room`.
+   * @param options Why, and a signal.
+   * @throws {ProtocolError} With `not_in_room`, or `invalid_text` for a reason
+   * longer than 300 characters.
    */
-  async leave(room: string, options: RequestOptions = {}): Promise<void> {
-    await this.#core.request({ type: "part", room }, options.signal);
+  async leave(room: string, options: LeaveOptions = {}): Promise<void> {
+    const frame: Omit<PartFrame, "id"> = { type: "part", room };
+    if (options.reason !== undefined) frame.reason = options.reason;
+    await this.#core.request(frame, options.signal);
     this.#core.seen.delete(room);
   }
 
@@ -528,10 +535,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * confirmation and for it to close the connection. Safe to call more than
    * once. A reconnecting client stops trying.
    *
-   * @param options How long to wait for the server.
+   * @param options How long to wait for the server, and why you leave.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#core.close(options.timeout ?? 5000);
+    return this.#core.close(options.timeout ?? 5000, options.reason);
   }
 
   /** Same as {@linkcode ChatClient.close}. */

@@ -44,6 +44,7 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  LeaveOptions,
   NextOptions,
   ReceivedFile,
   ReconnectedEvent,

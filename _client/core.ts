@@ -437,11 +437,11 @@ export class Core {
   }
 
   /** Leaves through the exit handshake, once. */
-  close(timeout: number): Promise<void> {
-    return this.#closing ??= this.#close(timeout);
+  close(timeout: number, reason?: string): Promise<void> {
+    return this.#closing ??= this.#close(timeout, reason);
   }
 
-  async #close(timeout: number): Promise<void> {
+  async #close(timeout: number, reason: string | undefined): Promise<void> {
     // Files still being offered or sent stop, and those being received: leaving must not wait.
     await this.transfers.stopAll();
     await this.reconnector.stop();
@@ -449,7 +449,10 @@ export class Core {
     if (!this.#ended && link !== undefined && !link.closed) {
       const signal = AbortSignal.timeout(timeout);
       try {
-        await this.request({ type: "quit" }, signal);
+        await this.request(
+          reason === undefined ? { type: "quit" } : { type: "quit", reason },
+          signal,
+        );
         await abortable(link.reading, signal, () => {});
       } catch {
         // The server is gone or slow; close our side anyway.

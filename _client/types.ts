@@ -187,6 +187,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** Options for {@linkcode ChatClient.leave}. */
+export interface LeaveOptions extends RequestOptions {
+  /** Why you leave the room: the others see it (at most 300 characters). */
+  reason?: string;
+}
+
 /** Options for {@linkcode ChatClient.send}. */
 export interface SendOptions extends RequestOptions {
   /**
@@ -417,4 +423,6 @@ export interface CloseOptions {
    * @default {5000}
    */
   timeout?: number;
+  /** Why you leave: the others see it (at most 300 characters). */
+  reason?: string;
 }

@@ -17,7 +17,7 @@ import type { Moderation } from "./moderation.ts";
 import type { Names } from "./names.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Registered, Session } from "./session.ts";
-import type { Shared } from "./shared.ts";
+import { REASON_TOO_LONG, Shared } from "./shared.ts";
 import type { Transfers } from "./transfers.ts";
 
 /** The request types that reach the dispatch (`pong` and `data` never do). */
@@ -143,8 +143,12 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
   received: { run: (core, session, frame) => core.transfers.received(session, frame) },
   quit: {
     run: (core, session, frame) => {
+      const reason = Shared.reason(frame.reason);
+      if (reason === null) {
+        return core.shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+      }
       core.shared.ack(session, { type: "ack", id: frame.id });
-      core.shared.leave(session, "quit");
+      core.shared.leave(session, "quit", reason);
       session.peer?.close();
     },
     cost: 0,

@@ -20,7 +20,7 @@ import { isRoomName } from "../protocol/names.ts";
 import type { History } from "./history.ts";
 import { Outbound } from "./outbound.ts";
 import { type Registered, Room, type Session } from "./session.ts";
-import { Shared } from "./shared.ts";
+import { REASON_TOO_LONG, Shared } from "./shared.ts";
 import type { Storage } from "./storage.ts";
 
 /** Sorts names the same way whatever the server's locale. */
@@ -178,16 +178,21 @@ export class Rooms {
    * @param rooms The rooms it was in.
    * @param reason Why it left.
    * @param quiet Not announced (a transient session).
+   * @param message The reason the person gave, if any.
    */
-  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false): void {
+  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false, message?: string): void {
     const ts = new Date().toISOString();
+    const said = message === undefined ? {} : { message };
     for (const room of rooms) {
       if (!quiet) {
-        this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+        this.#presence(
+          room,
+          new Outbound({ type: "leave", room: room.name, name, reason, ...said, ts }),
+        );
       }
       this.#forget(room);
     }
-    this.#shared.cluster?.quit(name, rooms.map((room) => room.name), reason);
+    this.#shared.cluster?.quit(name, rooms.map((room) => room.name), reason, message);
   }
 
   /**
@@ -247,16 +252,28 @@ export class Rooms {
   part(session: Registered, frame: PartFrame): void {
     const room = this.roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
+    const message = Shared.reason(frame.reason);
+    if (message === null) {
+      return this.#shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+    }
     session.exit(room);
     const ts = new Date().toISOString();
+    const said = message === undefined ? {} : { message };
     if (!session.transient) {
       this.#presence(
         room,
-        new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
+        new Outbound({
+          type: "leave",
+          room: room.name,
+          name: session.name,
+          reason: "part",
+          ...said,
+          ts,
+        }),
       );
     }
     this.#forget(room);
-    this.#shared.cluster?.parted(session, room.name);
+    this.#shared.cluster?.parted(session, room.name, message);
     this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }
 

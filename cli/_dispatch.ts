@@ -149,11 +149,14 @@ export function runCommand(
     case "leave": {
       const room = command.room ?? output.room();
       track(
-        client.leave(room).then(() => {
-          if (output.left !== undefined) output.left(room);
-          else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
-          output.info(`You left ${room}`);
-        }, fail("Cannot leave")),
+        client.leave(room, command.reason === undefined ? {} : { reason: command.reason }).then(
+          () => {
+            if (output.left !== undefined) output.left(room);
+            else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
+            output.info(`You left ${room}`);
+          },
+          fail("Cannot leave"),
+        ),
       );
       return;
     }

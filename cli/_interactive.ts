@@ -343,13 +343,13 @@ export async function runInteractive(
     request.finally(() => inFlight.delete(request));
   };
 
-  const leave = async () => {
+  const leave = async (reason?: string) => {
     if (leaving) return;
     leaving = true;
     add(notice(style, "Leaving…"));
     render();
     await Promise.all(inFlight);
-    await client.close();
+    await client.close(reason === undefined ? {} : { reason });
     await chatLog?.flush();
     finished.resolve(0);
   };
@@ -524,7 +524,9 @@ export async function runInteractive(
         };
         const command = parseCommand(typed);
         if (windowCommand(command, unsent)) return render();
-        if (runCommand(client, command, { ...output, unsent }, track) === "quit") leave();
+        if (runCommand(client, command, { ...output, unsent }, track) === "quit") {
+          leave(command.kind === "quit" ? command.reason : undefined);
+        }
         return render();
       }
     }

@@ -13,7 +13,7 @@ export type Command =
   | { kind: "nick"; name: string }
   | { kind: "who"; room?: string }
   | { kind: "join"; room: string }
-  | { kind: "leave"; room?: string }
+  | { kind: "leave"; room?: string; reason?: string }
   | { kind: "switch"; room: string }
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
@@ -36,7 +36,7 @@ export type Command =
   | { kind: "find"; text?: string }
   | { kind: "ignore"; name?: string }
   | { kind: "unignore"; name: string }
-  | { kind: "quit" }
+  | { kind: "quit"; reason?: string }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
 
@@ -53,7 +53,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/nick NEW", summary: "change your name" },
   { usage: "/who [#ROOM]", summary: "list who is in the room" },
   { usage: "/join #ROOM", summary: "enter a room (created if new) and type into it" },
-  { usage: "/leave [#ROOM]", summary: "leave a room (the current one by default)" },
+  {
+    usage: "/leave [#ROOM] [REASON]",
+    summary: "leave a room (the current one by default); the others see REASON",
+  },
   { usage: "/room #ROOM", summary: "type into another room you are in" },
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
@@ -93,7 +96,7 @@ export const COMMANDS: readonly CommandHelp[] = [
     usage: "/set [NAME [VALUE]]",
     summary: "show or change a setting: smart_filter on|off (chat client only)",
   },
-  { usage: "/quit", summary: "leave the chat" },
+  { usage: "/quit [REASON]", summary: "leave the chat; the others see REASON" },
 ];
 
 /**
@@ -195,9 +198,16 @@ export function parseCommand(line: string): Command {
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /join #ROOM" };
       return { kind: "join", room: roomName(args) };
     case "leave":
-    case "part":
-      if (/\s/.test(args)) return { kind: "usage", message: "Usage: /leave [#ROOM]" };
-      return args === "" ? { kind: "leave" } : { kind: "leave", room: roomName(args) };
+    case "part": {
+      // One word is the room; after a #ROOM, or without one, the rest is the reason.
+      if (args === "") return { kind: "leave" };
+      const [, first, after] = WORD.exec(args)!;
+      const reason = after!.trim();
+      if (reason === "") return { kind: "leave", room: roomName(first!) };
+      return first!.startsWith("#")
+        ? { kind: "leave", room: first, reason }
+        : { kind: "leave", reason: args };
+    }
     case "room":
     case "switch":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /room #ROOM" };
@@ -306,7 +316,7 @@ export function parseCommand(line: string): Command {
     case "quit":
     case "exit":
     case "q":
-      return { kind: "quit" };
+      return args === "" ? { kind: "quit" } : { kind: "quit", reason: args };
     default:
       return { kind: "unknown", name: word! };
   }

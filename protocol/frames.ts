@@ -213,6 +213,8 @@ export interface PartFrame {
   id: RequestId;
   /** The room, starting with `#`. */
   room: string;
+  /** Why, shown to the others (at most 300 characters). */
+  reason?: string;
 }
 
 /** Lists the rooms. */
@@ -283,6 +285,8 @@ export interface QuitFrame {
   type: "quit";
   /** The request id, echoed in the answer. */
   id: RequestId;
+  /** Why, shown to the others (at most 300 characters). */
+  reason?: string;
 }
 
 /** Asks for an acknowledgement, to check the connection is alive. */
@@ -598,6 +602,8 @@ export interface LeaveEvent {
   name: string;
   /** Why, as a machine-readable code. */
   reason: LeaveReason;
+  /** `part`, `quit`: the reason the person gave, if any. */
+  message?: string;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
@@ -764,11 +770,11 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   nick: { name: "string" },
   who: { room: "string?" },
   join: { room: "string", history: "integer?" },
-  part: { room: "string" },
+  part: { room: "string", reason: "string?" },
   rooms: {},
   topic: { room: "string", topic: "string?" },
   history: { room: "string", before: "integer?", after: "integer?", limit: "integer?" },
-  quit: {},
+  quit: { reason: "string?" },
   ping: {},
   pong: {},
 };
@@ -1003,7 +1009,7 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
   message: MESSAGE_SHAPE,
   dm: { from: isText, to: isText, text: isText, ts: isText, action: optional(isFlag) },
   join: { room: isText, name: isText, ts: isText },
-  leave: { room: isText, name: isText, reason: isText, ts: isText },
+  leave: { room: isText, name: isText, reason: isText, message: optional(isText), ts: isText },
   nick: { from: isText, to: isText, ts: isText },
   topic: { room: isText, topic: isText, from: isText, ts: isText },
   ping: {},

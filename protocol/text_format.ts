@@ -101,7 +101,7 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     case "leave":
       return `[${clock(frame.ts)}] <- ${sanitize(frame.name)} left ${sanitize(frame.room)} (${
         LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
-      })`;
+      }${frame.message ? `: ${sanitize(frame.message)}` : ""})`;
     case "nick":
       return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${
         sanitize(frame.to)

@@ -88,3 +88,13 @@ Deno.test("layout() keeps the body beside the prefix when there is room, under i
     "  私聊消息，需要换行显示才行",
   ]);
 });
+
+Deno.test("a leave with a reason shows the reason after why", () => {
+  const style = createStyle(false);
+  const entry = entryFor(
+    { type: "leave", room: "#lobby", name: "bob", reason: "quit", message: "gone home", ts },
+    { self: "alice", style },
+  );
+  const text = entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  assert.match(text, /← bob left #lobby \(quit: gone home\)$/);
+});

@@ -318,7 +318,7 @@ Deno.test("irc door tells topics, nick changes, parts and one quit per person", 
     ":chat.server 311 alice _|bhto6u u chat * :Real Name",
     ":chat.server 312 alice _|bhto6u chat.server :chat",
     ":chat.server 318 alice _|bhto6u :End of /WHOIS list",
-    ":_|bhto6u!u@chat QUIT :Quit",
+    ":_|bhto6u!u@chat QUIT :Quit: gone",
   ]);
   deepEqual(bob.take(), ["ERROR :Closing link (Quit: gone)"]);
   ok(bob.closed);
@@ -886,4 +886,67 @@ Deno.test("irc door speaks under the server name it is given", async (t) => {
       );
     }
   });
+});
+
+Deno.test("part and quit reasons reach irc, library and nc users", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using ana = await ircClient(irc, "ana");
+  await using lib = await connect({ port, name: "lib" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(ana, /^:ned!u@chat JOIN #lobby$/);
+  await using bob = await ircClient(irc, "bob");
+  await expect(nc, /bob joined #lobby/);
+
+  await bob.write("PART #lobby :see you later\r\n");
+  await expect(bob, /^:bob!u@chat PART #lobby :see you later$/);
+  await expect(ana, /^:bob!u@chat PART #lobby :see you later$/);
+  const parted = await lib.next("leave", { timeout: 2000 });
+  deepEqual([parted.name, parted.reason, parted.message], ["bob", "part", "see you later"]);
+  await expect(nc, /<- bob left #lobby \(left the room: see you later\)$/);
+
+  await bob.write("JOIN #lobby\r\nQUIT :gone home\r\n");
+  await expect(ana, /^:bob!u@chat QUIT :Quit: gone home$/);
+  const quit = await lib.next("leave", { timeout: 2000 });
+  deepEqual([quit.name, quit.reason, quit.message], ["bob", "quit", "gone home"]);
+  await expect(nc, /<- bob left #lobby \(quit: gone home\)$/);
+
+  // The library and nc users give reasons too; IRC users see them as IRC shows them.
+  await lib.join("#dev");
+  await ana.write("JOIN #dev\r\n");
+  await expect(ana, / 366 ana #dev /);
+  await lib.leave("#dev", { reason: "lunch" });
+  await expect(ana, /^:lib!u@chat PART #dev :lunch$/);
+  await nc.write("/quit off to bed\n");
+  await expect(ana, /^:ned!u@chat QUIT :Quit: off to bed$/);
+  await lib.close({ reason: "bye now" });
+  await expect(ana, /^:lib!u@chat QUIT :Quit: bye now$/);
+});
+
+Deno.test("a reason longer than 300 characters is refused, and cut by the irc door", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  await using lib = await connect({ port: server.addr.port, name: "lib" });
+  await lib.join("#dev");
+  await rejects(
+    lib.leave("#dev", { reason: "x".repeat(301) }),
+    (error: Error) => /^Reason is longer than 300 characters$/.test(error.message),
+  );
+  deepEqual(lib.joined.includes("#dev"), true, "refused: still in the room");
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  await ana.write(`JOIN #dev\r\nPART #dev :${"x".repeat(350)}\r\n`);
+  const parted = await lib.next("leave", { timeout: 2000 });
+  equal(parted.message, "x".repeat(300));
+});
+
+Deno.test("text from others never breaks an irc line", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  await using lib = await connect({ port: server.addr.port, name: "lib" });
+  await lib.topic("#lobby", "a\r\n:evil!u@chat PRIVMSG ana :forged\0");
+  const line = await expect(ana, /TOPIC #lobby/);
+  equal(line, ":lib!u@chat TOPIC #lobby :a  :evil!u@chat PRIVMSG ana :forged ");
+  await lib.leave("#lobby", { reason: "x\nQUIT :y" });
+  await expect(ana, /^:lib!u@chat PART #lobby :x QUIT :y$/);
 });

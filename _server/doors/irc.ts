@@ -16,7 +16,7 @@ import type {
   LeaveReason,
   RequestId,
 } from "../../protocol/frames.ts";
-import { MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
+import { MAX_REASON_LENGTH, MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
 import { checkName, nameKey } from "../../protocol/names.ts";
 import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
@@ -405,7 +405,11 @@ export class IrcDialect implements Dialect {
       this.#host.close();
       return;
     }
-    return this.request({ type: "quit", id: this.id() }, { kind: "quit", message: reason });
+    const said = reasonOf(reason);
+    return this.request(
+      { type: "quit", id: this.id(), ...(said === undefined ? {} : { reason: said }) },
+      { kind: "quit", message: said ?? "" },
+    );
   }
 
   // Commands after registration.
@@ -445,14 +449,20 @@ export class IrcDialect implements Dialect {
     });
   }
 
-  /** Handles `PART`. */
+  /** Handles `PART`, with its reason if one is given. */
   part(message: IrcMessage): Promise<void> | undefined {
+    const reason = reasonOf(message.params[1]);
+    const said = reason === undefined ? {} : { reason };
     return each(targets(message.params[0]!), (room) => {
       if (!isChannel(room)) {
         this.refuse("403", room, "No such channel");
         return undefined;
       }
-      return this.request({ type: "part", id: this.id(), room }, { kind: "part", room });
+      return this.request({ type: "part", id: this.id(), room, ...said }, {
+        kind: "part",
+        room,
+        ...said,
+      });
     });
   }
 
@@ -829,6 +839,15 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return bytes;
+}
+
+/** A PART or QUIT reason, cut to the longest the chat carries (as IRC servers cut them). */
+function reasonOf(text: string | undefined): string | undefined {
+  const trimmed = text?.trim();
+  if (trimmed === undefined || trimmed === "") return undefined;
+  return trimmed.length <= MAX_REASON_LENGTH
+    ? trimmed
+    : [...trimmed].slice(0, MAX_REASON_LENGTH).join("").trim();
 }
 
 /** Splits a comma-separated list, dropping empty items. */

@@ -119,10 +119,15 @@ export function parseIrc(line: string): IrcMessage | undefined {
   return command === undefined ? undefined : { tags, command, params };
 }
 
+/** What would end or break a line: text from others (a topic, a reason) never carries it. */
+const LINE_BREAK = /[\r\n\0]/;
+const LINE_BREAKS = /[\r\n\0]/g;
+
 /**
  * One line: `:source COMMAND params`, the last parameter written as a
  * trailing one when it must be (empty, a space, a leading `:`) or when `text`
- * says it is text.
+ * says it is text. CR, LF and NUL in a parameter become spaces, so that no
+ * text can end the line and forge another.
  *
  * @param source Who it comes from.
  * @param command The command or numeric.
@@ -137,7 +142,8 @@ export function ircLine(
   text = false,
 ): string {
   let line = `:${source} ${command}`;
-  params.forEach((param, index) => {
+  params.forEach((raw, index) => {
+    const param = LINE_BREAK.test(raw) ? raw.replace(LINE_BREAKS, " ") : raw;
     const last = index === params.length - 1;
     line += last && (text || param === "" || param.includes(" ") || param.startsWith(":"))
       ? ` :${param}`
@@ -319,16 +325,18 @@ export function ircEvent(
     case "leave": {
       const tags = tagsFor(variant, frame.ts);
       if (frame.reason === "part") {
-        return ircBytes([tags + ircLine(maskOf(frame.name), "PART", [frame.room])]);
+        const params = frame.message === undefined ? [frame.room] : [frame.room, frame.message];
+        return ircBytes([tags + ircLine(maskOf(frame.name), "PART", params, params.length > 1)]);
       }
       if (frame.reason === "kicked") {
         return ircBytes([
           tags + ircLine(server, "KICK", [frame.room, nickOf(frame.name), "Kicked"], true),
         ]);
       }
-      return ircBytes([
-        tags + ircLine(maskOf(frame.name), "QUIT", [QUIT_MESSAGES[frame.reason]], true),
-      ]);
+      const why = frame.reason === "quit" && frame.message !== undefined
+        ? `Quit: ${frame.message}`
+        : QUIT_MESSAGES[frame.reason];
+      return ircBytes([tags + ircLine(maskOf(frame.name), "QUIT", [why], true)]);
     }
     case "nick":
       return ircBytes([
@@ -340,7 +348,7 @@ export function ircEvent(
         ircLine(maskOf(frame.from), "TOPIC", [frame.room, frame.topic], true),
       ]);
     case "bye":
-      return ircBytes([`ERROR :${frame.message}`]);
+      return ircBytes([`ERROR :${frame.message.replace(LINE_BREAKS, " ")}`]);
     case "offer":
       return ircBytes([
         ircLine(

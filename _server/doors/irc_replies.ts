@@ -17,7 +17,7 @@ const STARTED = new Date().toUTCString();
 export type Pending =
   | { kind: "hello"; nick: string }
   | { kind: "join"; room: string }
-  | { kind: "part"; room: string }
+  | { kind: "part"; room: string; reason?: string }
   | { kind: "topic"; room: string; set: boolean }
   | { kind: "names"; room: string }
   | { kind: "who"; mask: string }
@@ -196,7 +196,11 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         server,
       );
     case "part":
-      return [ircLine(maskOf(name), "PART", [pending.room])];
+      return [
+        pending.reason === undefined
+          ? ircLine(maskOf(name), "PART", [pending.room])
+          : ircLine(maskOf(name), "PART", [pending.room, pending.reason], true),
+      ];
     case "topic":
       if (pending.set) {
         return [ircLine(maskOf(name), "TOPIC", [pending.room, ack.topic ?? ""], true)];
