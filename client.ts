@@ -168,7 +168,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * ```
    *
    * @param text The message; may hold several lines.
-   * @param options The room, whether it is an action, and a signal.
+   * @param options The room, whether it is an action or a notice, and a signal.
    * @returns The message as stored, with its sequence number and time.
    * @throws {ProtocolError} When the server refuses it (`invalid_text`, `not_in_room`, …).
    * @throws {ConnectionError} With `closed` when the connection closes first.
@@ -178,6 +178,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const action = options.action === true;
     const frame: Omit<SendFrame, "id"> = { type: "send", room, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
+    if (options.notice === true) frame.notice = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentMessage = {
       room: answered(ack, "room"),
@@ -188,6 +189,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
     this.#core.sawOwn(sent.room, sent.seq);
     if (action) sent.action = true;
+    if (options.notice === true) sent.notice = true;
     return sent;
   }
 
@@ -196,7 +198,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    *
    * @param to The recipient's name.
    * @param text The message.
-   * @param options Whether it is an action, and a signal.
+   * @param options Whether it is an action or a notice, and a signal.
    * @returns The message as delivered.
    * @throws {ProtocolError} With `no_such_user` when nobody has that name.
    */
@@ -204,6 +206,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const action = options.action === true;
     const frame: Omit<DmFrame, "id"> = { type: "dm", to, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
+    if (options.notice === true) frame.notice = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentDm = {
       from: this.#core.name,
@@ -212,6 +215,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ts: answered(ack, "ts"),
     };
     if (action) sent.action = true;
+    if (options.notice === true) sent.notice = true;
     if (ack.away) sent.away = ack.away;
     return sent;
   }

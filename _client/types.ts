@@ -155,6 +155,8 @@ export interface SentDm {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice. */
+  notice?: boolean;
   /** The recipient's away message, when they are away (the message was delivered all the same). */
   away?: string;
 }
@@ -207,6 +209,13 @@ export interface SendOptions extends RequestOptions {
    * @default {false}
    */
   action?: boolean;
+  /**
+   * A notice: an automatic message (a bot's, a service's) that must never
+   * be answered automatically. IRC users see it as `NOTICE`.
+   *
+   * @default {false}
+   */
+  notice?: boolean;
 }
 
 /** Options for {@linkcode ChatClient.dm}. */
@@ -217,6 +226,13 @@ export interface DmOptions extends RequestOptions {
    * @default {false}
    */
   action?: boolean;
+  /**
+   * A notice: an automatic message (a bot's, a service's) that must never
+   * be answered automatically. IRC users see it as `NOTICE`.
+   *
+   * @default {false}
+   */
+  notice?: boolean;
 }
 
 /** Options for {@linkcode ChatClient.who}. */

@@ -150,6 +150,11 @@ export interface SendFrame {
   /** `true` for an action (`/me waves`). */
   action?: boolean;
   /**
+   * `true` for a notice: an automatic message (a bot's, a service's) that
+   * clients must never answer automatically. Shown as IRC's `NOTICE`.
+   */
+  notice?: boolean;
+  /**
    * An idempotency key (1 to 64 characters, unique per sender): a message
    * sent again with the same key is acknowledged with the first one's
    * sequence number instead of being stored twice.
@@ -169,6 +174,11 @@ export interface DmFrame {
   text: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /**
+   * `true` for a notice: an automatic message (a bot's, a service's) that
+   * clients must never answer automatically. Shown as IRC's `NOTICE`.
+   */
+  notice?: boolean;
   /** An idempotency key, as for `send`. */
   key?: string;
 }
@@ -541,6 +551,8 @@ export interface MessageEvent {
   seq: number;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice (not kept as such: history replays it as a message). */
+  notice?: boolean;
   /** `true` when replayed from history on joining, not sent just now. */
   history?: boolean;
 }
@@ -559,6 +571,8 @@ export interface DmEvent {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice. */
+  notice?: boolean;
 }
 
 /** Someone entered a room. */
@@ -765,8 +779,8 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   cancel: { transfer: "string" },
   received: { transfer: "string", ok: "boolean" },
   data: { token: "string" },
-  send: { room: "string", text: "string", action: "boolean?", key: "string?" },
-  dm: { to: "string", text: "string", action: "boolean?", key: "string?" },
+  send: { room: "string", text: "string", action: "boolean?", notice: "boolean?", key: "string?" },
+  dm: { to: "string", text: "string", action: "boolean?", notice: "boolean?", key: "string?" },
   nick: { name: "string" },
   who: { room: "string?" },
   join: { room: "string", history: "integer?" },
@@ -941,6 +955,7 @@ const MESSAGE_SHAPE: Record<string, Check> = {
   ts: isText,
   seq: isCount,
   action: optional(isFlag),
+  notice: optional(isFlag),
   history: optional(isFlag),
 };
 
@@ -1007,7 +1022,14 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
   },
   error: { id: optional(isId), code: isText, message: isText, ids: optional(listOf(isId, "ids")) },
   message: MESSAGE_SHAPE,
-  dm: { from: isText, to: isText, text: isText, ts: isText, action: optional(isFlag) },
+  dm: {
+    from: isText,
+    to: isText,
+    text: isText,
+    ts: isText,
+    action: optional(isFlag),
+    notice: optional(isFlag),
+  },
   join: { room: isText, name: isText, ts: isText },
   leave: { room: isText, name: isText, reason: isText, message: optional(isText), ts: isText },
   nick: { from: isText, to: isText, ts: isText },

@@ -83,13 +83,13 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
       const from = sanitize(frame.from);
       const where = frame.room === (options?.room ?? LOBBY) ? "" : `${sanitize(frame.room)} `;
       const prefix = `[${clock(frame.ts)}] ${frame.history ? "(history) " : ""}${where}` +
-        (frame.action ? `* ${from} ` : `<${from}> `);
+        (frame.action ? `* ${from} ` : frame.notice ? `-${from}- ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "dm": {
       const from = sanitize(frame.from);
       const prefix = `[${clock(frame.ts)}] [private] ` +
-        (frame.action ? `* ${from} ` : `<${from}> `);
+        (frame.action ? `* ${from} ` : frame.notice ? `-${from}- ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "topic":

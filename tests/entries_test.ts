@@ -98,3 +98,18 @@ Deno.test("a leave with a reason shows the reason after why", () => {
   const text = entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
   assert.match(text, /← bob left #lobby \(quit: gone home\)$/);
 });
+
+Deno.test("a notice reads -name-, in a room and in private", () => {
+  const style = createStyle(false);
+  const show = (event: ChatEvent) => {
+    const entry = entryFor(event, { self: "alice", style });
+    return entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  };
+  const message = { type: "message", room: "#lobby", from: "bot", text: "done", ts, seq: 1 };
+  assert.match(show({ ...message, notice: true } as ChatEvent), / -bot- done$/);
+  assert.match(show(message as ChatEvent), / <bot> done$/);
+  assert.match(
+    show({ type: "dm", from: "bot", to: "alice", text: "done", ts, notice: true }),
+    /\[private\] -bot- done$/,
+  );
+});

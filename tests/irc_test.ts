@@ -950,3 +950,37 @@ Deno.test("text from others never breaks an irc line", async () => {
   await lib.leave("#lobby", { reason: "x\nQUIT :y" });
   await expect(ana, /^:lib!u@chat PART #lobby :x QUIT :y$/);
 });
+
+Deno.test("a notice stays a notice in every door, and is never answered", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using ana = await ircClient(irc, "ana");
+  await using bot = await connect({ port, name: "bot" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(ana, /^:ned!u@chat JOIN #lobby$/);
+
+  await ana.write("NOTICE #lobby :hello there\r\n");
+  const notice = await bot.next("message", { timeout: 2000 });
+  deepEqual([notice.text, notice.notice], ["hello there", true]);
+  await expect(nc, /\] -ana- hello there$/);
+
+  const sent = await bot.send("build passed", { notice: true });
+  equal(sent.notice, true);
+  await expect(ana, /^:bot!u@chat NOTICE #lobby :build passed$/);
+  await expect(nc, /\] -bot- build passed$/);
+  await bot.send("a message");
+  await expect(ana, /^:bot!u@chat PRIVMSG #lobby :a message$/);
+
+  // A private notice to someone away gets no automatic reply, from either side.
+  await ana.write("AWAY :lunch\r\n");
+  await expect(ana, / 306 ana /);
+  const quiet = await bot.dm("ana", "ping result", { notice: true });
+  deepEqual([quiet.notice, quiet.away], [true, undefined]);
+  await expect(ana, /^:bot!u@chat NOTICE ana :ping result$/);
+  equal((await bot.dm("ana", "are you there")).away, "lunch");
+  await ana.write("NOTICE bot :automatic\r\nPING :sync\r\n");
+  const dm = await bot.next("dm", { timeout: 2000 });
+  deepEqual([dm.text, dm.notice], ["automatic", true]);
+});

@@ -163,8 +163,13 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
       const mentioned = !event.history && event.from !== context.self &&
         mentions(event.text, context.self);
       const room = context.manyRooms ? sanitize(event.room) + " " : "";
+      // A notice (a bot's, a service's) reads -name-, as IRC clients show it.
       const label = style.dim(room) +
-        (event.action ? `* ${who(from, context)}` : `<${who(from, context)}>`);
+        (event.action
+          ? `* ${who(from, context)}`
+          : event.notice
+          ? `-${who(from, context)}-`
+          : `<${who(from, context)}>`);
       const result = entry(
         style,
         event.ts,
@@ -182,9 +187,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
     }
     case "dm": {
       const from = sanitize(event.from);
-      const label = `${style.private("[private]")} ${event.action ? "* " : ""}<${
-        style.name(from)
-      }>`;
+      const label = `${style.private("[private]")} ${event.action ? "* " : ""}${
+        event.notice && !event.action ? `-${style.name(from)}-` : `<${style.name(from)}>`
+      }`;
       const width = 10 + (event.action ? 2 : 0) + 2 + displayWidth(from);
       const result = entry(style, event.ts, label, width, sanitize(event.text, { newlines: true }));
       result.mention = true;

@@ -491,7 +491,10 @@ export class IrcDialect implements Dialect {
     const command = message.command;
     return each(targets(list), (target) => {
       const say = { kind: "say" as const, command, target, text, action };
-      const extra = action ? { action: true } : {};
+      const extra = {
+        ...(action ? { action: true } : {}),
+        ...(command === "NOTICE" ? { notice: true } : {}),
+      };
       if (target.startsWith("#")) {
         return this.request({ type: "send", id: this.id(), room: target, text, ...extra }, say);
       }

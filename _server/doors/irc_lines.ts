@@ -306,6 +306,7 @@ export function ircEvent(
           frame.text,
           frame.action === true,
           tagsFor(variant, frame.ts, `${frame.room}/${frame.seq}`),
+          frame.notice === true ? "NOTICE" : "PRIVMSG",
         ),
       );
     case "dm":
@@ -316,6 +317,7 @@ export function ircEvent(
           frame.text,
           frame.action === true,
           tagsFor(variant, frame.ts),
+          frame.notice === true ? "NOTICE" : "PRIVMSG",
         ),
       );
     case "join":
