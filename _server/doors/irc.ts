@@ -510,6 +510,11 @@ export class IrcDialect implements Dialect {
   /** Handles `TOPIC`. */
   topic(message: IrcMessage): Promise<void> | undefined {
     const [room, topic] = message.params as [string, string | undefined];
+    if (!isChannel(room)) return void this.refuse("403", room, "No such channel");
+    // Not in it: the room list tells whether it exists (someone is in it), 442, or not, 403.
+    if (!this.session.inRoom(room)) {
+      return this.request({ type: "rooms", id: this.id() }, { kind: "elsewhere", room });
+    }
     if (topic === undefined) {
       return this.request({ type: "topic", id: this.id(), room }, {
         kind: "topic",

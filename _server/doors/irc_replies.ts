@@ -22,6 +22,7 @@ export type Pending =
   | { kind: "names"; room: string }
   | { kind: "who"; mask: string }
   | { kind: "list"; only: Set<string> | undefined }
+  | { kind: "elsewhere"; room: string }
   | { kind: "whois"; nick: string }
   | { kind: "say"; command: string; target: string; text: string; action: boolean }
   | { kind: "nick"; nick: string; old: string }
@@ -240,6 +241,10 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ).map((room) => n("322", [room.name, String(room.members), room.topic])),
         n("323", ["End of /LIST"]),
       ];
+    case "elsewhere":
+      return (ack.rooms ?? []).some((room) => room.name === pending.room)
+        ? [n("442", [pending.room, "You're not on that channel"])]
+        : [n("403", [pending.room, "No such channel"])];
     case "whois": {
       const target = nickOf(ack.name ?? pending.nick);
       if (ack.online !== true) {
