@@ -70,6 +70,7 @@ export {
   ProtocolError,
 } from "./protocol/errors.ts";
 export type {
+  AwayEvent,
   ByeFrame,
   ByeReason,
   DmEvent,

@@ -187,6 +187,8 @@ export class Core {
       name,
       client: `chat/${denoConfig.version}`,
       reconnect: this.options.reconnect !== undefined && this.options.reconnect !== false,
+      // Events older clients would not know: the server sends them only to those who list them.
+      caps: ["away"],
     };
     link.handshake = { id, name, server };
     if (this.#session) hello.resume = this.#session;
@@ -345,6 +347,7 @@ export class Core {
       case "join":
       case "leave":
       case "topic":
+      case "away":
         return this.push(frame);
     }
   }

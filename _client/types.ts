@@ -7,6 +7,7 @@
 
 import type { ErrorCode } from "../protocol/errors.ts";
 import type {
+  AwayEvent,
   ByeFrame,
   DmEvent,
   FileOfferEvent,
@@ -65,6 +66,7 @@ export type ChatEvent =
   | LeaveEvent
   | NickEvent
   | TopicEvent
+  | AwayEvent
   | ErrorEvent
   | ByeFrame
   | ReconnectingEvent

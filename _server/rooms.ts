@@ -308,8 +308,28 @@ export class Rooms {
         "Away message is longer than 300 characters",
       );
     }
+    const changed = session.away !== message;
     session.setAway(message);
     this.#shared.ack(session, { type: "ack", id: frame.id, away: message });
+    if (changed && !session.transient) this.#awayNotify(session, message);
+  }
+
+  /** Tells the members of a session's rooms who asked for it that it went away or came back. */
+  #awayNotify(session: Registered, message: string): void {
+    const out = new Outbound({
+      type: "away",
+      name: session.name,
+      message,
+      ts: new Date().toISOString(),
+    });
+    const told = new Set<Session>([session]);
+    for (const room of session.rooms) {
+      for (const member of room.members) {
+        if (told.has(member)) continue;
+        told.add(member);
+        if (member.understands("away")) member.peer?.deliver(out);
+      }
+    }
   }
 
   /**

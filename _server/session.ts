@@ -144,6 +144,7 @@ export class Session {
   #challenge: Challenge | undefined;
   #transient = false;
   #away = "";
+  #caps: ReadonlySet<string> | undefined;
 
   /**
    * Creates a session for a new connection.
@@ -204,6 +205,26 @@ export class Session {
   /** A short-lived session (`hello.transient`): its joins and leaves are not announced. */
   get transient(): boolean {
     return this.#transient;
+  }
+
+  /**
+   * Whether the client understands an event not every client does (it
+   * listed it in `hello.caps`).
+   *
+   * @param cap Its name, e.g. `"away"`.
+   * @returns Whether it does.
+   */
+  understands(cap: string): boolean {
+    return this.#caps?.has(cap) === true;
+  }
+
+  /**
+   * Remembers what the client said it understands (`hello.caps`).
+   *
+   * @param caps The names.
+   */
+  understand(caps: readonly string[] | undefined): void {
+    this.#caps = caps === undefined || caps.length === 0 ? undefined : new Set(caps);
   }
 
   /** The away message, `""` when the user is here. */

@@ -255,6 +255,15 @@ export async function runInteractive(
       if (!shown) add(entry);
       return;
     }
+    if (event.type === "away") {
+      // In every room the person shares with the user, and in their private window.
+      for (const window of windows.list) {
+        if (window.target === event.name || members.get(window.target)?.has(event.name) === true) {
+          add(entry, window.target);
+        }
+      }
+      return;
+    }
     const [target, activity] = place(event, entry);
     add(entry, target, activity);
   };

@@ -63,6 +63,12 @@ export interface HelloFrame {
    * announce its joins and leaves to the rooms.
    */
   transient?: boolean;
+  /**
+   * Events the client understands beyond those every client does, so the
+   * server may send them: `"away"` (the {@linkcode AwayEvent}). At most 16
+   * names of at most 32 characters; unknown ones are ignored.
+   */
+  caps?: string[];
 }
 
 /** Proves possession of the key in `hello`: the signature of the challenge. */
@@ -622,6 +628,21 @@ export interface LeaveEvent {
   ts: string;
 }
 
+/**
+ * Someone in a room you share went away or came back. Sent only to clients
+ * that listed `"away"` in `hello.caps`.
+ */
+export interface AwayEvent {
+  /** The frame type. */
+  type: "away";
+  /** The name. */
+  name: string;
+  /** Why they are away; `""` when they are back. */
+  message: string;
+  /** ISO-8601 UTC time stamped by the server. */
+  ts: string;
+}
+
 /** Someone changed their name. */
 export interface NickEvent {
   /** The frame type. */
@@ -742,6 +763,7 @@ export type ServerFrame =
   | LeaveEvent
   | NickEvent
   | TopicEvent
+  | AwayEvent
   | ServerPingFrame
   | ChallengeFrame
   | FileOfferEvent
@@ -817,6 +839,11 @@ function isKey(value: unknown): boolean {
   return typeof value === "string" && value.length > 0 && [...value].length <= MAX_ID_LENGTH;
 }
 
+function isCaps(value: unknown): boolean {
+  return Array.isArray(value) && value.length <= 16 &&
+    value.every((cap) => typeof cap === "string" && cap.length > 0 && cap.length <= 32);
+}
+
 function isRequestId(value: unknown): value is RequestId {
   if (typeof value === "string") {
     return value.length > 0 &&
@@ -889,6 +916,9 @@ export function parseClientFrame(line: string): ClientFrame {
     (frame.type === "send" || frame.type === "dm") && frame.key !== undefined && !isKey(frame.key)
   ) {
     fail("bad_request", 'Field "key" must be a string of 1 to 64 characters');
+  }
+  if (frame.type === "hello" && frame.caps !== undefined && !isCaps(frame.caps)) {
+    fail("bad_request", 'Field "caps" must be a list of at most 16 names of 1 to 32 characters');
   }
   return frame as unknown as ClientFrame;
 }
@@ -1034,6 +1064,7 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
   leave: { room: isText, name: isText, reason: isText, message: optional(isText), ts: isText },
   nick: { from: isText, to: isText, ts: isText },
   topic: { room: isText, topic: isText, from: isText, ts: isText },
+  away: { name: isText, message: isText, ts: isText },
   ping: {},
   challenge: { id: isId, nonce: isText },
   offer: {

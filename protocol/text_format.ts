@@ -102,6 +102,10 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
       return `[${clock(frame.ts)}] <- ${sanitize(frame.name)} left ${sanitize(frame.room)} (${
         LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
       }${frame.message ? `: ${sanitize(frame.message)}` : ""})`;
+    case "away":
+      return `[${clock(frame.ts)}] -- ${sanitize(frame.name)} ${
+        frame.message === "" ? "is back" : `is away: ${sanitize(frame.message)}`
+      }`;
     case "nick":
       return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${
         sanitize(frame.to)

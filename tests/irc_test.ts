@@ -375,8 +375,7 @@ Deno.test("irc users go away and come back, and the others see it", async () => 
   const alice = await register(chat.core, "alice", "echo-message");
   const bob = await register(chat.core, "bob");
   await alice.type("CAP LS 302");
-  // The core tells nobody when someone goes away, so away-notify is not offered.
-  ok(!alice.take().join("\n").includes("away-notify"));
+  ok(alice.take().join("\n").includes("away-notify"));
   await bob.type("AWAY :at lunch, back at 2");
   deepEqual(bob.take(), [":chat.server 306 bob :You have been marked as being away"]);
   equal(chat.core.size, 2);
@@ -396,7 +395,8 @@ Deno.test("irc users go away and come back, and the others see it", async () => 
     ":chat.server 301 alice bob :at lunch, back at 2",
     ":alice!u@chat NOTICE bob :psst",
   ]);
-  deepEqual(bob.take(), [":alice!u@chat PRIVMSG bob :hi", ":alice!u@chat PRIVMSG bob :psst"]);
+  // Without away-notify, alice was not told bob went away: only asked, she learns it.
+  deepEqual(bob.take(), [":alice!u@chat PRIVMSG bob :hi", ":alice!u@chat NOTICE bob :psst"]);
 
   // Too long an away message is refused, and the one before stays.
   await bob.type(`AWAY :${"z".repeat(301)}`);
@@ -998,4 +998,39 @@ Deno.test("irc TOPIC on a channel nobody is in is 403, on one others are in 442"
     "442 alice #dev",
     "403 alice #bad!name",
   ]);
+});
+
+Deno.test("away-notify: irc and library users who asked are told of away changes", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using told = await ircClient(irc, "told", "away-notify server-time");
+  await using plain = await ircClient(irc, "plain");
+  await using lib = await connect({ port, name: "lib" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(told, /JOIN #lobby$/);
+
+  await lib.away("lunch");
+  await expect(told, /^@time=\S+ :lib!u@chat AWAY :lunch$/);
+  await plain.write("AWAY :brb\r\n");
+  await expect(told, /^@time=\S+ :plain!u@chat AWAY :brb$/);
+  const away = await lib.next("away", { timeout: 2000 });
+  deepEqual([away.name, away.message], ["plain", "brb"]);
+  await plain.write("AWAY\r\n");
+  await expect(told, /^@time=\S+ :plain!u@chat AWAY$/);
+  equal((await lib.next("away", { timeout: 2000 })).message, "");
+  // Setting the same message again tells nobody; the others never saw an AWAY line.
+  await lib.away("lunch");
+  await lib.away("");
+  await expect(told, /^@time=\S+ :lib!u@chat AWAY$/);
+  await plain.write("PING :sync\r\n");
+  for (let line = await plain.line(); !line?.includes("PONG"); line = await plain.line()) {
+    ok(line !== null && !line.includes(" AWAY"), `${line}`);
+  }
+  // An nc user (who cannot ask) is not told either.
+  await nc.write("/who\n");
+  for (let line = await nc.line(); !line?.includes("lib"); line = await nc.line()) {
+    ok(line !== null && !line.includes("away"), `${line}`);
+  }
 });

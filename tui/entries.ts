@@ -224,6 +224,17 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         `${sanitize(event.from)} is now known as ${sanitize(event.to)}`,
         style.dim,
       );
+    case "away":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        event.message === ""
+          ? `${sanitize(event.name)} is back`
+          : `${sanitize(event.name)} is away: ${sanitize(event.message)}`,
+        style.dim,
+      );
     case "topic":
       return entry(
         style,

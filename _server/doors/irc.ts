@@ -48,6 +48,7 @@ import {
 
 /** The capabilities offered, by name, with the tag bit each one sets. */
 const CAPABILITIES: ReadonlyMap<string, number> = new Map([
+  ["away-notify", 0],
   ["batch", 0],
   ["draft/chathistory", 0],
   ["echo-message", 0],
@@ -393,6 +394,8 @@ export class IrcDialect implements Dialect {
       v: PROTOCOL_VERSION,
       name,
       client: "irc",
+      // The door takes away events, and tells them to the clients that asked (away-notify).
+      caps: ["away"],
       ...(this.#password === undefined ? {} : { password: this.#password }),
     }, { kind: "hello", nick });
   }
@@ -753,6 +756,8 @@ export class IrcDialect implements Dialect {
         return out.irc(this.#variant);
       case "offer":
         return ircEvent(frame, this.#variant, this.server);
+      case "away":
+        return this.#caps.has("away-notify") ? out.irc(this.#variant) : null;
       default:
         return out.irc(this.#variant);
     }

@@ -344,6 +344,13 @@ export function ircEvent(
       return ircBytes([
         tagsFor(variant, frame.ts) + ircLine(maskOf(frame.from), "NICK", [nickOf(frame.to)]),
       ]);
+    case "away":
+      return ircBytes([
+        tagsFor(variant, frame.ts) +
+        (frame.message === ""
+          ? ircLine(maskOf(frame.name), "AWAY", [])
+          : ircLine(maskOf(frame.name), "AWAY", [frame.message], true)),
+      ]);
     case "topic":
       return ircBytes([
         tagsFor(variant, frame.ts) +
