@@ -33,6 +33,7 @@ import type {
   HistoryOptions,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
   LeaveOptions,
   NextOptions,
   RequestOptions,
@@ -60,6 +61,7 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
   LeaveOptions,
   NextOptions,
   ReceivedFile,
@@ -315,7 +317,13 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const ack = await this.#core.request(frame, options.signal);
     const joined = answered(ack, "room");
     this.#core.saw(joined, ack.seq ?? 0);
-    return { room: joined, topic: ack.topic ?? "", members: ack.names ?? [], seq: ack.seq ?? 0 };
+    return {
+      room: joined,
+      topic: ack.topic ?? "",
+      members: ack.names ?? [],
+      ops: ack.ops ?? [],
+      seq: ack.seq ?? 0,
+    };
   }
 
   /**
@@ -436,15 +444,33 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
-   * Operators: disconnects a user.
+   * Operators: disconnects a user; with `room`, a room's operators (its
+   * creator, and the server's operators) remove them from that room only.
    *
    * @param name The name.
    * @param reason Why, shown to everyone.
-   * @param options A signal.
+   * @param options The room, and a signal.
    * @throws {ProtocolError} With `not_operator` or `no_such_user`.
    */
-  async kick(name: string, reason?: string, options: RequestOptions = {}): Promise<void> {
-    await this.#core.request(kickRequest(name, reason), options.signal);
+  async kick(name: string, reason?: string, options: KickOptions = {}): Promise<void> {
+    const frame = kickRequest(name, reason);
+    if (options.room !== undefined) frame.room = options.room;
+    await this.#core.request(frame, options.signal);
+  }
+
+  /**
+   * A room's operators: lets only operators set its topic (IRC's `+t`), or
+   * everyone again.
+   *
+   * @param room The room.
+   * @param locked Whether only operators may set the topic.
+   * @param options A signal.
+   * @returns Whether the topic is locked now.
+   * @throws {ProtocolError} With `not_operator` or `not_in_room`.
+   */
+  async lockTopic(room: string, locked: boolean, options: RequestOptions = {}): Promise<boolean> {
+    const ack = await this.#core.request({ type: "mode", room, topicLock: locked }, options.signal);
+    return ack.topicLock === true;
   }
 
   /**

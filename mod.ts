@@ -44,6 +44,7 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
   LeaveOptions,
   NextOptions,
   ReceivedFile,

@@ -343,9 +343,12 @@ export class Core {
       case "transfer":
         this.transfers.update(frame);
         return this.push(frame);
+      case "leave":
+        // Removed from a room by one of its operators: no longer in it.
+        if (frame.name === this.#name) this.seen.delete(frame.room);
+        return this.push(frame);
       case "dm":
       case "join":
-      case "leave":
       case "topic":
       case "away":
         return this.push(frame);

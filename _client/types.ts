@@ -181,6 +181,8 @@ export interface JoinedRoom {
   topic: string;
   /** Everyone in it, sorted, the client included. */
   members: string[];
+  /** Its operators among the members: its creator, and the server's operators. */
+  ops: string[];
   /** The sequence number of its last message. */
   seq: number;
 }
@@ -189,6 +191,12 @@ export interface JoinedRoom {
 export interface RequestOptions {
   /** Stops waiting for the answer when aborted (the request may still take effect). */
   signal?: AbortSignal;
+}
+
+/** Options for {@linkcode ChatClient.kick}. */
+export interface KickOptions extends RequestOptions {
+  /** Only remove them from this room (a room's operators may), instead of disconnecting them. */
+  room?: string;
 }
 
 /** Options for {@linkcode ChatClient.leave}. */

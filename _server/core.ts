@@ -329,7 +329,10 @@ export class ChatCore implements Core {
     if (!session.registered() && command.beforeName !== true) {
       return shared.fail(session, frame.id, "not_registered", 'Send "hello" first');
     }
-    if (command.operator === true && !shared.isOperator(session)) {
+    const operator = typeof command.operator === "function"
+      ? command.operator(frame)
+      : command.operator;
+    if (operator === true && !shared.isOperator(session)) {
       return shared.fail(session, frame.id, "not_operator", "Only operators can do that");
     }
     const speaks = typeof command.speaks === "function" ? command.speaks(frame) : command.speaks;

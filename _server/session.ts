@@ -60,8 +60,11 @@ export class Room {
   readonly name: string;
   /** Everyone in the room. */
   readonly members: Set<Session> = new Set();
+  /** Its operators: whoever created it (joined it empty), while they stay in it. */
+  readonly operators: Set<Session> = new Set();
   #seq: number;
   #topic: string;
+  #topicLocked = false;
 
   /**
    * Creates a room.
@@ -111,6 +114,20 @@ export class Room {
    */
   retitle(topic: string): void {
     this.#topic = topic;
+  }
+
+  /** Whether only its operators may set its topic (IRC's `+t`). */
+  get topicLocked(): boolean {
+    return this.#topicLocked;
+  }
+
+  /**
+   * Lets only its operators set its topic, or everyone again.
+   *
+   * @param locked Whether only operators may.
+   */
+  lockTopic(locked: boolean): void {
+    this.#topicLocked = locked;
   }
 }
 
@@ -369,6 +386,7 @@ export class Session {
    */
   exit(room: Room): void {
     room.members.delete(this);
+    room.operators.delete(this);
     const at = this.#rooms.indexOf(room);
     if (at !== -1) this.#rooms.splice(at, 1);
     if (this.#current === room) this.#current = this.#rooms[0];
@@ -394,7 +412,10 @@ export class Session {
    */
   exitAll(): Room[] {
     const rooms = this.#rooms;
-    for (const room of rooms) room.members.delete(this);
+    for (const room of rooms) {
+      room.members.delete(this);
+      room.operators.delete(this);
+    }
     this.#rooms = [];
     return rooms;
   }

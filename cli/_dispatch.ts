@@ -260,7 +260,10 @@ export function runCommand(
       );
       return;
     case "kick":
-      track(client.kick(command.name, command.reason).catch(fail("Cannot kick")));
+      track(
+        client.kick(command.name, command.reason, command.room ? { room: command.room } : {})
+          .catch(fail("Cannot kick")),
+      );
       return;
     case "ban":
       track(

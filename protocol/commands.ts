@@ -23,7 +23,7 @@ export type Command =
   | { kind: "accept"; id: string; dir?: string }
   | { kind: "decline"; id: string }
   | { kind: "cancel"; id: string }
-  | { kind: "kick"; name: string; reason?: string }
+  | { kind: "kick"; name: string; reason?: string; room?: string }
   | { kind: "ban"; target: string; duration?: number; reason?: string }
   | { kind: "unban"; target: string }
   | { kind: "mute"; name: string; duration?: number; reason?: string }
@@ -67,6 +67,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/decline ID", summary: "decline a file offer" },
   { usage: "/cancel ID", summary: "stop a file transfer, sending or receiving" },
   { usage: "/kick NAME [REASON]", summary: "operators: disconnect NAME" },
+  {
+    usage: "/kick #ROOM NAME [REASON]",
+    summary: "a room's operators (its creator): remove NAME from the room",
+  },
   {
     usage: "/ban TARGET [TIME] [REASON]",
     summary: "operators: ban a NAME, key:FINGERPRINT or ip:ADDRESS (TIME: 30m, 2h, 7d)",
@@ -246,11 +250,14 @@ export function parseCommand(line: string): Command {
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
       return { kind: "whois", name: args };
     case "kick": {
-      const match = WORD.exec(args);
-      if (!match) return { kind: "usage", message: "Usage: /kick NAME [REASON]" };
-      return match[2]!.trim()
-        ? { kind: "kick", name: match[1]!, reason: match[2]!.trim() }
-        : { kind: "kick", name: match[1]! };
+      // "/kick #ROOM NAME": out of that room (its operators may); "/kick NAME": off the server.
+      const inRoom = /^(#\S+)\s+([\s\S]*)$/.exec(args);
+      const match = WORD.exec(inRoom === null ? args : inRoom[2]!);
+      if (!match) return { kind: "usage", message: "Usage: /kick [#ROOM] NAME [REASON]" };
+      const command: Command = { kind: "kick", name: match[1]! };
+      if (match[2]!.trim()) command.reason = match[2]!.trim();
+      if (inRoom !== null) command.room = inRoom[1]!;
+      return command;
     }
     case "ban": {
       const parsed = sanction(args);

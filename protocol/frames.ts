@@ -103,6 +103,11 @@ export interface KickFrame {
   name: string;
   /** Why, shown to the kicked user. */
   reason?: string;
+  /**
+   * Only remove them from this room (the room's operators may too), instead
+   * of disconnecting them.
+   */
+  room?: string;
 }
 
 /** Operators only: bans a name, a key (`key:SHA256:…`) or an address (`ip:…`), and kicks who matches. */
@@ -231,6 +236,18 @@ export interface PartFrame {
   room: string;
   /** Why, shown to the others (at most 300 characters). */
   reason?: string;
+}
+
+/** Reads a room's settings, or (its operators) changes them. */
+export interface ModeFrame {
+  /** The frame type. */
+  type: "mode";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+  /** Only operators may set the topic (IRC's `+t`); absent to leave it as it is. */
+  topicLock?: boolean;
 }
 
 /** Lists the rooms. */
@@ -401,6 +418,7 @@ export type ClientFrame =
   | WhoFrame
   | JoinFrame
   | PartFrame
+  | ModeFrame
   | RoomsFrame
   | TopicFrame
   | HistoryFrame
@@ -490,6 +508,10 @@ export interface AckFrame {
   name?: string;
   /** `who`, `join`: the names in the room, sorted. */
   names?: string[];
+  /** `who`, `join`, `mode`: the room's operators among `names`, when it has any. */
+  ops?: string[];
+  /** `mode`: whether only operators may set the topic. */
+  topicLock?: boolean;
   /** `join`, `topic`: the room's topic. */
   topic?: string;
   /** `rooms`: every room with people in it. */
@@ -589,6 +611,8 @@ export interface JoinEvent {
   room: string;
   /** The name. */
   name: string;
+  /** `true` when they are an operator of the room (a server operator). */
+  op?: boolean;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
@@ -622,8 +646,10 @@ export interface LeaveEvent {
   name: string;
   /** Why, as a machine-readable code. */
   reason: LeaveReason;
-  /** `part`, `quit`: the reason the person gave, if any. */
+  /** `part`, `quit`: the reason the person gave; `kicked` from the room: the operator's. */
   message?: string;
+  /** `kicked` from the room (not from the chat): the operator who did it. */
+  by?: string;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
@@ -791,7 +817,8 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   whois: { name: "string" },
   away: { message: "string?" },
   search: { room: "string", text: "string", before: "integer?", limit: "integer?" },
-  kick: { name: "string", reason: "string?" },
+  kick: { name: "string", reason: "string?", room: "string?" },
+  mode: { room: "string", topicLock: "boolean?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
   mute: { name: "string", duration: "integer?", reason: "string?" },
@@ -1025,6 +1052,8 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     to: optional(isText),
     name: optional(isText),
     names: optional(listOf(isText, "names")),
+    ops: optional(listOf(isText, "names")),
+    topicLock: optional(isFlag),
     topic: optional(isText),
     rooms: optional(
       listOf(shaped({ name: isText, members: isCount, topic: isText }, "a room"), "rooms"),
@@ -1060,8 +1089,15 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     action: optional(isFlag),
     notice: optional(isFlag),
   },
-  join: { room: isText, name: isText, ts: isText },
-  leave: { room: isText, name: isText, reason: isText, message: optional(isText), ts: isText },
+  join: { room: isText, name: isText, op: optional(isFlag), ts: isText },
+  leave: {
+    room: isText,
+    name: isText,
+    reason: isText,
+    message: optional(isText),
+    by: optional(isText),
+    ts: isText,
+  },
   nick: { from: isText, to: isText, ts: isText },
   topic: { room: isText, topic: isText, from: isText, ts: isText },
   away: { name: isText, message: isText, ts: isText },

@@ -201,7 +201,7 @@ Deno.test("irc door registers only once CAP END, NICK and USER are in, then welc
   await irc.type("CAP LS 302");
   match(
     irc.take()[0]!,
-    /^:chat\.server CAP \* LS :batch draft\/chathistory echo-message message-tags server-time$/,
+    /^:chat\.server CAP \* LS :away-notify batch draft\/chathistory echo-message message-tags server-time$/,
   );
   await irc.type("CAP REQ :server-time nope");
   match(irc.take()[0]!, / CAP \* NAK :server-time nope$/);
@@ -264,7 +264,7 @@ Deno.test("irc door replays a room's history after the JOIN, with server-time", 
   const lines = bob.take();
   deepEqual(lines.map((line) => line.replace(/time=[^;]+;/, "time=T;")), [
     ":bob!u@chat JOIN #dev",
-    ":chat.server 353 bob = #dev :alice bob",
+    ":chat.server 353 bob = #dev :@alice bob",
     ":chat.server 366 bob #dev :End of /NAMES list",
     "@time=T;msgid=#dev/1 :alice!u@chat PRIVMSG #dev :one",
     "@time=T;msgid=#dev/2 :alice!u@chat PRIVMSG #dev :\x01ACTION waves\x01",
@@ -288,7 +288,7 @@ Deno.test("irc door echoes its user's own messages only with echo-message", asyn
   ]);
   deepEqual(plain.take(), [
     ":echo!u@chat PRIVMSG #lobby :from echo",
-    ":echo!u@chat PRIVMSG plain :psst",
+    ":echo!u@chat NOTICE plain :psst",
   ]);
 });
 
@@ -1033,4 +1033,97 @@ Deno.test("away-notify: irc and library users who asked are told of away changes
   for (let line = await nc.line(); !line?.includes("lib"); line = await nc.line()) {
     ok(line !== null && !line.includes("away"), `${line}`);
   }
+});
+
+Deno.test("a room's creator is its operator: @ in NAMES and WHO, +t, KICK", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const bob = await register(chat.core, "bob");
+  await alice.type("JOIN #dev");
+  await bob.type("JOIN #dev");
+  alice.take();
+  deepEqual(bob.take().slice(1, 2), [":chat.server 353 bob = #dev :@alice bob"]);
+  await bob.type("NAMES #dev", "WHO #dev", "NAMES #lobby");
+  deepEqual(bob.take(), [
+    ":chat.server 353 bob = #dev :@alice bob",
+    ":chat.server 366 bob #dev :End of /NAMES list",
+    ":chat.server 352 bob #dev u chat chat.server alice H@ :0 Real Name",
+    ":chat.server 352 bob #dev u chat chat.server bob H :0 Real Name",
+    ":chat.server 315 bob #dev :End of WHO list",
+    // Nobody created #lobby: only the server's operators are its operators.
+    ":chat.server 353 bob = #lobby :alice bob",
+    ":chat.server 366 bob #lobby :End of /NAMES list",
+  ]);
+
+  // +t: only operators set the topic; only operators change it.
+  await bob.type("MODE #dev +t", "TOPIC #dev :free for all");
+  deepEqual(bob.take(), [
+    ":chat.server 482 bob #dev :You're not channel operator",
+    ":bob!u@chat TOPIC #dev :free for all",
+  ]);
+  alice.take();
+  await alice.type("MODE #dev +t", "MODE #dev");
+  deepEqual(alice.take(), [":alice!u@chat MODE #dev +t", ":chat.server 324 alice #dev +nt"]);
+  await bob.type("TOPIC #dev :mine", "KICK #dev alice");
+  deepEqual(bob.take(), [
+    ":chat.server 482 bob #dev :You're not channel operator",
+    ":chat.server 482 bob #dev :You're not channel operator",
+  ]);
+  await alice.type("TOPIC #dev :set by the op", "KICK #dev carol", "KICK #dev bob :be nice");
+  deepEqual(alice.take(), [
+    ":alice!u@chat TOPIC #dev :set by the op",
+    ":chat.server 441 alice carol #dev :They aren't on that channel",
+    ":alice!u@chat KICK #dev bob :be nice",
+  ]);
+  deepEqual(bob.take(), [
+    ":alice!u@chat TOPIC #dev :set by the op",
+    ":alice!u@chat KICK #dev bob :be nice",
+  ]);
+  await bob.type("PRIVMSG #dev :still here?");
+  deepEqual(bob.take().map((line) => line.split(" ").slice(1, 4).join(" ")), ["404 bob #dev"]);
+
+  // Back in, bob is no operator; alice leaving leaves the room without one.
+  await bob.type("JOIN #dev");
+  await alice.type("PART #dev");
+  bob.take();
+  await bob.type("NAMES #dev", "MODE #dev -t");
+  deepEqual(bob.take().slice(0, 1), [":chat.server 353 bob = #dev :bob"]);
+});
+
+Deno.test("room operators have the same powers from the library, and the server's too", async () => {
+  const identity = await createIdentity();
+  await using server = await serve({
+    ...unthrottled,
+    ircPort: 0,
+    operators: [identity.fingerprint],
+  });
+  const { port } = server.addr;
+  await using maker = await connect({ port, name: "maker" });
+  await using other = await connect({ port, name: "other" });
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  equal((await maker.join("#new")).ops.join(), "maker");
+  deepEqual((await other.join("#new")).ops, ["maker"]);
+  await ana.write("JOIN #new\r\n");
+  await expect(ana, /^:chat\.server 353 ana = #new :ana @maker other$/);
+
+  await rejects(other.lockTopic("#new", true), /Only the operators of "#new"/);
+  equal(await maker.lockTopic("#new", true), true);
+  await rejects(other.topic("#new", "no"), /Only the operators of "#new" can set its topic/);
+  await rejects(other.kick("ana", "out", { room: "#new" }), /Only the operators of "#new"/);
+  await maker.kick("other", "out", { room: "#new" });
+  const kicked = await other.next("leave", { timeout: 2000 });
+  deepEqual(
+    [kicked.room, kicked.name, kicked.reason, kicked.by, kicked.message],
+    ["#new", "other", "kicked", "maker", "out"],
+  );
+  ok(!other.joined.includes("#new"), "the one removed is out of the room");
+  await expect(ana, /^:maker!u@chat KICK #new other :out$/);
+
+  // A server operator is an operator of every room, shown so as they join.
+  await using op = await connect({ port, name: "op", identity });
+  await op.join("#new");
+  await expect(ana, /^:op!u@chat JOIN #new$/);
+  await expect(ana, /^:chat\.server MODE #new \+o op$/);
+  await op.kick("maker", "enough", { room: "#new" });
+  await expect(ana, /^:op!u@chat KICK #new maker :enough$/);
 });

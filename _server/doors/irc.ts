@@ -662,18 +662,28 @@ export class IrcDialect implements Dialect {
     return undefined;
   }
 
-  /** Handles `MODE`. */
-  mode(message: IrcMessage): undefined {
+  /** Handles `MODE`: a channel's `+t` is its own; its operators are its creator and ours. */
+  mode(message: IrcMessage): Promise<void> | undefined {
     const [target, modes] = message.params as [string, string | undefined];
     if (target.startsWith("#")) {
       if (!isChannel(target)) {
         this.refuse("403", target, "No such channel");
       } else if (modes === undefined) {
-        this.reply("324", target, "+n");
+        if (!this.session.inRoom(target)) return void this.reply("324", target, "+n");
+        return this.request({ type: "mode", id: this.id(), room: target }, {
+          kind: "mode",
+          room: target,
+          change: "",
+        });
       } else if (/^[+-]?b$/.test(modes) && message.params.length === 2) {
         this.reply("368", target, "End of channel ban list");
+      } else if (/^[+-]t$/.test(modes) && message.params.length === 2) {
+        return this.request(
+          { type: "mode", id: this.id(), room: target, topicLock: modes.startsWith("+") },
+          { kind: "mode", room: target, change: modes },
+        );
       } else {
-        this.refuse("482", target, "Channel modes cannot be changed on this server");
+        this.refuse("482", target, "Only +t can be changed on this server");
       }
       return undefined;
     }
@@ -686,16 +696,17 @@ export class IrcDialect implements Dialect {
     return undefined;
   }
 
-  /** Handles `KICK`. */
+  /** Handles `KICK`: a channel's operators remove someone from it. */
   kick(message: IrcMessage): Promise<void> | undefined {
-    const [room, nick, reason] = message.params as [string, string, string | undefined];
+    const [room, nick, text] = message.params as [string, string, string | undefined];
     const name = nameOf(nick);
     if (name === undefined) {
       this.refuse("401", nick, "No such nick");
       return undefined;
     }
+    const reason = reasonOf(text);
     return this.request(
-      { type: "kick", id: this.id(), name, ...(reason === undefined ? {} : { reason }) },
+      { type: "kick", id: this.id(), name, room, ...(reason === undefined ? {} : { reason }) },
       { kind: "kick", room, nick },
     );
   }
@@ -750,10 +761,16 @@ export class IrcDialect implements Dialect {
           if (key === this.#lastQuit) return null;
           this.#lastQuit = key;
         }
-        if (frame.name === session.name) return null;
+        // Removed from a room, a reader sees its KICK; its own part and quit it was answered.
+        if (frame.name === session.name && !(frame.reason === "kicked" && frame.by)) return null;
         // A kick comes from the server, by its name here: not shared with other servers' readers.
         if (frame.reason === "kicked") return ircEvent(frame, this.#variant, this.server);
         return out.irc(this.#variant);
+      case "join":
+        // A server operator's join comes with the server giving them +o.
+        return frame.op === true
+          ? ircEvent(frame, this.#variant, this.server)
+          : out.irc(this.#variant);
       case "offer":
         return ircEvent(frame, this.#variant, this.server);
       case "away":

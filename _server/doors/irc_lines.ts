@@ -320,10 +320,15 @@ export function ircEvent(
           frame.notice === true ? "NOTICE" : "PRIVMSG",
         ),
       );
-    case "join":
+    case "join": {
+      const tags = tagsFor(variant, frame.ts);
+      const join = tags + ircLine(maskOf(frame.name), "JOIN", [frame.room]);
+      if (frame.op !== true) return ircBytes([join]);
       return ircBytes([
-        tagsFor(variant, frame.ts) + ircLine(maskOf(frame.name), "JOIN", [frame.room]),
+        join,
+        tags + ircLine(server, "MODE", [frame.room, "+o", nickOf(frame.name)]),
       ]);
+    }
     case "leave": {
       const tags = tagsFor(variant, frame.ts);
       if (frame.reason === "part") {
@@ -331,8 +336,10 @@ export function ircEvent(
         return ircBytes([tags + ircLine(maskOf(frame.name), "PART", params, params.length > 1)]);
       }
       if (frame.reason === "kicked") {
+        const source = frame.by === undefined ? server : maskOf(frame.by);
+        const why = frame.message ?? (frame.by === undefined ? "Kicked" : nickOf(frame.by));
         return ircBytes([
-          tags + ircLine(server, "KICK", [frame.room, nickOf(frame.name), "Kicked"], true),
+          tags + ircLine(source, "KICK", [frame.room, nickOf(frame.name), why], true),
         ]);
       }
       const why = frame.reason === "quit" && frame.message !== undefined

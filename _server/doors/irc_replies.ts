@@ -27,6 +27,7 @@ export type Pending =
   | { kind: "say"; command: string; target: string; text: string; action: boolean }
   | { kind: "nick"; nick: string; old: string }
   | { kind: "kick"; room: string; nick: string }
+  | { kind: "mode"; room: string; change: string }
   | { kind: "quit"; message: string }
   | { kind: "history"; target: string; batch: string }
   | { kind: "away" };
@@ -93,14 +94,14 @@ export function welcomeLines(
   const support = [
     "CASEMAPPING=ascii",
     `CHANLIMIT=#:${limits.maxRoomsPerUser}`,
-    "CHANMODES=,,,n",
+    "CHANMODES=,,,nt",
     `CHANNELLEN=${MAX_ROOM_LENGTH}`,
     "CHANTYPES=#",
     `CHATHISTORY=${historyPage}`,
     "MSGREFTYPES=msgid",
     "NETWORK=chat",
     `NICKLEN=${MAX_NAME_LENGTH}`,
-    "PREFIX=",
+    "PREFIX=(o)@",
     "SAFELIST",
     "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
     `TOPICLEN=${TOPIC_LENGTH}`,
@@ -110,7 +111,7 @@ export function welcomeLines(
     n("001", [`Welcome to the chat network, ${nick}`]),
     n("002", [`Your host is ${server}, running version ${frame.server}`]),
     n("003", [`This server was created ${STARTED}`]),
-    n("004", [server, frame.server, "i", "n"], false),
+    n("004", [server, frame.server, "i", "nt"], false),
     // At most 13 tokens a line, so that no line has more than 15 parameters.
     ...[support.slice(0, 13), support.slice(13)].filter((tokens) => tokens.length > 0).map((
       tokens,
@@ -154,6 +155,7 @@ export function motdLines(nick: string, software: string, server: string): strin
  * @param topic Its topic.
  * @param names Its members.
  * @param server The server's name.
+ * @param ops The room's operators among the names.
  * @returns The lines.
  */
 export function joinedLines(
@@ -163,10 +165,11 @@ export function joinedLines(
   topic: string,
   names: string[],
   server: string,
+  ops: readonly string[] = [],
 ): string[] {
   const lines = [ircLine(maskOf(name), "JOIN", [room])];
   if (topic !== "") lines.push(ircLine(server, "332", [nick, room, topic], true));
-  lines.push(...namesLines(nick, room, names, server));
+  lines.push(...namesLines(nick, room, names, server, ops));
   return lines;
 }
 
@@ -195,6 +198,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ack.topic ?? "",
         ack.names ?? [],
         server,
+        ack.ops,
       );
     case "part":
       return [
@@ -210,11 +214,12 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ? [n("332", [pending.room, ack.topic])]
         : [n("331", [pending.room, "No topic is set"])];
     case "names":
-      return namesLines(nick, pending.room, ack.names ?? [], server);
+      return namesLines(nick, pending.room, ack.names ?? [], server, ack.ops);
     case "who": {
       // A room's members, or the one user a nick names (answered by a whois).
       const away = ack.awayMessages ??
         (ack.away !== undefined && ack.name !== undefined ? { [ack.name]: ack.away } : {});
+      const ops = new Set(ack.ops);
       return [
         ...(ack.names ?? (ack.online === true && ack.name !== undefined ? [ack.name] : [])).map((
           member,
@@ -226,7 +231,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
             "chat",
             server,
             nickOf(member),
-            Object.hasOwn(away, member) ? "G" : "H",
+            (Object.hasOwn(away, member) ? "G" : "H") + (ops.has(member) ? "@" : ""),
             `0 ${user === undefined || user.real === "" ? member : user.real}`,
           ]));
         }),
@@ -299,6 +304,12 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
       return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
     case "kick":
       return [];
+    case "mode":
+      // A change is told to whoever made it; a question gets the modes.
+      if (pending.change !== "") {
+        return [ircLine(maskOf(name), "MODE", [pending.room, pending.change])];
+      }
+      return [n("324", [pending.room, ack.topicLock === true ? "+nt" : "+n"], false)];
     case "away":
       return ack.away === undefined || ack.away === ""
         ? [n("305", ["You are no longer marked as being away"])]
@@ -386,6 +397,7 @@ export function refusalLines(
       }
       if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
       if (code === "muted") return [n("482", pending.room, message)];
+      if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
       break;
     case "who":
       return [n("315", pending.mask, "End of WHO list")];
@@ -422,8 +434,13 @@ export function refusalLines(
         ),
       ];
     case "kick":
+    case "mode":
       if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
-      if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
+      if (code === "not_in_room") return [n("442", pending.room, "You're not on that channel")];
+      if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
+      if (pending.kind === "kick" && code === "no_such_user") {
+        return [n("441", pending.nick, pending.room, "They aren't on that channel")];
+      }
       break;
   }
   return [ircLine(server, "NOTICE", [nick, message], true)];
@@ -436,14 +453,22 @@ export function refusalLines(
  * @param room The room.
  * @param names Its members.
  * @param server The server's name.
+ * @param ops The room's operators among the names (shown with `@`).
  * @returns The lines.
  */
-export function namesLines(nick: string, room: string, names: string[], server: string): string[] {
+export function namesLines(
+  nick: string,
+  room: string,
+  names: string[],
+  server: string,
+  ops: readonly string[] = [],
+): string[] {
   const lines: string[] = [];
   const head = ircLine(server, "353", [nick, "=", room, ""], true);
+  const operators = new Set(ops);
   let list = "";
   for (const name of names) {
-    const shown = nickOf(name);
+    const shown = (operators.has(name) ? "@" : "") + nickOf(name);
     if (list !== "" && head.length + list.length + shown.length + 1 > MAX_LINE_BYTES - 2) {
       lines.push(head + list);
       list = "";

@@ -172,7 +172,13 @@ export class TextDialect implements Dialect {
       case "away":
         return receive({ type: "away", id, message: command.message });
       case "kick":
-        return receive({ type: "kick", id, name: command.name, reason: command.reason });
+        return receive({
+          type: "kick",
+          id,
+          name: command.name,
+          reason: command.reason,
+          ...(command.room === undefined ? {} : { room: command.room }),
+        });
       case "ban":
         return receive({
           type: "ban",
