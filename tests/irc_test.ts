@@ -1127,3 +1127,25 @@ Deno.test("room operators have the same powers from the library, and the server'
   await op.kick("maker", "enough", { room: "#new" });
   await expect(ana, /^:op!u@chat KICK #new maker :enough$/);
 });
+
+Deno.test("irc WHO with a mask lists who matches among those sharing a room", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const bob = await register(chat.core, "bob");
+  await register(chat.core, "albert");
+  await bob.type("AWAY :out");
+  alice.take();
+  await alice.type("WHO al*", "WHO ?ob", "WHO zz*");
+  deepEqual(alice.take(), [
+    ":chat.server 352 alice * u chat chat.server albert H :0 Real Name",
+    ":chat.server 352 alice * u chat chat.server alice H :0 Real Name",
+    ":chat.server 315 alice al* :End of WHO list",
+    ":chat.server 352 alice * u chat chat.server bob G :0 Real Name",
+    ":chat.server 315 alice ?ob :End of WHO list",
+    ":chat.server 315 alice zz* :End of WHO list",
+  ]);
+  // Someone who shares no room is not listed.
+  await bob.type("PART #lobby");
+  await alice.type("WHO *");
+  ok(!alice.take().some((line) => line.includes(" bob ")));
+});

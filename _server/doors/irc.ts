@@ -37,6 +37,7 @@ import {
 import { isChannel, nameOf, nickOf } from "./irc_names.ts";
 import {
   ackLines,
+  capped,
   type IrcUser,
   motdLines,
   namesLines,
@@ -564,13 +565,51 @@ export class IrcDialect implements Dialect {
       }
       return this.request({ type: "who", id: this.id(), room: mask }, { kind: "who", mask });
     }
+    if (mask.includes("*") || mask.includes("?")) return void this.send(...this.#whoMask(mask));
     const name = nameOf(mask);
-    if (name === undefined || mask.includes("*") || mask.includes("?")) {
+    if (name === undefined) {
       this.reply("315", mask, "End of WHO list");
       return undefined;
     }
     // A nick: its one line, if it is online.
     return this.request({ type: "whois", id: this.id(), name }, { kind: "who", mask });
+  }
+
+  /**
+   * `WHO` with a mask (`*`, `al*`): the client and those it shares a room
+   * with whose nick matches, at most `maxPresence` of them.
+   */
+  #whoMask(mask: string): string[] {
+    const pattern = new RegExp(
+      `^${mask.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
+      "i",
+    );
+    const users = this.#introductions();
+    const found = new Map<string, Session>();
+    const max = this.#host.limits.maxPresence;
+    for (
+      const member of [this.session, ...this.session.rooms.flatMap((room) => [...room.members])]
+    ) {
+      if (found.size >= max) break;
+      if (member.name === undefined || member.gone) continue;
+      const nick = nickOf(member.name);
+      if (!found.has(nick) && pattern.test(nick)) found.set(nick, member);
+    }
+    const lines = [...found].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(
+      ([nick, member]) => {
+        const user = users.get(member.name!);
+        return capped(this.numeric("352", [
+          "*",
+          user?.ident ?? "u",
+          "chat",
+          this.server,
+          nick,
+          member.away === "" ? "H" : "G",
+          `0 ${user === undefined || user.real === "" ? member.name : user.real}`,
+        ]));
+      },
+    );
+    return [...lines, this.numeric("315", [mask, "End of WHO list"])];
   }
 
   /** Handles `WHOIS`. */

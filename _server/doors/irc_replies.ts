@@ -60,8 +60,14 @@ export interface Reader {
 
 const lineEncoder = new TextEncoder();
 
-/** A line cut to 512 bytes with its CR LF, on a character boundary (its text loses its end). */
-function capped(line: string): string {
+/**
+ * A line cut to 512 bytes with its CR LF, on a character boundary (its text
+ * loses its end).
+ *
+ * @param line The line.
+ * @returns The line, or its start.
+ */
+export function capped(line: string): string {
   if (line.length <= (MAX_LINE_BYTES - 2) / 3) return line;
   const bytes = lineEncoder.encode(line);
   if (bytes.length <= MAX_LINE_BYTES - 2) return line;
