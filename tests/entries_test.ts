@@ -113,3 +113,13 @@ Deno.test("a notice reads -name-, in a room and in private", () => {
     /\[private\] -bot- done$/,
   );
 });
+
+Deno.test("away changes read as someone going away or coming back", () => {
+  const style = createStyle(false);
+  const show = (message: string) => {
+    const entry = entryFor({ type: "away", name: "bob", message, ts }, { self: "alice", style });
+    return entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  };
+  assert.match(show("lunch"), / bob is away: lunch$/);
+  assert.match(show(""), / bob is back$/);
+});
