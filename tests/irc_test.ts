@@ -1144,6 +1144,10 @@ Deno.test("irc WHO with a mask lists who matches among those sharing a room", as
     ":chat.server 315 alice ?ob :End of WHO list",
     ":chat.server 315 alice zz* :End of WHO list",
   ]);
+  // A mask made to take exponential time with a backtracking matcher is answered at once.
+  const hostile = `${"*a".repeat(200)}b`;
+  await alice.type(`WHO ${hostile}`);
+  deepEqual(alice.take(), [`:chat.server 315 alice ${hostile} :End of WHO list`]);
   // Someone who shares no room is not listed.
   await bob.type("PART #lobby");
   await alice.type("WHO *");

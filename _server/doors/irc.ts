@@ -580,10 +580,7 @@ export class IrcDialect implements Dialect {
    * with whose nick matches, at most `maxPresence` of them.
    */
   #whoMask(mask: string): string[] {
-    const pattern = new RegExp(
-      `^${mask.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")}$`,
-      "i",
-    );
+    const wanted = mask.toLowerCase();
     const users = this.#introductions();
     const found = new Map<string, Session>();
     const max = this.#host.limits.maxPresence;
@@ -593,7 +590,7 @@ export class IrcDialect implements Dialect {
       if (found.size >= max) break;
       if (member.name === undefined || member.gone) continue;
       const nick = nickOf(member.name);
-      if (!found.has(nick) && pattern.test(nick)) found.set(nick, member);
+      if (!found.has(nick) && matches(wanted, nick.toLowerCase())) found.set(nick, member);
     }
     const lines = [...found].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(
       ([nick, member]) => {
@@ -917,6 +914,31 @@ function reasonOf(text: string | undefined): string | undefined {
   return trimmed.length <= MAX_REASON_LENGTH
     ? trimmed
     : [...trimmed].slice(0, MAX_REASON_LENGTH).join("").trim();
+}
+
+/**
+ * Whether text matches a mask of `*` (any run) and `?` (any one character),
+ * in time proportional to their lengths multiplied, whatever the mask.
+ */
+function matches(mask: string, text: string): boolean {
+  let m = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (m < mask.length && (mask[m] === "?" || mask[m] === text[t])) {
+      m++;
+      t++;
+    } else if (m < mask.length && mask[m] === "*") {
+      star = m++;
+      resume = t;
+    } else if (star !== -1) {
+      m = star + 1;
+      t = ++resume;
+    } else return false;
+  }
+  while (mask[m] === "*") m++;
+  return m === mask.length;
 }
 
 /** Splits a comma-separated list, dropping empty items. */
