@@ -101,7 +101,9 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     case "leave":
       return `[${clock(frame.ts)}] <- ${sanitize(frame.name)} left ${sanitize(frame.room)} (${
         LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
-      }${frame.message ? `: ${sanitize(frame.message)}` : ""})`;
+      }${frame.by ? ` by ${sanitize(frame.by)}` : ""}${
+        frame.message ? `: ${sanitize(frame.message)}` : ""
+      })`;
     case "away":
       return `[${clock(frame.ts)}] -- ${sanitize(frame.name)} ${
         frame.message === "" ? "is back" : `is away: ${sanitize(frame.message)}`

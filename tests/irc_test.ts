@@ -1105,6 +1105,9 @@ Deno.test("room operators have the same powers from the library, and the server'
   deepEqual((await other.join("#new")).ops, ["maker"]);
   await ana.write("JOIN #new\r\n");
   await expect(ana, /^:chat\.server 353 ana = #new :ana @maker other$/);
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n/join #new\n");
+  await expect(ana, /^:ned!u@chat JOIN #new$/);
 
   await rejects(other.lockTopic("#new", true), /Only the operators of "#new"/);
   equal(await maker.lockTopic("#new", true), true);
@@ -1118,6 +1121,9 @@ Deno.test("room operators have the same powers from the library, and the server'
   );
   ok(!other.joined.includes("#new"), "the one removed is out of the room");
   await expect(ana, /^:maker!u@chat KICK #new other :out$/);
+  await expect(nc, /<- other left #new \(kicked by maker: out\)$/);
+  await nc.write("/kick #new ana not you\n");
+  await expect(nc, /Only the operators of "#new" can remove people from it/);
 
   // A server operator is an operator of every room, shown so as they join.
   await using op = await connect({ port, name: "op", identity });

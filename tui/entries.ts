@@ -212,7 +212,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         0,
         `← ${sanitize(event.name)} left ${sanitize(event.room)} (${
           LEAVE_REASONS[event.reason] ?? sanitize(event.reason)
-        }${event.message ? `: ${sanitize(event.message)}` : ""})`,
+        }${event.by ? ` by ${sanitize(event.by)}` : ""}${
+          event.message ? `: ${sanitize(event.message)}` : ""
+        })`,
         style.dim,
       );
     case "nick":
