@@ -254,7 +254,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * Lists who is in a room, and who of them is away.
    *
    * @param options The room and a signal.
-   * @returns The names, sorted, and the away messages.
+   * @returns The names, sorted, the away messages and the room's operators.
    */
   async roster(options: WhoOptions = {}): Promise<Roster> {
     const ack = await this.#core.request(
@@ -265,6 +265,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       room: ack.room ?? options.room ?? this.#core.room,
       names: ack.names ?? [],
       away: { ...ack.awayMessages },
+      ops: ack.ops ?? [],
     };
   }
 

@@ -171,6 +171,8 @@ export interface Roster {
   names: string[];
   /** The away messages of those who are away, by name. */
   away: Record<string, string>;
+  /** The room's operators among the names: its creator, and the server's operators. */
+  ops: string[];
 }
 
 /** A room after {@linkcode ChatClient.join}. */

@@ -228,7 +228,7 @@ export function runCommand(
             output.info(
               `In ${command.room ?? output.room()}: ${
                 roster.names.map((name) =>
-                  sanitize(name) +
+                  (roster.ops.includes(name) ? "@" : "") + sanitize(name) +
                   (Object.hasOwn(roster.away, name)
                     ? ` (away: ${sanitize(roster.away[name]!)})`
                     : "")

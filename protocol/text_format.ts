@@ -137,8 +137,10 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     case "ack": {
       const room = sanitize(frame.room ?? "");
       const away = frame.awayMessages;
+      // A room's operators are marked @, as IRC clients show them.
+      const ops = new Set(frame.ops);
       const names = frame.names?.map((name) =>
-        sanitize(name) +
+        (ops.has(name) ? "@" : "") + sanitize(name) +
         (away !== undefined && Object.hasOwn(away, name) ? ` (away: ${sanitize(away[name]!)})` : "")
       ).join(", ");
       if (frame.online !== undefined) {

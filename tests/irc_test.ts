@@ -1108,6 +1108,9 @@ Deno.test("room operators have the same powers from the library, and the server'
   await using nc = await RawPeer.connect(port);
   await nc.write("ned\n/join #new\n");
   await expect(ana, /^:ned!u@chat JOIN #new$/);
+  deepEqual((await other.roster({ room: "#new" })).ops, ["maker"]);
+  await nc.write("/who\n");
+  await expect(nc, /In #new: .*@maker, ned, other/);
 
   await rejects(other.lockTopic("#new", true), /Only the operators of "#new"/);
   equal(await maker.lockTopic("#new", true), true);
