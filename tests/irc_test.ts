@@ -985,18 +985,21 @@ Deno.test("a notice stays a notice in every door, and is never answered", async 
   deepEqual([dm.text, dm.notice], ["automatic", true]);
 });
 
-Deno.test("irc TOPIC on a channel nobody is in is 403, on one others are in 442", async () => {
+Deno.test("irc TOPIC and KICK on a channel nobody is in are 403, on one others are in 442", async () => {
   await using chat = await makeCore();
   const alice = await register(chat.core, "alice");
   const bob = await register(chat.core, "bob");
   await bob.type("JOIN #dev");
   alice.take();
   await alice.type("TOPIC #nowhere", "TOPIC #dev", "TOPIC #dev :mine now", "TOPIC #bad!name");
+  await alice.type("KICK #nowhere bob", "KICK #dev bob");
   deepEqual(alice.take().map((line) => line.split(" ").slice(1, 4).join(" ")), [
     "403 alice #nowhere",
     "442 alice #dev",
     "442 alice #dev",
     "403 alice #bad!name",
+    "403 alice #nowhere",
+    "442 alice #dev",
   ]);
 });
 

@@ -740,6 +740,11 @@ export class IrcDialect implements Dialect {
       this.refuse("401", nick, "No such nick");
       return undefined;
     }
+    if (!isChannel(room)) return void this.refuse("403", room, "No such channel");
+    // Not in it: refused either way; the room list tells 442 (someone is in it) from 403.
+    if (!this.session.inRoom(room)) {
+      return this.request({ type: "rooms", id: this.id() }, { kind: "elsewhere", room });
+    }
     const reason = reasonOf(text);
     return this.request(
       { type: "kick", id: this.id(), name, room, ...(reason === undefined ? {} : { reason }) },
