@@ -17,6 +17,7 @@ Deno.test("away shows in whois, who and the answer to a private message, until b
     room: "#lobby",
     names: ["alice", "bob"],
     away: { alice: "lunch, back at 2" },
+    ops: [],
   });
   const sent = await bob.dm("alice", "are you there?");
   equal(sent.away, "lunch, back at 2");
