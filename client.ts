@@ -15,6 +15,7 @@ import type {
   HistoryFrame,
   JoinFrame,
   MessageEvent,
+  PartFrame,
   RoomInfo,
   SearchFrame,
   SendFrame,
@@ -32,6 +33,8 @@ import type {
   HistoryOptions,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
+  LeaveOptions,
   NextOptions,
   RequestOptions,
   Roster,
@@ -58,6 +61,8 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
+  LeaveOptions,
   NextOptions,
   ReceivedFile,
   ReconnectedEvent,
@@ -165,7 +170,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * ```
    *
    * @param text The message; may hold several lines.
-   * @param options The room, whether it is an action, and a signal.
+   * @param options The room, whether it is an action or a notice, and a signal.
    * @returns The message as stored, with its sequence number and time.
    * @throws {ProtocolError} When the server refuses it (`invalid_text`, `not_in_room`, …).
    * @throws {ConnectionError} With `closed` when the connection closes first.
@@ -175,6 +180,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const action = options.action === true;
     const frame: Omit<SendFrame, "id"> = { type: "send", room, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
+    if (options.notice === true) frame.notice = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentMessage = {
       room: answered(ack, "room"),
@@ -185,6 +191,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
     this.#core.sawOwn(sent.room, sent.seq);
     if (action) sent.action = true;
+    if (options.notice === true) sent.notice = true;
     return sent;
   }
 
@@ -193,7 +200,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    *
    * @param to The recipient's name.
    * @param text The message.
-   * @param options Whether it is an action, and a signal.
+   * @param options Whether it is an action or a notice, and a signal.
    * @returns The message as delivered.
    * @throws {ProtocolError} With `no_such_user` when nobody has that name.
    */
@@ -201,6 +208,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const action = options.action === true;
     const frame: Omit<DmFrame, "id"> = { type: "dm", to, text, key: crypto.randomUUID() };
     if (action) frame.action = true;
+    if (options.notice === true) frame.notice = true;
     const ack = await this.#core.request(frame, options.signal);
     const sent: SentDm = {
       from: this.#core.name,
@@ -209,6 +217,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       ts: answered(ack, "ts"),
     };
     if (action) sent.action = true;
+    if (options.notice === true) sent.notice = true;
     if (ack.away) sent.away = ack.away;
     return sent;
   }
@@ -245,7 +254,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * Lists who is in a room, and who of them is away.
    *
    * @param options The room and a signal.
-   * @returns The names, sorted, and the away messages.
+   * @returns The names, sorted, the away messages and the room's operators.
    */
   async roster(options: WhoOptions = {}): Promise<Roster> {
     const ack = await this.#core.request(
@@ -256,6 +265,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       room: ack.room ?? options.room ?? this.#core.room,
       names: ack.names ?? [],
       away: { ...ack.awayMessages },
+      ops: ack.ops ?? [],
     };
   }
 
@@ -308,18 +318,28 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const ack = await this.#core.request(frame, options.signal);
     const joined = answered(ack, "room");
     this.#core.saw(joined, ack.seq ?? 0);
-    return { room: joined, topic: ack.topic ?? "", members: ack.names ?? [], seq: ack.seq ?? 0 };
+    return {
+      room: joined,
+      topic: ack.topic ?? "",
+      members: ack.names ?? [],
+      ops: ack.ops ?? [],
+      seq: ack.seq ?? 0,
+    };
   }
 
   /**
-   * Leaves a room; the others see a `leave` event with reason `part`.
+   * Leaves a room; the others see a `leave` event with reason `part` (and
+   * the reason given, as its `message`).
    *
    * @param room The room.
-   * @param options A signal.
-   * @throws {ProtocolError} With `not_in_room`.
+   * @param options Why, and a signal.
+   * @throws {ProtocolError} With `not_in_room`, or `invalid_text` for a reason
+   * longer than 300 characters.
    */
-  async leave(room: string, options: RequestOptions = {}): Promise<void> {
-    await this.#core.request({ type: "part", room }, options.signal);
+  async leave(room: string, options: LeaveOptions = {}): Promise<void> {
+    const frame: Omit<PartFrame, "id"> = { type: "part", room };
+    if (options.reason !== undefined) frame.reason = options.reason;
+    await this.#core.request(frame, options.signal);
     this.#core.seen.delete(room);
   }
 
@@ -425,15 +445,33 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
-   * Operators: disconnects a user.
+   * Operators: disconnects a user; with `room`, a room's operators (its
+   * creator, and the server's operators) remove them from that room only.
    *
    * @param name The name.
    * @param reason Why, shown to everyone.
-   * @param options A signal.
+   * @param options The room, and a signal.
    * @throws {ProtocolError} With `not_operator` or `no_such_user`.
    */
-  async kick(name: string, reason?: string, options: RequestOptions = {}): Promise<void> {
-    await this.#core.request(kickRequest(name, reason), options.signal);
+  async kick(name: string, reason?: string, options: KickOptions = {}): Promise<void> {
+    const frame = kickRequest(name, reason);
+    if (options.room !== undefined) frame.room = options.room;
+    await this.#core.request(frame, options.signal);
+  }
+
+  /**
+   * A room's operators: lets only operators set its topic (IRC's `+t`), or
+   * everyone again.
+   *
+   * @param room The room.
+   * @param locked Whether only operators may set the topic.
+   * @param options A signal.
+   * @returns Whether the topic is locked now.
+   * @throws {ProtocolError} With `not_operator` or `not_in_room`.
+   */
+  async lockTopic(room: string, locked: boolean, options: RequestOptions = {}): Promise<boolean> {
+    const ack = await this.#core.request({ type: "mode", room, topicLock: locked }, options.signal);
+    return ack.topicLock === true;
   }
 
   /**
@@ -528,10 +566,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * confirmation and for it to close the connection. Safe to call more than
    * once. A reconnecting client stops trying.
    *
-   * @param options How long to wait for the server.
+   * @param options How long to wait for the server, and why you leave.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    return this.#core.close(options.timeout ?? 5000);
+    return this.#core.close(options.timeout ?? 5000, options.reason);
   }
 
   /** Same as {@linkcode ChatClient.close}. */

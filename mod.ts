@@ -44,6 +44,8 @@ export type {
   IncomingOffer,
   JoinedRoom,
   JoinOptions,
+  KickOptions,
+  LeaveOptions,
   NextOptions,
   ReceivedFile,
   ReconnectedEvent,
@@ -69,6 +71,7 @@ export {
   ProtocolError,
 } from "./protocol/errors.ts";
 export type {
+  AwayEvent,
   ByeFrame,
   ByeReason,
   DmEvent,

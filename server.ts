@@ -10,6 +10,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { DEFAULT_LIMITS, type Limits } from "./protocol/limits.ts";
 import { dirname } from "node:path";
 import { IrcDialect } from "./_server/doors/irc.ts";
+import { ircServerName } from "./_server/doors/irc_lines.ts";
 import { TcpDoor, type TcpDoorOptions } from "./_server/doors/tcp.ts";
 import { QueueBudget } from "./_common/send_queue.ts";
 import {
@@ -101,6 +102,14 @@ export interface ServeOptions extends Partial<Limits> {
    * given.
    */
   ircPort?: number;
+  /**
+   * With `ircPort`: the name the IRC door gives the server, the source of its
+   * own lines (`:NAME 001 …`, `PONG NAME`): a host name with a dot, up to 63
+   * characters.
+   *
+   * @default {`hostname` when it is such a name (not an address), else `"chat.server"`}
+   */
+  ircServerName?: string;
   /**
    * Also serve the web page, and the WebSocket it talks through, on this
    * port (`0`: any free port, see {@linkcode ChatServer.webAddr}); with
@@ -264,10 +273,11 @@ class Server implements ChatServer {
       )
     );
     if (irc !== undefined) {
+      const ircServer = ircServerName(options.ircServerName, options.hostname);
       // The IRC port speaks IRC from the first byte, over TLS when the main port does.
       accepting.push(this.#accept(irc, {
         ...(this.#tlsOptions ?? this.#connectionOptions),
-        dialect: (host) => new IrcDialect(host, SOFTWARE, options.maxHistoryPage ?? 200),
+        dialect: (host) => new IrcDialect(host, SOFTWARE, options.maxHistoryPage ?? 200, ircServer),
       }));
     }
     this.#accepting = Promise.all(accepting).then(
@@ -497,9 +507,12 @@ class Server implements ChatServer {
  * @returns The running server.
  * @throws {Deno.errors.AddrInUse} When the address is already in use.
  * @throws {Deno.errors.PermissionDenied} When the port needs privileges.
+ * @throws {TypeError} When `ircServerName` is not a host name with a dot.
  */
 export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   options.signal?.throwIfAborted();
+  // A bad name is refused before anything is opened.
+  ircServerName(options.ircServerName, options.hostname);
   const store = await openStorage(options);
   const listeners: Listener[] = [];
   let irc: Listener | undefined;

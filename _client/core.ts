@@ -187,6 +187,8 @@ export class Core {
       name,
       client: `chat/${denoConfig.version}`,
       reconnect: this.options.reconnect !== undefined && this.options.reconnect !== false,
+      // Events older clients would not know: the server sends them only to those who list them.
+      caps: ["away"],
     };
     link.handshake = { id, name, server };
     if (this.#session) hello.resume = this.#session;
@@ -341,10 +343,14 @@ export class Core {
       case "transfer":
         this.transfers.update(frame);
         return this.push(frame);
+      case "leave":
+        // Removed from a room by one of its operators: no longer in it.
+        if (frame.name === this.#name) this.seen.delete(frame.room);
+        return this.push(frame);
       case "dm":
       case "join":
-      case "leave":
       case "topic":
+      case "away":
         return this.push(frame);
     }
   }
@@ -437,11 +443,11 @@ export class Core {
   }
 
   /** Leaves through the exit handshake, once. */
-  close(timeout: number): Promise<void> {
-    return this.#closing ??= this.#close(timeout);
+  close(timeout: number, reason?: string): Promise<void> {
+    return this.#closing ??= this.#close(timeout, reason);
   }
 
-  async #close(timeout: number): Promise<void> {
+  async #close(timeout: number, reason: string | undefined): Promise<void> {
     // Files still being offered or sent stop, and those being received: leaving must not wait.
     await this.transfers.stopAll();
     await this.reconnector.stop();
@@ -449,7 +455,10 @@ export class Core {
     if (!this.#ended && link !== undefined && !link.closed) {
       const signal = AbortSignal.timeout(timeout);
       try {
-        await this.request({ type: "quit" }, signal);
+        await this.request(
+          reason === undefined ? { type: "quit" } : { type: "quit", reason },
+          signal,
+        );
         await abortable(link.reading, signal, () => {});
       } catch {
         // The server is gone or slow; close our side anyway.

@@ -7,6 +7,7 @@
 
 import type { ErrorCode } from "../protocol/errors.ts";
 import type {
+  AwayEvent,
   ByeFrame,
   DmEvent,
   FileOfferEvent,
@@ -65,6 +66,7 @@ export type ChatEvent =
   | LeaveEvent
   | NickEvent
   | TopicEvent
+  | AwayEvent
   | ErrorEvent
   | ByeFrame
   | ReconnectingEvent
@@ -155,6 +157,8 @@ export interface SentDm {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice. */
+  notice?: boolean;
   /** The recipient's away message, when they are away (the message was delivered all the same). */
   away?: string;
 }
@@ -167,6 +171,8 @@ export interface Roster {
   names: string[];
   /** The away messages of those who are away, by name. */
   away: Record<string, string>;
+  /** The room's operators among the names: its creator, and the server's operators. */
+  ops: string[];
 }
 
 /** A room after {@linkcode ChatClient.join}. */
@@ -177,6 +183,8 @@ export interface JoinedRoom {
   topic: string;
   /** Everyone in it, sorted, the client included. */
   members: string[];
+  /** Its operators among the members: its creator, and the server's operators. */
+  ops: string[];
   /** The sequence number of its last message. */
   seq: number;
 }
@@ -185,6 +193,18 @@ export interface JoinedRoom {
 export interface RequestOptions {
   /** Stops waiting for the answer when aborted (the request may still take effect). */
   signal?: AbortSignal;
+}
+
+/** Options for {@linkcode ChatClient.kick}. */
+export interface KickOptions extends RequestOptions {
+  /** Only remove them from this room (a room's operators may), instead of disconnecting them. */
+  room?: string;
+}
+
+/** Options for {@linkcode ChatClient.leave}. */
+export interface LeaveOptions extends RequestOptions {
+  /** Why you leave the room: the others see it (at most 300 characters). */
+  reason?: string;
 }
 
 /** Options for {@linkcode ChatClient.send}. */
@@ -201,6 +221,13 @@ export interface SendOptions extends RequestOptions {
    * @default {false}
    */
   action?: boolean;
+  /**
+   * A notice: an automatic message (a bot's, a service's) that must never
+   * be answered automatically. IRC users see it as `NOTICE`.
+   *
+   * @default {false}
+   */
+  notice?: boolean;
 }
 
 /** Options for {@linkcode ChatClient.dm}. */
@@ -211,6 +238,13 @@ export interface DmOptions extends RequestOptions {
    * @default {false}
    */
   action?: boolean;
+  /**
+   * A notice: an automatic message (a bot's, a service's) that must never
+   * be answered automatically. IRC users see it as `NOTICE`.
+   *
+   * @default {false}
+   */
+  notice?: boolean;
 }
 
 /** Options for {@linkcode ChatClient.who}. */
@@ -417,4 +451,6 @@ export interface CloseOptions {
    * @default {5000}
    */
   timeout?: number;
+  /** Why you leave: the others see it (at most 300 characters). */
+  reason?: string;
 }

@@ -17,7 +17,7 @@ import type { Moderation } from "./moderation.ts";
 import type { Names } from "./names.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Registered, Session } from "./session.ts";
-import type { Shared } from "./shared.ts";
+import { REASON_TOO_LONG, Shared } from "./shared.ts";
 import type { Transfers } from "./transfers.ts";
 
 /** The request types that reach the dispatch (`pong` and `data` never do). */
@@ -37,11 +37,11 @@ export interface Command<Context, Registered, Frame> {
    */
   beforeName?: boolean;
   /**
-   * Operators only.
+   * Operators only (always, or when the frame says so).
    *
    * @default {false}
    */
-  operator?: boolean;
+  operator?: boolean | ((frame: Frame) => boolean);
   /**
    * Rate-limit tokens it costs (capped at the burst); `0` is free.
    *
@@ -123,7 +123,16 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
     run: (core, session, frame) => core.rooms.away(session, frame),
     speaks: (frame) => (frame.message ?? "").trim() !== "",
   },
-  kick: { run: (core, session, frame) => core.moderation.kick(session, frame), operator: true },
+  // With a room, the room's operators remove someone from it; without, server operators
+  // disconnect them.
+  kick: {
+    run: (core, session, frame) =>
+      frame.room === undefined
+        ? core.moderation.kick(session, frame)
+        : core.rooms.kick(session, { ...frame, room: frame.room }),
+    operator: (frame) => frame.room === undefined,
+  },
+  mode: { run: (core, session, frame) => core.rooms.mode(session, frame) },
   ban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
   unban: { run: (core, session, frame) => core.moderation.ban(session, frame), operator: true },
   mute: { run: (core, session, frame) => core.moderation.mute(session, frame), operator: true },
@@ -143,8 +152,12 @@ export const COMMANDS: CommandTable<Parts, Session, Registered> = {
   received: { run: (core, session, frame) => core.transfers.received(session, frame) },
   quit: {
     run: (core, session, frame) => {
+      const reason = Shared.reason(frame.reason);
+      if (reason === null) {
+        return core.shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+      }
       core.shared.ack(session, { type: "ack", id: frame.id });
-      core.shared.leave(session, "quit");
+      core.shared.leave(session, "quit", reason);
       session.peer?.close();
     },
     cost: 0,

@@ -158,7 +158,7 @@ export class ChatCore implements Core {
       runCommit: (task) => {
         this.#run(task, undefined, undefined, true);
       },
-      leave: (session, reason) => this.#leave(session, reason),
+      leave: (session, reason, message) => this.#leave(session, reason, message),
     });
     this.#shared = shared;
     const history = new History(shared);
@@ -329,7 +329,10 @@ export class ChatCore implements Core {
     if (!session.registered() && command.beforeName !== true) {
       return shared.fail(session, frame.id, "not_registered", 'Send "hello" first');
     }
-    if (command.operator === true && !shared.isOperator(session)) {
+    const operator = typeof command.operator === "function"
+      ? command.operator(frame)
+      : command.operator;
+    if (operator === true && !shared.isOperator(session)) {
       return shared.fail(session, frame.id, "not_operator", "Only operators can do that");
     }
     const speaks = typeof command.speaks === "function" ? command.speaks(frame) : command.speaks;
@@ -409,13 +412,13 @@ export class ChatCore implements Core {
   }
 
   /** Ends a session: it leaves every room, and its name is free again. */
-  #leave(session: Session, reason: LeaveReason): void {
+  #leave(session: Session, reason: LeaveReason, message?: string): void {
     if (!session.end()) return;
     this.#shared.sessions.delete(session);
     this.#names.remove(session);
     if (!session.registered()) return;
     this.#transfers.left(session);
-    this.#rooms.left(session.name, session.exitAll(), reason, session.transient);
+    this.#rooms.left(session.name, session.exitAll(), reason, session.transient, message);
     this.#shared.log(`${session.name} left (${reason})`);
   }
 

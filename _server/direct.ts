@@ -53,9 +53,12 @@ export class Direct {
     const dm: DmEvent = frame.action === true
       ? { type: "dm", from, to, text: frame.text, ts, action: true }
       : { type: "dm", from, to, text: frame.text, ts };
+    if (frame.notice === true) dm.notice = true;
     const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
-    // The automatic reply IRC gives: the sender learns the recipient is away.
-    if (target !== undefined && target.away !== "") ack.away = target.away;
+    // The automatic reply IRC gives: the sender learns the recipient is away (never for a notice).
+    if (target !== undefined && target.away !== "" && frame.notice !== true) {
+      ack.away = target.away;
+    }
     if (target === undefined) {
       // On another node: its node delivers it (or keeps it while they reconnect).
       return shared.cluster!.dm(dm).then((sent) => {

@@ -237,6 +237,7 @@ export class Handshake {
       );
     }
     const software = frame.client === undefined ? "" : ` (${sanitize(frame.client.slice(0, 100))})`;
+    session.understand(frame.caps);
     const held = this.#names.resumable(frame.resume);
     if (held !== undefined) return this.#resume(session, held, frame, software);
     // Held on another node (or left there, the node dead): it goes on here.
@@ -362,6 +363,7 @@ export class Handshake {
     // A token works once: the resumed session gets a new one.
     this.#names.dropToken(held.token);
     held.renew(randomToken(18), frame.reconnect === true);
+    held.understand(frame.caps);
     this.#names.addToken(held);
     this.#shared.cluster?.changed(held);
     this.#shared.cluster?.held(held, null);

@@ -7,7 +7,7 @@
  */
 
 import { clearImmediate, setImmediate } from "node:timers";
-import type { HistoryFrame, RequestId, SendFrame } from "../protocol/frames.ts";
+import type { HistoryFrame, MessageEvent, RequestId, SendFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { History } from "./history.ts";
 import { Arenas, Outbound, OutboundRun } from "./outbound.ts";
@@ -110,11 +110,12 @@ export class Messages {
     const seq = this.#feed === undefined ? room.next() : 0;
     const action = frame.action === true;
     const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
-    const out = new Outbound(
-      action
-        ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
-        : { type: "message", room: room.name, from, text: frame.text, ts, seq },
-    );
+    const event: MessageEvent = action
+      ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
+      : { type: "message", room: room.name, from, text: frame.text, ts, seq };
+    // A notice is told as one, not stored as one: history replays it as a message.
+    if (frame.notice === true) event.notice = true;
+    const out = new Outbound(event);
     const entry: PendingSend = { session, room, id: frame.id, stored, out };
     this.#pending.push(entry);
     if (key !== undefined) this.#pendingKeys.set(`${room.name}\n${key}`, entry);

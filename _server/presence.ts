@@ -332,8 +332,9 @@ export class Presence implements Cluster {
    *
    * @param session The session.
    * @param room The room.
+   * @param message The reason they gave, if any.
    */
-  parted(session: Registered, room: string): void {
+  parted(session: Registered, room: string, message?: string): void {
     this.changed(session);
     this.#send({
       kind: "leave",
@@ -341,6 +342,7 @@ export class Presence implements Cluster {
       room,
       name: session.name,
       reason: "part",
+      ...(message === undefined ? {} : { message }),
       ts: new Date().toISOString(),
     });
   }
@@ -351,8 +353,9 @@ export class Presence implements Cluster {
    * @param name Its name.
    * @param rooms The rooms it was in.
    * @param reason Why.
+   * @param message The reason they gave, if any.
    */
-  quit(name: string, rooms: readonly string[], reason: LeaveReason): void {
+  quit(name: string, rooms: readonly string[], reason: LeaveReason, message?: string): void {
     this.#inOrder(() => this.#bus.dropPresence(nameKey(name)));
     this.#send({
       kind: "quit",
@@ -360,6 +363,7 @@ export class Presence implements Cluster {
       name,
       rooms: [...rooms],
       reason,
+      ...(message === undefined ? {} : { message }),
       ts: new Date().toISOString(),
     });
   }
@@ -521,6 +525,7 @@ export class Presence implements Cluster {
             room: event.room,
             name: event.name,
             reason: event.reason,
+            ...(typeof event.message === "string" ? { message: event.message } : {}),
             ts: event.ts,
           }),
         );
@@ -536,6 +541,7 @@ export class Presence implements Cluster {
               room,
               name: event.name,
               reason: event.reason,
+              ...(typeof event.message === "string" ? { message: event.message } : {}),
               ts: event.ts,
             }),
           );

@@ -8,7 +8,9 @@ import type {
   AckFrame,
   AwayFrame,
   JoinFrame,
+  KickFrame,
   LeaveReason,
+  ModeFrame,
   PartFrame,
   RequestId,
   RoomInfo,
@@ -16,11 +18,11 @@ import type {
   WhoFrame,
 } from "../protocol/frames.ts";
 import { LOBBY } from "../protocol/limits.ts";
-import { isRoomName } from "../protocol/names.ts";
+import { isRoomName, nameKey } from "../protocol/names.ts";
 import type { History } from "./history.ts";
 import { Outbound } from "./outbound.ts";
 import { type Registered, Room, type Session } from "./session.ts";
-import { Shared } from "./shared.ts";
+import { REASON_TOO_LONG, Shared } from "./shared.ts";
 import type { Storage } from "./storage.ts";
 
 /** Sorts names the same way whatever the server's locale. */
@@ -178,16 +180,21 @@ export class Rooms {
    * @param rooms The rooms it was in.
    * @param reason Why it left.
    * @param quiet Not announced (a transient session).
+   * @param message The reason the person gave, if any.
    */
-  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false): void {
+  left(name: string, rooms: Room[], reason: LeaveReason, quiet = false, message?: string): void {
     const ts = new Date().toISOString();
+    const said = message === undefined ? {} : { message };
     for (const room of rooms) {
       if (!quiet) {
-        this.#presence(room, new Outbound({ type: "leave", room: room.name, name, reason, ts }));
+        this.#presence(
+          room,
+          new Outbound({ type: "leave", room: room.name, name, reason, ...said, ts }),
+        );
       }
       this.#forget(room);
     }
-    this.#shared.cluster?.quit(name, rooms.map((room) => room.name), reason);
+    this.#shared.cluster?.quit(name, rooms.map((room) => room.name), reason, message);
   }
 
   /**
@@ -211,6 +218,11 @@ export class Rooms {
     if (room === undefined) return;
     if (!session.rooms.includes(room)) {
       if (session.rooms.length >= max) return tooMany();
+      // Whoever creates a room (joins it empty) is its operator; #lobby has only the server's.
+      const remote = shared.cluster?.count(room.name) ?? 0;
+      if (room.members.size === 0 && remote === 0 && room.name !== LOBBY && !session.transient) {
+        room.operators.add(session);
+      }
       if (!session.transient) {
         this.#presence(
           room,
@@ -218,6 +230,7 @@ export class Rooms {
             type: "join",
             room: room.name,
             name: session.name,
+            ...(this.isOperator(room, session) ? { op: true } : {}),
             ts: new Date().toISOString(),
           }),
         );
@@ -228,14 +241,132 @@ export class Rooms {
       await this.#history.replay(session, room, frame.history ?? shared.options.historyOnJoin);
     }
     session.switchTo(room);
-    shared.ack(session, {
+    const ack: AckFrame = {
       type: "ack",
       id: frame.id,
       room: room.name,
       seq: room.seq,
       topic: room.topic,
       names: this.namesIn(room, session),
+    };
+    const ops = this.operatorsIn(room);
+    if (ops !== undefined) ack.ops = ops;
+    shared.ack(session, ack);
+  }
+
+  /**
+   * Whether a session is an operator of a room: it created the room, or is
+   * one of the server's operators.
+   *
+   * @param room The room.
+   * @param session Who.
+   * @returns Whether it is.
+   */
+  isOperator(room: Room, session: Session): boolean {
+    return room.operators.has(session) || this.#shared.isOperator(session);
+  }
+
+  /**
+   * The names of a room's operators among its first `maxPresence` members,
+   * sorted, or `undefined` when it has none.
+   *
+   * @param room The room.
+   * @returns The names.
+   */
+  operatorsIn(room: Room): string[] | undefined {
+    let ops: string[] | undefined;
+    let seen = 0;
+    const max = this.#shared.limits.maxPresence;
+    for (const member of room.members) {
+      if (++seen > max) break;
+      if (member.name !== undefined && this.isOperator(room, member)) {
+        (ops ??= []).push(member.name);
+      }
+    }
+    return ops?.sort(byName.compare);
+  }
+
+  /**
+   * Handles `mode`: tells a room's settings, or (its operators) changes them.
+   *
+   * @param session Who asks.
+   * @param frame The request.
+   */
+  mode(session: Registered, frame: ModeFrame): void {
+    const room = this.roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    if (frame.topicLock !== undefined) {
+      if (!this.isOperator(room, session)) {
+        return this.#shared.fail(
+          session,
+          frame.id,
+          "not_operator",
+          `Only the operators of "${room.name}" can change its settings`,
+        );
+      }
+      room.lockTopic(frame.topicLock);
+    }
+    const ack: AckFrame = {
+      type: "ack",
+      id: frame.id,
+      room: room.name,
+      topicLock: room.topicLocked,
+    };
+    const ops = this.operatorsIn(room);
+    if (ops !== undefined) ack.ops = ops;
+    this.#shared.ack(session, ack);
+  }
+
+  /**
+   * Handles `kick` with a room: an operator of the room removes someone from
+   * it. They, and the others in the room, see them leave, kicked.
+   *
+   * @param session The operator.
+   * @param frame The order.
+   */
+  kick(session: Registered, frame: KickFrame & { room: string }): void {
+    const shared = this.#shared;
+    const room = this.roomOf(session, frame.id, frame.room);
+    if (room === undefined) return;
+    if (!this.isOperator(room, session)) {
+      return shared.fail(
+        session,
+        frame.id,
+        "not_operator",
+        `Only the operators of "${room.name}" can remove people from it`,
+      );
+    }
+    const key = nameKey(frame.name.normalize("NFC"));
+    let target: Registered | undefined;
+    for (const member of room.members) {
+      if (member.registered() && nameKey(member.name) === key) target = member;
+    }
+    if (target === undefined) {
+      return shared.fail(
+        session,
+        frame.id,
+        "no_such_user",
+        `Nobody called "${frame.name}" is in "${room.name}"`,
+      );
+    }
+    const reason = Shared.reason(frame.reason);
+    if (reason === null) return shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+    const out = new Outbound({
+      type: "leave",
+      room: room.name,
+      name: target.name,
+      reason: "kicked",
+      ...(reason === undefined ? {} : { message: reason }),
+      by: session.name,
+      ts: new Date().toISOString(),
     });
+    // Told before leaving, so that the one removed learns it too.
+    shared.broadcast(room.members, out);
+    target.exit(room);
+    this.#forget(room);
+    shared.cluster?.parted(target, room.name, reason);
+    shared.log(`${session.name} removed ${target.name} from ${room.name}`);
+    shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }
 
   /**
@@ -247,16 +378,28 @@ export class Rooms {
   part(session: Registered, frame: PartFrame): void {
     const room = this.roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
+    const message = Shared.reason(frame.reason);
+    if (message === null) {
+      return this.#shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+    }
     session.exit(room);
     const ts = new Date().toISOString();
+    const said = message === undefined ? {} : { message };
     if (!session.transient) {
       this.#presence(
         room,
-        new Outbound({ type: "leave", room: room.name, name: session.name, reason: "part", ts }),
+        new Outbound({
+          type: "leave",
+          room: room.name,
+          name: session.name,
+          reason: "part",
+          ...said,
+          ts,
+        }),
       );
     }
     this.#forget(room);
-    this.#shared.cluster?.parted(session, room.name);
+    this.#shared.cluster?.parted(session, room.name, message);
     this.#shared.ack(session, { type: "ack", id: frame.id, room: room.name });
   }
 
@@ -272,6 +415,8 @@ export class Rooms {
     const ack: AckFrame = { type: "ack", id: frame.id, room: room.name, names: this.namesIn(room) };
     const away = this.awayIn(room);
     if (away !== undefined) ack.awayMessages = away;
+    const ops = this.operatorsIn(room);
+    if (ops !== undefined) ack.ops = ops;
     this.#shared.ack(session, ack);
   }
 
@@ -291,8 +436,28 @@ export class Rooms {
         "Away message is longer than 300 characters",
       );
     }
+    const changed = session.away !== message;
     session.setAway(message);
     this.#shared.ack(session, { type: "ack", id: frame.id, away: message });
+    if (changed && !session.transient) this.#awayNotify(session, message);
+  }
+
+  /** Tells the members of a session's rooms who asked for it that it went away or came back. */
+  #awayNotify(session: Registered, message: string): void {
+    const out = new Outbound({
+      type: "away",
+      name: session.name,
+      message,
+      ts: new Date().toISOString(),
+    });
+    const told = new Set<Session>([session]);
+    for (const room of session.rooms) {
+      for (const member of room.members) {
+        if (told.has(member)) continue;
+        told.add(member);
+        if (member.understands("away")) member.peer?.deliver(out);
+      }
+    }
   }
 
   /**
@@ -324,6 +489,14 @@ export class Rooms {
     const room = this.roomOf(session, frame.id, frame.room);
     if (room === undefined) return;
     if (frame.topic !== undefined) {
+      if (room.topicLocked && !this.isOperator(room, session)) {
+        return shared.fail(
+          session,
+          frame.id,
+          "not_operator",
+          `Only the operators of "${room.name}" can set its topic`,
+        );
+      }
       const topic = frame.topic.trim();
       if (Shared.topicTooLong(topic)) {
         return shared.fail(

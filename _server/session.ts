@@ -60,8 +60,11 @@ export class Room {
   readonly name: string;
   /** Everyone in the room. */
   readonly members: Set<Session> = new Set();
+  /** Its operators: whoever created it (joined it empty), while they stay in it. */
+  readonly operators: Set<Session> = new Set();
   #seq: number;
   #topic: string;
+  #topicLocked = false;
 
   /**
    * Creates a room.
@@ -112,6 +115,20 @@ export class Room {
   retitle(topic: string): void {
     this.#topic = topic;
   }
+
+  /** Whether only its operators may set its topic (IRC's `+t`). */
+  get topicLocked(): boolean {
+    return this.#topicLocked;
+  }
+
+  /**
+   * Lets only its operators set its topic, or everyone again.
+   *
+   * @param locked Whether only operators may.
+   */
+  lockTopic(locked: boolean): void {
+    this.#topicLocked = locked;
+  }
 }
 
 /** A `hello` with a key, waiting for its `auth`, and the nonce it must sign. */
@@ -144,6 +161,7 @@ export class Session {
   #challenge: Challenge | undefined;
   #transient = false;
   #away = "";
+  #caps: ReadonlySet<string> | undefined;
 
   /**
    * Creates a session for a new connection.
@@ -204,6 +222,26 @@ export class Session {
   /** A short-lived session (`hello.transient`): its joins and leaves are not announced. */
   get transient(): boolean {
     return this.#transient;
+  }
+
+  /**
+   * Whether the client understands an event not every client does (it
+   * listed it in `hello.caps`).
+   *
+   * @param cap Its name, e.g. `"away"`.
+   * @returns Whether it does.
+   */
+  understands(cap: string): boolean {
+    return this.#caps?.has(cap) === true;
+  }
+
+  /**
+   * Remembers what the client said it understands (`hello.caps`).
+   *
+   * @param caps The names.
+   */
+  understand(caps: readonly string[] | undefined): void {
+    this.#caps = caps === undefined || caps.length === 0 ? undefined : new Set(caps);
   }
 
   /** The away message, `""` when the user is here. */
@@ -348,6 +386,7 @@ export class Session {
    */
   exit(room: Room): void {
     room.members.delete(this);
+    room.operators.delete(this);
     const at = this.#rooms.indexOf(room);
     if (at !== -1) this.#rooms.splice(at, 1);
     if (this.#current === room) this.#current = this.#rooms[0];
@@ -373,7 +412,10 @@ export class Session {
    */
   exitAll(): Room[] {
     const rooms = this.#rooms;
-    for (const room of rooms) room.members.delete(this);
+    for (const room of rooms) {
+      room.members.delete(this);
+      room.operators.delete(this);
+    }
     this.#rooms = [];
     return rooms;
   }

@@ -7,7 +7,7 @@
 
 import type { ErrorCode } from "../protocol/errors.ts";
 import type { AckFrame, DmEvent, LeaveReason, RequestId } from "../protocol/frames.ts";
-import type { Limits } from "../protocol/limits.ts";
+import { type Limits, MAX_REASON_LENGTH } from "../protocol/limits.ts";
 import { Outbound, type OutboundRun } from "./outbound.ts";
 import type { Peer, Session } from "./session.ts";
 import type { PresenceRow, Retention, Storage } from "./storage.ts";
@@ -65,9 +65,9 @@ export interface Cluster {
   /** A local session joined a room. */
   joined(session: Session & { readonly name: string }, room: string): void;
   /** A local session left a room. */
-  parted(session: Session & { readonly name: string }, room: string): void;
+  parted(session: Session & { readonly name: string }, room: string, message?: string): void;
   /** A local session ended. */
-  quit(name: string, rooms: readonly string[], reason: LeaveReason): void;
+  quit(name: string, rooms: readonly string[], reason: LeaveReason, message?: string): void;
   /** A local session is held for a reconnect (`null`: it came back). */
   held(session: Session & { readonly name: string }, ms: number | null): void;
   /** Moves a local session to a new name across the nodes, or refuses. */
@@ -101,8 +101,11 @@ export interface CoreHooks {
   /** Runs a commit of the sends (or the delivery of other nodes' messages) in turn: plain sends need not wait for it. */
   runCommit(task: () => void | Promise<void>): void;
   /** Ends a session: it leaves every room, and its name is free again. */
-  leave(session: Session, reason: LeaveReason): void;
+  leave(session: Session, reason: LeaveReason, message?: string): void;
 }
+
+/** What a reason for leaving that is too long is refused with. */
+export const REASON_TOO_LONG = `Reason is longer than ${MAX_REASON_LENGTH} characters`;
 
 function codePoints(text: string): number {
   let count = 0;
@@ -174,9 +177,10 @@ export class Shared {
    *
    * @param session The session.
    * @param reason Why.
+   * @param message The reason the person gave (`quit`).
    */
-  leave(session: Session, reason: LeaveReason): void {
-    this.#hooks.leave(session, reason);
+  leave(session: Session, reason: LeaveReason, message?: string): void {
+    this.#hooks.leave(session, reason, message);
   }
 
   /**
@@ -273,5 +277,17 @@ export class Shared {
    */
   static topicTooLong(topic: string): boolean {
     return codePoints(topic) > 300;
+  }
+
+  /**
+   * A reason given for leaving (`part`, `quit`), trimmed.
+   *
+   * @param reason The reason, if any.
+   * @returns It, `undefined` when none (or blank), `null` when too long.
+   */
+  static reason(reason: string | undefined): string | undefined | null {
+    const trimmed = reason?.trim();
+    if (trimmed === undefined || trimmed === "") return undefined;
+    return codePoints(trimmed) > MAX_REASON_LENGTH ? null : trimmed;
   }
 }

@@ -85,6 +85,7 @@ export type ClusterEvent =
     room: string;
     name: string;
     reason: LeaveReason;
+    message?: string;
     ts: string;
   }
   | {
@@ -93,6 +94,7 @@ export type ClusterEvent =
     name: string;
     rooms: string[];
     reason: LeaveReason;
+    message?: string;
     ts: string;
   }
   | { kind: "nick"; node: string; from: string; to: string; rooms: string[]; ts: string }

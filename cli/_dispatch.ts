@@ -149,11 +149,14 @@ export function runCommand(
     case "leave": {
       const room = command.room ?? output.room();
       track(
-        client.leave(room).then(() => {
-          if (output.left !== undefined) output.left(room);
-          else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
-          output.info(`You left ${room}`);
-        }, fail("Cannot leave")),
+        client.leave(room, command.reason === undefined ? {} : { reason: command.reason }).then(
+          () => {
+            if (output.left !== undefined) output.left(room);
+            else if (output.room() === room) output.switchTo(client.joined[0] ?? "");
+            output.info(`You left ${room}`);
+          },
+          fail("Cannot leave"),
+        ),
       );
       return;
     }
@@ -225,7 +228,7 @@ export function runCommand(
             output.info(
               `In ${command.room ?? output.room()}: ${
                 roster.names.map((name) =>
-                  sanitize(name) +
+                  (roster.ops.includes(name) ? "@" : "") + sanitize(name) +
                   (Object.hasOwn(roster.away, name)
                     ? ` (away: ${sanitize(roster.away[name]!)})`
                     : "")
@@ -257,7 +260,10 @@ export function runCommand(
       );
       return;
     case "kick":
-      track(client.kick(command.name, command.reason).catch(fail("Cannot kick")));
+      track(
+        client.kick(command.name, command.reason, command.room ? { room: command.room } : {})
+          .catch(fail("Cannot kick")),
+      );
       return;
     case "ban":
       track(

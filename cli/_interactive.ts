@@ -255,6 +255,15 @@ export async function runInteractive(
       if (!shown) add(entry);
       return;
     }
+    if (event.type === "away") {
+      // In every room the person shares with the user, and in their private window.
+      for (const window of windows.list) {
+        if (window.target === event.name || members.get(window.target)?.has(event.name) === true) {
+          add(entry, window.target);
+        }
+      }
+      return;
+    }
     const [target, activity] = place(event, entry);
     add(entry, target, activity);
   };
@@ -343,13 +352,13 @@ export async function runInteractive(
     request.finally(() => inFlight.delete(request));
   };
 
-  const leave = async () => {
+  const leave = async (reason?: string) => {
     if (leaving) return;
     leaving = true;
     add(notice(style, "Leaving…"));
     render();
     await Promise.all(inFlight);
-    await client.close();
+    await client.close(reason === undefined ? {} : { reason });
     await chatLog?.flush();
     finished.resolve(0);
   };
@@ -524,7 +533,9 @@ export async function runInteractive(
         };
         const command = parseCommand(typed);
         if (windowCommand(command, unsent)) return render();
-        if (runCommand(client, command, { ...output, unsent }, track) === "quit") leave();
+        if (runCommand(client, command, { ...output, unsent }, track) === "quit") {
+          leave(command.kind === "quit" ? command.reason : undefined);
+        }
         return render();
       }
     }

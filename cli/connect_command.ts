@@ -160,11 +160,11 @@ async function chatByLines(
       Deno.exit(1);
     }
   })();
-  const leave = async () => {
+  const leave = async (reason?: string) => {
     if (leaving) return;
     await Promise.all(inFlight);
     leaving = true;
-    await client.close();
+    await client.close(reason === undefined ? {} : { reason });
     await events;
     await chatLog?.flush();
   };
@@ -172,11 +172,16 @@ async function chatByLines(
     leave().then(() => Deno.exit(failed ? 1 : 0));
   });
   try {
+    let reason: string | undefined;
     for await (const line of stdinLines()) {
       if (line.trim() === "") continue;
-      if (runCommand(client, parseCommand(line), output, track) === "quit") break;
+      const command = parseCommand(line);
+      if (runCommand(client, command, output, track) === "quit") {
+        reason = command.kind === "quit" ? command.reason : undefined;
+        break;
+      }
     }
-    await leave();
+    await leave(reason);
     return failed ? 1 : 0;
   } finally {
     stop();

@@ -107,6 +107,8 @@ Options:
   --no-web                   serve no web page
   --irc-port PORT            also accept IRC clients (irssi, WeeChat) on PORT; with TLS,
                              it speaks TLS too (default: off)
+  --irc-server-name NAME     the server's name to IRC clients, a host name with a dot
+                             (default: --host when it is a name, else chat.server)
   --public-port PORT         clients reach the server on PORT too (port forwarding):
                              key proofs naming it are accepted (repeatable)
   --password PASSWORD        every client must give this password (better: set
@@ -125,6 +127,14 @@ ${
 People join with "chat connect HOST:PORT --name NAME", "nc HOST PORT", a web browser or
 (with --irc-port) any IRC client.
 Ctrl-C stops the server: everyone is told, then disconnected.`;
+
+/** The IRC server name given (`serve` checks it). */
+function ircName(name: string | undefined, port: string | undefined): string | undefined {
+  if (name !== undefined && port === undefined) {
+    throw new CliError("--irc-server-name goes with --irc-port", EXIT_USAGE);
+  }
+  return name;
+}
 
 function env(name: string): string | undefined {
   try {
@@ -275,6 +285,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       "tls-key": { type: "string" },
       "plain-port": { type: "string" },
       "irc-port": { type: "string" },
+      "irc-server-name": { type: "string" },
       "web-port": { type: "string" },
       "no-web": { type: "boolean" },
       "public-port": { type: "string", multiple: true },
@@ -345,6 +356,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ircPort: values["irc-port"] === undefined
       ? undefined
       : parsePort(values["irc-port"], "--irc-port"),
+    ircServerName: ircName(values["irc-server-name"], values["irc-port"]),
     publicPorts: (values["public-port"] ?? []).map((port) => parsePort(port, "--public-port")),
     password,
     operators,
@@ -360,6 +372,10 @@ export async function serveCommand(args: string[]): Promise<number> {
   try {
     server = await serve(serveOptions);
   } catch (error) {
+    // A bad --irc-server-name is refused before anything is opened: a usage error.
+    if (error instanceof TypeError && error.message.startsWith("Invalid IRC server name")) {
+      throw new CliError(error.message.replace("IRC server name", "--irc-server-name"), EXIT_USAGE);
+    }
     // The page's default port (the chat port + 1) may be taken: serve the chat without it.
     if (
       !(error instanceof Deno.errors.AddrInUse) || values["web-port"] !== undefined ||

@@ -13,7 +13,7 @@ export type Command =
   | { kind: "nick"; name: string }
   | { kind: "who"; room?: string }
   | { kind: "join"; room: string }
-  | { kind: "leave"; room?: string }
+  | { kind: "leave"; room?: string; reason?: string }
   | { kind: "switch"; room: string }
   | { kind: "rooms" }
   | { kind: "topic"; text?: string }
@@ -23,7 +23,7 @@ export type Command =
   | { kind: "accept"; id: string; dir?: string }
   | { kind: "decline"; id: string }
   | { kind: "cancel"; id: string }
-  | { kind: "kick"; name: string; reason?: string }
+  | { kind: "kick"; name: string; reason?: string; room?: string }
   | { kind: "ban"; target: string; duration?: number; reason?: string }
   | { kind: "unban"; target: string }
   | { kind: "mute"; name: string; duration?: number; reason?: string }
@@ -36,7 +36,7 @@ export type Command =
   | { kind: "find"; text?: string }
   | { kind: "ignore"; name?: string }
   | { kind: "unignore"; name: string }
-  | { kind: "quit" }
+  | { kind: "quit"; reason?: string }
   | { kind: "usage"; message: string }
   | { kind: "unknown"; name: string };
 
@@ -53,7 +53,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/nick NEW", summary: "change your name" },
   { usage: "/who [#ROOM]", summary: "list who is in the room" },
   { usage: "/join #ROOM", summary: "enter a room (created if new) and type into it" },
-  { usage: "/leave [#ROOM]", summary: "leave a room (the current one by default)" },
+  {
+    usage: "/leave [#ROOM] [REASON]",
+    summary: "leave a room (the current one by default); the others see REASON",
+  },
   { usage: "/room #ROOM", summary: "type into another room you are in" },
   { usage: "/rooms", summary: "list the rooms, with member counts and topics" },
   { usage: "/topic [TEXT]", summary: "show or set the current room's topic" },
@@ -64,6 +67,10 @@ export const COMMANDS: readonly CommandHelp[] = [
   { usage: "/decline ID", summary: "decline a file offer" },
   { usage: "/cancel ID", summary: "stop a file transfer, sending or receiving" },
   { usage: "/kick NAME [REASON]", summary: "operators: disconnect NAME" },
+  {
+    usage: "/kick #ROOM NAME [REASON]",
+    summary: "a room's operators (its creator): remove NAME from the room",
+  },
   {
     usage: "/ban TARGET [TIME] [REASON]",
     summary: "operators: ban a NAME, key:FINGERPRINT or ip:ADDRESS (TIME: 30m, 2h, 7d)",
@@ -93,7 +100,7 @@ export const COMMANDS: readonly CommandHelp[] = [
     usage: "/set [NAME [VALUE]]",
     summary: "show or change a setting: smart_filter on|off (chat client only)",
   },
-  { usage: "/quit", summary: "leave the chat" },
+  { usage: "/quit [REASON]", summary: "leave the chat; the others see REASON" },
 ];
 
 /**
@@ -195,9 +202,16 @@ export function parseCommand(line: string): Command {
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /join #ROOM" };
       return { kind: "join", room: roomName(args) };
     case "leave":
-    case "part":
-      if (/\s/.test(args)) return { kind: "usage", message: "Usage: /leave [#ROOM]" };
-      return args === "" ? { kind: "leave" } : { kind: "leave", room: roomName(args) };
+    case "part": {
+      // One word is the room; after a #ROOM, or without one, the rest is the reason.
+      if (args === "") return { kind: "leave" };
+      const [, first, after] = WORD.exec(args)!;
+      const reason = after!.trim();
+      if (reason === "") return { kind: "leave", room: roomName(first!) };
+      return first!.startsWith("#")
+        ? { kind: "leave", room: first, reason }
+        : { kind: "leave", reason: args };
+    }
     case "room":
     case "switch":
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /room #ROOM" };
@@ -236,11 +250,14 @@ export function parseCommand(line: string): Command {
       if (args === "" || /\s/.test(args)) return { kind: "usage", message: "Usage: /whois NAME" };
       return { kind: "whois", name: args };
     case "kick": {
-      const match = WORD.exec(args);
-      if (!match) return { kind: "usage", message: "Usage: /kick NAME [REASON]" };
-      return match[2]!.trim()
-        ? { kind: "kick", name: match[1]!, reason: match[2]!.trim() }
-        : { kind: "kick", name: match[1]! };
+      // "/kick #ROOM NAME": out of that room (its operators may); "/kick NAME": off the server.
+      const inRoom = /^(#\S+)\s+([\s\S]*)$/.exec(args);
+      const match = WORD.exec(inRoom === null ? args : inRoom[2]!);
+      if (!match) return { kind: "usage", message: "Usage: /kick [#ROOM] NAME [REASON]" };
+      const command: Command = { kind: "kick", name: match[1]! };
+      if (match[2]!.trim()) command.reason = match[2]!.trim();
+      if (inRoom !== null) command.room = inRoom[1]!;
+      return command;
     }
     case "ban": {
       const parsed = sanction(args);
@@ -306,7 +323,7 @@ export function parseCommand(line: string): Command {
     case "quit":
     case "exit":
     case "q":
-      return { kind: "quit" };
+      return args === "" ? { kind: "quit" } : { kind: "quit", reason: args };
     default:
       return { kind: "unknown", name: word! };
   }

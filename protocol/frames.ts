@@ -63,6 +63,12 @@ export interface HelloFrame {
    * announce its joins and leaves to the rooms.
    */
   transient?: boolean;
+  /**
+   * Events the client understands beyond those every client does, so the
+   * server may send them: `"away"` (the {@linkcode AwayEvent}). At most 16
+   * names of at most 32 characters; unknown ones are ignored.
+   */
+  caps?: string[];
 }
 
 /** Proves possession of the key in `hello`: the signature of the challenge. */
@@ -97,6 +103,11 @@ export interface KickFrame {
   name: string;
   /** Why, shown to the kicked user. */
   reason?: string;
+  /**
+   * Only remove them from this room (the room's operators may too), instead
+   * of disconnecting them.
+   */
+  room?: string;
 }
 
 /** Operators only: bans a name, a key (`key:SHA256:…`) or an address (`ip:…`), and kicks who matches. */
@@ -150,6 +161,11 @@ export interface SendFrame {
   /** `true` for an action (`/me waves`). */
   action?: boolean;
   /**
+   * `true` for a notice: an automatic message (a bot's, a service's) that
+   * clients must never answer automatically. Shown as IRC's `NOTICE`.
+   */
+  notice?: boolean;
+  /**
    * An idempotency key (1 to 64 characters, unique per sender): a message
    * sent again with the same key is acknowledged with the first one's
    * sequence number instead of being stored twice.
@@ -169,6 +185,11 @@ export interface DmFrame {
   text: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /**
+   * `true` for a notice: an automatic message (a bot's, a service's) that
+   * clients must never answer automatically. Shown as IRC's `NOTICE`.
+   */
+  notice?: boolean;
   /** An idempotency key, as for `send`. */
   key?: string;
 }
@@ -213,6 +234,20 @@ export interface PartFrame {
   id: RequestId;
   /** The room, starting with `#`. */
   room: string;
+  /** Why, shown to the others (at most 300 characters). */
+  reason?: string;
+}
+
+/** Reads a room's settings, or (its operators) changes them. */
+export interface ModeFrame {
+  /** The frame type. */
+  type: "mode";
+  /** The request id, echoed in the answer. */
+  id: RequestId;
+  /** The room, starting with `#`. */
+  room: string;
+  /** Only operators may set the topic (IRC's `+t`); absent to leave it as it is. */
+  topicLock?: boolean;
 }
 
 /** Lists the rooms. */
@@ -283,6 +318,8 @@ export interface QuitFrame {
   type: "quit";
   /** The request id, echoed in the answer. */
   id: RequestId;
+  /** Why, shown to the others (at most 300 characters). */
+  reason?: string;
 }
 
 /** Asks for an acknowledgement, to check the connection is alive. */
@@ -381,6 +418,7 @@ export type ClientFrame =
   | WhoFrame
   | JoinFrame
   | PartFrame
+  | ModeFrame
   | RoomsFrame
   | TopicFrame
   | HistoryFrame
@@ -470,6 +508,10 @@ export interface AckFrame {
   name?: string;
   /** `who`, `join`: the names in the room, sorted. */
   names?: string[];
+  /** `who`, `join`, `mode`: the room's operators among `names`, when it has any. */
+  ops?: string[];
+  /** `mode`: whether only operators may set the topic. */
+  topicLock?: boolean;
   /** `join`, `topic`: the room's topic. */
   topic?: string;
   /** `rooms`: every room with people in it. */
@@ -537,6 +579,8 @@ export interface MessageEvent {
   seq: number;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice (not kept as such: history replays it as a message). */
+  notice?: boolean;
   /** `true` when replayed from history on joining, not sent just now. */
   history?: boolean;
 }
@@ -555,6 +599,8 @@ export interface DmEvent {
   ts: string;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
+  /** `true` for a notice. */
+  notice?: boolean;
 }
 
 /** Someone entered a room. */
@@ -565,6 +611,8 @@ export interface JoinEvent {
   room: string;
   /** The name. */
   name: string;
+  /** `true` when they are an operator of the room (a server operator). */
+  op?: boolean;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
@@ -598,6 +646,25 @@ export interface LeaveEvent {
   name: string;
   /** Why, as a machine-readable code. */
   reason: LeaveReason;
+  /** `part`, `quit`: the reason the person gave; `kicked` from the room: the operator's. */
+  message?: string;
+  /** `kicked` from the room (not from the chat): the operator who did it. */
+  by?: string;
+  /** ISO-8601 UTC time stamped by the server. */
+  ts: string;
+}
+
+/**
+ * Someone in a room you share went away or came back. Sent only to clients
+ * that listed `"away"` in `hello.caps`.
+ */
+export interface AwayEvent {
+  /** The frame type. */
+  type: "away";
+  /** The name. */
+  name: string;
+  /** Why they are away; `""` when they are back. */
+  message: string;
   /** ISO-8601 UTC time stamped by the server. */
   ts: string;
 }
@@ -722,6 +789,7 @@ export type ServerFrame =
   | LeaveEvent
   | NickEvent
   | TopicEvent
+  | AwayEvent
   | ServerPingFrame
   | ChallengeFrame
   | FileOfferEvent
@@ -749,7 +817,8 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   whois: { name: "string" },
   away: { message: "string?" },
   search: { room: "string", text: "string", before: "integer?", limit: "integer?" },
-  kick: { name: "string", reason: "string?" },
+  kick: { name: "string", reason: "string?", room: "string?" },
+  mode: { room: "string", topicLock: "boolean?" },
   ban: { target: "string", duration: "integer?", reason: "string?" },
   unban: { target: "string" },
   mute: { name: "string", duration: "integer?", reason: "string?" },
@@ -759,16 +828,16 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   cancel: { transfer: "string" },
   received: { transfer: "string", ok: "boolean" },
   data: { token: "string" },
-  send: { room: "string", text: "string", action: "boolean?", key: "string?" },
-  dm: { to: "string", text: "string", action: "boolean?", key: "string?" },
+  send: { room: "string", text: "string", action: "boolean?", notice: "boolean?", key: "string?" },
+  dm: { to: "string", text: "string", action: "boolean?", notice: "boolean?", key: "string?" },
   nick: { name: "string" },
   who: { room: "string?" },
   join: { room: "string", history: "integer?" },
-  part: { room: "string" },
+  part: { room: "string", reason: "string?" },
   rooms: {},
   topic: { room: "string", topic: "string?" },
   history: { room: "string", before: "integer?", after: "integer?", limit: "integer?" },
-  quit: {},
+  quit: { reason: "string?" },
   ping: {},
   pong: {},
 };
@@ -795,6 +864,11 @@ function fits(kind: Kind, value: unknown): boolean {
 
 function isKey(value: unknown): boolean {
   return typeof value === "string" && value.length > 0 && [...value].length <= MAX_ID_LENGTH;
+}
+
+function isCaps(value: unknown): boolean {
+  return Array.isArray(value) && value.length <= 16 &&
+    value.every((cap) => typeof cap === "string" && cap.length > 0 && cap.length <= 32);
 }
 
 function isRequestId(value: unknown): value is RequestId {
@@ -870,6 +944,9 @@ export function parseClientFrame(line: string): ClientFrame {
   ) {
     fail("bad_request", 'Field "key" must be a string of 1 to 64 characters');
   }
+  if (frame.type === "hello" && frame.caps !== undefined && !isCaps(frame.caps)) {
+    fail("bad_request", 'Field "caps" must be a list of at most 16 names of 1 to 32 characters');
+  }
   return frame as unknown as ClientFrame;
 }
 
@@ -935,6 +1012,7 @@ const MESSAGE_SHAPE: Record<string, Check> = {
   ts: isText,
   seq: isCount,
   action: optional(isFlag),
+  notice: optional(isFlag),
   history: optional(isFlag),
 };
 
@@ -974,6 +1052,8 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     to: optional(isText),
     name: optional(isText),
     names: optional(listOf(isText, "names")),
+    ops: optional(listOf(isText, "names")),
+    topicLock: optional(isFlag),
     topic: optional(isText),
     rooms: optional(
       listOf(shaped({ name: isText, members: isCount, topic: isText }, "a room"), "rooms"),
@@ -1001,11 +1081,26 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
   },
   error: { id: optional(isId), code: isText, message: isText, ids: optional(listOf(isId, "ids")) },
   message: MESSAGE_SHAPE,
-  dm: { from: isText, to: isText, text: isText, ts: isText, action: optional(isFlag) },
-  join: { room: isText, name: isText, ts: isText },
-  leave: { room: isText, name: isText, reason: isText, ts: isText },
+  dm: {
+    from: isText,
+    to: isText,
+    text: isText,
+    ts: isText,
+    action: optional(isFlag),
+    notice: optional(isFlag),
+  },
+  join: { room: isText, name: isText, op: optional(isFlag), ts: isText },
+  leave: {
+    room: isText,
+    name: isText,
+    reason: isText,
+    message: optional(isText),
+    by: optional(isText),
+    ts: isText,
+  },
   nick: { from: isText, to: isText, ts: isText },
   topic: { room: isText, topic: isText, from: isText, ts: isText },
+  away: { name: isText, message: isText, ts: isText },
   ping: {},
   challenge: { id: isId, nonce: isText },
   offer: {

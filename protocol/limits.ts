@@ -188,6 +188,9 @@ export const MAX_NAME_LENGTH = 32;
 /** Longest room name, in code points, `#` included. */
 export const MAX_ROOM_LENGTH = 50;
 
+/** Longest reason given for leaving a room or the chat (`part`, `quit`), in code points. */
+export const MAX_REASON_LENGTH = 300;
+
 /** Longest request id: a string of at most this many code points. */
 export const MAX_ID_LENGTH = 64;
 

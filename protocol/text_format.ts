@@ -83,13 +83,13 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
       const from = sanitize(frame.from);
       const where = frame.room === (options?.room ?? LOBBY) ? "" : `${sanitize(frame.room)} `;
       const prefix = `[${clock(frame.ts)}] ${frame.history ? "(history) " : ""}${where}` +
-        (frame.action ? `* ${from} ` : `<${from}> `);
+        (frame.action ? `* ${from} ` : frame.notice ? `-${from}- ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "dm": {
       const from = sanitize(frame.from);
       const prefix = `[${clock(frame.ts)}] [private] ` +
-        (frame.action ? `* ${from} ` : `<${from}> `);
+        (frame.action ? `* ${from} ` : frame.notice ? `-${from}- ` : `<${from}> `);
       return body(prefix, frame.text);
     }
     case "topic":
@@ -101,7 +101,13 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     case "leave":
       return `[${clock(frame.ts)}] <- ${sanitize(frame.name)} left ${sanitize(frame.room)} (${
         LEAVE_REASONS[frame.reason] ?? sanitize(frame.reason)
+      }${frame.by ? ` by ${sanitize(frame.by)}` : ""}${
+        frame.message ? `: ${sanitize(frame.message)}` : ""
       })`;
+    case "away":
+      return `[${clock(frame.ts)}] -- ${sanitize(frame.name)} ${
+        frame.message === "" ? "is back" : `is away: ${sanitize(frame.message)}`
+      }`;
     case "nick":
       return `[${clock(frame.ts)}] -- ${sanitize(frame.from)} is now known as ${
         sanitize(frame.to)
@@ -131,8 +137,10 @@ export function formatFrame(frame: ServerFrame, options?: FormatFrameOptions): s
     case "ack": {
       const room = sanitize(frame.room ?? "");
       const away = frame.awayMessages;
+      // A room's operators are marked @, as IRC clients show them.
+      const ops = new Set(frame.ops);
       const names = frame.names?.map((name) =>
-        sanitize(name) +
+        (ops.has(name) ? "@" : "") + sanitize(name) +
         (away !== undefined && Object.hasOwn(away, name) ? ` (away: ${sanitize(away[name]!)})` : "")
       ).join(", ");
       if (frame.online !== undefined) {

@@ -143,6 +143,24 @@ browserTest("chat", async (browser) => {
   await page.click('#people li[data-id="@bob"]');
   await waitForText(page, "回复 reply");
 
+  // A notice reads -bob-; a reason for leaving is shown with the leave.
+  await page.click('#rooms li[data-id="#lobby"]');
+  await bob.send("the build is green", { notice: true });
+  await waitForText(page, "the build is green");
+  equal(
+    await page.$$eval("#log .line .from", (nodes) => nodes.at(-1)?.textContent ?? ""),
+    "-bob-",
+  );
+  await carol.write("/quit gone home\r\n");
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll("#log .line.event")].some((node) =>
+        node.textContent === "carol left (quit: gone home)"
+      ),
+    null,
+    { timeout: WAIT },
+  );
+
   if (SCREENSHOTS) await screenshots(browser, server);
   await page.close();
 });

@@ -1,4 +1,4 @@
-import { deepEqual, equal, rejects } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { local } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
@@ -17,6 +17,7 @@ Deno.test("away shows in whois, who and the answer to a private message, until b
     room: "#lobby",
     names: ["alice", "bob"],
     away: { alice: "lunch, back at 2" },
+    ops: [],
   });
   const sent = await bob.dm("alice", "are you there?");
   equal(sent.away, "lunch, back at 2");
@@ -116,4 +117,28 @@ Deno.test("a client that comes back as a new session is away again", async () =>
   const back = await alice.next("reconnected", { timeout: 5000 });
   equal(back.resumed, false);
   equal((await bob.whois("alice")).away, "on a train");
+});
+
+Deno.test("away events go only to clients that listed them in hello.caps", async () => {
+  await using server = await serve(local);
+  const port = server.addr.port;
+  await using old = await RawPeer.connect(port);
+  await old.send({ type: "hello", id: 1, v: 1, name: "old" });
+  await old.frame("welcome");
+  await using asked = await RawPeer.connect(port);
+  await asked.send({ type: "hello", id: 1, v: 1, name: "asked", caps: ["away", "later"] });
+  await asked.frame("welcome");
+  await using alice = await connect({ port, name: "alice" });
+  await alice.away("lunch");
+  const away = await asked.frame("away");
+  deepEqual([away.name, away.message], ["alice", "lunch"]);
+  // The client that did not ask gets nothing it would not know, up to the answer of a ping.
+  await old.send({ type: "ping", id: 2 });
+  for (let line = await old.line(); !line?.includes('"ack"'); line = await old.line()) {
+    const frame = parseServerFrame(line!);
+    ok(frame.type === "join" || frame.type === "message", line!);
+  }
+  await using bad = await RawPeer.connect(port);
+  await bad.send({ type: "hello", id: 1, v: 1, name: "bad", caps: "away" });
+  equal((await bad.frame("error")).code, "bad_request");
 });

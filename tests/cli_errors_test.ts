@@ -100,3 +100,19 @@ Deno.test("a TLS client meeting a plain port exits 1 with one line", async (t) =
     await stopServer(server);
   }
 });
+
+Deno.test("chat serve refuses a bad --irc-server-name with one line", async (t) => {
+  const base = ["serve", "--host", "127.0.0.1", "--port", "0", "--data", ":memory:"];
+  await t.step("without --irc-port", async () => {
+    const result = await runChat([...base, "--irc-server-name", "irc.example.org"]);
+    assertOneErrorLine(result, /^chat: --irc-server-name goes with --irc-port; see /, 2);
+  });
+  await t.step("a name that is no host name", async () => {
+    const result = await runChat([...base, "--irc-port", "0", "--irc-server-name", "nodot"]);
+    assertOneErrorLine(
+      result,
+      /^chat: Invalid --irc-server-name "nodot": use a host name with a dot/,
+      2,
+    );
+  });
+});

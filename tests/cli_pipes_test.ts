@@ -122,3 +122,22 @@ Deno.test("chat send paces a long pipe to the server's rate: every line arrives,
     await stopServer(server);
   }
 });
+
+Deno.test("piped chat connect leaves rooms and the chat with the reasons typed", async () => {
+  const { server, port } = await startServer();
+  try {
+    await using bob = await connect({ port, name: "bob" });
+    await bob.join("#dev");
+    const result = await runChat(
+      ["connect", `127.0.0.1:${port}`, "--name", "alice"],
+      "/join #dev\n/leave #dev back later\n/quit gone home\n",
+    );
+    equal(result.code, 0, result.stderr);
+    const parted = await bob.next("leave", { timeout: 5000 });
+    deepEqual([parted.room, parted.reason, parted.message], ["#dev", "part", "back later"]);
+    const quit = await bob.next("leave", { timeout: 5000 });
+    deepEqual([quit.room, quit.reason, quit.message], ["#lobby", "quit", "gone home"]);
+  } finally {
+    await stopServer(server);
+  }
+});

@@ -88,3 +88,38 @@ Deno.test("layout() keeps the body beside the prefix when there is room, under i
     "  私聊消息，需要换行显示才行",
   ]);
 });
+
+Deno.test("a leave with a reason shows the reason after why", () => {
+  const style = createStyle(false);
+  const entry = entryFor(
+    { type: "leave", room: "#lobby", name: "bob", reason: "quit", message: "gone home", ts },
+    { self: "alice", style },
+  );
+  const text = entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  assert.match(text, /← bob left #lobby \(quit: gone home\)$/);
+});
+
+Deno.test("a notice reads -name-, in a room and in private", () => {
+  const style = createStyle(false);
+  const show = (event: ChatEvent) => {
+    const entry = entryFor(event, { self: "alice", style });
+    return entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  };
+  const message = { type: "message", room: "#lobby", from: "bot", text: "done", ts, seq: 1 };
+  assert.match(show({ ...message, notice: true } as ChatEvent), / -bot- done$/);
+  assert.match(show(message as ChatEvent), / <bot> done$/);
+  assert.match(
+    show({ type: "dm", from: "bot", to: "alice", text: "done", ts, notice: true }),
+    /\[private\] -bot- done$/,
+  );
+});
+
+Deno.test("away changes read as someone going away or coming back", () => {
+  const style = createStyle(false);
+  const show = (message: string) => {
+    const entry = entryFor({ type: "away", name: "bob", message, ts }, { self: "alice", style });
+    return entry === undefined ? "" : layout(entry, 80).join("\n").replace(SGR, "");
+  };
+  assert.match(show("lunch"), / bob is away: lunch$/);
+  assert.match(show(""), / bob is back$/);
+});

@@ -251,3 +251,20 @@ Deno.test("parseServerFrame refuses what a client must not trust", async (t) => 
     }
   });
 });
+
+Deno.test("a leave's reason is an optional text, and what a client does not know is ignored", () => {
+  const leave = { type: "leave", room: "#a", name: "bob", reason: "part", ts: "t" };
+  deepEqual(parseServerFrame(JSON.stringify({ ...leave, message: "bye" })), {
+    ...leave,
+    message: "bye",
+  });
+  deepEqual(parseServerFrame(JSON.stringify({ ...leave, later: [1] })), { ...leave, later: [1] });
+  throws(() => parseServerFrame(JSON.stringify({ ...leave, message: 1 })));
+  deepEqual(parseClientFrame('{"type":"part","id":1,"room":"#a","reason":"bye"}'), {
+    type: "part",
+    id: 1,
+    room: "#a",
+    reason: "bye",
+  });
+  throws(() => parseClientFrame('{"type":"quit","id":1,"reason":5}'));
+});

@@ -1,5 +1,6 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { IgnoreList, MAX_IGNORED } from "../tui/ignore.ts";
+import { SmartFilter } from "../tui/smart_filter.ts";
 
 const ts = "2026-11-25T12:00:00.000Z";
 
@@ -49,4 +50,15 @@ Deno.test("ignore list holds at most MAX_IGNORED names", () => {
   const list = new IgnoreList();
   for (let i = 0; i < MAX_IGNORED; i++) equal(list.add(`user${i}`), "added");
   equal(list.add("onemore"), "full");
+});
+
+Deno.test("ignore list and smart filter hide the away changes of whom they hide", () => {
+  const list = new IgnoreList();
+  list.add("bob");
+  equal(list.hides({ type: "away", name: "Bob", message: "lunch", ts }), true);
+  equal(list.hides({ type: "away", name: "carol", message: "lunch", ts }), false);
+  const filter = new SmartFilter({ now: () => Date.parse(ts) });
+  equal(filter.shows({ type: "away", name: "eve", message: "lunch", ts }), false);
+  filter.observe({ type: "message", room: "#lobby", from: "eve", text: "hi", ts, seq: 1 });
+  equal(filter.shows({ type: "away", name: "eve", message: "", ts }), true);
 });

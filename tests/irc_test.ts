@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { connect, serve } from "../mod.ts";
 import { createIdentity } from "../_common/identity.ts";
 import { createSelfSignedCertificate } from "../_common/tls.ts";
@@ -13,7 +13,7 @@ import {
   SqliteStorage,
 } from "../_server/core.ts";
 import { IrcDialect } from "../_server/doors/irc.ts";
-import { parseIrc } from "../_server/doors/irc_lines.ts";
+import { ircServerName, parseIrc } from "../_server/doors/irc_lines.ts";
 import { nameOf, nickOf } from "../_server/doors/irc_names.ts";
 import type { DialectHost } from "../_server/doors/dialect.ts";
 import { Store } from "../_server/store.ts";
@@ -201,7 +201,7 @@ Deno.test("irc door registers only once CAP END, NICK and USER are in, then welc
   await irc.type("CAP LS 302");
   match(
     irc.take()[0]!,
-    /^:chat\.server CAP \* LS :batch draft\/chathistory echo-message message-tags server-time$/,
+    /^:chat\.server CAP \* LS :away-notify batch draft\/chathistory echo-message message-tags server-time$/,
   );
   await irc.type("CAP REQ :server-time nope");
   match(irc.take()[0]!, / CAP \* NAK :server-time nope$/);
@@ -264,7 +264,7 @@ Deno.test("irc door replays a room's history after the JOIN, with server-time", 
   const lines = bob.take();
   deepEqual(lines.map((line) => line.replace(/time=[^;]+;/, "time=T;")), [
     ":bob!u@chat JOIN #dev",
-    ":chat.server 353 bob = #dev :alice bob",
+    ":chat.server 353 bob = #dev :@alice bob",
     ":chat.server 366 bob #dev :End of /NAMES list",
     "@time=T;msgid=#dev/1 :alice!u@chat PRIVMSG #dev :one",
     "@time=T;msgid=#dev/2 :alice!u@chat PRIVMSG #dev :\x01ACTION waves\x01",
@@ -288,7 +288,7 @@ Deno.test("irc door echoes its user's own messages only with echo-message", asyn
   ]);
   deepEqual(plain.take(), [
     ":echo!u@chat PRIVMSG #lobby :from echo",
-    ":echo!u@chat PRIVMSG plain :psst",
+    ":echo!u@chat NOTICE plain :psst",
   ]);
 });
 
@@ -318,7 +318,7 @@ Deno.test("irc door tells topics, nick changes, parts and one quit per person", 
     ":chat.server 311 alice _|bhto6u u chat * :Real Name",
     ":chat.server 312 alice _|bhto6u chat.server :chat",
     ":chat.server 318 alice _|bhto6u :End of /WHOIS list",
-    ":_|bhto6u!u@chat QUIT :Quit",
+    ":_|bhto6u!u@chat QUIT :Quit: gone",
   ]);
   deepEqual(bob.take(), ["ERROR :Closing link (Quit: gone)"]);
   ok(bob.closed);
@@ -375,8 +375,7 @@ Deno.test("irc users go away and come back, and the others see it", async () => 
   const alice = await register(chat.core, "alice", "echo-message");
   const bob = await register(chat.core, "bob");
   await alice.type("CAP LS 302");
-  // The core tells nobody when someone goes away, so away-notify is not offered.
-  ok(!alice.take().join("\n").includes("away-notify"));
+  ok(alice.take().join("\n").includes("away-notify"));
   await bob.type("AWAY :at lunch, back at 2");
   deepEqual(bob.take(), [":chat.server 306 bob :You have been marked as being away"]);
   equal(chat.core.size, 2);
@@ -396,7 +395,8 @@ Deno.test("irc users go away and come back, and the others see it", async () => 
     ":chat.server 301 alice bob :at lunch, back at 2",
     ":alice!u@chat NOTICE bob :psst",
   ]);
-  deepEqual(bob.take(), [":alice!u@chat PRIVMSG bob :hi", ":alice!u@chat PRIVMSG bob :psst"]);
+  // Without away-notify, alice was not told bob went away: only asked, she learns it.
+  deepEqual(bob.take(), [":alice!u@chat PRIVMSG bob :hi", ":alice!u@chat NOTICE bob :psst"]);
 
   // Too long an away message is refused, and the one before stays.
   await bob.type(`AWAY :${"z".repeat(301)}`);
@@ -856,4 +856,312 @@ Deno.test("irc door pings a quiet client and drops one that never answers", asyn
   let leave;
   do leave = await watcher.next("leave", { timeout: 10_000 }); while (leave.name !== "sleepy");
   equal(leave.reason, "timeout");
+});
+
+Deno.test("irc door speaks under the server name it is given", async (t) => {
+  await t.step("--irc-server-name names the server in its lines and PONG", async () => {
+    await using server = await serve({ ...local, ircPort: 0, ircServerName: "irc.example.org" });
+    await using irc = await RawPeer.connect(server.ircAddr!.port);
+    await irc.write("NICK named\r\nUSER n 0 * :n\r\n");
+    await expect(irc, /^:irc\.example\.org 001 named /);
+    await expect(irc, /^:irc\.example\.org 004 named irc\.example\.org /);
+    await expect(irc, / 366 /);
+    await irc.write("PING tok\r\n");
+    await expect(irc, /^:irc\.example\.org PONG irc\.example\.org :tok$/);
+  });
+  await t.step("the default is the host name when it is one, else chat.server", () => {
+    equal(ircServerName(undefined, "chat.example.org"), "chat.example.org");
+    equal(ircServerName(undefined, "127.0.0.1"), "chat.server");
+    equal(ircServerName(undefined, "::1"), "chat.server");
+    equal(ircServerName(undefined, "localhost"), "chat.server");
+    equal(ircServerName(undefined, undefined), "chat.server");
+  });
+  await t.step("a name that is no host name is refused before listening", async () => {
+    for (const name of ["nodot", "a b.c", "bad..name", "-x.y", `${"a".repeat(60)}.org`]) {
+      await rejects(
+        serve({ ...local, ircPort: 0, ircServerName: name }),
+        (error: Error) =>
+          error instanceof TypeError && /^Invalid IRC server name "/.test(error.message),
+        name,
+      );
+    }
+  });
+});
+
+Deno.test("part and quit reasons reach irc, library and nc users", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using ana = await ircClient(irc, "ana");
+  await using lib = await connect({ port, name: "lib" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(ana, /^:ned!u@chat JOIN #lobby$/);
+  await using bob = await ircClient(irc, "bob");
+  await expect(nc, /bob joined #lobby/);
+
+  await bob.write("PART #lobby :see you later\r\n");
+  await expect(bob, /^:bob!u@chat PART #lobby :see you later$/);
+  await expect(ana, /^:bob!u@chat PART #lobby :see you later$/);
+  const parted = await lib.next("leave", { timeout: 2000 });
+  deepEqual([parted.name, parted.reason, parted.message], ["bob", "part", "see you later"]);
+  await expect(nc, /<- bob left #lobby \(left the room: see you later\)$/);
+
+  await bob.write("JOIN #lobby\r\nQUIT :gone home\r\n");
+  await expect(ana, /^:bob!u@chat QUIT :Quit: gone home$/);
+  const quit = await lib.next("leave", { timeout: 2000 });
+  deepEqual([quit.name, quit.reason, quit.message], ["bob", "quit", "gone home"]);
+  await expect(nc, /<- bob left #lobby \(quit: gone home\)$/);
+
+  // The library and nc users give reasons too; IRC users see them as IRC shows them.
+  await lib.join("#dev");
+  await ana.write("JOIN #dev\r\n");
+  await expect(ana, / 366 ana #dev /);
+  await lib.leave("#dev", { reason: "lunch" });
+  await expect(ana, /^:lib!u@chat PART #dev :lunch$/);
+  await nc.write("/quit off to bed\n");
+  await expect(ana, /^:ned!u@chat QUIT :Quit: off to bed$/);
+  await lib.close({ reason: "bye now" });
+  await expect(ana, /^:lib!u@chat QUIT :Quit: bye now$/);
+});
+
+Deno.test("a reason longer than 300 characters is refused, and cut by the irc door", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  await using lib = await connect({ port: server.addr.port, name: "lib" });
+  await lib.join("#dev");
+  await rejects(
+    lib.leave("#dev", { reason: "x".repeat(301) }),
+    (error: Error) => /^Reason is longer than 300 characters$/.test(error.message),
+  );
+  deepEqual(lib.joined.includes("#dev"), true, "refused: still in the room");
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  await ana.write(`JOIN #dev\r\nPART #dev :${"x".repeat(350)}\r\n`);
+  const parted = await lib.next("leave", { timeout: 2000 });
+  equal(parted.message, "x".repeat(300));
+});
+
+Deno.test("text from others never breaks an irc line", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  await using lib = await connect({ port: server.addr.port, name: "lib" });
+  await lib.topic("#lobby", "a\r\n:evil!u@chat PRIVMSG ana :forged\0");
+  const line = await expect(ana, /TOPIC #lobby/);
+  equal(line, ":lib!u@chat TOPIC #lobby :a  :evil!u@chat PRIVMSG ana :forged ");
+  await lib.leave("#lobby", { reason: "x\nQUIT :y" });
+  await expect(ana, /^:lib!u@chat PART #lobby :x QUIT :y$/);
+});
+
+Deno.test("a notice stays a notice in every door, and is never answered", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using ana = await ircClient(irc, "ana");
+  await using bot = await connect({ port, name: "bot" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(ana, /^:ned!u@chat JOIN #lobby$/);
+
+  await ana.write("NOTICE #lobby :hello there\r\n");
+  const notice = await bot.next("message", { timeout: 2000 });
+  deepEqual([notice.text, notice.notice], ["hello there", true]);
+  await expect(nc, /\] -ana- hello there$/);
+
+  const sent = await bot.send("build passed", { notice: true });
+  equal(sent.notice, true);
+  await expect(ana, /^:bot!u@chat NOTICE #lobby :build passed$/);
+  await expect(nc, /\] -bot- build passed$/);
+  await bot.send("a message");
+  await expect(ana, /^:bot!u@chat PRIVMSG #lobby :a message$/);
+
+  // A private notice to someone away gets no automatic reply, from either side.
+  await ana.write("AWAY :lunch\r\n");
+  await expect(ana, / 306 ana /);
+  const quiet = await bot.dm("ana", "ping result", { notice: true });
+  deepEqual([quiet.notice, quiet.away], [true, undefined]);
+  await expect(ana, /^:bot!u@chat NOTICE ana :ping result$/);
+  equal((await bot.dm("ana", "are you there")).away, "lunch");
+  await ana.write("NOTICE bot :automatic\r\nPING :sync\r\n");
+  const dm = await bot.next("dm", { timeout: 2000 });
+  deepEqual([dm.text, dm.notice], ["automatic", true]);
+});
+
+Deno.test("irc TOPIC and KICK on a channel nobody is in are 403, on one others are in 442", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const bob = await register(chat.core, "bob");
+  await bob.type("JOIN #dev");
+  alice.take();
+  await alice.type("TOPIC #nowhere", "TOPIC #dev", "TOPIC #dev :mine now", "TOPIC #bad!name");
+  await alice.type("KICK #nowhere bob", "KICK #dev bob");
+  deepEqual(alice.take().map((line) => line.split(" ").slice(1, 4).join(" ")), [
+    "403 alice #nowhere",
+    "442 alice #dev",
+    "442 alice #dev",
+    "403 alice #bad!name",
+    "403 alice #nowhere",
+    "442 alice #dev",
+  ]);
+});
+
+Deno.test("away-notify: irc and library users who asked are told of away changes", async () => {
+  await using server = await serve({ ...unthrottled, ircPort: 0 });
+  const irc = server.ircAddr!.port;
+  const { port } = server.addr;
+  await using told = await ircClient(irc, "told", "away-notify server-time");
+  await using plain = await ircClient(irc, "plain");
+  await using lib = await connect({ port, name: "lib" });
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n");
+  await expect(told, /JOIN #lobby$/);
+
+  await lib.away("lunch");
+  await expect(told, /^@time=\S+ :lib!u@chat AWAY :lunch$/);
+  await plain.write("AWAY :brb\r\n");
+  await expect(told, /^@time=\S+ :plain!u@chat AWAY :brb$/);
+  const away = await lib.next("away", { timeout: 2000 });
+  deepEqual([away.name, away.message], ["plain", "brb"]);
+  await plain.write("AWAY\r\n");
+  await expect(told, /^@time=\S+ :plain!u@chat AWAY$/);
+  equal((await lib.next("away", { timeout: 2000 })).message, "");
+  // Setting the same message again tells nobody; the others never saw an AWAY line.
+  await lib.away("lunch");
+  await lib.away("");
+  await expect(told, /^@time=\S+ :lib!u@chat AWAY$/);
+  await plain.write("PING :sync\r\n");
+  for (let line = await plain.line(); !line?.includes("PONG"); line = await plain.line()) {
+    ok(line !== null && !line.includes(" AWAY"), `${line}`);
+  }
+  // An nc user (who cannot ask) is not told either.
+  await nc.write("/who\n");
+  for (let line = await nc.line(); !line?.includes("lib"); line = await nc.line()) {
+    ok(line !== null && !line.includes("away"), `${line}`);
+  }
+});
+
+Deno.test("a room's creator is its operator: @ in NAMES and WHO, +t, KICK", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const bob = await register(chat.core, "bob");
+  await alice.type("JOIN #dev");
+  await bob.type("JOIN #dev");
+  alice.take();
+  deepEqual(bob.take().slice(1, 2), [":chat.server 353 bob = #dev :@alice bob"]);
+  await bob.type("NAMES #dev", "WHO #dev", "NAMES #lobby");
+  deepEqual(bob.take(), [
+    ":chat.server 353 bob = #dev :@alice bob",
+    ":chat.server 366 bob #dev :End of /NAMES list",
+    ":chat.server 352 bob #dev u chat chat.server alice H@ :0 Real Name",
+    ":chat.server 352 bob #dev u chat chat.server bob H :0 Real Name",
+    ":chat.server 315 bob #dev :End of WHO list",
+    // Nobody created #lobby: only the server's operators are its operators.
+    ":chat.server 353 bob = #lobby :alice bob",
+    ":chat.server 366 bob #lobby :End of /NAMES list",
+  ]);
+
+  // +t: only operators set the topic; only operators change it.
+  await bob.type("MODE #dev +t", "TOPIC #dev :free for all");
+  deepEqual(bob.take(), [
+    ":chat.server 482 bob #dev :You're not channel operator",
+    ":bob!u@chat TOPIC #dev :free for all",
+  ]);
+  alice.take();
+  await alice.type("MODE #dev +t", "MODE #dev");
+  deepEqual(alice.take(), [":alice!u@chat MODE #dev +t", ":chat.server 324 alice #dev +nt"]);
+  await bob.type("TOPIC #dev :mine", "KICK #dev alice");
+  deepEqual(bob.take(), [
+    ":chat.server 482 bob #dev :You're not channel operator",
+    ":chat.server 482 bob #dev :You're not channel operator",
+  ]);
+  await alice.type("TOPIC #dev :set by the op", "KICK #dev carol", "KICK #dev bob :be nice");
+  deepEqual(alice.take(), [
+    ":alice!u@chat TOPIC #dev :set by the op",
+    ":chat.server 441 alice carol #dev :They aren't on that channel",
+    ":alice!u@chat KICK #dev bob :be nice",
+  ]);
+  deepEqual(bob.take(), [
+    ":alice!u@chat TOPIC #dev :set by the op",
+    ":alice!u@chat KICK #dev bob :be nice",
+  ]);
+  await bob.type("PRIVMSG #dev :still here?");
+  deepEqual(bob.take().map((line) => line.split(" ").slice(1, 4).join(" ")), ["404 bob #dev"]);
+
+  // Back in, bob is no operator; alice leaving leaves the room without one.
+  await bob.type("JOIN #dev");
+  await alice.type("PART #dev");
+  bob.take();
+  await bob.type("NAMES #dev", "MODE #dev -t");
+  deepEqual(bob.take().slice(0, 1), [":chat.server 353 bob = #dev :bob"]);
+});
+
+Deno.test("room operators have the same powers from the library, and the server's too", async () => {
+  const identity = await createIdentity();
+  await using server = await serve({
+    ...unthrottled,
+    ircPort: 0,
+    operators: [identity.fingerprint],
+  });
+  const { port } = server.addr;
+  await using maker = await connect({ port, name: "maker" });
+  await using other = await connect({ port, name: "other" });
+  await using ana = await ircClient(server.ircAddr!.port, "ana");
+  equal((await maker.join("#new")).ops.join(), "maker");
+  deepEqual((await other.join("#new")).ops, ["maker"]);
+  await ana.write("JOIN #new\r\n");
+  await expect(ana, /^:chat\.server 353 ana = #new :ana @maker other$/);
+  await using nc = await RawPeer.connect(port);
+  await nc.write("ned\n/join #new\n");
+  await expect(ana, /^:ned!u@chat JOIN #new$/);
+  deepEqual((await other.roster({ room: "#new" })).ops, ["maker"]);
+  await nc.write("/who\n");
+  await expect(nc, /In #new: .*@maker, ned, other/);
+
+  await rejects(other.lockTopic("#new", true), /Only the operators of "#new"/);
+  equal(await maker.lockTopic("#new", true), true);
+  await rejects(other.topic("#new", "no"), /Only the operators of "#new" can set its topic/);
+  await rejects(other.kick("ana", "out", { room: "#new" }), /Only the operators of "#new"/);
+  await maker.kick("other", "out", { room: "#new" });
+  const kicked = await other.next("leave", { timeout: 2000 });
+  deepEqual(
+    [kicked.room, kicked.name, kicked.reason, kicked.by, kicked.message],
+    ["#new", "other", "kicked", "maker", "out"],
+  );
+  ok(!other.joined.includes("#new"), "the one removed is out of the room");
+  await expect(ana, /^:maker!u@chat KICK #new other :out$/);
+  await expect(nc, /<- other left #new \(kicked by maker: out\)$/);
+  await nc.write("/kick #new ana not you\n");
+  await expect(nc, /Only the operators of "#new" can remove people from it/);
+
+  // A server operator is an operator of every room, shown so as they join.
+  await using op = await connect({ port, name: "op", identity });
+  await op.join("#new");
+  await expect(ana, /^:op!u@chat JOIN #new$/);
+  await expect(ana, /^:chat\.server MODE #new \+o op$/);
+  await op.kick("maker", "enough", { room: "#new" });
+  await expect(ana, /^:op!u@chat KICK #new maker :enough$/);
+});
+
+Deno.test("irc WHO with a mask lists who matches among those sharing a room", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  const bob = await register(chat.core, "bob");
+  await register(chat.core, "albert");
+  await bob.type("AWAY :out");
+  alice.take();
+  await alice.type("WHO al*", "WHO ?ob", "WHO zz*");
+  deepEqual(alice.take(), [
+    ":chat.server 352 alice * u chat chat.server albert H :0 Real Name",
+    ":chat.server 352 alice * u chat chat.server alice H :0 Real Name",
+    ":chat.server 315 alice al* :End of WHO list",
+    ":chat.server 352 alice * u chat chat.server bob G :0 Real Name",
+    ":chat.server 315 alice ?ob :End of WHO list",
+    ":chat.server 315 alice zz* :End of WHO list",
+  ]);
+  // A mask made to take exponential time with a backtracking matcher is answered at once.
+  const hostile = `${"*a".repeat(200)}b`;
+  await alice.type(`WHO ${hostile}`);
+  deepEqual(alice.take(), [`:chat.server 315 alice ${hostile} :End of WHO list`]);
+  // Someone who shares no room is not listed.
+  await bob.type("PART #lobby");
+  await alice.type("WHO *");
+  ok(!alice.take().some((line) => line.includes(" bob ")));
 });

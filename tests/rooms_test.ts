@@ -153,7 +153,8 @@ Deno.test("a plain-text user joins, switches and leaves rooms", async () => {
   await nc.write("bob\n");
   await nc.until(/You are bob/);
   await nc.write("/join dev\n");
-  match(await nc.until(/You are in #dev/), /with alice, bob/);
+  // alice created #dev: its operator.
+  match(await nc.until(/You are in #dev/), /with @alice, bob/);
   await nc.write("hello devs\n");
   const dev = await nextIn(alice, "message", "#dev");
   deepEqual(dev.type === "message" && [dev.from, dev.text], ["bob", "hello devs"]);

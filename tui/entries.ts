@@ -163,8 +163,13 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
       const mentioned = !event.history && event.from !== context.self &&
         mentions(event.text, context.self);
       const room = context.manyRooms ? sanitize(event.room) + " " : "";
+      // A notice (a bot's, a service's) reads -name-, as IRC clients show it.
       const label = style.dim(room) +
-        (event.action ? `* ${who(from, context)}` : `<${who(from, context)}>`);
+        (event.action
+          ? `* ${who(from, context)}`
+          : event.notice
+          ? `-${who(from, context)}-`
+          : `<${who(from, context)}>`);
       const result = entry(
         style,
         event.ts,
@@ -182,9 +187,9 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
     }
     case "dm": {
       const from = sanitize(event.from);
-      const label = `${style.private("[private]")} ${event.action ? "* " : ""}<${
-        style.name(from)
-      }>`;
+      const label = `${style.private("[private]")} ${event.action ? "* " : ""}${
+        event.notice && !event.action ? `-${style.name(from)}-` : `<${style.name(from)}>`
+      }`;
       const width = 10 + (event.action ? 2 : 0) + 2 + displayWidth(from);
       const result = entry(style, event.ts, label, width, sanitize(event.text, { newlines: true }));
       result.mention = true;
@@ -207,6 +212,8 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         0,
         `← ${sanitize(event.name)} left ${sanitize(event.room)} (${
           LEAVE_REASONS[event.reason] ?? sanitize(event.reason)
+        }${event.by ? ` by ${sanitize(event.by)}` : ""}${
+          event.message ? `: ${sanitize(event.message)}` : ""
         })`,
         style.dim,
       );
@@ -217,6 +224,17 @@ export function entryFor(event: ChatEvent, context: EntryContext): Entry | undef
         "",
         0,
         `${sanitize(event.from)} is now known as ${sanitize(event.to)}`,
+        style.dim,
+      );
+    case "away":
+      return entry(
+        style,
+        event.ts,
+        "",
+        0,
+        event.message === ""
+          ? `${sanitize(event.name)} is back`
+          : `${sanitize(event.name)} is away: ${sanitize(event.message)}`,
         style.dim,
       );
     case "topic":

@@ -110,6 +110,7 @@ export class IgnoreList {
         return this.has(event.from);
       case "join":
       case "leave":
+      case "away":
         return this.has(event.name);
       case "nick":
         return this.has(event.from);

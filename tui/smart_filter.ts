@@ -94,7 +94,7 @@ export class SmartFilter {
    */
   shows(event: ChatEvent): boolean {
     if (!this.enabled) return true;
-    const name = event.type === "join" || event.type === "leave"
+    const name = event.type === "join" || event.type === "leave" || event.type === "away"
       ? event.name
       : event.type === "nick"
       ? event.from

@@ -16,13 +16,14 @@ import type {
   LeaveReason,
   RequestId,
 } from "../../protocol/frames.ts";
-import { MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
+import { MAX_REASON_LENGTH, MAX_ROOM_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { type DecodedLine, LineDecoder } from "../../protocol/line_decoder.ts";
 import { checkName, nameKey } from "../../protocol/names.ts";
 import type { Outbound, OutboundRun, Session, ViewSink } from "../core.ts";
 import type { Dialect, DialectHost } from "./dialect.ts";
 import {
   ircBytes,
+  ircEvent,
   ircLine,
   type IrcMessage,
   MAX_CLIENT_TAG_BYTES,
@@ -36,6 +37,7 @@ import {
 import { isChannel, nameOf, nickOf } from "./irc_names.ts";
 import {
   ackLines,
+  capped,
   type IrcUser,
   motdLines,
   namesLines,
@@ -47,13 +49,13 @@ import {
 
 /** The capabilities offered, by name, with the tag bit each one sets. */
 const CAPABILITIES: ReadonlyMap<string, number> = new Map([
+  ["away-notify", 0],
   ["batch", 0],
   ["draft/chathistory", 0],
   ["echo-message", 0],
   ["message-tags", MESSAGE_TAGS],
   ["server-time", SERVER_TIME],
 ]);
-const PING = ircBytes([`PING :${SERVER_NAME}`]);
 const encoder = new TextEncoder();
 /** Most characters of a USER ident kept (`A-Z a-z 0-9 . _ ~ -`; the others are dropped). */
 const MAX_IDENT_LENGTH = 16;
@@ -145,9 +147,11 @@ const COMMANDS: Record<string, IrcCommand> = {
   CHATHISTORY: { run: (dialect, message) => dialect.chathistory(message), params: 4 },
   MODE: { run: (dialect, message) => dialect.mode(message), params: 1 },
   KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
-  MOTD: { run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software)) },
-  VERSION: { run: (dialect) => dialect.reply("351", dialect.software, SERVER_NAME, "chat") },
-  TIME: { run: (dialect) => dialect.reply("391", SERVER_NAME, new Date().toUTCString()) },
+  MOTD: {
+    run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software, dialect.server)),
+  },
+  VERSION: { run: (dialect) => dialect.reply("351", dialect.software, dialect.server, "chat") },
+  TIME: { run: (dialect) => dialect.reply("391", dialect.server, new Date().toUTCString()) },
   AWAY: { run: (dialect, message) => dialect.away(message) },
   OPER: { run: (dialect) => dialect.oper(), params: 2 },
   TAGMSG: { run: () => undefined },
@@ -157,10 +161,12 @@ const COMMANDS: Record<string, IrcCommand> = {
 export class IrcDialect implements Dialect {
   readonly decoder: LineDecoder;
   readonly files = false;
-  readonly ping: Uint8Array = PING;
+  readonly ping: Uint8Array;
   #host: DialectHost;
   /** The server's name and version. */
   readonly software: string;
+  /** The server's name, the source of its own lines. */
+  readonly server: string;
   /** Most messages in one history page. */
   readonly historyPage: number;
   #batches = 0;
@@ -188,11 +194,20 @@ export class IrcDialect implements Dialect {
    *
    * @param host The connection.
    * @param software The server's name and version, for 002 and 004.
+   * @param historyPage Most messages in one history page.
+   * @param server The server's name, the source of its own lines.
    */
-  constructor(host: DialectHost, software: string, historyPage = 200) {
+  constructor(
+    host: DialectHost,
+    software: string,
+    historyPage = 200,
+    server: string = SERVER_NAME,
+  ) {
     this.#host = host;
     this.software = software;
     this.historyPage = historyPage;
+    this.server = server;
+    this.ping = ircBytes([`PING :${server}`]);
     this.decoder = new LineDecoder({ maxBytes: MAX_TAG_BYTES + MAX_LINE_BYTES });
   }
 
@@ -204,7 +219,7 @@ export class IrcDialect implements Dialect {
 
   /** A numeric reply to this client. */
   numeric(code: string, params: string[], text = true): string {
-    return ircLine(SERVER_NAME, code, [this.nick, ...params], text);
+    return ircLine(this.server, code, [this.nick, ...params], text);
   }
 
   /** Sends lines. */
@@ -250,7 +265,7 @@ export class IrcDialect implements Dialect {
     if (!line.ok) {
       if (line.code === "bad_utf8") {
         this.#host.refuse(ircBytes([
-          ircLine(SERVER_NAME, "FAIL", ["*", "INVALID_UTF8", "Line is not valid UTF-8"], true),
+          ircLine(this.server, "FAIL", ["*", "INVALID_UTF8", "Line is not valid UTF-8"], true),
         ]));
       } else this.refuse("417", "Input line was too long");
       return;
@@ -289,12 +304,12 @@ export class IrcDialect implements Dialect {
       case "LS":
         if (this.session.name === undefined) this.#negotiating = true;
         this.send(
-          ircLine(SERVER_NAME, "CAP", [this.nick, "LS", [...CAPABILITIES.keys()].join(" ")], true),
+          ircLine(this.server, "CAP", [this.nick, "LS", [...CAPABILITIES.keys()].join(" ")], true),
         );
         return;
       case "LIST":
         this.send(
-          ircLine(SERVER_NAME, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
+          ircLine(this.server, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
         );
         return;
       case "REQ": {
@@ -302,7 +317,7 @@ export class IrcDialect implements Dialect {
         const asked = arg.split(" ").filter((cap) => cap !== "");
         const known = asked.every((cap) => CAPABILITIES.has(cap.replace(/^-/, "")));
         if (!known || asked.length === 0) {
-          this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "NAK", arg], true));
+          this.send(ircLine(this.server, "CAP", [this.nick, "NAK", arg], true));
           return;
         }
         for (const cap of asked) {
@@ -311,7 +326,7 @@ export class IrcDialect implements Dialect {
         }
         this.#variant = 0;
         for (const cap of this.#caps) this.#variant |= CAPABILITIES.get(cap) ?? 0;
-        this.send(ircLine(SERVER_NAME, "CAP", [this.nick, "ACK", arg], true));
+        this.send(ircLine(this.server, "CAP", [this.nick, "ACK", arg], true));
         return;
       }
       case "END":
@@ -380,6 +395,8 @@ export class IrcDialect implements Dialect {
       v: PROTOCOL_VERSION,
       name,
       client: "irc",
+      // The door takes away events, and tells them to the clients that asked (away-notify).
+      caps: ["away"],
       ...(this.#password === undefined ? {} : { password: this.#password }),
     }, { kind: "hello", nick });
   }
@@ -392,7 +409,11 @@ export class IrcDialect implements Dialect {
       this.#host.close();
       return;
     }
-    return this.request({ type: "quit", id: this.id() }, { kind: "quit", message: reason });
+    const said = reasonOf(reason);
+    return this.request(
+      { type: "quit", id: this.id(), ...(said === undefined ? {} : { reason: said }) },
+      { kind: "quit", message: said ?? "" },
+    );
   }
 
   // Commands after registration.
@@ -401,7 +422,7 @@ export class IrcDialect implements Dialect {
   pingCommand(message: IrcMessage): undefined {
     const token = message.params[0];
     if (token === undefined) this.refuse("409", "No origin specified");
-    else this.send(ircLine(SERVER_NAME, "PONG", [SERVER_NAME, token], true));
+    else this.send(ircLine(this.server, "PONG", [this.server, token], true));
     return undefined;
   }
 
@@ -432,14 +453,20 @@ export class IrcDialect implements Dialect {
     });
   }
 
-  /** Handles `PART`. */
+  /** Handles `PART`, with its reason if one is given. */
   part(message: IrcMessage): Promise<void> | undefined {
+    const reason = reasonOf(message.params[1]);
+    const said = reason === undefined ? {} : { reason };
     return each(targets(message.params[0]!), (room) => {
       if (!isChannel(room)) {
         this.refuse("403", room, "No such channel");
         return undefined;
       }
-      return this.request({ type: "part", id: this.id(), room }, { kind: "part", room });
+      return this.request({ type: "part", id: this.id(), room, ...said }, {
+        kind: "part",
+        room,
+        ...said,
+      });
     });
   }
 
@@ -468,7 +495,10 @@ export class IrcDialect implements Dialect {
     const command = message.command;
     return each(targets(list), (target) => {
       const say = { kind: "say" as const, command, target, text, action };
-      const extra = action ? { action: true } : {};
+      const extra = {
+        ...(action ? { action: true } : {}),
+        ...(command === "NOTICE" ? { notice: true } : {}),
+      };
       if (target.startsWith("#")) {
         return this.request({ type: "send", id: this.id(), room: target, text, ...extra }, say);
       }
@@ -484,6 +514,11 @@ export class IrcDialect implements Dialect {
   /** Handles `TOPIC`. */
   topic(message: IrcMessage): Promise<void> | undefined {
     const [room, topic] = message.params as [string, string | undefined];
+    if (!isChannel(room)) return void this.refuse("403", room, "No such channel");
+    // Not in it: the room list tells whether it exists (someone is in it), 442, or not, 403.
+    if (!this.session.inRoom(room)) {
+      return this.request({ type: "rooms", id: this.id() }, { kind: "elsewhere", room });
+    }
     if (topic === undefined) {
       return this.request({ type: "topic", id: this.id(), room }, {
         kind: "topic",
@@ -506,7 +541,7 @@ export class IrcDialect implements Dialect {
       : targets(list);
     return each(rooms, (room) => {
       if (!this.session.inRoom(room)) {
-        this.send(...namesLines(this.nick, room, []));
+        this.send(...namesLines(this.nick, room, [], this.server));
         return undefined;
       }
       return this.request({ type: "who", id: this.id(), room }, { kind: "names", room });
@@ -530,13 +565,48 @@ export class IrcDialect implements Dialect {
       }
       return this.request({ type: "who", id: this.id(), room: mask }, { kind: "who", mask });
     }
+    if (mask.includes("*") || mask.includes("?")) return void this.send(...this.#whoMask(mask));
     const name = nameOf(mask);
-    if (name === undefined || mask.includes("*") || mask.includes("?")) {
+    if (name === undefined) {
       this.reply("315", mask, "End of WHO list");
       return undefined;
     }
     // A nick: its one line, if it is online.
     return this.request({ type: "whois", id: this.id(), name }, { kind: "who", mask });
+  }
+
+  /**
+   * `WHO` with a mask (`*`, `al*`): the client and those it shares a room
+   * with whose nick matches, at most `maxPresence` of them.
+   */
+  #whoMask(mask: string): string[] {
+    const wanted = mask.toLowerCase();
+    const users = this.#introductions();
+    const found = new Map<string, Session>();
+    const max = this.#host.limits.maxPresence;
+    for (
+      const member of [this.session, ...this.session.rooms.flatMap((room) => [...room.members])]
+    ) {
+      if (found.size >= max) break;
+      if (member.name === undefined || member.gone) continue;
+      const nick = nickOf(member.name);
+      if (!found.has(nick) && matches(wanted, nick.toLowerCase())) found.set(nick, member);
+    }
+    const lines = [...found].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(
+      ([nick, member]) => {
+        const user = users.get(member.name!);
+        return capped(this.numeric("352", [
+          "*",
+          user?.ident ?? "u",
+          "chat",
+          this.server,
+          nick,
+          member.away === "" ? "H" : "G",
+          `0 ${user === undefined || user.real === "" ? member.name : user.real}`,
+        ]));
+      },
+    );
+    return [...lines, this.numeric("315", [mask, "End of WHO list"])];
   }
 
   /** Handles `WHOIS`. */
@@ -560,7 +630,7 @@ export class IrcDialect implements Dialect {
     const kind = sub.toUpperCase();
     const fail = (code: string, text: string) =>
       this.#host.refuse(
-        ircBytes([ircLine(SERVER_NAME, "FAIL", ["CHATHISTORY", code, sub, target, text], true)]),
+        ircBytes([ircLine(this.server, "FAIL", ["CHATHISTORY", code, sub, target, text], true)]),
       );
     if (kind !== "LATEST" && kind !== "BEFORE" && kind !== "AFTER") {
       return void fail("INVALID_PARAMS", "Only LATEST, BEFORE and AFTER are supported");
@@ -601,6 +671,7 @@ export class IrcDialect implements Dialect {
     const users = this.#introductions();
     return {
       nick: this.nick,
+      server: this.server,
       name: this.session.name ?? "",
       echo: this.#caps.has("echo-message"),
       batch: this.#caps.has("batch"),
@@ -627,18 +698,28 @@ export class IrcDialect implements Dialect {
     return undefined;
   }
 
-  /** Handles `MODE`. */
-  mode(message: IrcMessage): undefined {
+  /** Handles `MODE`: a channel's `+t` is its own; its operators are its creator and ours. */
+  mode(message: IrcMessage): Promise<void> | undefined {
     const [target, modes] = message.params as [string, string | undefined];
     if (target.startsWith("#")) {
       if (!isChannel(target)) {
         this.refuse("403", target, "No such channel");
       } else if (modes === undefined) {
-        this.reply("324", target, "+n");
+        if (!this.session.inRoom(target)) return void this.reply("324", target, "+n");
+        return this.request({ type: "mode", id: this.id(), room: target }, {
+          kind: "mode",
+          room: target,
+          change: "",
+        });
       } else if (/^[+-]?b$/.test(modes) && message.params.length === 2) {
         this.reply("368", target, "End of channel ban list");
+      } else if (/^[+-]t$/.test(modes) && message.params.length === 2) {
+        return this.request(
+          { type: "mode", id: this.id(), room: target, topicLock: modes.startsWith("+") },
+          { kind: "mode", room: target, change: modes },
+        );
       } else {
-        this.refuse("482", target, "Channel modes cannot be changed on this server");
+        this.refuse("482", target, "Only +t can be changed on this server");
       }
       return undefined;
     }
@@ -651,16 +732,22 @@ export class IrcDialect implements Dialect {
     return undefined;
   }
 
-  /** Handles `KICK`. */
+  /** Handles `KICK`: a channel's operators remove someone from it. */
   kick(message: IrcMessage): Promise<void> | undefined {
-    const [room, nick, reason] = message.params as [string, string, string | undefined];
+    const [room, nick, text] = message.params as [string, string, string | undefined];
     const name = nameOf(nick);
     if (name === undefined) {
       this.refuse("401", nick, "No such nick");
       return undefined;
     }
+    if (!isChannel(room)) return void this.refuse("403", room, "No such channel");
+    // Not in it: refused either way; the room list tells 442 (someone is in it) from 403.
+    if (!this.session.inRoom(room)) {
+      return this.request({ type: "rooms", id: this.id() }, { kind: "elsewhere", room });
+    }
+    const reason = reasonOf(text);
     return this.request(
-      { type: "kick", id: this.id(), name, ...(reason === undefined ? {} : { reason }) },
+      { type: "kick", id: this.id(), name, room, ...(reason === undefined ? {} : { reason }) },
       { kind: "kick", room, nick },
     );
   }
@@ -693,7 +780,7 @@ export class IrcDialect implements Dialect {
         this.#registering = false;
         this.#introductions().set(session, this.#introduced);
         return ircBytes(
-          welcomeLines(frame, this.#host.limits, this.software, this.historyPage),
+          welcomeLines(frame, this.#host.limits, this.software, this.historyPage, this.server),
         );
       case "challenge":
       case "transfer":
@@ -715,8 +802,20 @@ export class IrcDialect implements Dialect {
           if (key === this.#lastQuit) return null;
           this.#lastQuit = key;
         }
-        if (frame.name === session.name) return null;
+        // Removed from a room, a reader sees its KICK; its own part and quit it was answered.
+        if (frame.name === session.name && !(frame.reason === "kicked" && frame.by)) return null;
+        // A kick comes from the server, by its name here: not shared with other servers' readers.
+        if (frame.reason === "kicked") return ircEvent(frame, this.#variant, this.server);
         return out.irc(this.#variant);
+      case "join":
+        // A server operator's join comes with the server giving them +o.
+        return frame.op === true
+          ? ircEvent(frame, this.#variant, this.server)
+          : out.irc(this.#variant);
+      case "offer":
+        return ircEvent(frame, this.#variant, this.server);
+      case "away":
+        return this.#caps.has("away-notify") ? out.irc(this.#variant) : null;
       default:
         return out.irc(this.#variant);
     }
@@ -745,7 +844,7 @@ export class IrcDialect implements Dialect {
 
   refusals(message: string, ids: RequestId[]): Uint8Array {
     for (const id of ids) this.#forget(id);
-    return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, message], true)]);
+    return ircBytes([ircLine(this.server, "NOTICE", [this.nick, message], true)]);
   }
 
   /** Forgets a request answered without its own answer (refusals held back and counted). */
@@ -762,7 +861,7 @@ export class IrcDialect implements Dialect {
   #answer(frame: AckFrame | ErrorFrame): Uint8Array | null {
     if (frame.type === "error" && frame.id === undefined) {
       for (const id of frame.ids ?? []) this.#forget(id);
-      return ircBytes([ircLine(SERVER_NAME, "NOTICE", [this.nick, frame.message], true)]);
+      return ircBytes([ircLine(this.server, "NOTICE", [this.nick, frame.message], true)]);
     }
     const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id);
     if (frame.id !== undefined) this.#pending.delete(frame.id);
@@ -777,7 +876,7 @@ export class IrcDialect implements Dialect {
     }
     const lines = frame.type === "ack"
       ? ackLines(frame, pending, this.#reader())
-      : refusalLines(frame, pending, this.nick);
+      : refusalLines(frame, pending, this.nick, this.server);
     if (pending.kind === "join") {
       const held = this.#joining.get(pending.room) ?? [];
       this.#joining.delete(pending.room);
@@ -811,6 +910,40 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return bytes;
+}
+
+/** A PART or QUIT reason, cut to the longest the chat carries (as IRC servers cut them). */
+function reasonOf(text: string | undefined): string | undefined {
+  const trimmed = text?.trim();
+  if (trimmed === undefined || trimmed === "") return undefined;
+  return trimmed.length <= MAX_REASON_LENGTH
+    ? trimmed
+    : [...trimmed].slice(0, MAX_REASON_LENGTH).join("").trim();
+}
+
+/**
+ * Whether text matches a mask of `*` (any run) and `?` (any one character),
+ * in time proportional to their lengths multiplied, whatever the mask.
+ */
+function matches(mask: string, text: string): boolean {
+  let m = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (m < mask.length && (mask[m] === "?" || mask[m] === text[t])) {
+      m++;
+      t++;
+    } else if (m < mask.length && mask[m] === "*") {
+      star = m++;
+      resume = t;
+    } else if (star !== -1) {
+      m = star + 1;
+      t = ++resume;
+    } else return false;
+  }
+  while (mask[m] === "*") m++;
+  return m === mask.length;
 }
 
 /** Splits a comma-separated list, dropping empty items. */

@@ -8,8 +8,44 @@
 import type { LeaveReason, ServerFrame } from "../../protocol/frames.ts";
 import { nickOf } from "./irc_names.ts";
 
-/** The name the IRC door gives the server in its replies. */
+/** The name the IRC door gives the server in its replies, unless it is given another. */
 export const SERVER_NAME = "chat.server";
+/** Most characters of the server's name (RFC 2812, section 1.1). */
+export const MAX_SERVER_NAME_LENGTH = 63;
+/** A host name with at least one dot: what IRC clients take for a server rather than a nick. */
+const SERVER_NAME_SHAPE =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+
+/**
+ * The name the IRC door gives the server: the one given, else the host name
+ * the server listens on when it is a name with a dot (not an address), else
+ * {@linkcode SERVER_NAME}.
+ *
+ * @param name The name given, if any.
+ * @param hostname The host name the server listens on.
+ * @returns The name.
+ * @throws {TypeError} When the name given is no host name with a dot, or is
+ * longer than 63 characters.
+ */
+export function ircServerName(name: string | undefined, hostname: string | undefined): string {
+  if (name !== undefined) {
+    if (name.length > MAX_SERVER_NAME_LENGTH || !SERVER_NAME_SHAPE.test(name)) {
+      throw new TypeError(
+        `Invalid IRC server name ${
+          JSON.stringify(name.slice(0, 80))
+        }: use a host name with a dot ` +
+          `("chat.example.org"), up to ${MAX_SERVER_NAME_LENGTH} letters, digits, "-" and "."`,
+      );
+    }
+    return name;
+  }
+  if (
+    hostname !== undefined && hostname.length <= MAX_SERVER_NAME_LENGTH &&
+    SERVER_NAME_SHAPE.test(hostname) && !/^[0-9.]+$/.test(hostname)
+  ) return hostname;
+  return SERVER_NAME;
+}
+
 /** Longest line without its tags, CR LF included (RFC 1459). */
 export const MAX_LINE_BYTES = 512;
 /** Longest tag section of a line, `@` and the space after it included (IRCv3 message-tags). */
@@ -83,10 +119,15 @@ export function parseIrc(line: string): IrcMessage | undefined {
   return command === undefined ? undefined : { tags, command, params };
 }
 
+/** What would end or break a line: text from others (a topic, a reason) never carries it. */
+const LINE_BREAK = /[\r\n\0]/;
+const LINE_BREAKS = /[\r\n\0]/g;
+
 /**
  * One line: `:source COMMAND params`, the last parameter written as a
  * trailing one when it must be (empty, a space, a leading `:`) or when `text`
- * says it is text.
+ * says it is text. CR, LF and NUL in a parameter become spaces, so that no
+ * text can end the line and forge another.
  *
  * @param source Who it comes from.
  * @param command The command or numeric.
@@ -101,7 +142,8 @@ export function ircLine(
   text = false,
 ): string {
   let line = `:${source} ${command}`;
-  params.forEach((param, index) => {
+  params.forEach((raw, index) => {
+    const param = LINE_BREAK.test(raw) ? raw.replace(LINE_BREAKS, " ") : raw;
     const last = index === params.length - 1;
     line += last && (text || param === "" || param.includes(" ") || param.startsWith(":"))
       ? ` :${param}`
@@ -246,9 +288,15 @@ export const QUIT_MESSAGES: Readonly<Record<Exclude<LeaveReason, "part">, string
  * @param frame The event.
  * @param variant Which tags the reader negotiated ({@linkcode SERVER_TIME},
  * {@linkcode MESSAGE_TAGS}).
+ * @param server The server's name, the source of the lines it sends itself
+ * (a kick, a file offer); the door renders those for each reader.
  * @returns The bytes.
  */
-export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null {
+export function ircEvent(
+  frame: ServerFrame,
+  variant: number,
+  server: string = SERVER_NAME,
+): Uint8Array | null {
   switch (frame.type) {
     case "message":
       return ircBytes(
@@ -258,6 +306,7 @@ export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null
           frame.text,
           frame.action === true,
           tagsFor(variant, frame.ts, `${frame.room}/${frame.seq}`),
+          frame.notice === true ? "NOTICE" : "PRIVMSG",
         ),
       );
     case "dm":
@@ -268,29 +317,46 @@ export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null
           frame.text,
           frame.action === true,
           tagsFor(variant, frame.ts),
+          frame.notice === true ? "NOTICE" : "PRIVMSG",
         ),
       );
-    case "join":
+    case "join": {
+      const tags = tagsFor(variant, frame.ts);
+      const join = tags + ircLine(maskOf(frame.name), "JOIN", [frame.room]);
+      if (frame.op !== true) return ircBytes([join]);
       return ircBytes([
-        tagsFor(variant, frame.ts) + ircLine(maskOf(frame.name), "JOIN", [frame.room]),
+        join,
+        tags + ircLine(server, "MODE", [frame.room, "+o", nickOf(frame.name)]),
       ]);
+    }
     case "leave": {
       const tags = tagsFor(variant, frame.ts);
       if (frame.reason === "part") {
-        return ircBytes([tags + ircLine(maskOf(frame.name), "PART", [frame.room])]);
+        const params = frame.message === undefined ? [frame.room] : [frame.room, frame.message];
+        return ircBytes([tags + ircLine(maskOf(frame.name), "PART", params, params.length > 1)]);
       }
       if (frame.reason === "kicked") {
+        const source = frame.by === undefined ? server : maskOf(frame.by);
+        const why = frame.message ?? (frame.by === undefined ? "Kicked" : nickOf(frame.by));
         return ircBytes([
-          tags + ircLine(SERVER_NAME, "KICK", [frame.room, nickOf(frame.name), "Kicked"], true),
+          tags + ircLine(source, "KICK", [frame.room, nickOf(frame.name), why], true),
         ]);
       }
-      return ircBytes([
-        tags + ircLine(maskOf(frame.name), "QUIT", [QUIT_MESSAGES[frame.reason]], true),
-      ]);
+      const why = frame.reason === "quit" && frame.message !== undefined
+        ? `Quit: ${frame.message}`
+        : QUIT_MESSAGES[frame.reason];
+      return ircBytes([tags + ircLine(maskOf(frame.name), "QUIT", [why], true)]);
     }
     case "nick":
       return ircBytes([
         tagsFor(variant, frame.ts) + ircLine(maskOf(frame.from), "NICK", [nickOf(frame.to)]),
+      ]);
+    case "away":
+      return ircBytes([
+        tagsFor(variant, frame.ts) +
+        (frame.message === ""
+          ? ircLine(maskOf(frame.name), "AWAY", [])
+          : ircLine(maskOf(frame.name), "AWAY", [frame.message], true)),
       ]);
     case "topic":
       return ircBytes([
@@ -298,11 +364,11 @@ export function ircEvent(frame: ServerFrame, variant: number): Uint8Array | null
         ircLine(maskOf(frame.from), "TOPIC", [frame.room, frame.topic], true),
       ]);
     case "bye":
-      return ircBytes([`ERROR :${frame.message}`]);
+      return ircBytes([`ERROR :${frame.message.replace(LINE_BREAKS, " ")}`]);
     case "offer":
       return ircBytes([
         ircLine(
-          SERVER_NAME,
+          server,
           "NOTICE",
           [
             frame.to.startsWith("#") ? frame.to : nickOf(frame.to),

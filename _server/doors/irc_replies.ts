@@ -7,7 +7,7 @@
 
 import type { AckFrame, ErrorFrame, WelcomeFrame } from "../../protocol/frames.ts";
 import { type Limits, MAX_NAME_LENGTH, MAX_ROOM_LENGTH } from "../../protocol/limits.ts";
-import { ircLine, maskOf, MAX_LINE_BYTES, SERVER_NAME, tagsFor, textLines } from "./irc_lines.ts";
+import { ircLine, maskOf, MAX_LINE_BYTES, tagsFor, textLines } from "./irc_lines.ts";
 import { nickOf } from "./irc_names.ts";
 
 const TOPIC_LENGTH = 300;
@@ -17,15 +17,17 @@ const STARTED = new Date().toUTCString();
 export type Pending =
   | { kind: "hello"; nick: string }
   | { kind: "join"; room: string }
-  | { kind: "part"; room: string }
+  | { kind: "part"; room: string; reason?: string }
   | { kind: "topic"; room: string; set: boolean }
   | { kind: "names"; room: string }
   | { kind: "who"; mask: string }
   | { kind: "list"; only: Set<string> | undefined }
+  | { kind: "elsewhere"; room: string }
   | { kind: "whois"; nick: string }
   | { kind: "say"; command: string; target: string; text: string; action: boolean }
   | { kind: "nick"; nick: string; old: string }
   | { kind: "kick"; room: string; nick: string }
+  | { kind: "mode"; room: string; change: string }
   | { kind: "quit"; message: string }
   | { kind: "history"; target: string; batch: string }
   | { kind: "away" };
@@ -42,6 +44,8 @@ export interface IrcUser {
 export interface Reader {
   /** Their nick. */
   nick: string;
+  /** The server's name, the source of its own lines. */
+  server: string;
   /** Their chat name. */
   name: string;
   /** Whether they asked for their own messages back (`echo-message`). */
@@ -56,8 +60,14 @@ export interface Reader {
 
 const lineEncoder = new TextEncoder();
 
-/** A line cut to 512 bytes with its CR LF, on a character boundary (its text loses its end). */
-function capped(line: string): string {
+/**
+ * A line cut to 512 bytes with its CR LF, on a character boundary (its text
+ * loses its end).
+ *
+ * @param line The line.
+ * @returns The line, or its start.
+ */
+export function capped(line: string): string {
   if (line.length <= (MAX_LINE_BYTES - 2) / 3) return line;
   const bytes = lineEncoder.encode(line);
   if (bytes.length <= MAX_LINE_BYTES - 2) return line;
@@ -74,6 +84,7 @@ function capped(line: string): string {
  * @param limits The limits in force (for ISUPPORT).
  * @param software The server's name and version.
  * @param historyPage Most messages in one history page.
+ * @param server The server's name.
  * @returns The lines.
  */
 export function welcomeLines(
@@ -81,21 +92,22 @@ export function welcomeLines(
   limits: Limits,
   software: string,
   historyPage: number,
+  server: string,
 ): string[] {
   const nick = nickOf(frame.name);
   const n = (code: string, params: string[], text = true) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], text);
+    ircLine(server, code, [nick, ...params], text);
   const support = [
     "CASEMAPPING=ascii",
     `CHANLIMIT=#:${limits.maxRoomsPerUser}`,
-    "CHANMODES=,,,n",
+    "CHANMODES=,,,nt",
     `CHANNELLEN=${MAX_ROOM_LENGTH}`,
     "CHANTYPES=#",
     `CHATHISTORY=${historyPage}`,
     "MSGREFTYPES=msgid",
     "NETWORK=chat",
     `NICKLEN=${MAX_NAME_LENGTH}`,
-    "PREFIX=",
+    "PREFIX=(o)@",
     "SAFELIST",
     "TARGMAX=JOIN:,KICK:1,LIST:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
     `TOPICLEN=${TOPIC_LENGTH}`,
@@ -103,17 +115,17 @@ export function welcomeLines(
   ];
   const lines = [
     n("001", [`Welcome to the chat network, ${nick}`]),
-    n("002", [`Your host is ${SERVER_NAME}, running version ${frame.server}`]),
+    n("002", [`Your host is ${server}, running version ${frame.server}`]),
     n("003", [`This server was created ${STARTED}`]),
-    n("004", [SERVER_NAME, frame.server, "i", "n"], false),
+    n("004", [server, frame.server, "i", "nt"], false),
     // At most 13 tokens a line, so that no line has more than 15 parameters.
     ...[support.slice(0, 13), support.slice(13)].filter((tokens) => tokens.length > 0).map((
       tokens,
     ) => n("005", [...tokens, "are supported by this server"])),
-    ...motdLines(nick, software),
+    ...motdLines(nick, software, server),
   ];
   for (const room of frame.rooms) {
-    lines.push(...joinedLines(nick, frame.name, room.name, room.topic, room.members));
+    lines.push(...joinedLines(nick, frame.name, room.name, room.topic, room.members, server));
   }
   return lines;
 }
@@ -123,12 +135,13 @@ export function welcomeLines(
  *
  * @param nick The reader's nick.
  * @param software The server's name and version.
+ * @param server The server's name.
  * @returns The lines.
  */
-export function motdLines(nick: string, software: string): string[] {
-  const n = (code: string, text: string) => ircLine(SERVER_NAME, code, [nick, text], true);
+export function motdLines(nick: string, software: string, server: string): string[] {
+  const n = (code: string, text: string) => ircLine(server, code, [nick, text], true);
   return [
-    n("375", `- ${SERVER_NAME} Message of the day -`),
+    n("375", `- ${server} Message of the day -`),
     n("372", `- This is a chat server (${software}); IRC is one of its doors.`),
     n("372", "- Everyone starts in #lobby. Rooms are channels: /join #name, /list."),
     n(
@@ -147,6 +160,8 @@ export function motdLines(nick: string, software: string): string[] {
  * @param room The room.
  * @param topic Its topic.
  * @param names Its members.
+ * @param server The server's name.
+ * @param ops The room's operators among the names.
  * @returns The lines.
  */
 export function joinedLines(
@@ -155,10 +170,12 @@ export function joinedLines(
   room: string,
   topic: string,
   names: string[],
+  server: string,
+  ops: readonly string[] = [],
 ): string[] {
   const lines = [ircLine(maskOf(name), "JOIN", [room])];
-  if (topic !== "") lines.push(ircLine(SERVER_NAME, "332", [nick, room, topic], true));
-  lines.push(...namesLines(nick, room, names));
+  if (topic !== "") lines.push(ircLine(server, "332", [nick, room, topic], true));
+  lines.push(...namesLines(nick, room, names, server, ops));
   return lines;
 }
 
@@ -172,16 +189,29 @@ export function joinedLines(
  */
 export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): string[] {
   const nick = reader.nick;
+  const server = reader.server;
   const n = (code: string, params: string[], text = true) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], text);
+    ircLine(server, code, [nick, ...params], text);
   const name = reader.name;
   switch (pending.kind) {
     case "hello":
       return [];
     case "join":
-      return joinedLines(nick, name, ack.room ?? pending.room, ack.topic ?? "", ack.names ?? []);
+      return joinedLines(
+        nick,
+        name,
+        ack.room ?? pending.room,
+        ack.topic ?? "",
+        ack.names ?? [],
+        server,
+        ack.ops,
+      );
     case "part":
-      return [ircLine(maskOf(name), "PART", [pending.room])];
+      return [
+        pending.reason === undefined
+          ? ircLine(maskOf(name), "PART", [pending.room])
+          : ircLine(maskOf(name), "PART", [pending.room, pending.reason], true),
+      ];
     case "topic":
       if (pending.set) {
         return [ircLine(maskOf(name), "TOPIC", [pending.room, ack.topic ?? ""], true)];
@@ -190,11 +220,12 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ? [n("332", [pending.room, ack.topic])]
         : [n("331", [pending.room, "No topic is set"])];
     case "names":
-      return namesLines(nick, pending.room, ack.names ?? []);
+      return namesLines(nick, pending.room, ack.names ?? [], server, ack.ops);
     case "who": {
       // A room's members, or the one user a nick names (answered by a whois).
       const away = ack.awayMessages ??
         (ack.away !== undefined && ack.name !== undefined ? { [ack.name]: ack.away } : {});
+      const ops = new Set(ack.ops);
       return [
         ...(ack.names ?? (ack.online === true && ack.name !== undefined ? [ack.name] : [])).map((
           member,
@@ -204,9 +235,9 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
             pending.mask.startsWith("#") ? pending.mask : "*",
             user?.ident ?? "u",
             "chat",
-            SERVER_NAME,
+            server,
             nickOf(member),
-            Object.hasOwn(away, member) ? "G" : "H",
+            (Object.hasOwn(away, member) ? "G" : "H") + (ops.has(member) ? "@" : ""),
             `0 ${user === undefined || user.real === "" ? member : user.real}`,
           ]));
         }),
@@ -221,6 +252,10 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
         ).map((room) => n("322", [room.name, String(room.members), room.topic])),
         n("323", ["End of /LIST"]),
       ];
+    case "elsewhere":
+      return (ack.rooms ?? []).some((room) => room.name === pending.room)
+        ? [n("442", [pending.room, "You're not on that channel"])]
+        : [n("403", [pending.room, "No such channel"])];
     case "whois": {
       const target = nickOf(ack.name ?? pending.nick);
       if (ack.online !== true) {
@@ -238,7 +273,7 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
           "*",
           user === undefined || user.real === "" ? ack.name ?? target : user.real,
         ])),
-        n("312", [target, SERVER_NAME, "chat"]),
+        n("312", [target, server, "chat"]),
       ];
       if (ack.away !== undefined) lines.push(capped(n("301", [target, ack.away])));
       if (ack.op === true) lines.push(n("313", [target, "is an operator"]));
@@ -275,15 +310,21 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
       return [ircLine(`${pending.old}!u@chat`, "NICK", [nickOf(ack.name ?? name)])];
     case "kick":
       return [];
+    case "mode":
+      // A change is told to whoever made it; a question gets the modes.
+      if (pending.change !== "") {
+        return [ircLine(maskOf(name), "MODE", [pending.room, pending.change])];
+      }
+      return [n("324", [pending.room, ack.topicLock === true ? "+nt" : "+n"], false)];
     case "away":
       return ack.away === undefined || ack.away === ""
         ? [n("305", ["You are no longer marked as being away"])]
         : [n("306", ["You have been marked as being away"])];
     case "history": {
       const open = reader.batch
-        ? [ircLine(SERVER_NAME, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
+        ? [ircLine(server, "BATCH", [`+${pending.batch}`, "chathistory", pending.target])]
         : [];
-      const close = reader.batch ? [ircLine(SERVER_NAME, "BATCH", [`-${pending.batch}`])] : [];
+      const close = reader.batch ? [ircLine(server, "BATCH", [`-${pending.batch}`])] : [];
       const lines = (ack.messages ?? []).flatMap((message) => {
         const tags = tagsFor(reader.variant, message.ts, `${message.room}/${message.seq}`);
         const batched = !reader.batch
@@ -314,11 +355,16 @@ export function ackLines(ack: AckFrame, pending: Pending, reader: Reader): strin
  * @param error The answer.
  * @param pending What the request was.
  * @param nick The reader's nick.
+ * @param server The server's name.
  * @returns The lines.
  */
-export function refusalLines(error: ErrorFrame, pending: Pending, nick: string): string[] {
-  const n = (code: string, ...params: string[]) =>
-    ircLine(SERVER_NAME, code, [nick, ...params], true);
+export function refusalLines(
+  error: ErrorFrame,
+  pending: Pending,
+  nick: string,
+  server: string,
+): string[] {
+  const n = (code: string, ...params: string[]) => ircLine(server, code, [nick, ...params], true);
   const code = error.code;
   const message = error.message;
   // A NOTICE is never answered, not even by a refusal (RFC 2812, section 3.3.2).
@@ -327,7 +373,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "hello": {
       // Not registered: the client has no nick yet.
       const early = (code: string, ...params: string[]) =>
-        ircLine(SERVER_NAME, code, ["*", ...params], true);
+        ircLine(server, code, ["*", ...params], true);
       if (code === "name_taken" || code === "name_claimed") {
         return [early("433", pending.nick, message)];
       }
@@ -352,11 +398,12 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "topic":
     case "names":
       if (code === "not_in_room") {
-        if (pending.kind === "names") return namesLines(nick, pending.room, []);
+        if (pending.kind === "names") return namesLines(nick, pending.room, [], server);
         return [n("442", pending.room, "You're not on that channel")];
       }
       if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
       if (code === "muted") return [n("482", pending.room, message)];
+      if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
       break;
     case "who":
       return [n("315", pending.mask, "End of WHO list")];
@@ -381,7 +428,7 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
     case "history":
       return [
         ircLine(
-          SERVER_NAME,
+          server,
           "FAIL",
           [
             "CHATHISTORY",
@@ -393,11 +440,16 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
         ),
       ];
     case "kick":
+    case "mode":
       if (code === "not_operator") return [n("482", pending.room, "You're not channel operator")];
-      if (code === "no_such_user") return [n("401", pending.nick, "No such nick")];
+      if (code === "not_in_room") return [n("442", pending.room, "You're not on that channel")];
+      if (code === "invalid_room") return [n("403", pending.room, "No such channel")];
+      if (pending.kind === "kick" && code === "no_such_user") {
+        return [n("441", pending.nick, pending.room, "They aren't on that channel")];
+      }
       break;
   }
-  return [ircLine(SERVER_NAME, "NOTICE", [nick, message], true)];
+  return [ircLine(server, "NOTICE", [nick, message], true)];
 }
 
 /**
@@ -406,14 +458,23 @@ export function refusalLines(error: ErrorFrame, pending: Pending, nick: string):
  * @param nick The reader's nick.
  * @param room The room.
  * @param names Its members.
+ * @param server The server's name.
+ * @param ops The room's operators among the names (shown with `@`).
  * @returns The lines.
  */
-export function namesLines(nick: string, room: string, names: string[]): string[] {
+export function namesLines(
+  nick: string,
+  room: string,
+  names: string[],
+  server: string,
+  ops: readonly string[] = [],
+): string[] {
   const lines: string[] = [];
-  const head = ircLine(SERVER_NAME, "353", [nick, "=", room, ""], true);
+  const head = ircLine(server, "353", [nick, "=", room, ""], true);
+  const operators = new Set(ops);
   let list = "";
   for (const name of names) {
-    const shown = nickOf(name);
+    const shown = (operators.has(name) ? "@" : "") + nickOf(name);
     if (list !== "" && head.length + list.length + shown.length + 1 > MAX_LINE_BYTES - 2) {
       lines.push(head + list);
       list = "";
@@ -421,6 +482,6 @@ export function namesLines(nick: string, room: string, names: string[]): string[
     list += list === "" ? shown : ` ${shown}`;
   }
   if (list !== "") lines.push(head + list);
-  lines.push(ircLine(SERVER_NAME, "366", [nick, room, "End of /NAMES list"], true));
+  lines.push(ircLine(server, "366", [nick, room, "End of /NAMES list"], true));
   return lines;
 }

@@ -153,7 +153,12 @@ export class TextDialect implements Dialect {
       case "join":
         return receive({ type: "join", id, room: command.room });
       case "leave":
-        return receive({ type: "part", id, room: command.room ?? room });
+        return receive({
+          type: "part",
+          id,
+          room: command.room ?? room,
+          ...(command.reason === undefined ? {} : { reason: command.reason }),
+        });
       case "switch":
         if (!session.inRoom(command.room)) {
           this.#refuse(`! You are not in "${sanitize(command.room)}"; /join it first`);
@@ -167,7 +172,13 @@ export class TextDialect implements Dialect {
       case "away":
         return receive({ type: "away", id, message: command.message });
       case "kick":
-        return receive({ type: "kick", id, name: command.name, reason: command.reason });
+        return receive({
+          type: "kick",
+          id,
+          name: command.name,
+          reason: command.reason,
+          ...(command.room === undefined ? {} : { room: command.room }),
+        });
       case "ban":
         return receive({
           type: "ban",
@@ -194,7 +205,11 @@ export class TextDialect implements Dialect {
         );
       case "quit":
         this.#say("*** Bye");
-        return receive({ type: "quit", id });
+        return receive({
+          type: "quit",
+          id,
+          ...(command.reason === undefined ? {} : { reason: command.reason }),
+        });
       case "help":
         this.#say(...helpLines());
         return;

@@ -417,7 +417,14 @@ class Chat {
   leaveEvent(frame) {
     const view = this.view(frame.room);
     view.members.delete(frame.name);
-    this.notice(`${frame.name} left (${frame.reason})`, "event", frame.room);
+    // Removed from the room by one of its operators: no longer in it.
+    if (frame.name === this.name) {
+      view.joined = false;
+      view.members.clear();
+    }
+    const why = frame.reason + (frame.by ? ` by ${frame.by}` : "") +
+      (frame.message ? `: ${frame.message}` : "");
+    this.notice(`${frame.name} left (${why})`, "event", frame.room);
     ui.render();
   }
 
@@ -888,7 +895,10 @@ const ui = {
       el("span", { class: "time" }, formatTime(frame.ts)),
     );
     if (frame.action) line.append(el("span", { class: "from" }, "* ", el("bdi", {}, frame.from)));
-    else line.append(el("span", { class: "from" }, el("bdi", {}, frame.from)));
+    // A notice (a bot's, a service's) reads -name-, as IRC clients show it.
+    else if (frame.notice) {
+      line.append(el("span", { class: "from" }, "-", el("bdi", {}, frame.from), "-"));
+    } else line.append(el("span", { class: "from" }, el("bdi", {}, frame.from)));
     line.append(el("bdi", { class: "text" }, frame.text));
     return line;
   },

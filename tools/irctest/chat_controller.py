@@ -52,6 +52,8 @@ class ChatController(BaseServerController, DirectoryBasedController):
             "deno", "run", "-q", "-A", os.path.join(CHAT_DIR, "main.ts"), "serve",
             "--host", hostname, "--port", "0", "--irc-port", str(port),
             "--data", ":memory:", "--history", "0",
+            # The name irctest's cases expect in the server's own lines.
+            "--irc-server-name", "My.Little.Server",
         ]
         if password is not None:
             args += ["--password", password]
