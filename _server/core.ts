@@ -41,6 +41,11 @@ export type { CoreOptions } from "./shared.ts";
 export { SqliteStorage, type Storage } from "./storage.ts";
 export type { ByteStream } from "./transfers.ts";
 
+/** A name with its ASCII letters in lower case (other letters as they are). */
+function asciiLower(name: string): string {
+  return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
 /** What a door may ask of the core. */
 export interface Core {
   /**
@@ -103,6 +108,14 @@ export interface Core {
    * `undefined` when the token opened nothing.
    */
   attachData(stream: ByteStream, token: string): Promise<void> | undefined;
+  /**
+   * The name of a room someone here is in whose name is this one with ASCII
+   * letters in either case (for IRC, whose channel names are so compared).
+   *
+   * @param name The name asked for.
+   * @returns The room's own name, or `undefined` when no such room is loaded.
+   */
+  roomNamed(name: string): string | undefined;
 }
 
 /** The rooms and sessions of one server. */
@@ -253,6 +266,15 @@ export class ChatCore implements Core {
    * @param value The name key, fingerprint or address.
    * @returns The ban.
    */
+  roomNamed(name: string): string | undefined {
+    if (this.#rooms.loaded(name) !== undefined) return name;
+    const folded = asciiLower(name);
+    for (const room of this.#rooms.all()) {
+      if (asciiLower(room.name) === folded) return room.name;
+    }
+    return undefined;
+  }
+
   banned(kind: BanKind, value: string | undefined): Ban | undefined {
     return this.#moderation.banned(kind, value);
   }

@@ -272,6 +272,29 @@ Deno.test("irc door replays a room's history after the JOIN, with server-time", 
   match(lines[3]!, /^@time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z;/);
 });
 
+Deno.test("irc channel names reach their room whatever the case of their ASCII letters", async () => {
+  await using chat = await makeCore();
+  const alice = await register(chat.core, "alice");
+  await alice.type("JOIN #Dev");
+  const bob = await register(chat.core, "bob");
+  bob.take();
+  await bob.type("JOIN #DEV");
+  deepEqual(bob.take().slice(0, 2), [
+    ":bob!u@chat JOIN #Dev",
+    ":chat.server 353 bob = #Dev :@alice bob",
+  ]);
+  alice.take();
+  await bob.type("PRIVMSG #dev :same room", "TOPIC #dEV :shared");
+  deepEqual(alice.take(), [
+    ":bob!u@chat PRIVMSG #Dev :same room",
+    ":bob!u@chat TOPIC #Dev :shared",
+  ]);
+  bob.take();
+  // Joining it again under another spelling does nothing, as joining it again does.
+  await bob.type("JOIN #dev");
+  deepEqual(bob.take(), []);
+});
+
 Deno.test("irc door echoes its user's own messages only with echo-message", async () => {
   await using chat = await makeCore();
   const plain = await register(chat.core, "plain");

@@ -119,6 +119,8 @@ interface IrcCommand {
   params?: number;
   /** Usable before registration. */
   early?: boolean;
+  /** Which parameter names channels (a list, comma-separated), if one does. */
+  channels?: number;
 }
 
 /**
@@ -134,19 +136,23 @@ const COMMANDS: Record<string, IrcCommand> = {
   PONG: { run: () => undefined, early: true },
   QUIT: { run: (dialect, message) => dialect.quit(message), early: true },
   AUTHENTICATE: { run: (dialect) => dialect.authenticate(), early: true },
-  JOIN: { run: (dialect, message) => dialect.join(message), params: 1 },
-  PART: { run: (dialect, message) => dialect.part(message), params: 1 },
-  PRIVMSG: { run: (dialect, message) => dialect.privmsg(message) },
-  NOTICE: { run: (dialect, message) => dialect.privmsg(message) },
-  TOPIC: { run: (dialect, message) => dialect.topic(message), params: 1 },
-  NAMES: { run: (dialect, message) => dialect.names(message) },
+  JOIN: { run: (dialect, message) => dialect.join(message), params: 1, channels: 0 },
+  PART: { run: (dialect, message) => dialect.part(message), params: 1, channels: 0 },
+  PRIVMSG: { run: (dialect, message) => dialect.privmsg(message), channels: 0 },
+  NOTICE: { run: (dialect, message) => dialect.privmsg(message), channels: 0 },
+  TOPIC: { run: (dialect, message) => dialect.topic(message), params: 1, channels: 0 },
+  NAMES: { run: (dialect, message) => dialect.names(message), channels: 0 },
   LIST: { run: (dialect, message) => dialect.list(message) },
-  WHO: { run: (dialect, message) => dialect.who(message) },
+  WHO: { run: (dialect, message) => dialect.who(message), channels: 0 },
   WHOIS: { run: (dialect, message) => dialect.whois(message), params: 1 },
   WHOWAS: { run: (dialect, message) => dialect.whowas(message), params: 1 },
-  CHATHISTORY: { run: (dialect, message) => dialect.chathistory(message), params: 4 },
-  MODE: { run: (dialect, message) => dialect.mode(message), params: 1 },
-  KICK: { run: (dialect, message) => dialect.kick(message), params: 2 },
+  CHATHISTORY: {
+    run: (dialect, message) => dialect.chathistory(message),
+    params: 4,
+    channels: 1,
+  },
+  MODE: { run: (dialect, message) => dialect.mode(message), params: 1, channels: 0 },
+  KICK: { run: (dialect, message) => dialect.kick(message), params: 2, channels: 0 },
   MOTD: {
     run: (dialect) => dialect.send(...motdLines(dialect.nick, dialect.software, dialect.server)),
   },
@@ -292,7 +298,27 @@ export class IrcDialect implements Dialect {
       this.refuse("461", message.command, "Not enough parameters");
       return;
     }
+    const at = command.channels;
+    if (at !== undefined && message.params[at] !== undefined) {
+      message.params[at] = this.#channels(message.params[at]!);
+    }
     return command.run(this, message) ?? undefined;
+  }
+
+  /**
+   * Channel names as the rooms spell them: IRC compares channel names with
+   * ASCII letters in either case (`CASEMAPPING=ascii`), rooms exactly, so
+   * `#Dev` names the room `#dev` when that is the one people are in.
+   */
+  #channels(list: string): string {
+    if (!list.includes("#")) return list;
+    return list.split(",").map((name) => {
+      if (!name.startsWith("#")) return name;
+      for (const room of this.#host.session.rooms) {
+        if (room.name.length === name.length && sameAscii(room.name, name)) return room.name;
+      }
+      return this.#host.core.roomNamed(name) ?? name;
+    }).join(",");
   }
 
   // Registration.
@@ -947,6 +973,12 @@ function matches(mask: string, text: string): boolean {
 }
 
 /** Splits a comma-separated list, dropping empty items. */
+/** Whether two names are the same but for the case of ASCII letters. */
+function sameAscii(a: string, b: string): boolean {
+  return a === b ||
+    a.replace(/[A-Z]/g, (c) => c.toLowerCase()) === b.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
 function targets(list: string): string[] {
   return list.split(",").filter((item) => item !== "");
 }
