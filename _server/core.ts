@@ -21,7 +21,7 @@ import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts"
 import { type Command, COMMANDS, type Parts } from "./commands.ts";
 import { Direct } from "./direct.ts";
 import { Feed } from "./feed.ts";
-import { Presence } from "./presence.ts";
+import { Presence, STALE_MS } from "./presence.ts";
 import { Handshake } from "./handshake.ts";
 import { History } from "./history.ts";
 import { Messages } from "./messages.ts";
@@ -33,7 +33,8 @@ import { type Origin, type Peer, type Registered, type Room, Session } from "./s
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
 import { type Ban, type BanKind, isShared, type Storage, unreachable } from "./storage.ts";
-import { type ByteStream, Transfers } from "./transfers.ts";
+import { Relay } from "./relay.ts";
+import { type ByteStream, type TransferCluster, Transfers } from "./transfers.ts";
 
 export { Outbound, OutboundRun, type ViewSink } from "./outbound.ts";
 export type { Origin, Peer, Registered, Room, Session } from "./session.ts";
@@ -167,6 +168,7 @@ export class ChatCore implements Core {
     const names = this.#names = new Names(shared, loaded.bound);
     const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     const store = options.store;
+    let transferCluster: TransferCluster | undefined;
     if (isShared(store)) {
       const feed = this.#feed = new Feed(shared, store, {
         loaded: (name) => rooms.loaded(name),
@@ -181,9 +183,35 @@ export class ChatCore implements Core {
         eject: (session, reason, message) => moderation.eject(session, reason, message),
         bans: () => this.#run(() => moderation.reload()),
       });
+      const relay = new Relay(store, {
+        paired: (leg) => this.#run(() => this.#transfers.paired(leg)),
+        delivered: (leg) => this.#run(() => this.#transfers.delivered(leg)),
+        failed: (leg, reason) => this.#run(() => this.#transfers.failed(leg, reason)),
+        tell: (name, frame) => names.find(name)?.peer?.deliver(new Outbound(frame)),
+        staleMs: STALE_MS,
+        log: (line) => shared.log(line),
+      });
+      transferCluster = {
+        node: store.node,
+        relay,
+        find: (name) => presence.find(name),
+        namesIn: (room) => presence.namesIn(room),
+        members: (room) => rooms.loaded(room)?.members ?? [],
+      };
       store.subscribe({
         message: (room, seq) => feed.wake(room, seq),
-        event: (event) => this.#run(() => presence.receive(event)),
+        event: (event) => {
+          // The data of a file goes by at once; the rest waits its turn.
+          if (event.kind === "leg" || event.kind === "pipe") relay.receive(event);
+          else if (event.kind === "deliver" || event.kind === "file") {
+            this.#run(() => this.#transfers.fromNode(event));
+          } else {
+            this.#run(() => {
+              presence.receive(event);
+              if (event.kind === "quit") this.#transfers.leftElsewhere(event.name);
+            });
+          }
+        },
         ready: () => {
           feed.ready();
           void presence.reload();
@@ -196,7 +224,7 @@ export class ChatCore implements Core {
       find: (name) => names.find(name),
       room: (session, name) => rooms.joined(session, name),
       log: options.log,
-      elsewhere: (name) => shared.cluster?.find(name) !== undefined,
+      cluster: transferCluster,
     });
     this.#parts = {
       shared,

@@ -28,7 +28,7 @@ import type {
 import { StorageError } from "./store.ts";
 
 /** The schema version this code writes. */
-export const PG_SCHEMA_VERSION = 2;
+export const PG_SCHEMA_VERSION = 3;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -90,6 +90,20 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX chat_presence_look ON chat_presence (look);
    CREATE INDEX chat_presence_node ON chat_presence (node);
    CREATE UNIQUE INDEX chat_presence_token ON chat_presence (token);`,
+  // 2 → 3: files on their way between nodes, and private messages kept for a reconnect.
+  `CREATE TABLE chat_transfer_chunks (
+     leg text NOT NULL,
+     n integer NOT NULL,
+     data bytea NOT NULL,
+     created timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (leg, n)
+   );
+   CREATE TABLE chat_held_dms (
+     id bigserial PRIMARY KEY,
+     name_key text NOT NULL,
+     dm text NOT NULL
+   );
+   CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);`,
 ];
 
 /** The channel a node is woken on when a room has new messages ("ROOM SEQ"). */
@@ -664,8 +678,38 @@ export class PostgresStorage implements Storage, ClusterBus {
       await sql`DELETE FROM chat_nodes n
         WHERE n.heartbeat < now() - ${staleMs} * interval '1 millisecond'
           AND NOT EXISTS (SELECT 1 FROM chat_presence p WHERE p.node = n.id)`;
+      // Chunks of a transfer whose nodes died with it: no transfer waits this long.
+      await sql`DELETE FROM chat_transfer_chunks WHERE created < now() - interval '10 minutes'`;
       return gone.map(fromDb);
     });
+  }
+
+  async putChunk(leg: string, n: number, data: Uint8Array): Promise<void> {
+    const event: ClusterEvent = { kind: "pipe", node: this.node, leg, state: "chunk", n };
+    // One statement: the nodes are told once the chunk is committed.
+    await this.#sql`
+      WITH stored AS (
+        INSERT INTO chat_transfer_chunks (leg, n, data) VALUES (${leg}, ${n}, ${data})
+        RETURNING 1
+      ) SELECT pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(event)}) FROM stored`;
+  }
+
+  async takeChunk(leg: string, n: number): Promise<Uint8Array | undefined> {
+    const rows = await this.#sql<{ data: Uint8Array }[]>`
+      DELETE FROM chat_transfer_chunks WHERE leg = ${leg} AND n = ${n} RETURNING data`;
+    return rows[0]?.data;
+  }
+
+  async dropChunks(leg: string): Promise<void> {
+    await this.#sql`DELETE FROM chat_transfer_chunks WHERE leg = ${leg}`;
+  }
+
+  async alive(nodes: readonly string[], staleMs: number): Promise<Set<string>> {
+    if (nodes.length === 0) return new Set();
+    const rows = await this.#sql<{ id: string }[]>`
+      SELECT id FROM chat_nodes WHERE id = ANY(${this.#sql.array([...nodes])}::text[])
+        AND heartbeat >= now() - ${staleMs} * interval '1 millisecond'`;
+    return new Set(rows.map((row) => row.id));
   }
 
   /**

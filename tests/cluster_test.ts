@@ -177,11 +177,6 @@ Deno.test({
       await bob.nick("robert");
       equal((await nick).to, "robert");
       deepEqual(await ann.who({ room: "#dev" }), ["ann", "robert"]);
-      // Files go only between people on the same server, and the refusal says so.
-      await rejects(
-        ann.sendFile("robert", new TextEncoder().encode("hi"), { name: "hi.txt" }),
-        /another server of this chat/,
-      );
       const left = until(
         ann,
         (e): e is Extract<ChatEvent, { type: "leave" }> => e.type === "leave" && e.room === "#dev",
