@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { MessageEvent } from "../protocol/frames.ts";
+import type { DmEvent, MessageEvent } from "../protocol/frames.ts";
 import { postgres, type Sql } from "./_deps_postgres.ts";
 import type {
   Ban,
@@ -675,6 +675,11 @@ export class PostgresStorage implements Storage, ClusterBus {
         DELETE FROM chat_presence WHERE held_until < now() AND node NOT IN (
           SELECT id FROM chat_nodes WHERE heartbeat >= now() - ${staleMs} * interval '1 millisecond'
         ) RETURNING *`;
+      if (gone.length > 0) {
+        await sql`DELETE FROM chat_held_dms WHERE name_key = ANY(${
+          sql.array(gone.map((row) => row.name_key))
+        }::text[])`;
+      }
       await sql`DELETE FROM chat_nodes n
         WHERE n.heartbeat < now() - ${staleMs} * interval '1 millisecond'
           AND NOT EXISTS (SELECT 1 FROM chat_presence p WHERE p.node = n.id)`;
@@ -682,6 +687,22 @@ export class PostgresStorage implements Storage, ClusterBus {
       await sql`DELETE FROM chat_transfer_chunks WHERE created < now() - interval '10 minutes'`;
       return gone.map(fromDb);
     });
+  }
+
+  async keepDm(nameKey: string, dm: DmEvent, max: number): Promise<void> {
+    await this.#sql.begin(async (sql) => {
+      await sql`INSERT INTO chat_held_dms (name_key, dm) VALUES (${nameKey}, ${
+        JSON.stringify(dm)
+      })`;
+      await sql`DELETE FROM chat_held_dms WHERE name_key = ${nameKey} AND id NOT IN (
+        SELECT id FROM chat_held_dms WHERE name_key = ${nameKey} ORDER BY id DESC LIMIT ${max})`;
+    });
+  }
+
+  async takeDms(nameKey: string): Promise<DmEvent[]> {
+    const rows = await this.#sql<{ id: string; dm: string }[]>`
+      DELETE FROM chat_held_dms WHERE name_key = ${nameKey} RETURNING id, dm`;
+    return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((row) => JSON.parse(row.dm));
   }
 
   async putChunk(leg: string, n: number, data: Uint8Array): Promise<void> {

@@ -217,6 +217,13 @@ export interface ClusterBus extends Storage {
    */
   reap(staleMs: number, grace: number): Promise<PresenceRow[]>;
   /**
+   * Keeps a private message for a session held for a reconnect, whichever
+   * node it resumes on (the oldest go past `max`).
+   */
+  keepDm(nameKey: string, dm: DmEvent, max: number): Promise<void>;
+  /** Takes (reads and removes) the private messages kept for a name, oldest first. */
+  takeDms(nameKey: string): Promise<DmEvent[]>;
+  /**
    * Stores a chunk of a file on its way between two nodes, and tells the
    * nodes it is there (a `pipe` event with state `chunk`).
    */

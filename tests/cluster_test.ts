@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { unthrottled } from "./_helpers.ts";
 import { runChat } from "./_cli.ts";
+import { RawPeer } from "./_raw.ts";
 import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
 import { postgres } from "../_server/_deps_postgres.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
@@ -206,9 +207,18 @@ Deno.test({
         history: 0,
         identity: op,
       });
+      // Node a knows them all (it heard their joins) before its operator acts.
+      const joined = new Set<string>();
+      const allJoined = until(
+        boss,
+        (e): e is Extract<ChatEvent, { type: "join" }> =>
+          e.type === "join" && joined.add(e.name).size === 3,
+        "joins of kim, mo and ray",
+      );
       await using kim = await connect({ port: b.addr.port, name: "kim", history: 0 });
       await using mo = await connect({ port: b.addr.port, name: "mo", history: 0 });
       await using ray = await connect({ port: b.addr.port, name: "ray", history: 0 });
+      await allJoined;
       const kimBye = until(
         kim,
         (e): e is Extract<ChatEvent, { type: "bye" }> => e.type === "bye",
@@ -264,6 +274,43 @@ Deno.test({
     });
 
     await t.step(
+      "private messages kept for a reconnect outlive the node that kept them",
+      async () => {
+        const url = await pg.database("held_dms");
+        await using a = await node(url);
+        await using b = await node(url);
+        await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+        const lost = await RawPeer.connect(a.addr.port);
+        await lost.send({ type: "hello", id: 1, v: 1, name: "ann", reconnect: true });
+        const token = (await lost.frame("welcome")).session;
+        lost.close();
+        // Node a holds ann for a reconnect, and keeps what is sent to her meanwhile.
+        await found(
+          url,
+          `SELECT 1 FROM chat_presence WHERE name = 'ann' AND held_until IS NOT NULL`,
+        );
+        await bob.dm("ann", "while you were away");
+        await bob.dm("ann", "and this too");
+        await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 2`);
+        await a.close();
+        // She comes back on node b: the messages are there.
+        await using back = await RawPeer.connect(b.addr.port);
+        await back.send({
+          type: "hello",
+          id: 1,
+          v: 1,
+          name: "ann",
+          resume: token,
+          reconnect: true,
+        });
+        equal((await back.frame("welcome")).resumed, true);
+        equal((await back.frame("dm")).text, "while you were away");
+        equal((await back.frame("dm")).text, "and this too");
+        await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 0`);
+      },
+    );
+
+    await t.step(
       "while the database is away sends are refused, then the nodes recover",
       async () => {
         const url = await pg.database("restart");
@@ -299,6 +346,20 @@ Deno.test({
     );
   },
 });
+
+/** Waits until a query finds a row, within a bounded time. */
+async function found(url: string, query: string): Promise<void> {
+  const sql = postgres(url, { onnotice: () => {} });
+  try {
+    const deadline = Date.now() + 20_000;
+    while ((await sql.unsafe(query)).length === 0) {
+      if (Date.now() > deadline) throw new Error(`Nothing found by "${query}"`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await sql.end();
+  }
+}
 
 /** Tries an action until it is refused with `code`, within a bounded time. */
 async function eventuallyRefused(action: () => Promise<unknown>, code: string): Promise<void> {
