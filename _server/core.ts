@@ -106,6 +106,9 @@ export interface Core {
   attachData(stream: ByteStream, token: string): Promise<void> | undefined;
 }
 
+/** How long a node that starts waits to hear the others before taking connections anyway, in ms. */
+const LISTEN_WAIT_MS = 5000;
+
 /** The rooms and sessions of one server. */
 export class ChatCore implements Core {
   #shared: Shared;
@@ -117,6 +120,8 @@ export class ChatCore implements Core {
   #transfers: Transfers;
   #parts: Parts;
   #feed: Feed | undefined;
+  /** With several nodes: resolves once the node hears the others. */
+  #listening: PromiseWithResolvers<void> | undefined;
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
@@ -142,8 +147,16 @@ export class ChatCore implements Core {
       Rooms.load(storage, LOBBY),
     ]);
     const core = new ChatCore(options, { bans, bound, lobby });
-    // Who is on the other nodes is known before anyone arrives here.
+    // Who is on the other nodes is known before anyone arrives here, and what they tell is heard.
     await core.#shared.cluster?.reload();
+    if (core.#listening !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        core.#listening.promise,
+        new Promise((resolve) => timer = setTimeout(resolve, LISTEN_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     return core;
   }
 
@@ -198,6 +211,7 @@ export class ChatCore implements Core {
         namesIn: (room) => presence.namesIn(room),
         members: (room) => rooms.loaded(room)?.members ?? [],
       };
+      this.#listening = Promise.withResolvers();
       store.subscribe({
         message: (room, seq) => feed.wake(room, seq),
         event: (event) => {
@@ -213,6 +227,7 @@ export class ChatCore implements Core {
           }
         },
         ready: () => {
+          this.#listening?.resolve();
           feed.ready();
           void presence.reload();
           this.#run(() => moderation.reload());

@@ -309,6 +309,8 @@ export class Relay {
         filled += read;
       }
       await this.#bus.putChunk(leg.id, n++, chunk);
+      // Ended while the chunk was on its way: what it left behind is removed here.
+      if (leg.closed) return this.#drop(leg.id);
       remaining -= filled;
     }
     // The sender's connection closes once the receiver has every byte.
@@ -397,6 +399,7 @@ export class Relay {
       this.#host.tell(leg.sender, event);
       return;
     }
+    if (leg.home === this.#bus.node) return this.#host.failed(leg.id, why);
     this.publish({ kind: "pipe", node: this.#bus.node, leg: leg.id, state: "failed", reason: why })
       .catch(() => {});
   }

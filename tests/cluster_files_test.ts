@@ -8,9 +8,10 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { type ChatServer, connect, type ProtocolError, serve } from "../mod.ts";
+import { type ChatClient, type ChatServer, connect, type ProtocolError, serve } from "../mod.ts";
 import { postgres } from "../_server/_deps_postgres.ts";
 import { unthrottled } from "./_helpers.ts";
+import { startServer } from "./_cli.ts";
 import { RawPeer } from "./_raw.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
 
@@ -196,11 +197,111 @@ Deno.test({
       await rejects(receiving, (error: ProtocolError) => error.code === "transfer_failed");
       deepEqual([...Deno.readDirSync(`${chat.dir}/in`)], [], "the partial file is removed");
       // The receiver's node removes what was on its way.
-      const deadline = Date.now() + 20_000;
-      while (await chunksLeft(url) > 0) {
-        ok(Date.now() < deadline, "chunks are left in the database");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await noChunksLeft(url);
     });
   },
 });
+
+Deno.test({
+  name: `a node killed in the middle of a transfer fails it on the other side${PG_MISSING}`,
+  ignore: PG_BIN === undefined,
+  async fn(t) {
+    await using pg = await startPostgres();
+    const whole = randomBytes(8 * 1024 * 1024);
+    const offer = {
+      type: "offer",
+      id: 2,
+      name: "cut.bin",
+      size: whole.length,
+      sha256: sha256(whole),
+    };
+    const dir = await Deno.makeTempDir();
+    try {
+      await t.step("the sender's node", async () => {
+        const url = await pg.database("killed_sender");
+        const started = await startServer("--data", url, "--node", "a", "--history", "0");
+        await using a = started.server;
+        await using b = await node(url);
+        await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+        // The sender, on node a, speaks the protocol by hand and sends part of the file.
+        await using mallory = await RawPeer.connect(started.port);
+        await mallory.send({ type: "hello", id: 1, v: 1, name: "mallory" });
+        await mallory.frame("welcome");
+        await mallory.send({ ...offer, to: "bob" });
+        const incoming = await bob.next("offer", { timeout: 20_000 });
+        const arriving = Promise.withResolvers<void>();
+        const receiving = settle(incoming.accept({
+          dir: `${dir}/in`,
+          onProgress: (bytes) => bytes > 0 && arriving.resolve(),
+        }));
+        const accepted = await mallory.frame("transfer");
+        await using data = await RawPeer.connect(started.port);
+        await data.send({ type: "data", token: accepted.token });
+        await data.until(/"ok":true/);
+        await data.write(whole.subarray(0, 1024 * 1024));
+        await arriving.promise;
+        a.kill("SIGKILL");
+        await rejects(receiving, (error: ProtocolError) => error.code === "transfer_failed");
+        const cancelled = await bob.next("transfer", { timeout: 20_000 });
+        equal(cancelled.state, "cancelled");
+        deepEqual([...Deno.readDirSync(`${dir}/in`)], [], "the partial file is removed");
+        await noChunksLeft(url);
+      });
+
+      await t.step("the receiver's node", async () => {
+        const url = await pg.database("killed_receiver");
+        const started = await startServer("--data", url, "--node", "a", "--history", "0");
+        await using a = started.server;
+        await using b = await node(url);
+        // The receiver, on node a, speaks the protocol by hand and reads nothing.
+        await using rita = await RawPeer.connect(started.port);
+        await rita.send({ type: "hello", id: 1, v: 1, name: "rita" });
+        await rita.frame("welcome");
+        await using ann = await connect({ port: b.addr.port, name: "ann", history: 0 });
+        await found(ann, "rita");
+        // More than the socket buffers between node a and rita hold: the transfer stalls midway.
+        const big = randomBytes(48 * 1024 * 1024);
+        const sending = settle(ann.sendFile("rita", big, { name: "cut.bin" }));
+        const incoming = await rita.frame("offer");
+        await rita.send({ type: "accept", id: 2, transfer: incoming.transfer });
+        const ack = await rita.frame("ack");
+        // Rita's data connection takes the first bytes, then reads no more.
+        const data = await Deno.connect({ hostname: "127.0.0.1", port: started.port });
+        try {
+          await data.write(new TextEncoder().encode(`{"type":"data","token":"${ack.token}"}\n`));
+          const buffer = new Uint8Array(65536);
+          for (let got = 0; got < 300_000;) {
+            const read = await data.read(buffer);
+            ok(read !== null, "the data connection closed early");
+            got += read;
+          }
+          a.kill("SIGKILL");
+          await rejects(sending, (error: ProtocolError) => error.code === "transfer_failed");
+        } finally {
+          data.close();
+        }
+        await noChunksLeft(url);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Waits until someone on another node is known to a client's node. */
+async function found(client: ChatClient, name: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await client.who()).includes(name)) {
+    ok(Date.now() < deadline, `${name} is not seen`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Waits until no chunk of a file is left in the database, within a bounded time. */
+async function noChunksLeft(url: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (await chunksLeft(url) > 0) {
+    ok(Date.now() < deadline, "chunks are left in the database");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
