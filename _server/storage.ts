@@ -124,6 +124,8 @@ export type FileEvent =
     home: string;
     from: string;
     request: AcceptFrame | DeclineFrame | CancelFrame | ReceivedFrame;
+    /** Set when the recipient's node refuses the offer for them (they cannot take files). */
+    refused?: string;
   }
   /** An accepted offer's leg: the tokens its two data connections may present on any node. */
   | {

@@ -721,6 +721,18 @@ export class Transfers {
       if ("to" in event) {
         const target = this.#host.find(event.to);
         if (target === undefined) return;
+        if (event.frame.type === "offer" && target.peer?.files === false) {
+          // As on one node: the sender learns at once that this user cannot take files.
+          cluster.relay.publish({
+            kind: "file",
+            node: cluster.node,
+            home: event.node,
+            from: target.name,
+            request: { type: "decline", id: 0, transfer: event.frame.transfer },
+            refused: `${target.name} uses a plain-text connection and cannot receive files`,
+          }).catch(() => {});
+          return;
+        }
         this.#noteRemote(event.frame, event.node);
         target.peer?.deliver(out);
         return;
@@ -735,6 +747,17 @@ export class Transfers {
     if (event.home !== cluster.node) return;
     const from = this.#proxy(event.from);
     const request = event.request;
+    if (event.refused !== undefined) {
+      const offer = this.#offers.get(request.transfer);
+      if (offer === undefined || offer.recipient !== from) return;
+      this.#tell(offer.sender, {
+        transfer: offer.id,
+        state: "cancelled",
+        by: from.name,
+        reason: event.refused,
+      });
+      return this.#drop(offer);
+    }
     switch (request.type) {
       case "accept":
         void this.accept(from, request);

@@ -121,6 +121,15 @@ Deno.test({
         () => chat.ann.sendFile("nobody", new Uint8Array(1), { name: "x" }),
         (error: ProtocolError) => error.code === "no_such_user",
       );
+      // Someone on the other node in plain text cannot take files, and the sender learns it.
+      await using ned = await RawPeer.connect(chat.b.addr.port);
+      const nedJoins = chat.ann.next("join", { timeout: 20_000 });
+      await ned.write("ned\n");
+      equal((await nedJoins).name, "ned");
+      await rejects(
+        () => chat.ann.sendFile("ned", new Uint8Array(1), { name: "x" }),
+        /ned uses a plain-text connection/,
+      );
       // The receiver cancels in the middle.
       const big = randomBytes(32 * 1024 * 1024);
       const sending = settle(chat.ann.sendFile("bob", big, { name: "big.bin" }));
