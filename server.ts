@@ -660,6 +660,7 @@ async function openStorage(options: ServeOptions): Promise<OpenStorage> {
       node: options.node ?? nodeId(),
       log: options.onLog,
       grace: options.resumeGrace ?? 30_000,
+      operators: options.operators,
     });
     return { storage, close: () => storage.close() };
   }

@@ -103,7 +103,8 @@ export const PG_MIGRATIONS: readonly string[] = [
      name_key text NOT NULL,
      dm text NOT NULL
    );
-   CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);`,
+   CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);
+   ALTER TABLE chat_nodes ADD COLUMN operators text NOT NULL DEFAULT '';`,
 ];
 
 /** The channel a node is woken on when a room has new messages ("ROOM SEQ"). */
@@ -128,6 +129,11 @@ export interface PostgresOptions {
    * @default {30000}
    */
   grace?: number;
+  /**
+   * The fingerprints of this node's operators: a node whose list differs
+   * from that of a node alive is told so in the log.
+   */
+  operators?: readonly string[];
 }
 
 /**
@@ -262,8 +268,19 @@ export class PostgresStorage implements Storage, ClusterBus {
     const storage = new PostgresStorage(url, sql, options);
     try {
       await storage.#migrate();
-      await sql`INSERT INTO chat_nodes (id) VALUES (${options.node})
-                ON CONFLICT (id) DO UPDATE SET heartbeat = now()`;
+      const operators = [...new Set(options.operators ?? [])].sort().join(" ");
+      await sql`INSERT INTO chat_nodes (id, operators) VALUES (${options.node}, ${operators})
+                ON CONFLICT (id) DO UPDATE SET heartbeat = now(), operators = excluded.operators`;
+      const others = await sql<{ id: string }[]>`
+        SELECT id FROM chat_nodes WHERE id <> ${options.node} AND operators <> ${operators}
+          AND heartbeat >= now() - interval '5 seconds' ORDER BY id`;
+      if (others.length > 0) {
+        storage.#log(
+          `The operators of node ${
+            others.map((row) => `"${row.id}"`).join(", ")
+          } differ from this node's: give every node the same --op list`,
+        );
+      }
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       if (error instanceof StorageError) throw error;

@@ -239,6 +239,25 @@ Deno.test({
       await rejects(connect({ port: b.addr.port, name: "ray", history: 0 }), /banned/);
     });
 
+    await t.step("a node whose operators differ from another's says so", async () => {
+      const url = await pg.database("operators");
+      const op = await createIdentity();
+      const lines: string[] = [];
+      await using _a = await node(url, { operators: [op.fingerprint] });
+      await using _same = await node(url, {
+        operators: [op.fingerprint],
+        onLog: (line: string) => lines.push(line),
+      });
+      equal(lines.filter((line) => /operators/.test(line)).length, 0, lines.join("\n"));
+      await using _b = await node(url, { onLog: (line: string) => lines.push(line) });
+      ok(
+        lines.some((line) =>
+          /differ from this node's: give every node the same --op list/.test(line)
+        ),
+        lines.join("\n"),
+      );
+    });
+
     await t.step("a node that stops hands its users over to another, unnoticed", async () => {
       const url = await pg.database("handover");
       await using a = await node(url);
