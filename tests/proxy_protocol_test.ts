@@ -11,6 +11,7 @@ import { serve } from "../mod.ts";
 import { parseProxyHeader } from "../_server/proxy_protocol.ts";
 import { local } from "./_helpers.ts";
 import { RawPeer } from "./_raw.ts";
+import { assertOneErrorLine, runChat } from "./_cli.ts";
 
 const encoder = new TextEncoder();
 
@@ -218,4 +219,17 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("chat serve refuses --proxy-protocol with --tls, in one line", async () => {
+  const result = await runChat([
+    "serve",
+    "--port",
+    "0",
+    "--data",
+    ":memory:",
+    "--proxy-protocol",
+    "--tls",
+  ]);
+  assertOneErrorLine(result, /--proxy-protocol does not go with --tls: let the proxy end TLS/, 2);
 });
