@@ -716,6 +716,21 @@ export class PostgresStorage implements Storage, ClusterBus {
     });
   }
 
+  async keepDmIfOrphaned(
+    nameKey: string,
+    dm: DmEvent,
+    max: number,
+    staleMs: number,
+  ): Promise<boolean> {
+    const rows = await this.#sql<{ node: string }[]>`
+      SELECT p.node FROM chat_presence p WHERE p.name_key = ${nameKey} AND NOT EXISTS (
+        SELECT 1 FROM chat_nodes n WHERE n.id = p.node
+          AND n.heartbeat >= now() - ${staleMs} * interval '1 millisecond')`;
+    if (rows.length === 0) return false;
+    await this.keepDm(nameKey, dm, max);
+    return true;
+  }
+
   async takeDms(nameKey: string): Promise<DmEvent[]> {
     const rows = await this.#sql<{ id: string; dm: string }[]>`
       DELETE FROM chat_held_dms WHERE name_key = ${nameKey} RETURNING id, dm`;

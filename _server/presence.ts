@@ -435,7 +435,11 @@ export class Presence implements Cluster {
    */
   async dm(dm: DmEvent): Promise<boolean> {
     try {
-      await this.#inOrder(() => this.#bus.publish({ kind: "dm", node: this.node, dm }), true);
+      await this.#inOrder(async () => {
+        // Held for a reconnect on a node that is dead: kept here, for wherever they resume.
+        if (await this.#bus.keepDmIfOrphaned(nameKey(dm.to), dm, MAX_HELD_DMS, STALE_MS)) return;
+        await this.#bus.publish({ kind: "dm", node: this.node, dm });
+      }, true);
       return true;
     } catch {
       return false;

@@ -86,6 +86,16 @@ function reason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The database failed a side of a leg. */
+class DatabaseAway extends Error {}
+
+/** A call to the database, whose failure fails the leg with words for its parties. */
+function away<T>(call: Promise<T>): Promise<T> {
+  return call.catch((error) => {
+    throw new DatabaseAway("the server cannot reach its database", { cause: error });
+  });
+}
+
 /** The legs of transfers between nodes, and this node's sides of them. */
 export class Relay {
   #bus: ClusterBus;
@@ -271,7 +281,12 @@ export class Relay {
     leg.conns[side] = conn;
     leg.nodes[side] = this.#bus.node;
     const run = (side === 0 ? this.#send(leg, conn) : this.#receive(leg, conn))
-      .catch((error) => this.#fail(leg, `a data connection broke (${reason(error)})`))
+      .catch((error) => {
+        if (error instanceof DatabaseAway) {
+          this.#host.log(`A file transfer failed: ${error.message} (${reason(error.cause)})`);
+        }
+        this.#fail(leg, error instanceof DatabaseAway ? error.message : "a data connection broke");
+      })
       .finally(() => {
         close(conn);
         this.#sides.delete(run);
@@ -308,7 +323,7 @@ export class Relay {
         if (read === null) return this.#fail(leg, "the transfer was cut off");
         filled += read;
       }
-      await this.#bus.putChunk(leg.id, n++, chunk);
+      await away(this.#bus.putChunk(leg.id, n++, chunk));
       // Ended while the chunk was on its way: what it left behind is removed here.
       if (leg.closed) return this.#drop(leg.id);
       remaining -= filled;
@@ -327,7 +342,7 @@ export class Relay {
     while (remaining > 0) {
       // Taken before asking, so that news arriving meanwhile is not missed.
       const news = leg.wake.promise;
-      const data = await this.#bus.takeChunk(leg.id, n);
+      const data = await away(this.#bus.takeChunk(leg.id, n));
       if (leg.closed) return;
       if (data === undefined) {
         if (!await this.#wait(leg, news, 0)) return;

@@ -223,6 +223,11 @@ export interface ClusterBus extends Storage {
    * node it resumes on (the oldest go past `max`).
    */
   keepDm(nameKey: string, dm: DmEvent, max: number): Promise<void>;
+  /**
+   * Keeps a private message for a session whose node is dead (silent for
+   * `staleMs`, or gone); resolves with whether it did.
+   */
+  keepDmIfOrphaned(nameKey: string, dm: DmEvent, max: number, staleMs: number): Promise<boolean>;
   /** Takes (reads and removes) the private messages kept for a name, oldest first. */
   takeDms(nameKey: string): Promise<DmEvent[]>;
   /**

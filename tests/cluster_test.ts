@@ -312,6 +312,8 @@ Deno.test({
         await bob.dm("ann", "and this too");
         await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 2`);
         await a.close();
+        // Node a is gone: what is sent to her now is kept by the sender's node.
+        await bob.dm("ann", "after your node stopped");
         // She comes back on node b: the messages are there.
         await using back = await RawPeer.connect(b.addr.port);
         await back.send({
@@ -325,6 +327,7 @@ Deno.test({
         equal((await back.frame("welcome")).resumed, true);
         equal((await back.frame("dm")).text, "while you were away");
         equal((await back.frame("dm")).text, "and this too");
+        equal((await back.frame("dm")).text, "after your node stopped");
         await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 0`);
       },
     );
