@@ -29,6 +29,11 @@ const ANNOUNCE_MS = 5000;
 /** How long a leg nobody closed is remembered, in ms. */
 const STALE_LEG_MS = 3_600_000;
 const READY = new TextEncoder().encode('{"type":"data","ok":true}\n');
+const UNKNOWN_TOKEN = new TextEncoder().encode(
+  '{"type":"error","code":"no_such_transfer","message":"No transfer has that token"}\n',
+);
+/** Most data connections waiting for the announcement of their leg. */
+const MAX_EARLY = 1000;
 
 type LegEvent = Extract<FileEvent, { kind: "leg" }>;
 type PipeEvent = Extract<FileEvent, { kind: "pipe" }>;
@@ -103,6 +108,8 @@ export class Relay {
   #legs = new Map<string, PipeLeg>();
   #tokens = new Map<string, { leg: PipeLeg; side: 0 | 1 }>();
   #announced = new Map<string, () => void>();
+  /** Data connections whose token came before the leg's announcement. */
+  #early = new Set<{ token: string; heard: () => void }>();
   #sides = new Set<Promise<void>>();
   #drops = new Set<Promise<void>>();
   #writes: Promise<void> = Promise.resolve();
@@ -200,6 +207,7 @@ export class Relay {
     this.#legs.set(leg.id, leg);
     this.#tokens.set(leg.tokens[0], { leg, side: 0 });
     this.#tokens.set(leg.tokens[1], { leg, side: 1 });
+    for (const early of this.#early) if (leg.tokens.includes(early.token)) early.heard();
   }
 
   #wake(leg: PipeLeg): void {
@@ -274,9 +282,35 @@ export class Relay {
    * or `undefined` when the token is unknown.
    */
   attach(conn: ByteStream, token: string): Promise<void> | undefined {
+    if (this.#closed) return undefined;
     const found = this.#tokens.get(token);
-    if (this.#closed || found === undefined) return undefined;
-    const { leg, side } = found;
+    if (found !== undefined) return this.#start(conn, found.leg, found.side);
+    // The node of the offer may have told the client before this node heard of the leg.
+    if (this.#early.size >= MAX_EARLY) return undefined;
+    return this.#later(conn, token);
+  }
+
+  /** Waits a little for the leg of a token not heard of yet, then takes the connection or refuses it. */
+  async #later(conn: ByteStream, token: string): Promise<void> {
+    const heard = Promise.withResolvers<void>();
+    const early = { token, heard: heard.resolve };
+    this.#early.add(early);
+    const timer = setTimeout(heard.resolve, ANNOUNCE_MS);
+    await heard.promise;
+    clearTimeout(timer);
+    this.#early.delete(early);
+    const found = this.#closed ? undefined : this.#tokens.get(token);
+    const started = found === undefined ? undefined : this.#start(conn, found.leg, found.side);
+    if (started !== undefined) return await started;
+    try {
+      await writeAll(conn, UNKNOWN_TOKEN);
+    } catch {
+      // Gone already.
+    }
+    close(conn);
+  }
+
+  #start(conn: ByteStream, leg: PipeLeg, side: 0 | 1): Promise<void> | undefined {
     if (leg.conns[side] !== undefined || leg.nodes[side] !== undefined) return undefined;
     leg.conns[side] = conn;
     leg.nodes[side] = this.#bus.node;
@@ -422,6 +456,7 @@ export class Relay {
   /** Stops every side on this node and waits for them. */
   async shutdown(): Promise<void> {
     this.#closed = true;
+    for (const early of this.#early) early.heard();
     for (const leg of [...this.#legs.values()]) {
       if (leg.conns[0] !== undefined || leg.conns[1] !== undefined) {
         this.#fail(leg, "the server is shutting down");
