@@ -30,6 +30,7 @@ import { banTerms } from "./_server/moderation.ts";
 import { TokenBucket } from "./_server/token_bucket.ts";
 import { StorageError, Store } from "./_server/store.ts";
 import { type Listener, listenTls, TlsServerConn } from "./_server/tls_listener.ts";
+import { ProxiedConn, readProxyHeader } from "./_server/proxy_protocol.ts";
 
 export { StorageError };
 
@@ -136,6 +137,16 @@ export interface ServeOptions extends Partial<Limits> {
    */
   databasePassword?: string;
   /**
+   * Every connection to the chat and IRC ports starts with a PROXY protocol
+   * header (version 1 or 2, as HAProxy's `send-proxy` sends it), whose
+   * address is then the client's, for per-address limits, `ip:` bans and the
+   * log. A connection without one is closed. Only for ports that nobody but
+   * the proxy can reach; not with `tls` (let the proxy end TLS).
+   *
+   * @default {false}
+   */
+  proxyProtocol?: boolean;
+  /**
    * With `data` a `postgres://` URL: this node's id among the servers sharing
    * the database; unique among them.
    *
@@ -178,6 +189,8 @@ export interface ChatServer extends AsyncDisposable {
 const REFUSAL_HANDSHAKE_TIMEOUT = 2000;
 /** Refused TLS connections from one address that may wait for their handshake to hear why. */
 const MAX_REFUSALS_WAITING = 10;
+/** How long a connection may take to send its PROXY header (with `proxyProtocol`), in ms. */
+const PROXY_HEADER_TIMEOUT = 5000;
 
 /** Rejects when `promise` has not settled within `ms`. */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -221,6 +234,9 @@ class Server implements ChatServer {
   #connectBuckets = new Map<string, TokenBucket>();
   #sweeper: ReturnType<typeof setInterval>;
   #log: ((line: string) => void) | undefined;
+  #proxyProtocol: boolean;
+  /** Connections whose PROXY header is being read. */
+  #unwrapping = 0;
 
   constructor(
     listeners: Listener[],
@@ -238,6 +254,7 @@ class Server implements ChatServer {
     this.#limits = limits;
     this.#budget = new QueueBudget(limits.maxQueuedBytes);
     this.#log = options.onLog;
+    this.#proxyProtocol = options.proxyProtocol === true;
     this.addr = listeners[0]!.addr;
     this.plainAddr = listeners[1]?.addr;
     this.#web = web;
@@ -351,8 +368,55 @@ class Server implements ChatServer {
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      this.#admit(conn, options);
+      if (this.#proxyProtocol) this.#unwrap(conn, options);
+      else this.#admit(conn, options);
     }
+  }
+
+  /** Reads the PROXY header of a connection, then admits it as the client's. */
+  #unwrap(conn: Deno.Conn, options: TcpDoorOptions): void {
+    const from = (conn.remoteAddr as Deno.NetAddr).hostname;
+    if (this.#unwrapping >= this.#limits.maxConnections) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      return;
+    }
+    this.#unwrapping++;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), PROXY_HEADER_TIMEOUT);
+    const task = readProxyHeader(conn, timeout.signal).then(
+      (proxied) => {
+        if (proxied === undefined) {
+          try {
+            conn.close();
+          } catch {
+            // Already closed.
+          }
+        } else if (this.#closing !== undefined) proxied.close();
+        else this.#admit(proxied, options);
+      },
+      (error) => {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+        const why = timeout.signal.aborted
+          ? "no PROXY header in time"
+          : error instanceof Error
+          ? error.message
+          : String(error);
+        this.#log?.(`Closed a connection from ${from}: ${why}`);
+      },
+    ).finally(() => {
+      clearTimeout(timer);
+      this.#unwrapping--;
+      this.#tasks.delete(task);
+    });
+    this.#tasks.add(task);
   }
 
   #admit(conn: Deno.Conn, options: TcpDoorOptions): void {
@@ -360,8 +424,9 @@ class Server implements ChatServer {
     const refusal = this.#refusal(ip);
     if (refusal !== undefined) return this.#refuse(conn, refusal, options.dialect !== undefined);
     try {
-      (conn as Deno.TcpConn).setNoDelay(true);
-      (conn as Deno.TcpConn).setKeepAlive(true);
+      const socket = (conn instanceof ProxiedConn ? conn.conn : conn) as Deno.TcpConn;
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true);
     } catch {
       // Not a TCP socket; nothing to tune.
     }
@@ -507,12 +572,18 @@ class Server implements ChatServer {
  * @returns The running server.
  * @throws {Deno.errors.AddrInUse} When the address is already in use.
  * @throws {Deno.errors.PermissionDenied} When the port needs privileges.
- * @throws {TypeError} When `ircServerName` is not a host name with a dot.
+ * @throws {TypeError} When `ircServerName` is not a host name with a dot, or `proxyProtocol`
+ *   is asked for with `tls`.
  */
 export async function serve(options: ServeOptions = {}): Promise<ChatServer> {
   options.signal?.throwIfAborted();
   // A bad name is refused before anything is opened.
   ircServerName(options.ircServerName, options.hostname);
+  if (options.proxyProtocol === true && options.tls !== undefined) {
+    throw new TypeError(
+      'Options "proxyProtocol" and "tls" cannot go together: let the proxy end TLS',
+    );
+  }
   const store = await openStorage(options);
   const listeners: Listener[] = [];
   let irc: Listener | undefined;
@@ -607,6 +678,7 @@ async function openStorage(options: ServeOptions): Promise<OpenStorage> {
       node: options.node ?? nodeId(),
       log: options.onLog,
       grace: options.resumeGrace ?? 30_000,
+      operators: options.operators,
     });
     return { storage, close: () => storage.close() };
   }

@@ -21,7 +21,7 @@ import type { ClientFrame, LeaveReason, RequestId } from "../protocol/frames.ts"
 import { type Command, COMMANDS, type Parts } from "./commands.ts";
 import { Direct } from "./direct.ts";
 import { Feed } from "./feed.ts";
-import { Presence } from "./presence.ts";
+import { Presence, STALE_MS } from "./presence.ts";
 import { Handshake } from "./handshake.ts";
 import { History } from "./history.ts";
 import { Messages } from "./messages.ts";
@@ -33,7 +33,8 @@ import { type Origin, type Peer, type Registered, type Room, Session } from "./s
 import { LOBBY } from "../protocol/limits.ts";
 import { type CoreOptions, Shared } from "./shared.ts";
 import { type Ban, type BanKind, isShared, type Storage, unreachable } from "./storage.ts";
-import { type ByteStream, Transfers } from "./transfers.ts";
+import { Relay } from "./relay.ts";
+import { type ByteStream, type TransferCluster, Transfers } from "./transfers.ts";
 
 export { Outbound, OutboundRun, type ViewSink } from "./outbound.ts";
 export type { Origin, Peer, Registered, Room, Session } from "./session.ts";
@@ -118,6 +119,9 @@ export interface Core {
   roomNamed(name: string): string | undefined;
 }
 
+/** How long a node that starts waits to hear the others before taking connections anyway, in ms. */
+const LISTEN_WAIT_MS = 5000;
+
 /** The rooms and sessions of one server. */
 export class ChatCore implements Core {
   #shared: Shared;
@@ -129,6 +133,8 @@ export class ChatCore implements Core {
   #transfers: Transfers;
   #parts: Parts;
   #feed: Feed | undefined;
+  /** With several nodes: resolves once the node hears the others. */
+  #listening: PromiseWithResolvers<void> | undefined;
   #closing = false;
   /** The work waiting, in order, or `undefined` when none is. */
   #lane: Promise<void> | undefined;
@@ -154,8 +160,16 @@ export class ChatCore implements Core {
       Rooms.load(storage, LOBBY),
     ]);
     const core = new ChatCore(options, { bans, bound, lobby });
-    // Who is on the other nodes is known before anyone arrives here.
+    // Who is on the other nodes is known before anyone arrives here, and what they tell is heard.
     await core.#shared.cluster?.reload();
+    if (core.#listening !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        core.#listening.promise,
+        new Promise((resolve) => timer = setTimeout(resolve, LISTEN_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     return core;
   }
 
@@ -180,6 +194,7 @@ export class ChatCore implements Core {
     const names = this.#names = new Names(shared, loaded.bound);
     const moderation = this.#moderation = new Moderation(shared, names, loaded.bans);
     const store = options.store;
+    let transferCluster: TransferCluster | undefined;
     if (isShared(store)) {
       const feed = this.#feed = new Feed(shared, store, {
         loaded: (name) => rooms.loaded(name),
@@ -194,10 +209,38 @@ export class ChatCore implements Core {
         eject: (session, reason, message) => moderation.eject(session, reason, message),
         bans: () => this.#run(() => moderation.reload()),
       });
+      const relay = new Relay(store, {
+        paired: (leg) => this.#run(() => this.#transfers.paired(leg)),
+        delivered: (leg) => this.#run(() => this.#transfers.delivered(leg)),
+        failed: (leg, reason) => this.#run(() => this.#transfers.failed(leg, reason)),
+        tell: (name, frame) => names.find(name)?.peer?.deliver(new Outbound(frame)),
+        staleMs: STALE_MS,
+        log: (line) => shared.log(line),
+      });
+      transferCluster = {
+        node: store.node,
+        relay,
+        find: (name) => presence.find(name),
+        namesIn: (room) => presence.namesIn(room),
+        members: (room) => rooms.loaded(room)?.members ?? [],
+      };
+      this.#listening = Promise.withResolvers();
       store.subscribe({
         message: (room, seq) => feed.wake(room, seq),
-        event: (event) => this.#run(() => presence.receive(event)),
+        event: (event) => {
+          // The data of a file goes by at once; the rest waits its turn.
+          if (event.kind === "leg" || event.kind === "pipe") relay.receive(event);
+          else if (event.kind === "deliver" || event.kind === "file") {
+            this.#run(() => this.#transfers.fromNode(event));
+          } else {
+            this.#run(() => {
+              presence.receive(event);
+              if (event.kind === "quit") this.#transfers.leftElsewhere(event.name);
+            });
+          }
+        },
         ready: () => {
+          this.#listening?.resolve();
           feed.ready();
           void presence.reload();
           this.#run(() => moderation.reload());
@@ -209,7 +252,7 @@ export class ChatCore implements Core {
       find: (name) => names.find(name),
       room: (session, name) => rooms.joined(session, name),
       log: options.log,
-      elsewhere: (name) => shared.cluster?.find(name) !== undefined,
+      cluster: transferCluster,
     });
     this.#parts = {
       shared,

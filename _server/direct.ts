@@ -74,7 +74,7 @@ export class Direct {
         shared.ack(session, ack);
       });
     }
-    if (target.peer === undefined) target.keep(dm);
+    if (target.peer === undefined) shared.keep(target, dm);
     else target.peer.deliver(new Outbound(dm));
     if (frame.key !== undefined) session.rememberDm(frame.key, ack);
     shared.ack(session, ack);

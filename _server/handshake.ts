@@ -351,6 +351,10 @@ export class Handshake {
     await this.#rooms.reenter(registered, row.rooms);
     cluster.changed(registered);
     this.#welcome(registered, frame, true);
+    // The private messages its old node kept for it, alive or not.
+    for (const dm of await cluster.takeKept(row.name)) {
+      registered.peer?.deliver(new Outbound(dm));
+    }
     shared.log(`${row.name} reconnected from ${session.remote}${software}, from node ${row.node}`);
   }
 
@@ -381,6 +385,9 @@ export class Handshake {
     }
     this.#welcome(held, frame, true);
     for (const dm of held.takeKept()) peer.deliver(new Outbound(dm));
+    this.#shared.cluster?.takeKept(held.name).then((kept) => {
+      for (const dm of kept) held.peer?.deliver(new Outbound(dm));
+    });
     this.#shared.log(`${held.name} reconnected from ${held.remote}${software}`);
   }
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { MessageEvent } from "../protocol/frames.ts";
+import type { DmEvent, MessageEvent } from "../protocol/frames.ts";
 import { postgres, type Sql } from "./_deps_postgres.ts";
 import type {
   Ban,
@@ -28,7 +28,7 @@ import type {
 import { StorageError } from "./store.ts";
 
 /** The schema version this code writes. */
-export const PG_SCHEMA_VERSION = 2;
+export const PG_SCHEMA_VERSION = 3;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -90,6 +90,21 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX chat_presence_look ON chat_presence (look);
    CREATE INDEX chat_presence_node ON chat_presence (node);
    CREATE UNIQUE INDEX chat_presence_token ON chat_presence (token);`,
+  // 2 → 3: files on their way between nodes, and private messages kept for a reconnect.
+  `CREATE TABLE chat_transfer_chunks (
+     leg text NOT NULL,
+     n integer NOT NULL,
+     data bytea NOT NULL,
+     created timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (leg, n)
+   );
+   CREATE TABLE chat_held_dms (
+     id bigserial PRIMARY KEY,
+     name_key text NOT NULL,
+     dm text NOT NULL
+   );
+   CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);
+   ALTER TABLE chat_nodes ADD COLUMN operators text NOT NULL DEFAULT '';`,
 ];
 
 /** The channel a node is woken on when a room has new messages ("ROOM SEQ"). */
@@ -114,6 +129,11 @@ export interface PostgresOptions {
    * @default {30000}
    */
   grace?: number;
+  /**
+   * The fingerprints of this node's operators: a node whose list differs
+   * from that of a node alive is told so in the log.
+   */
+  operators?: readonly string[];
 }
 
 /**
@@ -248,8 +268,19 @@ export class PostgresStorage implements Storage, ClusterBus {
     const storage = new PostgresStorage(url, sql, options);
     try {
       await storage.#migrate();
-      await sql`INSERT INTO chat_nodes (id) VALUES (${options.node})
-                ON CONFLICT (id) DO UPDATE SET heartbeat = now()`;
+      const operators = [...new Set(options.operators ?? [])].sort().join(" ");
+      await sql`INSERT INTO chat_nodes (id, operators) VALUES (${options.node}, ${operators})
+                ON CONFLICT (id) DO UPDATE SET heartbeat = now(), operators = excluded.operators`;
+      const others = await sql<{ id: string }[]>`
+        SELECT id FROM chat_nodes WHERE id <> ${options.node} AND operators <> ${operators}
+          AND heartbeat >= now() - interval '5 seconds' ORDER BY id`;
+      if (others.length > 0) {
+        storage.#log(
+          `The operators of node ${
+            others.map((row) => `"${row.id}"`).join(", ")
+          } differ from this node's: give every node the same --op list`,
+        );
+      }
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       if (error instanceof StorageError) throw error;
@@ -661,11 +692,77 @@ export class PostgresStorage implements Storage, ClusterBus {
         DELETE FROM chat_presence WHERE held_until < now() AND node NOT IN (
           SELECT id FROM chat_nodes WHERE heartbeat >= now() - ${staleMs} * interval '1 millisecond'
         ) RETURNING *`;
+      if (gone.length > 0) {
+        await sql`DELETE FROM chat_held_dms WHERE name_key = ANY(${
+          sql.array(gone.map((row) => row.name_key))
+        }::text[])`;
+      }
       await sql`DELETE FROM chat_nodes n
         WHERE n.heartbeat < now() - ${staleMs} * interval '1 millisecond'
           AND NOT EXISTS (SELECT 1 FROM chat_presence p WHERE p.node = n.id)`;
+      // Chunks of a transfer whose nodes died with it: no transfer waits this long.
+      await sql`DELETE FROM chat_transfer_chunks WHERE created < now() - interval '10 minutes'`;
       return gone.map(fromDb);
     });
+  }
+
+  async keepDm(nameKey: string, dm: DmEvent, max: number): Promise<void> {
+    await this.#sql.begin(async (sql) => {
+      await sql`INSERT INTO chat_held_dms (name_key, dm) VALUES (${nameKey}, ${
+        JSON.stringify(dm)
+      })`;
+      await sql`DELETE FROM chat_held_dms WHERE name_key = ${nameKey} AND id NOT IN (
+        SELECT id FROM chat_held_dms WHERE name_key = ${nameKey} ORDER BY id DESC LIMIT ${max})`;
+    });
+  }
+
+  async keepDmIfOrphaned(
+    nameKey: string,
+    dm: DmEvent,
+    max: number,
+    staleMs: number,
+  ): Promise<boolean> {
+    const rows = await this.#sql<{ node: string }[]>`
+      SELECT p.node FROM chat_presence p WHERE p.name_key = ${nameKey} AND NOT EXISTS (
+        SELECT 1 FROM chat_nodes n WHERE n.id = p.node
+          AND n.heartbeat >= now() - ${staleMs} * interval '1 millisecond')`;
+    if (rows.length === 0) return false;
+    await this.keepDm(nameKey, dm, max);
+    return true;
+  }
+
+  async takeDms(nameKey: string): Promise<DmEvent[]> {
+    const rows = await this.#sql<{ id: string; dm: string }[]>`
+      DELETE FROM chat_held_dms WHERE name_key = ${nameKey} RETURNING id, dm`;
+    return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((row) => JSON.parse(row.dm));
+  }
+
+  async putChunk(leg: string, n: number, data: Uint8Array): Promise<void> {
+    const event: ClusterEvent = { kind: "pipe", node: this.node, leg, state: "chunk", n };
+    // One statement: the nodes are told once the chunk is committed.
+    await this.#sql`
+      WITH stored AS (
+        INSERT INTO chat_transfer_chunks (leg, n, data) VALUES (${leg}, ${n}, ${data})
+        RETURNING 1
+      ) SELECT pg_notify(${EVENTS_CHANNEL}, ${JSON.stringify(event)}) FROM stored`;
+  }
+
+  async takeChunk(leg: string, n: number): Promise<Uint8Array | undefined> {
+    const rows = await this.#sql<{ data: Uint8Array }[]>`
+      DELETE FROM chat_transfer_chunks WHERE leg = ${leg} AND n = ${n} RETURNING data`;
+    return rows[0]?.data;
+  }
+
+  async dropChunks(leg: string): Promise<void> {
+    await this.#sql`DELETE FROM chat_transfer_chunks WHERE leg = ${leg}`;
+  }
+
+  async alive(nodes: readonly string[], staleMs: number): Promise<Set<string>> {
+    if (nodes.length === 0) return new Set();
+    const rows = await this.#sql<{ id: string }[]>`
+      SELECT id FROM chat_nodes WHERE id = ANY(${this.#sql.array([...nodes])}::text[])
+        AND heartbeat >= now() - ${staleMs} * interval '1 millisecond'`;
+    return new Set(rows.map((row) => row.id));
   }
 
   /**

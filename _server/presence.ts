@@ -14,7 +14,7 @@
 import type { DmEvent, LeaveReason, RequestId } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { Outbound } from "./outbound.ts";
-import type { Registered, Room, Session } from "./session.ts";
+import { MAX_HELD_DMS, type Registered, type Room, type Session } from "./session.ts";
 import type { Cluster, Shared } from "./shared.ts";
 import { confusableKey } from "./skeleton.ts";
 import type { ClusterBus, ClusterEvent, PresenceRow } from "./storage.ts";
@@ -357,6 +357,8 @@ export class Presence implements Cluster {
    */
   quit(name: string, rooms: readonly string[], reason: LeaveReason, message?: string): void {
     this.#inOrder(() => this.#bus.dropPresence(nameKey(name)));
+    // The private messages kept for it go with it.
+    this.#inOrder(() => this.#bus.takeDms(nameKey(name)));
     this.#send({
       kind: "quit",
       node: this.node,
@@ -437,11 +439,50 @@ export class Presence implements Cluster {
    */
   async dm(dm: DmEvent): Promise<boolean> {
     try {
-      await this.#inOrder(() => this.#bus.publish({ kind: "dm", node: this.node, dm }), true);
+      await this.#inOrder(async () => {
+        // Held for a reconnect on a node that is dead: kept here, for wherever they resume.
+        if (await this.#bus.keepDmIfOrphaned(nameKey(dm.to), dm, MAX_HELD_DMS, STALE_MS)) return;
+        await this.#bus.publish({ kind: "dm", node: this.node, dm });
+      }, true);
       return true;
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Keeps a private message for a local session held for a reconnect.
+   *
+   * @param name The session's name.
+   * @param dm The message.
+   */
+  keep(name: string, dm: DmEvent): void {
+    this.#inOrder(async () => {
+      try {
+        await this.#bus.keepDm(nameKey(name), dm, MAX_HELD_DMS);
+      } catch (error) {
+        this.#shared.log(
+          `Cannot keep a private message for ${name}: ${
+            error instanceof Error ? error.message : error
+          }`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Takes the private messages kept for a session (after the writes asked
+   * for before, so none kept meanwhile is missed).
+   *
+   * @param name The session's name.
+   * @returns The messages, oldest first.
+   */
+  async takeKept(name: string): Promise<DmEvent[]> {
+    let kept: DmEvent[] = [];
+    await this.#inOrder(async () => {
+      kept = await this.#bus.takeDms(nameKey(name));
+    });
+    return kept;
   }
 
   /**
@@ -586,7 +627,7 @@ export class Presence implements Cluster {
       case "dm": {
         const target = hooks.local(nameKey(event.dm.to));
         if (target === undefined) break;
-        if (target.peer === undefined) target.keep(event.dm);
+        if (target.peer === undefined) shared.keep(target, event.dm);
         else target.peer.deliver(new Outbound(event.dm));
         break;
       }

@@ -11,7 +11,7 @@ import type { Outbound, OutboundRun } from "./outbound.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Most private messages kept for a session while it reconnects. */
-const MAX_HELD_DMS = 100;
+export const MAX_HELD_DMS = 100;
 /** Most recent private-message keys remembered per session. */
 const MAX_DM_KEYS = 256;
 

@@ -84,6 +84,10 @@ export interface Cluster {
   dm(dm: DmEvent): Promise<boolean>;
   /** Tells the others the bans changed. */
   bansChanged(): void;
+  /** Keeps a private message for a local session held for a reconnect, in the database. */
+  keep(name: string, dm: DmEvent): void;
+  /** Takes the private messages kept for a session, on whatever node. */
+  takeKept(name: string): Promise<DmEvent[]>;
   /** Asks the node of someone to end their session. */
   eject(name: string, reason: "kicked" | "banned", message: string): void;
   /** Reloads who is on the other nodes. */
@@ -235,6 +239,19 @@ export class Shared {
   deliverRun(peer: Peer, run: OutboundRun, start: number, end: number): void {
     if (peer.deliverRun !== undefined) return peer.deliverRun(run, start, end);
     for (let i = start; i < end; i++) peer.deliver(run.items[i]!);
+  }
+
+  /**
+   * Keeps a private message for a session held for a reconnect: in the
+   * session, or with several nodes in the database, so that it reaches the
+   * session wherever it resumes, even once the node holding it is gone.
+   *
+   * @param session The session.
+   * @param dm The message.
+   */
+  keep(session: Session & { readonly name: string }, dm: DmEvent): void {
+    if (this.cluster === undefined) session.keep(dm);
+    else this.cluster.keep(session.name, dm);
   }
 
   /**

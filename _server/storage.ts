@@ -10,7 +10,16 @@
  * @module
  */
 
-import type { DmEvent, LeaveReason, MessageEvent } from "../protocol/frames.ts";
+import type {
+  AcceptFrame,
+  CancelFrame,
+  DeclineFrame,
+  DmEvent,
+  LeaveReason,
+  MessageEvent,
+  ReceivedFrame,
+  ServerFrame,
+} from "../protocol/frames.ts";
 import type { Ban, BanKind, Retention, Store, StoredMessage, Topic } from "./store.ts";
 
 export type { Ban, BanKind, Retention, StoredMessage, Topic } from "./store.ts";
@@ -102,7 +111,45 @@ export type ClusterEvent =
   | { kind: "dm"; node: string; dm: DmEvent }
   | { kind: "bans"; node: string }
   | { kind: "drop"; node: string; name: string; reason: "kicked" | "banned"; message: string }
-  | { kind: "takeover"; node: string; name: string };
+  | { kind: "takeover"; node: string; name: string }
+  | FileEvent;
+
+/** What the nodes tell each other about file transfers. */
+export type FileEvent =
+  /** A frame for someone on the node that has them (`to`), or for a room's members there. */
+  | { kind: "deliver"; node: string; to: string; frame: ServerFrame }
+  | { kind: "deliver"; node: string; room: string; except: string[]; frame: ServerFrame }
+  /** A request about an offer, for the node of its sender (`home`). */
+  | {
+    kind: "file";
+    node: string;
+    home: string;
+    from: string;
+    request: AcceptFrame | DeclineFrame | CancelFrame | ReceivedFrame;
+    /** Set when the recipient's node refuses the offer for them (they cannot take files). */
+    refused?: string;
+  }
+  /** An accepted offer's leg: the tokens its two data connections may present on any node. */
+  | {
+    kind: "leg";
+    node: string;
+    leg: string;
+    transfer: string;
+    size: number;
+    tokens: [string, string];
+    sender: string;
+    receiver: string;
+  }
+  /** A leg's data connections: a side attached, a chunk stored or taken, the end. */
+  | {
+    kind: "pipe";
+    node: string;
+    leg: string;
+    state: "attached" | "chunk" | "ack" | "done" | "failed" | "closed";
+    side?: 0 | 1;
+    n?: number;
+    reason?: string;
+  };
 
 /** What wakes a node. */
 export interface BusHandlers {
@@ -173,6 +220,29 @@ export interface ClusterBus extends Storage {
    * one node only, which announces it).
    */
   reap(staleMs: number, grace: number): Promise<PresenceRow[]>;
+  /**
+   * Keeps a private message for a session held for a reconnect, whichever
+   * node it resumes on (the oldest go past `max`).
+   */
+  keepDm(nameKey: string, dm: DmEvent, max: number): Promise<void>;
+  /**
+   * Keeps a private message for a session whose node is dead (silent for
+   * `staleMs`, or gone); resolves with whether it did.
+   */
+  keepDmIfOrphaned(nameKey: string, dm: DmEvent, max: number, staleMs: number): Promise<boolean>;
+  /** Takes (reads and removes) the private messages kept for a name, oldest first. */
+  takeDms(nameKey: string): Promise<DmEvent[]>;
+  /**
+   * Stores a chunk of a file on its way between two nodes, and tells the
+   * nodes it is there (a `pipe` event with state `chunk`).
+   */
+  putChunk(leg: string, n: number, data: Uint8Array): Promise<void>;
+  /** Takes (reads and removes) a chunk of a file, if it is there yet. */
+  takeChunk(leg: string, n: number): Promise<Uint8Array | undefined>;
+  /** Removes whatever is left of a leg's chunks. */
+  dropChunks(leg: string): Promise<void>;
+  /** Which of these nodes are alive (they beat within the last few seconds). */
+  alive(nodes: readonly string[], staleMs: number): Promise<Set<string>>;
   /** Closes the connections. */
   close(): Promise<void>;
 }

@@ -21,10 +21,12 @@ import type {
   TransferEvent,
 } from "../protocol/frames.ts";
 import type { Limits } from "../protocol/limits.ts";
+import { nameKey } from "../protocol/names.ts";
 import { writeAll } from "../_common/write_all.ts";
 import { Outbound } from "./outbound.ts";
 import { randomToken } from "./random.ts";
-import type { Registered, Room, Session } from "./session.ts";
+import { type Registered, type Room, Session } from "./session.ts";
+import type { ClusterEvent, FileEvent } from "./storage.ts";
 
 /** The limits on transfers (see {@linkcode Limits}). */
 export type TransferLimits = Pick<Limits, "maxFileBytes" | "maxTransfersPerUser" | "offerTimeout">;
@@ -33,6 +35,8 @@ export type TransferLimits = Pick<Limits, "maxFileBytes" | "maxTransfersPerUser"
 const RELAY_BUFFER_BYTES = 256 * 1024;
 /** How long a data connection waits for the other side's, in ms. */
 const PAIRING_TIMEOUT = 60_000;
+/** How long a node remembers an offer made on another node to one of its sessions, in ms. */
+const REMOTE_OFFER_MS = 3_600_000;
 const encoder = new TextEncoder();
 const READY = encoder.encode('{"type":"data","ok":true}\n');
 
@@ -86,9 +90,43 @@ export interface TransferHost {
   room(session: Registered, name: string): Room | undefined;
   /** Logs a line for the operator. */
   log?(line: string): void;
-  /** Whether someone by that name is on another server of the chat (several nodes). */
-  elsewhere?(name: string): boolean;
+  /** With several servers sharing a database: the other nodes. */
+  cluster?: TransferCluster;
 }
+
+/**
+ * What the transfers need of the other nodes. An offer lives on its sender's
+ * node; its recipients on other nodes are reached by events, their requests
+ * come back the same way, and the file goes through the database.
+ */
+export interface TransferCluster {
+  /** This node's id. */
+  readonly node: string;
+  /** The file relay between nodes. */
+  readonly relay: TransferRelay;
+  /** Someone on another node, by name as typed. */
+  find(name: string): { name: string } | undefined;
+  /** The names in a room on the other nodes. */
+  namesIn(room: string): string[];
+  /** The members of a room on this node, if it is loaded here. */
+  members(room: string): Iterable<Session>;
+}
+
+/** The relay of files between nodes, as the transfers use it (see `Relay`). */
+export interface TransferRelay {
+  /** Publishes an event, in order with the others. */
+  publish(event: ClusterEvent): Promise<void>;
+  /** Announces a leg to every node. */
+  open(leg: Omit<Extract<FileEvent, { kind: "leg" }>, "kind" | "node">): Promise<void>;
+  /** Ends a leg everywhere. */
+  close(leg: string): void;
+  /** Takes a data connection that presented a leg's token. */
+  attach(conn: ByteStream, token: string): Promise<void> | undefined;
+  /** Stops the sides of this node. */
+  shutdown(): Promise<void>;
+}
+
+type FileRequest = Extract<FileEvent, { kind: "file" }>["request"];
 
 function close(conn: ByteStream | undefined): void {
   try {
@@ -105,6 +143,10 @@ export class Transfers {
   #offers = new Map<string, Offer>();
   #tokens = new Map<string, { leg: Leg; side: 0 | 1 }>();
   #relays = new Set<Promise<void>>();
+  /** With several nodes: the legs by id, the people of other nodes, and their offers here. */
+  #legs = new Map<string, Leg>();
+  #proxies = new Map<string, Registered>();
+  #remoteOffers = new Map<string, { home: string; until: number }>();
 
   /**
    * Creates the registry.
@@ -175,14 +217,8 @@ export class Transfers {
       }
     } else {
       recipient = this.#host.find(frame.to);
-      if (recipient === undefined && this.#host.elsewhere?.(frame.to) === true) {
-        return this.#fail(
-          session,
-          frame.id,
-          "transfer_refused",
-          `"${frame.to}" is on another server of this chat; files go only between people on the same server`,
-        );
-      }
+      const remote = recipient === undefined ? this.#host.cluster?.find(frame.to) : undefined;
+      if (remote !== undefined) recipient = this.#proxy(remote.name);
       if (recipient === undefined) {
         return this.#fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
       }
@@ -206,7 +242,8 @@ export class Transfers {
         );
       }
     }
-    if (room !== undefined) {
+    const remoteMembers = room === undefined ? [] : this.#host.cluster?.namesIn(room.name) ?? [];
+    if (room !== undefined && remoteMembers.length === 0) {
       const others = [...room.members].filter((member) => member !== session);
       if (others.length > 0 && !others.some((member) => member.peer?.files)) {
         return this.#fail(
@@ -249,12 +286,19 @@ export class Transfers {
     const ack: AckFrame = { type: "ack", id: frame.id, transfer: id, expires };
     this.#send(session, ack);
     if (recipient !== undefined) this.#send(recipient, event);
-    else for (const member of room!.members) if (member !== session) this.#send(member, event);
+    else {
+      for (const member of room!.members) if (member !== session) this.#send(member, event);
+      if (remoteMembers.length > 0) this.#toRoom(room!.name, [session.name], event);
+    }
     this.#host.log?.(`${session.name} offers a file of ${offer.size} bytes to ${event.to}`);
   }
 
   #recipientOf(offer: Offer, session: Registered): boolean {
     if (offer.recipient !== undefined) return offer.recipient === session;
+    if (this.#isProxy(session)) {
+      const key = nameKey(session.name);
+      return (this.#host.cluster?.namesIn(offer.room!.name) ?? []).some((n) => nameKey(n) === key);
+    }
     return offer.room!.members.has(session) && session !== offer.sender;
   }
 
@@ -273,7 +317,8 @@ export class Transfers {
    * @param session The receiver.
    * @param frame The acceptance.
    */
-  accept(session: Registered, frame: AcceptFrame): void {
+  accept(session: Registered, frame: AcceptFrame): void | Promise<void> {
+    if (this.#forward(session, frame)) return;
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     if (offer.sender === session) {
@@ -299,8 +344,11 @@ export class Transfers {
     };
     leg.paired.promise.catch(() => {});
     offer.legs.add(leg);
-    this.#tokens.set(leg.tokens[0], { leg, side: 0 });
-    this.#tokens.set(leg.tokens[1], { leg, side: 1 });
+    const cluster = this.#host.cluster;
+    if (cluster === undefined) {
+      this.#tokens.set(leg.tokens[0], { leg, side: 0 });
+      this.#tokens.set(leg.tokens[1], { leg, side: 1 });
+    } else this.#legs.set(leg.id, leg);
     // A direct offer is taken once accepted; a room offer stays open to the others.
     if (offer.recipient !== undefined) {
       offer.open = false;
@@ -310,6 +358,36 @@ export class Transfers {
       () => this.#endLeg(leg, "the other side did not connect in time"),
       PAIRING_TIMEOUT,
     );
+    if (cluster === undefined) return this.#accepted(session, frame, leg);
+    // Every node learns the leg's tokens before either party does: a data connection may reach any.
+    return cluster.relay.open({
+      leg: leg.id,
+      transfer: offer.id,
+      size: offer.size,
+      tokens: leg.tokens,
+      sender: offer.sender.name,
+      receiver: session.name,
+    }).then(
+      () => {
+        if (!leg.finished) return this.#accepted(session, frame, leg);
+        this.#fail(session, frame.id, "no_such_transfer", "This offer was withdrawn");
+      },
+      () => {
+        this.#fail(
+          session,
+          frame.id,
+          "storage_failed",
+          "The server cannot reach its database; try again",
+        );
+        this.#closeLeg(leg);
+        offer.legs.delete(leg);
+        if (offer.recipient !== undefined) this.#drop(offer);
+      },
+    );
+  }
+
+  #accepted(session: Registered, frame: AcceptFrame, leg: Leg): void {
+    const offer = leg.offer;
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id, token: leg.tokens[1] });
     this.#tell(offer.sender, {
       transfer: offer.id,
@@ -327,6 +405,7 @@ export class Transfers {
    * @param frame The refusal.
    */
   decline(session: Registered, frame: DeclineFrame): void {
+    if (this.#forward(session, frame)) return;
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     if (offer.sender === session) {
@@ -344,6 +423,7 @@ export class Transfers {
    * @param frame The cancellation.
    */
   cancel(session: Registered, frame: CancelFrame): void {
+    if (this.#forward(session, frame)) return;
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
@@ -361,11 +441,17 @@ export class Transfers {
       if (offer.open) {
         // Recipients who have not answered yet learn the offer is gone.
         if (offer.recipient !== undefined) this.#tell(offer.recipient, event);
-        else {for (const member of offer.room!.members) {
+        else {
+          for (const member of offer.room!.members) {
             if (member !== by && ![...offer.legs].some((l) => l.receiver === member)) {
               this.#tell(member, event);
             }
-          }}
+          }
+          if ((this.#host.cluster?.namesIn(offer.room!.name).length ?? 0) > 0) {
+            const except = [by.name, ...[...offer.legs].map((l) => l.receiver.name)];
+            this.#toRoom(offer.room!.name, except, { type: "transfer", ...event });
+          }
+        }
       }
       this.#drop(offer);
       return;
@@ -388,6 +474,7 @@ export class Transfers {
    * @param frame The verdict.
    */
   received(session: Registered, frame: ReceivedFrame): void {
+    if (this.#forward(session, frame)) return;
     const offer = this.#find(session, frame.id, frame.transfer);
     if (offer === undefined) return;
     this.#send(session, { type: "ack", id: frame.id, transfer: offer.id });
@@ -456,6 +543,7 @@ export class Transfers {
   }
 
   #closeLeg(leg: Leg): void {
+    if (!leg.finished && this.#legs.delete(leg.id)) this.#host.cluster?.relay.close(leg.id);
     leg.finished = true;
 
     clearTimeout(leg.timer);
@@ -486,6 +574,8 @@ export class Transfers {
    * @returns `false` when the token is unknown (the caller answers and closes).
    */
   attach(conn: ByteStream, token: string): Promise<void> | undefined {
+    const cluster = this.#host.cluster;
+    if (cluster !== undefined) return cluster.relay.attach(conn, token);
     const found = this.#tokens.get(token);
     if (found === undefined || found.leg.conns[found.side] !== undefined) return undefined;
     const { leg, side } = found;
@@ -545,6 +635,193 @@ export class Transfers {
   async shutdown(): Promise<void> {
     for (const offer of [...this.#offers.values()]) this.#drop(offer);
     await Promise.all(this.#relays);
+    await this.#host.cluster?.relay.shutdown();
+  }
+
+  // Several nodes.
+
+  /** The stand-in for someone on another node: what it is sent goes to their node. */
+  #proxy(name: string): Registered {
+    const key = nameKey(name);
+    let proxy = this.#proxies.get(key);
+    if (proxy === undefined) {
+      const cluster = this.#host.cluster!;
+      const session = new Session({
+        deliver: (out) => {
+          cluster.relay.publish({ kind: "deliver", node: cluster.node, to: name, frame: out.frame })
+            .catch(() => {});
+        },
+        close: () => {},
+        adopt: () => {},
+        files: true,
+      }, { remote: "", ip: "", ports: [] });
+      proxy = session.register(name, "", false);
+      this.#proxies.set(key, proxy);
+    }
+    return proxy;
+  }
+
+  #isProxy(session: Registered): boolean {
+    return this.#proxies.get(nameKey(session.name)) === session;
+  }
+
+  /** Sends an event to the members of a room on the other nodes. */
+  #toRoom(room: string, except: string[], frame: ServerFrame): void {
+    const cluster = this.#host.cluster!;
+    cluster.relay.publish({ kind: "deliver", node: cluster.node, room, except, frame })
+      .catch(() => {});
+  }
+
+  /** Sends a request about an offer of another node to that node; returns whether it did. */
+  #forward(session: Registered, frame: FileRequest): boolean {
+    const cluster = this.#host.cluster;
+    if (cluster === undefined || this.#offers.has(frame.transfer) || this.#isProxy(session)) {
+      return false;
+    }
+    const remote = this.#remoteOffers.get(frame.transfer);
+    if (remote === undefined) return false;
+    cluster.relay.publish({
+      kind: "file",
+      node: cluster.node,
+      home: remote.home,
+      from: session.name,
+      request: frame,
+    }).catch(() => {
+      this.#fail(
+        session,
+        frame.id,
+        "storage_failed",
+        "The server cannot reach its database; try again",
+      );
+    });
+    return true;
+  }
+
+  /** Remembers an offer of another node made to a session of this one. */
+  #noteRemote(frame: ServerFrame, home: string): void {
+    if (frame.type !== "offer") return;
+    const now = Date.now();
+    for (const [id, entry] of this.#remoteOffers) {
+      if (entry.until < now) this.#remoteOffers.delete(id);
+    }
+    this.#remoteOffers.set(frame.transfer, { home, until: now + REMOTE_OFFER_MS });
+  }
+
+  /**
+   * An event about files from another node: a frame for a session here, or a
+   * request about an offer of this node.
+   *
+   * @param event The event.
+   */
+  fromNode(event: Extract<FileEvent, { kind: "deliver" | "file" }>): void {
+    const cluster = this.#host.cluster;
+    if (cluster === undefined || event.node === cluster.node) return;
+    if (event.kind === "deliver") {
+      const out = new Outbound(event.frame);
+      if ("to" in event) {
+        const target = this.#host.find(event.to);
+        if (target === undefined) return;
+        if (event.frame.type === "offer" && target.peer?.files === false) {
+          // As on one node: the sender learns at once that this user cannot take files.
+          cluster.relay.publish({
+            kind: "file",
+            node: cluster.node,
+            home: event.node,
+            from: target.name,
+            request: { type: "decline", id: 0, transfer: event.frame.transfer },
+            refused: `${target.name} uses a plain-text connection and cannot receive files`,
+          }).catch(() => {});
+          return;
+        }
+        this.#noteRemote(event.frame, event.node);
+        target.peer?.deliver(out);
+        return;
+      }
+      this.#noteRemote(event.frame, event.node);
+      const except = new Set(event.except.map((name) => nameKey(name)));
+      for (const member of cluster.members(event.room)) {
+        if (member.registered() && !except.has(nameKey(member.name))) member.peer?.deliver(out);
+      }
+      return;
+    }
+    if (event.home !== cluster.node) return;
+    const from = this.#proxy(event.from);
+    const request = event.request;
+    if (event.refused !== undefined) {
+      const offer = this.#offers.get(request.transfer);
+      if (offer === undefined || offer.recipient !== from) return;
+      this.#tell(offer.sender, {
+        transfer: offer.id,
+        state: "cancelled",
+        by: from.name,
+        reason: event.refused,
+      });
+      return this.#drop(offer);
+    }
+    switch (request.type) {
+      case "accept":
+        void this.accept(from, request);
+        break;
+      case "decline":
+        this.decline(from, request);
+        break;
+      case "cancel":
+        this.cancel(from, request);
+        break;
+      case "received":
+        this.received(from, request);
+        break;
+    }
+  }
+
+  /**
+   * Someone on another node left: their offers and legs end.
+   *
+   * @param name Their name.
+   */
+  leftElsewhere(name: string): void {
+    const key = nameKey(name);
+    const proxy = this.#proxies.get(key);
+    if (proxy === undefined) return;
+    this.left(proxy);
+    this.#proxies.delete(key);
+  }
+
+  /**
+   * Both data connections of a leg reached a node.
+   *
+   * @param id The leg.
+   */
+  paired(id: string): void {
+    const leg = this.#legs.get(id);
+    if (leg !== undefined) clearTimeout(leg.timer);
+  }
+
+  /**
+   * Every byte of a leg is with its receiver, which has a while to say
+   * whether the file arrived whole.
+   *
+   * @param id The leg.
+   */
+  delivered(id: string): void {
+    const leg = this.#legs.get(id);
+    if (leg === undefined || leg.finished) return;
+    clearTimeout(leg.timer);
+    leg.timer = setTimeout(
+      () => this.#endLeg(leg, `${leg.receiver.name} did not confirm the file`),
+      PAIRING_TIMEOUT,
+    );
+  }
+
+  /**
+   * A leg failed on some node.
+   *
+   * @param id The leg.
+   * @param reason Why.
+   */
+  failed(id: string, reason: string): void {
+    const leg = this.#legs.get(id);
+    if (leg !== undefined) this.#endLeg(leg, reason);
   }
 
   /** How many offers are open or running. */

@@ -115,6 +115,10 @@ Options:
                              CHAT_PASSWORD, which stays out of the process list)
   --op FINGERPRINT           the key fingerprint of an operator (repeatable; also read,
                              one per line, from the "operators" file in the config folder)
+  --proxy-protocol           connections to the chat and IRC ports start with a PROXY
+                             header (HAProxy's send-proxy, v1 or v2): per-address limits
+                             and bans see the client's address; only when nobody but the
+                             proxy can reach those ports (default: off)
   -h, --help                 show this help
 
 Limits (every one has a default; see README.md):
@@ -291,6 +295,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       "public-port": { type: "string", multiple: true },
       password: { type: "string" },
       op: { type: "string", multiple: true },
+      "proxy-protocol": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -305,6 +310,12 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (values.node !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(values.node)) {
     throw new CliError(
       `Invalid --node "${values.node.slice(0, 80)}": use up to 64 letters, digits, ".", "_" or "-"`,
+      EXIT_USAGE,
+    );
+  }
+  if (values["proxy-protocol"] && (values.tls || values["tls-cert"] !== undefined)) {
+    throw new CliError(
+      "--proxy-protocol does not go with --tls: let the proxy end TLS and pass plain connections",
       EXIT_USAGE,
     );
   }
@@ -367,6 +378,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     onLog: log,
     databasePassword: env("CHAT_DATABASE_PASSWORD") ?? env("PGPASSWORD"),
     node: values.node,
+    proxyProtocol: values["proxy-protocol"] === true,
   };
   let server;
   try {

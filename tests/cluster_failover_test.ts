@@ -250,3 +250,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `files go whole through HAProxy, whichever nodes the connections reach${MISSING}`,
+  ignore: PG_BIN === undefined || HAPROXY === undefined,
+  async fn() {
+    await using pg = await startPostgres();
+    const dir = await Deno.makeTempDir({ prefix: "chat-haproxy-files-" });
+    try {
+      const a = await node(pg.url, "--node", "a");
+      await using _a = a.server;
+      const b = await node(pg.url, "--node", "b");
+      await using _b = b.server;
+      const proxyPort = freePort();
+      await using _proxy = await startHaproxy(dir, proxyPort, [a.port, b.port]);
+      await using ann = await connect({ port: proxyPort, name: "ann", history: 0 });
+      const bobJoins = ann.next("join", { timeout: 20_000 });
+      await using bob = await connect({ port: proxyPort, name: "bob", history: 0 });
+      equal((await bobJoins).name, "bob");
+      // Round robin: the control and data connections of each side spread over both nodes.
+      for (let i = 0; i < 4; i++) {
+        const bytes = new Uint8Array(3 * 1024 * 1024 + i);
+        for (let at = 0; at < bytes.length; at += 65536) {
+          crypto.getRandomValues(bytes.subarray(at, at + 65536));
+        }
+        const sending = ann.sendFile("bob", bytes, { name: `f${i}.bin` });
+        sending.catch(() => {});
+        const offer = await bob.next("offer", { timeout: 20_000 });
+        const received = await offer.accept({ dir });
+        const sent = await sending;
+        equal(received.sha256, sent.sha256);
+        equal((await Deno.stat(received.path)).size, bytes.length);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

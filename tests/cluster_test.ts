@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { unthrottled } from "./_helpers.ts";
 import { runChat } from "./_cli.ts";
+import { RawPeer } from "./_raw.ts";
 import { PG_SCHEMA_VERSION, PostgresStorage } from "../_server/postgres.ts";
 import { postgres } from "../_server/_deps_postgres.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
@@ -177,11 +178,6 @@ Deno.test({
       await bob.nick("robert");
       equal((await nick).to, "robert");
       deepEqual(await ann.who({ room: "#dev" }), ["ann", "robert"]);
-      // Files go only between people on the same server, and the refusal says so.
-      await rejects(
-        ann.sendFile("robert", new TextEncoder().encode("hi"), { name: "hi.txt" }),
-        /another server of this chat/,
-      );
       const left = until(
         ann,
         (e): e is Extract<ChatEvent, { type: "leave" }> => e.type === "leave" && e.room === "#dev",
@@ -211,9 +207,18 @@ Deno.test({
         history: 0,
         identity: op,
       });
+      // Node a knows them all (it heard their joins) before its operator acts.
+      const joined = new Set<string>();
+      const allJoined = until(
+        boss,
+        (e): e is Extract<ChatEvent, { type: "join" }> =>
+          e.type === "join" && joined.add(e.name).size === 3,
+        "joins of kim, mo and ray",
+      );
       await using kim = await connect({ port: b.addr.port, name: "kim", history: 0 });
       await using mo = await connect({ port: b.addr.port, name: "mo", history: 0 });
       await using ray = await connect({ port: b.addr.port, name: "ray", history: 0 });
+      await allJoined;
       const kimBye = until(
         kim,
         (e): e is Extract<ChatEvent, { type: "bye" }> => e.type === "bye",
@@ -232,6 +237,25 @@ Deno.test({
       await boss.ban("ray");
       equal((await rayBye).reason, "banned");
       await rejects(connect({ port: b.addr.port, name: "ray", history: 0 }), /banned/);
+    });
+
+    await t.step("a node whose operators differ from another's says so", async () => {
+      const url = await pg.database("operators");
+      const op = await createIdentity();
+      const lines: string[] = [];
+      await using _a = await node(url, { operators: [op.fingerprint] });
+      await using _same = await node(url, {
+        operators: [op.fingerprint],
+        onLog: (line: string) => lines.push(line),
+      });
+      equal(lines.filter((line) => /operators/.test(line)).length, 0, lines.join("\n"));
+      await using _b = await node(url, { onLog: (line: string) => lines.push(line) });
+      ok(
+        lines.some((line) =>
+          /differ from this node's: give every node the same --op list/.test(line)
+        ),
+        lines.join("\n"),
+      );
     });
 
     await t.step("a node that stops hands its users over to another, unnoticed", async () => {
@@ -269,6 +293,46 @@ Deno.test({
     });
 
     await t.step(
+      "private messages kept for a reconnect outlive the node that kept them",
+      async () => {
+        const url = await pg.database("held_dms");
+        await using a = await node(url);
+        await using b = await node(url);
+        await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+        const lost = await RawPeer.connect(a.addr.port);
+        await lost.send({ type: "hello", id: 1, v: 1, name: "ann", reconnect: true });
+        const token = (await lost.frame("welcome")).session;
+        lost.close();
+        // Node a holds ann for a reconnect, and keeps what is sent to her meanwhile.
+        await found(
+          url,
+          `SELECT 1 FROM chat_presence WHERE name = 'ann' AND held_until IS NOT NULL`,
+        );
+        await bob.dm("ann", "while you were away");
+        await bob.dm("ann", "and this too");
+        await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 2`);
+        await a.close();
+        // Node a is gone: what is sent to her now is kept by the sender's node.
+        await bob.dm("ann", "after your node stopped");
+        // She comes back on node b: the messages are there.
+        await using back = await RawPeer.connect(b.addr.port);
+        await back.send({
+          type: "hello",
+          id: 1,
+          v: 1,
+          name: "ann",
+          resume: token,
+          reconnect: true,
+        });
+        equal((await back.frame("welcome")).resumed, true);
+        equal((await back.frame("dm")).text, "while you were away");
+        equal((await back.frame("dm")).text, "and this too");
+        equal((await back.frame("dm")).text, "after your node stopped");
+        await found(url, `SELECT 1 FROM chat_held_dms HAVING count(*) = 0`);
+      },
+    );
+
+    await t.step(
       "while the database is away sends are refused, then the nodes recover",
       async () => {
         const url = await pg.database("restart");
@@ -304,6 +368,20 @@ Deno.test({
     );
   },
 });
+
+/** Waits until a query finds a row, within a bounded time. */
+async function found(url: string, query: string): Promise<void> {
+  const sql = postgres(url, { onnotice: () => {} });
+  try {
+    const deadline = Date.now() + 20_000;
+    while ((await sql.unsafe(query)).length === 0) {
+      if (Date.now() > deadline) throw new Error(`Nothing found by "${query}"`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await sql.end();
+  }
+}
 
 /** Tries an action until it is refused with `code`, within a bounded time. */
 async function eventuallyRefused(action: () => Promise<unknown>, code: string): Promise<void> {

@@ -1,0 +1,93 @@
+/**
+ * Every door on every node: a WebSocket user on one node, an IRC user and a
+ * library user on another, sharing a real PostgreSQL, talk in one room and
+ * in private, and see each other come and go.
+ *
+ * @module
+ */
+
+import { deepEqual, equal } from "node:assert/strict";
+import { connect, serve } from "../mod.ts";
+import { unthrottled } from "./_helpers.ts";
+import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
+import { RawPeer } from "./_raw.ts";
+import { WsPeer } from "./_websocket.ts";
+
+/** Reads IRC lines until one matches; closes the connection (so the test fails) after 20 s. */
+async function expect(peer: RawPeer, pattern: RegExp): Promise<string> {
+  const timer = setTimeout(() => peer.close(), 20_000);
+  try {
+    return await peer.until(pattern);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name: `WebSocket, IRC and library users on different nodes talk together${PG_MISSING}`,
+  ignore: PG_BIN === undefined,
+  async fn() {
+    await using pg = await startPostgres();
+    const url = await pg.database("doors");
+    const options = { ...unthrottled, data: url, historyOnJoin: 0 };
+    await using a = await serve({ ...options, webPort: 0 });
+    await using b = await serve({ ...options, ircPort: 0 });
+
+    // wes on node a over a WebSocket; ira (IRC) and lib (the library) on node b.
+    await using wes = await WsPeer.join(a.webAddr!.port, "wes");
+    await using ira = await RawPeer.connect(b.ircAddr!.port);
+    await ira.write("NICK ira\r\nUSER ira 0 * :Ira\r\n");
+    await expect(ira, / 366 /);
+    await wes.until((f) => f.type === "join" && f.name === "ira", 20_000);
+    await using lib = await connect({ port: b.addr.port, name: "lib", history: 0 });
+    await wes.until((f) => f.type === "join" && f.name === "lib", 20_000);
+    await expect(ira, /^:lib!u@chat JOIN #lobby$/);
+
+    // Everyone joins #dev and sees the others arrive.
+    wes.send({ type: "join", id: 2, room: "#dev" });
+    await wes.until((f) => f.type === "ack" && f.id === 2);
+    await ira.write("JOIN #dev\r\n");
+    await expect(ira, /^:ira!u@chat JOIN #dev$/);
+    await wes.until((f) => f.type === "join" && f.room === "#dev" && f.name === "ira", 20_000);
+    await lib.join("#dev");
+    await expect(ira, /^:lib!u@chat JOIN #dev$/);
+    await wes.until((f) => f.type === "join" && f.room === "#dev" && f.name === "lib", 20_000);
+    deepEqual((await lib.who({ room: "#dev" })).sort(), ["ira", "lib", "wes"]);
+
+    // Room messages from each door reach the two others.
+    wes.send({ type: "send", id: 3, room: "#dev", text: "hello from the web" });
+    await expect(ira, /^:wes!u@chat PRIVMSG #dev :hello from the web$/);
+    equal((await lib.next("message", { timeout: 20_000 })).text, "hello from the web");
+    await ira.write("PRIVMSG #dev :hello from irc\r\n");
+    await wes.until((f) => f.type === "message" && f.text === "hello from irc", 20_000);
+    equal((await lib.next("message", { timeout: 20_000 })).text, "hello from irc");
+    await lib.send("hello from the library", { room: "#dev" });
+    await wes.until((f) => f.type === "message" && f.text === "hello from the library", 20_000);
+    await expect(ira, /^:lib!u@chat PRIVMSG #dev :hello from the library$/);
+
+    // Private messages across the nodes, each way.
+    await ira.write("PRIVMSG wes :psst from irc\r\n");
+    const fromIra = await wes.until((f) => f.type === "dm" && f.from === "ira", 20_000);
+    equal(fromIra.text, "psst from irc");
+    wes.send({ type: "dm", id: 4, to: "ira", text: "psst from the web" });
+    await expect(ira, /^:wes!u@chat PRIVMSG ira :psst from the web$/);
+    await lib.dm("wes", "psst from the library");
+    await wes.until((f) => f.type === "dm" && f.text === "psst from the library", 20_000);
+    wes.send({ type: "dm", id: 5, to: "lib", text: "back to the library" });
+    equal((await lib.next("dm", { timeout: 20_000 })).text, "back to the library");
+
+    // Leaves and quits.
+    await ira.write("PART #dev\r\n");
+    const left = await wes.until(
+      (f) => f.type === "leave" && f.room === "#dev" && f.name === "ira",
+      20_000,
+    );
+    equal(left.reason, "part");
+    const iraLeft = await lib.next("leave", { timeout: 20_000 });
+    deepEqual([iraLeft.name, iraLeft.room], ["ira", "#dev"]);
+    wes.send({ type: "quit", id: 6 });
+    await expect(ira, /^:wes!u@chat QUIT :Quit$/);
+    const quit = await lib.next("leave", { timeout: 20_000 });
+    deepEqual([quit.name, quit.reason], ["wes", "quit"]);
+  },
+});
