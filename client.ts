@@ -115,9 +115,18 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.#core.room;
   }
 
-  /** Who was in the room when this client joined, itself included. */
+  /** Who was in the room when this client joined, itself included (only itself in a crowd). */
   get members(): readonly string[] {
     return this.#core.members;
+  }
+
+  /**
+   * How many were in the room when this client joined, itself included:
+   * {@linkcode ChatClient.members}' length, or more in a crowded room, whose
+   * names the server does not list.
+   */
+  get memberCount(): number {
+    return this.#core.memberCount;
   }
 
   /** The rooms this client is in. */
@@ -322,6 +331,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       room: joined,
       topic: ack.topic ?? "",
       members: ack.names ?? [],
+      count: ack.count ?? ack.names?.length ?? 0,
       ops: ack.ops ?? [],
       seq: ack.seq ?? 0,
     };

@@ -49,6 +49,7 @@ export class Core {
   #name = "";
   #room: string = LOBBY;
   #members: string[] = [];
+  #memberCount = 0;
   #server = "";
   #session = "";
   #ended = false;
@@ -112,6 +113,11 @@ export class Core {
   /** Who was in that room on joining. */
   get members(): readonly string[] {
     return this.#members;
+  }
+
+  /** How many were in that room on joining (more than `members` in a crowded room). */
+  get memberCount(): number {
+    return this.#memberCount;
   }
 
   /** The server's software name and version. */
@@ -226,6 +232,7 @@ export class Core {
     this.#name = welcome.name;
     this.#room = welcome.room;
     this.#members = welcome.members;
+    this.#memberCount = welcome.count ?? welcome.members.length;
     this.#server = welcome.server;
     this.#session = welcome.session;
     for (const room of welcome.rooms) {

@@ -181,8 +181,14 @@ export interface JoinedRoom {
   room: string;
   /** Its topic, `""` when none. */
   topic: string;
-  /** Everyone in it, sorted, the client included. */
+  /** Everyone in it, sorted, the client included; only the client in a crowded room. */
   members: string[];
+  /**
+   * How many are in it: `members.length`, or more in a crowded room (more
+   * members than the server announces joins and leaves for), where
+   * `members` lists only the client.
+   */
+  count: number;
   /** Its operators among the members: its creator, and the server's operators. */
   ops: string[];
   /** The sequence number of its last message. */

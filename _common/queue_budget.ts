@@ -203,8 +203,8 @@ export class QueueBudget {
         this.#queues.delete(worst);
         worst.overflow();
       }
-      // Cutting it off may have let reading go on.
-      if (this.#resume !== undefined) this.#watchStuck();
+      // Cutting it off may have let reading go on, or stopped it again (and started the checks).
+      if (this.#resume !== undefined && this.#stuckTimer === undefined) this.#watchStuck();
     }, STUCK_CHECK_INTERVAL);
     // A server with nothing else to do may still exit.
     Deno.unrefTimer(this.#stuckTimer);
@@ -219,7 +219,10 @@ export class QueueBudget {
     resume?.resolve();
   }
 
-  /** Over the budget: cut off the readers furthest behind until it fits. */
+  /**
+   * Over the budget: cut off readers until it fits, those that took nothing
+   * for a while first, then those holding most.
+   */
   #trim(): void {
     this.#trimScheduled = false;
     // Cutting a queue off frees what it alone holds once its write in flight ends, so each
@@ -229,9 +232,10 @@ export class QueueBudget {
     // Readers that took nothing for a while first, then those holding most.
     const now = Date.now();
     const stuck = (queue: BudgetedQueue) => now - queue.progress >= STUCK_AFTER ? 1 : 0;
-    const queues = [...this.#queues].sort((a, b) => stuck(b) - stuck(a) || b.bytes - a.bytes);
+    const queues = [...this.#queues].filter((queue) => queue.bytes > 0)
+      .sort((a, b) => stuck(b) - stuck(a) || b.bytes - a.bytes);
     for (const queue of queues) {
-      if (excess <= 0 || queue.bytes === 0) break;
+      if (excess <= 0) break;
       excess -= queue.bytes;
       this.#queues.delete(queue);
       queue.overflow();

@@ -314,6 +314,7 @@ export class Handshake {
     const { options, limits } = this.#shared;
     const { maxFrameBytes, maxTextLength, idleTimeout } = limits;
     const rooms = this.#rooms;
+    const count = rooms.countIn(rooms.lobby, session);
     session.peer?.deliver(
       new Outbound({
         type: "welcome",
@@ -323,6 +324,7 @@ export class Handshake {
         name: session.name,
         room: LOBBY,
         members: rooms.namesIn(rooms.lobby, session),
+        ...(count === undefined ? {} : { count }),
         rooms: [...session.rooms].map((room) => rooms.state(room, session)),
         session: session.token,
         resumed,

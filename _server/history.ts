@@ -62,9 +62,11 @@ export interface Page {
 /** The history of the rooms, as the core reads it. */
 export class History {
   #shared: Shared;
-  /** Replays by room, least recently read first. */
+  /** Replays by room, oldest first. */
   #replays = new Map<string, Replay>();
   #replayBytes = 0;
+  /** Counts {@linkcode History.forget}: a read it overlapped may hold what was removed. */
+  #generation = 0;
 
   /**
    * Reads history from the shared store.
@@ -88,6 +90,7 @@ export class History {
     const seq = room.seq;
     let replay = this.#replays.get(room.name);
     if (replay?.seq !== seq || replay.limit !== limit) {
+      const generation = this.#generation;
       const messages = await this.#read(
         room,
         `the latest ${limit}`,
@@ -95,7 +98,10 @@ export class History {
       );
       // Damaged history is logged and skipped: the join itself succeeds.
       if (messages === undefined) return;
-      replay = this.#keep(room.name, seq, limit, fit(messages, true));
+      const kept = fit(messages, true);
+      replay = generation === this.#generation
+        ? this.#keep(room.name, seq, limit, kept)
+        : { seq, limit, frames: kept.map((message) => new Outbound(message)), bytes: 0 };
     }
     for (const frame of replay.frames) session.peer?.deliver(frame);
   }
@@ -126,6 +132,7 @@ export class History {
 
   /** Forgets the replays kept, after history was removed (retention). */
   forget(): void {
+    this.#generation++;
     this.#replays.clear();
     this.#replayBytes = 0;
   }

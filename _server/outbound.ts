@@ -297,6 +297,11 @@ export class OutboundRun {
     visit(this.#json, start, end, sink);
   }
 
+  /** The UTF-8 length of the whole run as WebSocket text (made by {@linkcode OutboundRun.webSocketText}). */
+  get webSocketBytes(): number {
+    return this.#webSocket?.byteEnds.at(-1) ?? 0;
+  }
+
   /**
    * Events `start` to `end` (excluded) as the text of one WebSocket message,
    * a line of JSON each: a slice of one string made once for all readers.

@@ -36,8 +36,10 @@ export interface RoomState {
   seq: number;
   /** Its topic. */
   topic: string;
-  /** Its members (at most `maxPresence`). */
+  /** Its members (at most `maxPresence`; only the one told in a crowded room). */
   members: string[];
+  /** How many are in it, when it is crowded. */
+  count?: number;
 }
 
 /** The rooms of one server: those with members, and `#lobby`. */
@@ -249,6 +251,8 @@ export class Rooms {
       topic: room.topic,
       names: this.namesIn(room, session),
     };
+    const count = this.countIn(room, session);
+    if (count !== undefined) ack.count = count;
     const ops = this.operatorsIn(room);
     if (ops !== undefined) ack.ops = ops;
     shared.ack(session, ack);
@@ -578,7 +582,15 @@ export class Rooms {
    * @returns Its state.
    */
   state(room: Room, you?: Session): RoomState {
-    return { name: room.name, seq: room.seq, topic: room.topic, members: this.namesIn(room, you) };
+    const state: RoomState = {
+      name: room.name,
+      seq: room.seq,
+      topic: room.topic,
+      members: this.namesIn(room, you),
+    };
+    const count = you === undefined ? undefined : this.countIn(room, you);
+    if (count !== undefined) state.count = count;
+    return state;
   }
 
   /**
@@ -593,9 +605,18 @@ export class Rooms {
    */
   namesIn(room: Room, you?: Session): string[] {
     const max = this.#shared.limits.maxPresence;
-    if (you !== undefined && this.#crowded(room)) {
-      return you.name !== undefined && room.members.has(you) ? [you.name] : [];
+    if (you !== undefined) {
+      if (this.#crowded(room, you)) {
+        return you.name !== undefined && room.members.has(you) ? [you.name] : [];
+      }
+      // Not crowded: everyone, the one told included.
+      return this.#names(room, max + 1);
     }
+    return this.#names(room, max);
+  }
+
+  /** Up to `max` names of a room's members on every node, sorted. */
+  #names(room: Room, max: number): string[] {
     const names: string[] = [];
     for (const member of room.members) {
       if (member.name !== undefined) names.push(member.name);
@@ -609,9 +630,28 @@ export class Rooms {
   }
 
   /** Whether a room has more members, on every node, than presence is announced for. */
-  #crowded(room: Room): boolean {
+  #crowded(room: Room, you?: Session): boolean {
+    return this.#others(room, you) > this.#shared.limits.maxPresence;
+  }
+
+  /** How many are in a room on every node, `you` not counted. */
+  #others(room: Room, you?: Session): number {
     const remote = this.#shared.cluster?.count(room.name) ?? 0;
-    return room.members.size + remote > this.#shared.limits.maxPresence;
+    const self = you !== undefined && room.members.has(you) ? 1 : 0;
+    return room.members.size - self + remote;
+  }
+
+  /**
+   * How many are in a room, told to someone entering it when it is crowded
+   * (its names list only them); `undefined` when it is not.
+   *
+   * @param room The room.
+   * @param you Who enters it.
+   * @returns The count, or `undefined`.
+   */
+  countIn(room: Room, you: Session): number | undefined {
+    if (!this.#crowded(room, you)) return undefined;
+    return this.#others(room, you) + (room.members.has(you) ? 1 : 0);
   }
 
   /** Announces a join or leave, unless the room is too crowded for presence. */

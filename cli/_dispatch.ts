@@ -138,7 +138,9 @@ export function runCommand(
             `You are in ${joined.room}${
               joined.topic ? ` (topic: ${sanitize(joined.topic)})` : ""
             } ${
-              others.length === 0
+              joined.count - 1 > others.length
+                ? `with ${joined.count - 1} others (too many to list)`
+                : others.length === 0
                 ? "alone for now"
                 : `with ${others.map((name) => sanitize(name)).join(", ")}`
             }`,

@@ -243,8 +243,13 @@ export async function connectCommand(args: string[]): Promise<number> {
   const others = client.members.filter((member) => member !== client.name).map((name) =>
     sanitize(name)
   );
+  const crowd = client.memberCount - 1;
   const welcome = `Connected to ${where} as ${sanitize(client.name)} in ${client.room}` +
-    (others.length ? ` with ${others.join(", ")}` : "; nobody else is here yet") +
+    (crowd > others.length
+      ? ` with ${crowd} others (too many to list)`
+      : others.length
+      ? ` with ${others.join(", ")}`
+      : "; nobody else is here yet") +
     ". Type /help for commands.";
   if (values.json) warn(flatten(notice(createStyle(false), welcome)));
   else print(flatten(notice(createStyle(color), welcome)));

@@ -454,8 +454,10 @@ export interface WelcomeFrame {
   name: string;
   /** The room the user is in first: `#lobby`. */
   room: string;
-  /** Everyone in that room, the user included. */
+  /** Everyone in that room, the user included; only the user in a crowded room (see `count`). */
   members: string[];
+  /** How many are in that room, given when it is crowded and `members` lists only the user. */
+  count?: number;
   /** Every room the user is in (more than one after a resume), with its last sequence number. */
   rooms: RoomState[];
   /** The token to resume this session after a lost connection. */
@@ -476,8 +478,13 @@ export interface RoomState {
   seq: number;
   /** Its topic, `""` when none. */
   topic: string;
-  /** Everyone in it, sorted. */
+  /** Everyone in it, sorted; only the user in a crowded room (see `count`). */
   members: string[];
+  /**
+   * How many are in it, given when the room is crowded (more members than
+   * `maxPresence`) and `members` lists only the user.
+   */
+  count?: number;
 }
 
 /** A room as `rooms` describes it. */
@@ -506,8 +513,10 @@ export interface AckFrame {
   to?: string;
   /** `nick`: the new name. */
   name?: string;
-  /** `who`, `join`: the names in the room, sorted. */
+  /** `who`, `join`: the names in the room, sorted (`join`: only the user's in a crowded room). */
   names?: string[];
+  /** `join`: how many are in the room, given when it is crowded and `names` lists only the user. */
+  count?: number;
   /** `who`, `join`, `mode`: the room's operators among `names`, when it has any. */
   ops?: string[];
   /** `mode`: whether only operators may set the topic. */
@@ -1029,9 +1038,16 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     name: isText,
     room: isText,
     members: listOf(isText, "names"),
+    count: optional(isCount),
     rooms: listOf(
       shaped(
-        { name: isText, seq: isCount, topic: isText, members: listOf(isText, "names") },
+        {
+          name: isText,
+          seq: isCount,
+          topic: isText,
+          members: listOf(isText, "names"),
+          count: optional(isCount),
+        },
         "a room",
       ),
       "rooms",
@@ -1052,6 +1068,7 @@ const SERVER_SHAPES: Record<ServerFrame["type"], Record<string, Check>> = {
     to: optional(isText),
     name: optional(isText),
     names: optional(listOf(isText, "names")),
+    count: optional(isCount),
     ops: optional(listOf(isText, "names")),
     topicLock: optional(isFlag),
     topic: optional(isText),

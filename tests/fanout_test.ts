@@ -140,6 +140,29 @@ Deno.test("past the whole budget, the reader furthest behind is cut off first", 
   budget.close();
 });
 
+Deno.test("past the whole budget, idle readers are passed over, and stuck ones go first", async () => {
+  const budget = new QueueBudget(10_000);
+  const cut: string[] = [];
+  const now = Date.now();
+  // Not real queues: what the budget sees of them.
+  const reader = (name: string, bytes: number, idleMs: number) => ({
+    bytes,
+    progress: now - idleMs,
+    overflow: () => cut.push(name),
+  });
+  budget.add(reader("idle", 0, 60_000));
+  budget.add(reader("big", 6000, 0));
+  budget.add(reader("stuck", 3000, 5000));
+  budget.add(reader("small", 2000, 0));
+  const held = new Uint8Array(14_000);
+  budget.hold(held);
+  await settle();
+  // Stuck first, then the largest, until what they hold covers the excess (4,000 bytes past).
+  deepEqual(cut, ["stuck", "big"]);
+  budget.release(held);
+  budget.close();
+});
+
 Deno.test("a run is laid out once and handed out as adjacent stretches", () => {
   const arenas = new Arenas();
   const items = ["a", "b", "c"].map((text, seq) =>

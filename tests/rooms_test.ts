@@ -211,3 +211,25 @@ Deno.test("a plain-text user sees every line from a room other than the one type
   await alice.send("back home");
   match(await nc.until(/back home/), /^\[\d\d:\d\d:\d\d\] <alice> back home$/);
 });
+
+Deno.test("entering a crowded room lists only yourself and says how many are there", async () => {
+  await using server = await serve({ ...unthrottled, maxPresence: 2 });
+  const { port } = server.addr;
+  await using ann = await connect({ port, name: "ann" });
+  await using bob = await connect({ port, name: "bob" });
+  // Two others: still listed.
+  await using cat = await connect({ port, name: "cat" });
+  deepEqual([...cat.members], ["ann", "bob", "cat"]);
+  equal(cat.memberCount, 3);
+  // Three others: more than maxPresence, so only the newcomer and a count.
+  await using dan = await connect({ port, name: "dan" });
+  deepEqual([...dan.members], ["dan"]);
+  equal(dan.memberCount, 4);
+  // who still lists maxPresence names.
+  equal((await dan.who()).length, 2);
+  for (const client of [ann, bob, cat]) await client.join("#big");
+  const joined = await dan.join("#big");
+  deepEqual([joined.members, joined.count], [["dan"], 4]);
+  const small = await ann.join("#small");
+  deepEqual([small.members, small.count], [["ann"], 1]);
+});

@@ -224,7 +224,8 @@ export class WebSocketDoor implements Peer, BudgetedQueue {
   /** Queues a stretch of a run of events: one slice of the run's text, made once for all. */
   deliverRun(run: OutboundRun, start: number, end: number): void {
     const { text, bytes } = run.webSocketText(start, end);
-    this.#send(text, bytes, run);
+    // Every reader's stretch keeps the whole run's text: the budget counts all of it, once.
+    this.#send(text, bytes, run, run.webSocketBytes);
   }
 
   /**
@@ -232,12 +233,17 @@ export class WebSocketDoor implements Peer, BudgetedQueue {
    * unless the socket already holds {@linkcode IN_FLIGHT_BYTES}; then they
    * wait here, shared with the other readers of the same events.
    */
-  #send(text: string, bytes: number, key?: object): void {
+  #send(text: string, bytes: number, key?: object, shared = bytes): void {
     if (this.#closing) return;
+    // The clock for "taken nothing for a while" starts when there is something to take.
+    if (this.#linesBytes === 0) {
+      this.#progress = performance.now();
+      this.#progressAt = Date.now();
+    }
     this.#lines.push(text);
     this.#sizes.push(bytes);
     this.#keys.push(key);
-    if (key !== undefined) this.#queueBudget?.holdShared(key, bytes);
+    if (key !== undefined) this.#queueBudget?.holdShared(key, shared);
     this.#linesBytes += bytes;
     if (!this.#flushScheduled && this.#pollTimer === undefined) {
       this.#flushScheduled = true;
@@ -304,11 +310,13 @@ export class WebSocketDoor implements Peer, BudgetedQueue {
     let at = text.lastIndexOf("\n", chars);
     if (at <= 0) at = text.indexOf("\n");
     if (at <= 0) return;
-    const headBytes = Math.round(bytes * at / text.length);
+    const headBytes = Math.min(Math.round(bytes * at / text.length), bytes - 1);
     // The key stays with the rest: the budget lets go of it once all of it went out.
     this.#lines.splice(0, 1, text.slice(0, at), text.slice(at + 1));
-    this.#sizes.splice(0, 1, headBytes, Math.max(bytes - headBytes - 1, 0));
+    this.#sizes.splice(0, 1, headBytes, bytes - 1 - headBytes);
     this.#keys.splice(0, 0, undefined);
+    // The newline between the parts goes with neither.
+    this.#linesBytes -= 1;
   }
 
   /** Takes the first `count` lines off the queue, letting go of what the budget counts. */
@@ -390,6 +398,8 @@ export class WebSocketDoor implements Peer, BudgetedQueue {
     this.#flush(true);
     clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
+    // The flush may have found the peer too far behind, and closed already.
+    if (this.#closing) return;
     this.#closing = true;
     this.#wake?.();
     try {
