@@ -130,6 +130,30 @@ Deno.test({
       );
     });
 
+    await t.step("a notice reaches the other node, and history, as a notice", async () => {
+      const url = await pg.database("notices");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      const isMessage = (e: ChatEvent): e is Extract<ChatEvent, { type: "message" }> =>
+        e.type === "message";
+      const bobSees = until(bob, isMessage, "notice");
+      await ann.send("build passed", { notice: true });
+      const seen = await bobSees;
+      equal(seen.text, "build passed");
+      equal(seen.notice, true);
+      const bobSeesPlain = until(bob, isMessage, "message");
+      await ann.send("plain");
+      equal((await bobSeesPlain).notice, undefined);
+      for (const client of [ann, bob]) {
+        deepEqual((await client.history("#lobby")).map((m) => [m.text, m.notice]), [
+          ["build passed", true],
+          ["plain", undefined],
+        ]);
+      }
+    });
+
     await t.step("who, joins, leaves, names, topics and DMs span the nodes", async () => {
       const url = await pg.database("presence");
       await using a = await node(url);
