@@ -105,8 +105,10 @@ export const PG_MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);
    ALTER TABLE chat_nodes ADD COLUMN operators text NOT NULL DEFAULT '';`,
-  // 3 → 4: notices are kept as notices.
-  `ALTER TABLE chat_messages ADD COLUMN notice boolean NOT NULL DEFAULT false;`,
+  // 3 → 4: notices are kept as notices; who is away, and the rooms each session is an operator of.
+  `ALTER TABLE chat_messages ADD COLUMN notice boolean NOT NULL DEFAULT false;
+   ALTER TABLE chat_presence ADD COLUMN away text NOT NULL DEFAULT '';
+   ALTER TABLE chat_presence ADD COLUMN ops text[] NOT NULL DEFAULT '{}';`,
 ];
 
 /** The channel a node is woken on when a room has new messages ("ROOM SEQ"). */
@@ -638,9 +640,23 @@ export class PostgresStorage implements Storage, ClusterBus {
 
   async updatePresence(
     nameKey: string,
-    change: { rooms?: readonly string[]; token?: string; held?: number | null },
+    change: {
+      rooms?: readonly string[];
+      token?: string;
+      held?: number | null;
+      away?: string;
+      ops?: readonly string[];
+    },
   ): Promise<void> {
     const sql = this.#sql;
+    if (change.away !== undefined) {
+      await sql`UPDATE chat_presence SET away = ${change.away}
+                WHERE name_key = ${nameKey} AND node = ${this.node}`;
+    }
+    if (change.ops !== undefined) {
+      await sql`UPDATE chat_presence SET ops = ${sql.array([...change.ops])}::text[]
+                WHERE name_key = ${nameKey} AND node = ${this.node}`;
+    }
     if (change.rooms !== undefined) {
       await sql`UPDATE chat_presence SET rooms = ${sql.array([...change.rooms])}::text[]
                 WHERE name_key = ${nameKey} AND node = ${this.node}`;
@@ -803,6 +819,8 @@ interface PresenceDbRow {
   fingerprint: string | null;
   rooms: string[];
   held_until: Date | null;
+  away: string;
+  ops: string[];
 }
 
 function fromDb(row: PresenceDbRow): PresenceRow {
@@ -815,5 +833,7 @@ function fromDb(row: PresenceDbRow): PresenceRow {
     fingerprint: row.fingerprint ?? undefined,
     rooms: row.rooms,
     held: row.held_until !== null,
+    away: row.away,
+    ops: row.ops,
   };
 }

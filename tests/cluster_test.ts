@@ -49,6 +49,12 @@ async function messages(client: ChatClient, count: number, room = "#lobby") {
   return seen;
 }
 
+/** Matches the join of someone to a room. */
+function isJoin(name: string, room: string) {
+  return (e: ChatEvent): e is Extract<ChatEvent, { type: "join" }> =>
+    e.type === "join" && e.name === name && e.room === room;
+}
+
 function node(url: string, extra: Record<string, unknown> = {}): Promise<ChatServer> {
   return serve({ ...unthrottled, data: url, historyOnJoin: 0, ...extra });
 }
@@ -217,6 +223,91 @@ Deno.test({
       await ann.close();
       equal((await quit).reason, "quit");
       deepEqual(await bob.who(), ["robert"]);
+    });
+
+    await t.step(
+      "away changes reach the other node, and show in who, whois and answers",
+      async () => {
+        const url = await pg.database("away");
+        await using a = await node(url);
+        await using b = await node(url);
+        await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+        const bobJoins = until(ann, isJoin("bob", "#lobby"), "join of bob");
+        await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+        await bobJoins;
+        const isAway = (e: ChatEvent): e is Extract<ChatEvent, { type: "away" }> =>
+          e.type === "away";
+        const gone = until(bob, isAway, "away");
+        await ann.away("lunch");
+        deepEqual([(await gone).name, (await gone).message], ["ann", "lunch"]);
+        equal((await bob.whois("ann")).away, "lunch");
+        deepEqual((await bob.roster()).away, { ann: "lunch" });
+        equal((await bob.dm("ann", "there?")).away, "lunch");
+        const back = until(bob, isAway, "back");
+        await ann.away("");
+        equal((await back).message, "");
+        equal((await bob.whois("ann")).away, undefined);
+        deepEqual((await bob.roster()).away, {});
+        equal((await bob.dm("ann", "now?")).away, undefined);
+      },
+    );
+
+    await t.step("a room's operator, topic lock and kicks hold on every node", async () => {
+      const url = await pg.database("room_ops");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      const bobJoins = until(ann, isJoin("bob", "#lobby"), "join of bob");
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      await bobJoins;
+      /** A word from ann to someone: what node a told before it has reached their node. */
+      const heard = async (client: ChatClient) => {
+        const dm = until(
+          client,
+          (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm",
+          "dm",
+        );
+        await ann.dm(client.name, "news");
+        await dm;
+      };
+      // ann creates #ops on node a: she is its operator on node b too.
+      await ann.join("#ops");
+      await heard(bob);
+      const bobInOps = until(ann, isJoin("bob", "#ops"), "join of bob to #ops");
+      await bob.join("#ops");
+      equal((await bobInOps).op, undefined);
+      deepEqual((await bob.roster({ room: "#ops" })).ops, ["ann"]);
+      deepEqual((await ann.roster({ room: "#ops" })).ops, ["ann"]);
+      await rejects(bob.lockTopic("#ops", true), /Only the operators/);
+      await rejects(bob.kick("ann", undefined, { room: "#ops" }), /Only the operators/);
+      // Her topic lock holds on node b.
+      equal(await ann.lockTopic("#ops", true), true);
+      await heard(bob);
+      await rejects(bob.topic("#ops", "mine"), /Only the operators/);
+      // Her kick of someone on node b shows there, and on node a, as a kick.
+      const isLeave = (e: ChatEvent): e is Extract<ChatEvent, { type: "leave" }> =>
+        e.type === "leave" && e.room === "#ops";
+      const bobSees = until(bob, isLeave, "kick seen by bob");
+      const annSees = until(ann, isLeave, "kick seen by ann");
+      await ann.kick("bob", "off topic", { room: "#ops" });
+      for (const leave of [await bobSees, await annSees]) {
+        deepEqual([leave.name, leave.reason, leave.by, leave.message], [
+          "bob",
+          "kicked",
+          "ann",
+          "off topic",
+        ]);
+      }
+      deepEqual(await ann.who({ room: "#ops" }), ["ann"]);
+      deepEqual(await bob.who({ room: "#ops" }).catch(() => "not in room"), "not in room");
+      // Node b has no one in #ops now: one who joins it there learns its lock from node a.
+      await using cat = await connect({ port: b.addr.port, name: "cat", history: 0 });
+      const catInOps = until(ann, isJoin("cat", "#ops"), "join of cat to #ops");
+      await cat.join("#ops");
+      await catInOps;
+      await heard(cat);
+      await rejects(cat.topic("#ops", "mine"), /Only the operators/);
+      deepEqual((await cat.roster({ room: "#ops" })).ops, ["ann"]);
     });
 
     await t.step("kick, ban and mute by an operator on one node apply on the other", async () => {
