@@ -91,3 +91,35 @@ Deno.test({
     deepEqual([quit.name, quit.reason], ["wes", "quit"]);
   },
 });
+
+Deno.test({
+  name:
+    `an IRC user sees a notice, away change, operator and kick from another node as IRC does${PG_MISSING}`,
+  ignore: PG_BIN === undefined,
+  async fn() {
+    await using pg = await startPostgres();
+    const url = await pg.database("irc_room");
+    const options = { ...unthrottled, data: url, historyOnJoin: 0 };
+    await using a = await serve(options);
+    await using b = await serve({ ...options, ircPort: 0 });
+    await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+    const iraJoins = ann.next("join", { timeout: 20_000 });
+    await using ira = await RawPeer.connect(b.ircAddr!.port);
+    await ira.write("CAP LS 302\r\nCAP REQ :away-notify\r\nNICK ira\r\nUSER ira 0 * :Ira\r\n");
+    await ira.write("CAP END\r\n");
+    await expect(ira, / 366 /);
+    equal((await iraJoins).name, "ira");
+    // ann creates #ops on node a; a word from her shows node b has heard of it.
+    await ann.join("#ops");
+    await ann.dm("ira", "come to #ops");
+    await expect(ira, /^:ann!u@chat PRIVMSG ira :come to #ops$/);
+    await ira.write("JOIN #ops\r\n");
+    await expect(ira, /^:chat\.server 353 ira = #ops :@ann ira$/);
+    await ann.send("build passed", { room: "#ops", notice: true });
+    await expect(ira, /^:ann!u@chat NOTICE #ops :build passed$/);
+    await ann.away("lunch");
+    await expect(ira, /^:ann!u@chat AWAY :lunch$/);
+    await ann.kick("ira", "off topic", { room: "#ops" });
+    await expect(ira, /^:ann!u@chat KICK #ops ira :off topic$/);
+  },
+});
