@@ -52,6 +52,9 @@ Deno.test({
     await lib.join("#dev");
     await expect(ira, /^:lib!u@chat JOIN #dev$/);
     await wes.until((f) => f.type === "join" && f.room === "#dev" && f.name === "lib", 20_000);
+    // A word from wes reaching lib shows node b has heard all that node a told before it.
+    wes.send({ type: "dm", id: 7, to: "lib", text: "sync" });
+    equal((await lib.next("dm", { timeout: 20_000 })).text, "sync");
     deepEqual((await lib.who({ room: "#dev" })).sort(), ["ira", "lib", "wes"]);
 
     // Room messages from each door reach the two others.
@@ -113,8 +116,10 @@ Deno.test({
     await ann.join("#ops");
     await ann.dm("ira", "come to #ops");
     await expect(ira, /^:ann!u@chat PRIVMSG ira :come to #ops$/);
+    const iraInOps = ann.next("join", { timeout: 20_000 });
     await ira.write("JOIN #ops\r\n");
     await expect(ira, /^:chat\.server 353 ira = #ops :@ann ira$/);
+    deepEqual([(await iraInOps).name, (await iraInOps).room], ["ira", "#ops"]);
     await ann.send("build passed", { room: "#ops", notice: true });
     await expect(ira, /^:ann!u@chat NOTICE #ops :build passed$/);
     await ann.away("lunch");

@@ -172,6 +172,14 @@ Deno.test({
       );
       await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
       await bobJoins;
+      // A word from ann reaching bob shows node b has heard all that node a told before it.
+      const sync = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm" && e.text === "sync",
+        "dm",
+      );
+      await ann.dm("bob", "sync");
+      await sync;
       deepEqual(await ann.who(), ["ann", "bob"]);
       deepEqual(await bob.who(), ["ann", "bob"]);
       // A name taken on one node is taken on the other, and so is one that looks like it.
