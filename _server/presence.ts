@@ -359,7 +359,8 @@ export class Presence implements Cluster {
     const key = nameKey(session.name);
     const rooms = [...session.rooms].map((room) => room.name);
     const ops = this.#ops(session);
-    this.#inOrder(() => this.#bus.updatePresence(key, { rooms, token: session.token, ops }));
+    const { token, away } = session;
+    this.#inOrder(() => this.#bus.updatePresence(key, { rooms, token, ops, away }));
   }
 
   /**

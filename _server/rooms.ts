@@ -596,11 +596,18 @@ export class Rooms {
    *
    * @param session The session.
    * @param names Its rooms.
+   * @param ops The rooms it is an operator of.
    */
-  async reenter(session: Registered, names: readonly string[]): Promise<void> {
+  async reenter(
+    session: Registered,
+    names: readonly string[],
+    ops: readonly string[] = [],
+  ): Promise<void> {
     for (const name of [LOBBY, ...names]) {
       if (!isRoomName(name) || session.inRoom(name)) continue;
-      session.enter(await this.#room(name));
+      const room = await this.#room(name);
+      session.enter(room);
+      if (name !== LOBBY && ops.includes(name)) room.operators.add(session);
     }
     session.switchTo(this.lobby);
   }

@@ -394,6 +394,15 @@ Deno.test({
         reconnect: { minDelay: 50, maxDelay: 200 },
       });
       await ann.join("#dev");
+      await ann.away("busy");
+      // A word from ann reaching bob shows node b has heard all that node a told before it.
+      const sync = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm",
+        "dm",
+      );
+      await ann.dm("bob", "sync");
+      await sync;
       await bob.join("#dev");
       const back = until(
         ann,
@@ -402,8 +411,13 @@ Deno.test({
       );
       await a.close();
       equal((await back).resumed, true);
-      // Still ann, still in #dev, on node b; bob saw no one leave.
-      deepEqual(await bob.who({ room: "#dev" }), ["ann", "bob"]);
+      // Still ann, still in #dev (its operator), still away, on node b; bob saw no one leave.
+      deepEqual(await bob.roster({ room: "#dev" }), {
+        room: "#dev",
+        names: ["ann", "bob"],
+        away: { ann: "busy" },
+        ops: ["ann"],
+      });
       const heard = until(
         bob,
         (e): e is Extract<ChatEvent, { type: "message" | "leave" }> =>
