@@ -205,6 +205,7 @@ export class ChatCore implements Core {
         loaded: (name) => rooms.loaded(name),
         local: (key) => names.byKey(key),
         retitle: (room, topic) => room.retitle(topic),
+        kick: (session, room, by, message) => rooms.remove(room, session, by, message),
         drop: (session) => this.#drop(session),
         eject: (session, reason, message) => moderation.eject(session, reason, message),
         bans: () => this.#run(() => moderation.reload()),

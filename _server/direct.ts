@@ -56,9 +56,8 @@ export class Direct {
     if (frame.notice === true) dm.notice = true;
     const ack: AckFrame = { type: "ack", id: frame.id, to, ts };
     // The automatic reply IRC gives: the sender learns the recipient is away (never for a notice).
-    if (target !== undefined && target.away !== "" && frame.notice !== true) {
-      ack.away = target.away;
-    }
+    const away = target?.away ?? elsewhere?.away ?? "";
+    if (away !== "" && frame.notice !== true) ack.away = away;
     if (target === undefined) {
       // On another node: its node delivers it (or keeps it while they reconnect).
       return shared.cluster!.dm(dm).then((sent) => {

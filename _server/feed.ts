@@ -42,9 +42,11 @@ export interface OwnSend {
  */
 function eventOf(stored: StoredMessage, seq: number): MessageEvent {
   const { room, from, text, ts } = stored;
-  return stored.action
+  const event: MessageEvent = stored.action
     ? { type: "message", room, from, text, ts, seq, action: true }
     : { type: "message", room, from, text, ts, seq };
+  if (stored.notice === true) event.notice = true;
+  return event;
 }
 
 /** Delivers the rooms' messages in order, from every node. */

@@ -350,7 +350,9 @@ export class Handshake {
     const registered = session.register(row.name, token, frame.reconnect === true);
     this.#names.add(registered);
     cluster.tookOver(row.name);
-    await this.#rooms.reenter(registered, row.rooms);
+    // It stays away, and an operator of the rooms it was one of.
+    if (row.away !== undefined && row.away !== "") registered.setAway(row.away);
+    await this.#rooms.reenter(registered, row.rooms, row.ops);
     cluster.changed(registered);
     this.#welcome(registered, frame, true);
     // The private messages its old node kept for it, alive or not.

@@ -110,10 +110,10 @@ export class Messages {
     const seq = this.#feed === undefined ? room.next() : 0;
     const action = frame.action === true;
     const stored: StoredMessage = { room: room.name, seq, from, text: frame.text, ts, action, key };
+    if (frame.notice === true) stored.notice = true;
     const event: MessageEvent = action
       ? { type: "message", room: room.name, from, text: frame.text, ts, seq, action: true }
       : { type: "message", room: room.name, from, text: frame.text, ts, seq };
-    // A notice is told as one, not stored as one: history replays it as a message.
     if (frame.notice === true) event.notice = true;
     const out = new Outbound(event);
     const entry: PendingSend = { session, room, id: frame.id, stored, out };

@@ -256,8 +256,7 @@ export class Names {
     if (online !== undefined) {
       ack.op = online.fingerprint !== undefined &&
         (shared.options.operators?.has(online.fingerprint) ?? false);
-      // Someone on another node of a cluster: their away message is not known here.
-      if ("away" in online && online.away !== "") ack.away = online.away;
+      if (online.away !== "") ack.away = online.away;
     }
     shared.ack(session, ack);
   }

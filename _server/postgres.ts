@@ -28,7 +28,7 @@ import type {
 import { StorageError } from "./store.ts";
 
 /** The schema version this code writes. */
-export const PG_SCHEMA_VERSION = 3;
+export const PG_SCHEMA_VERSION = 4;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -105,6 +105,10 @@ export const PG_MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX chat_held_dms_name ON chat_held_dms (name_key, id);
    ALTER TABLE chat_nodes ADD COLUMN operators text NOT NULL DEFAULT '';`,
+  // 3 → 4: notices are kept as notices; who is away, and the rooms each session is an operator of.
+  `ALTER TABLE chat_messages ADD COLUMN notice boolean NOT NULL DEFAULT false;
+   ALTER TABLE chat_presence ADD COLUMN away text NOT NULL DEFAULT '';
+   ALTER TABLE chat_presence ADD COLUMN ops text[] NOT NULL DEFAULT '{}';`,
 ];
 
 /** The channel a node is woken on when a room has new messages ("ROOM SEQ"). */
@@ -209,6 +213,7 @@ interface MessageRow {
   text: string;
   ts: string;
   action: boolean;
+  notice: boolean;
 }
 
 function toEvent(row: MessageRow, history: boolean): MessageEvent {
@@ -221,6 +226,7 @@ function toEvent(row: MessageRow, history: boolean): MessageEvent {
     seq: Number(row.seq),
   };
   if (row.action) event.action = true;
+  if (row.notice) event.notice = true;
   if (history) event.history = true;
   return event;
 }
@@ -380,6 +386,7 @@ export class PostgresStorage implements Storage, ClusterBus {
             text: m.text,
             ts: m.ts,
             action: m.action,
+            notice: m.notice === true,
             key: m.key ?? null,
           });
           const committed = { seq, ts: m.ts };
@@ -388,7 +395,7 @@ export class PostgresStorage implements Storage, ClusterBus {
         }
         if (rows.length === 0) continue;
         await sql`INSERT INTO chat_messages ${
-          sql(rows, "room", "seq", "sender", "text", "ts", "action", "key")
+          sql(rows, "room", "seq", "sender", "text", "ts", "action", "notice", "key")
         }`;
         await sql`UPDATE chat_rooms SET seq = ${seq} WHERE name = ${room}`;
         await sql`SELECT pg_notify(${MESSAGES_CHANNEL}, ${`${room} ${seq}`})`;
@@ -401,7 +408,7 @@ export class PostgresStorage implements Storage, ClusterBus {
     if (limit <= 0) return [];
     const rows = await this.#sql<MessageRow[]>`
       SELECT * FROM (
-        SELECT room, seq, sender, text, ts, action FROM chat_messages
+        SELECT room, seq, sender, text, ts, action, notice FROM chat_messages
         WHERE room = ${room} AND seq < ${before ?? Number.MAX_SAFE_INTEGER}
         ORDER BY seq DESC LIMIT ${limit}
       ) AS latest ORDER BY seq`;
@@ -415,7 +422,7 @@ export class PostgresStorage implements Storage, ClusterBus {
     history: boolean,
   ): Promise<MessageEvent[]> {
     const rows = await this.#sql<MessageRow[]>`
-      SELECT room, seq, sender, text, ts, action FROM chat_messages
+      SELECT room, seq, sender, text, ts, action, notice FROM chat_messages
       WHERE room = ${room} AND seq > ${after} ORDER BY seq LIMIT ${limit}`;
     return rows.map((row) => toEvent(row, history));
   }
@@ -431,7 +438,7 @@ export class PostgresStorage implements Storage, ClusterBus {
     const pattern = `%${text.replace(/[\\%_]/g, "\\$&")}%`;
     const rows = await this.#sql<MessageRow[]>`
       SELECT * FROM (
-        SELECT room, seq, sender, text, ts, action FROM chat_messages
+        SELECT room, seq, sender, text, ts, action, notice FROM chat_messages
         WHERE room = ${room} AND seq > ${range.from} AND seq < ${range.before}
           AND text LIKE ${pattern} ESCAPE '\\'
         ORDER BY seq DESC LIMIT ${limit}
@@ -633,15 +640,27 @@ export class PostgresStorage implements Storage, ClusterBus {
 
   async updatePresence(
     nameKey: string,
-    change: { rooms?: readonly string[]; token?: string; held?: number | null },
+    change: {
+      rooms?: readonly string[];
+      token?: string;
+      held?: number | null;
+      away?: string;
+      ops?: readonly string[];
+    },
   ): Promise<void> {
     const sql = this.#sql;
-    if (change.rooms !== undefined) {
-      await sql`UPDATE chat_presence SET rooms = ${sql.array([...change.rooms])}::text[]
-                WHERE name_key = ${nameKey} AND node = ${this.node}`;
-    }
-    if (change.token !== undefined) {
-      await sql`UPDATE chat_presence SET token = ${change.token}
+    const { rooms, token, away, ops } = change;
+    if (rooms !== undefined || token !== undefined || away !== undefined || ops !== undefined) {
+      // One statement, so a join's row is written (and its event told) without extra round trips.
+      await sql`UPDATE chat_presence SET
+                  rooms = CASE WHEN ${rooms !== undefined} THEN ${
+        sql.array([...rooms ?? []])
+      }::text[]
+                          ELSE rooms END,
+                  ops = CASE WHEN ${ops !== undefined} THEN ${sql.array([...ops ?? []])}::text[]
+                        ELSE ops END,
+                  token = COALESCE(${token ?? null}, token),
+                  away = COALESCE(${away ?? null}, away)
                 WHERE name_key = ${nameKey} AND node = ${this.node}`;
     }
     if (change.held !== undefined) {
@@ -798,6 +817,8 @@ interface PresenceDbRow {
   fingerprint: string | null;
   rooms: string[];
   held_until: Date | null;
+  away: string;
+  ops: string[];
 }
 
 function fromDb(row: PresenceDbRow): PresenceRow {
@@ -810,5 +831,7 @@ function fromDb(row: PresenceDbRow): PresenceRow {
     fingerprint: row.fingerprint ?? undefined,
     rooms: row.rooms,
     held: row.held_until !== null,
+    away: row.away,
+    ops: row.ops,
   };
 }

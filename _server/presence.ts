@@ -32,6 +32,10 @@ interface Remote {
   node: string;
   fingerprint: string | undefined;
   rooms: Set<string>;
+  /** Their away message, `""` when they are not away. */
+  away: string;
+  /** The rooms they are an operator of. */
+  ops: Set<string>;
 }
 
 /** What presence needs from the rest of the core. */
@@ -44,6 +48,8 @@ export interface PresenceHooks {
   retitle(room: Room, topic: string): void;
   /** Ends a local session without a word to anyone (it goes on on another node). */
   drop(session: Registered): void;
+  /** Removes a local session from a room, as an operator of another node ordered. */
+  kick(session: Registered, room: Room, by: string, message: string | undefined): void;
   /** Ends a local session as an operator ordered on another node. */
   eject(session: Registered, reason: "kicked" | "banned", message: string): void;
   /** The bans changed on another node. */
@@ -132,6 +138,8 @@ export class Presence implements Cluster {
           node: row.node,
           fingerprint: row.fingerprint,
           rooms: new Set(row.rooms),
+          away: row.away ?? "",
+          ops: new Set(row.ops ?? []),
         });
       }
     } catch {
@@ -145,10 +153,51 @@ export class Presence implements Cluster {
    * Someone on another node, by name.
    *
    * @param name The name as typed.
-   * @returns Their name and fingerprint, if they are online somewhere else.
+   * @returns Their name, fingerprint and away message, if they are online somewhere else.
    */
-  find(name: string): { name: string; fingerprint: string | undefined } | undefined {
+  find(
+    name: string,
+  ): { name: string; fingerprint: string | undefined; away: string } | undefined {
     return this.#remote.get(nameKey(name.normalize("NFC")));
+  }
+
+  /**
+   * The names of a room's operators on the other nodes.
+   *
+   * @param room The room's name.
+   * @returns Their names.
+   */
+  opsIn(room: string): string[] {
+    const names: string[] = [];
+    for (const remote of this.#remote.values()) {
+      if (!remote.rooms.has(room)) continue;
+      const key = remote.fingerprint !== undefined &&
+        (this.#shared.options.operators?.has(remote.fingerprint) ?? false);
+      if (key || remote.ops.has(room)) names.push(remote.name);
+    }
+    return names;
+  }
+
+  /**
+   * The away messages of those in a room on the other nodes who are away.
+   *
+   * @param room The room's name.
+   * @returns Their messages, by name.
+   */
+  awayIn(room: string): Record<string, string> {
+    const away: Record<string, string> = {};
+    for (const remote of this.#remote.values()) {
+      if (remote.rooms.has(room) && remote.away !== "") away[remote.name] = remote.away;
+    }
+    return away;
+  }
+
+  /** The rooms a local session is an operator of. */
+  #ops(session: Registered): string[] {
+    const key = this.#shared.isOperator(session);
+    return session.rooms.filter((room) => key || room.operators.has(session)).map((room) =>
+      room.name
+    );
   }
 
   /**
@@ -199,6 +248,8 @@ export class Presence implements Cluster {
       fingerprint: session.fingerprint,
       rooms: [...session.rooms].map((room) => room.name),
       held: false,
+      away: session.away,
+      ops: this.#ops(session),
     };
   }
 
@@ -307,7 +358,9 @@ export class Presence implements Cluster {
   changed(session: Registered): void {
     const key = nameKey(session.name);
     const rooms = [...session.rooms].map((room) => room.name);
-    this.#inOrder(() => this.#bus.updatePresence(key, { rooms, token: session.token }));
+    const ops = this.#ops(session);
+    const { token, away } = session;
+    this.#inOrder(() => this.#bus.updatePresence(key, { rooms, token, ops, away }));
   }
 
   /**
@@ -318,11 +371,13 @@ export class Presence implements Cluster {
    */
   joined(session: Registered, room: string): void {
     this.changed(session);
+    const op = this.#ops(session).includes(room);
     this.#send({
       kind: "join",
       node: this.node,
       room,
       name: session.name,
+      ...(op ? { op } : {}),
       ts: new Date().toISOString(),
     });
   }
@@ -332,19 +387,69 @@ export class Presence implements Cluster {
    *
    * @param session The session.
    * @param room The room.
-   * @param message The reason they gave, if any.
+   * @param message The reason they gave (or the operator who removed them), if any.
+   * @param by The operator who removed them, when kicked.
    */
-  parted(session: Registered, room: string, message?: string): void {
+  parted(session: Registered, room: string, message?: string, by?: string): void {
     this.changed(session);
     this.#send({
       kind: "leave",
       node: this.node,
       room,
       name: session.name,
-      reason: "part",
+      reason: by === undefined ? "part" : "kicked",
       ...(message === undefined ? {} : { message }),
+      ...(by === undefined ? {} : { by }),
       ts: new Date().toISOString(),
     });
+  }
+
+  /**
+   * A local session went away or came back.
+   *
+   * @param session The session.
+   * @param message Its away message, `""` when back.
+   */
+  away(session: Registered, message: string): void {
+    const key = nameKey(session.name);
+    this.#inOrder(() => this.#bus.updatePresence(key, { away: message }));
+    this.#send({
+      kind: "away",
+      node: this.node,
+      name: session.name,
+      message,
+      rooms: session.rooms.map((room) => room.name),
+      ts: new Date().toISOString(),
+    });
+  }
+
+  /**
+   * Asks the node of someone to remove them from a room.
+   *
+   * @param room The room.
+   * @param name Their name.
+   * @param by The operator.
+   * @param message The reason given, if any.
+   */
+  kick(room: string, name: string, by: string, message?: string): void {
+    this.#send({
+      kind: "kick",
+      node: this.node,
+      room,
+      name,
+      by,
+      ...(message === undefined ? {} : { message }),
+    });
+  }
+
+  /**
+   * Tells the others a room's settings.
+   *
+   * @param room The room.
+   * @param topicLock Whether only its operators may set its topic.
+   */
+  mode(room: string, topicLock: boolean): void {
+    this.#send({ kind: "mode", node: this.node, room, topicLock });
   }
 
   /**
@@ -547,18 +652,32 @@ export class Presence implements Cluster {
               node: event.node,
               fingerprint: undefined,
               rooms: new Set(),
+              away: "",
+              ops: new Set(),
             },
           );
         }
         remote.rooms.add(event.room);
+        if (event.op === true) remote.ops.add(event.room);
         this.#announce(
           event.room,
-          new Outbound({ type: "join", room: event.room, name: event.name, ts: event.ts }),
+          new Outbound({
+            type: "join",
+            room: event.room,
+            name: event.name,
+            ...(event.op === true ? { op: true } : {}),
+            ts: event.ts,
+          }),
         );
+        // The room's settings live in the nodes that have it: the joiner's node learns them.
+        const room = hooks.loaded(event.room);
+        if (room?.topicLocked === true && room.members.size > 0) this.mode(room.name, true);
         break;
       }
       case "leave": {
-        this.#remote.get(nameKey(event.name))?.rooms.delete(event.room);
+        const remote = this.#remote.get(nameKey(event.name));
+        remote?.rooms.delete(event.room);
+        remote?.ops.delete(event.room);
         this.#announce(
           event.room,
           new Outbound({
@@ -567,6 +686,7 @@ export class Presence implements Cluster {
             name: event.name,
             reason: event.reason,
             ...(typeof event.message === "string" ? { message: event.message } : {}),
+            ...(typeof event.by === "string" ? { by: event.by } : {}),
             ts: event.ts,
           }),
         );
@@ -597,6 +717,8 @@ export class Presence implements Cluster {
           node: event.node,
           fingerprint: remote?.fingerprint,
           rooms: remote?.rooms ?? new Set(event.rooms),
+          away: remote?.away ?? "",
+          ops: remote?.ops ?? new Set(),
         });
         const seen = new Set<Session>();
         for (const name of event.rooms) {
@@ -622,6 +744,37 @@ export class Presence implements Cluster {
             ts: event.ts,
           }),
         );
+        break;
+      }
+      case "away": {
+        const remote = this.#remote.get(nameKey(event.name));
+        if (remote !== undefined) remote.away = event.message;
+        const out = new Outbound({
+          type: "away",
+          name: event.name,
+          message: event.message,
+          ts: event.ts,
+        });
+        const told = new Set<Session>();
+        for (const name of event.rooms) {
+          for (const member of hooks.loaded(name)?.members ?? []) {
+            if (told.has(member)) continue;
+            told.add(member);
+            if (member.understands("away")) member.peer?.deliver(out);
+          }
+        }
+        break;
+      }
+      case "kick": {
+        const local = hooks.local(nameKey(event.name));
+        const room = hooks.loaded(event.room);
+        if (local !== undefined && room !== undefined && room.members.has(local)) {
+          hooks.kick(local, room, event.by, event.message);
+        }
+        break;
+      }
+      case "mode": {
+        hooks.loaded(event.room)?.lockTopic(event.topicLock);
         break;
       }
       case "dm": {

@@ -287,6 +287,10 @@ export class Rooms {
         (ops ??= []).push(member.name);
       }
     }
+    for (const name of this.#shared.cluster?.opsIn(room.name) ?? []) {
+      if (++seen > max) break;
+      (ops ??= []).push(name);
+    }
     return ops?.sort(byName.compare);
   }
 
@@ -309,6 +313,7 @@ export class Rooms {
         );
       }
       room.lockTopic(frame.topicLock);
+      this.#shared.cluster?.mode(room.name, frame.topicLock);
     }
     const ack: AckFrame = {
       type: "ack",
@@ -345,7 +350,11 @@ export class Rooms {
     for (const member of room.members) {
       if (member.registered() && nameKey(member.name) === key) target = member;
     }
-    if (target === undefined) {
+    // Someone in the room on another node: their node removes them, and tells everyone.
+    const remote = target === undefined
+      ? shared.cluster?.namesIn(room.name).find((name) => nameKey(name) === key)
+      : undefined;
+    if (target === undefined && remote === undefined) {
       return shared.fail(
         session,
         frame.id,
@@ -355,22 +364,36 @@ export class Rooms {
     }
     const reason = Shared.reason(frame.reason);
     if (reason === null) return shared.fail(session, frame.id, "invalid_text", REASON_TOO_LONG);
+    if (target !== undefined) this.remove(room, target, session.name, reason);
+    else shared.cluster!.kick(room.name, remote!, session.name, reason);
+    shared.log(`${session.name} removed ${target?.name ?? remote} from ${room.name}`);
+    shared.ack(session, { type: "ack", id: frame.id, room: room.name });
+  }
+
+  /**
+   * Removes someone from a room, as an operator ordered: they, and the
+   * others in the room (on every node), see them leave, kicked.
+   *
+   * @param room The room.
+   * @param target Who is removed.
+   * @param by The operator's name.
+   * @param reason The reason given, if any.
+   */
+  remove(room: Room, target: Registered, by: string, reason: string | undefined): void {
     const out = new Outbound({
       type: "leave",
       room: room.name,
       name: target.name,
       reason: "kicked",
       ...(reason === undefined ? {} : { message: reason }),
-      by: session.name,
+      by,
       ts: new Date().toISOString(),
     });
     // Told before leaving, so that the one removed learns it too.
-    shared.broadcast(room.members, out);
+    this.#shared.broadcast(room.members, out);
     target.exit(room);
     this.#forget(room);
-    shared.cluster?.parted(target, room.name, reason);
-    shared.log(`${session.name} removed ${target.name} from ${room.name}`);
-    shared.ack(session, { type: "ack", id: frame.id, room: room.name });
+    this.#shared.cluster?.parted(target, room.name, reason, by);
   }
 
   /**
@@ -443,7 +466,10 @@ export class Rooms {
     const changed = session.away !== message;
     session.setAway(message);
     this.#shared.ack(session, { type: "ack", id: frame.id, away: message });
-    if (changed && !session.transient) this.#awayNotify(session, message);
+    if (changed && !session.transient) {
+      this.#awayNotify(session, message);
+      this.#shared.cluster?.away(session, message);
+    }
   }
 
   /** Tells the members of a session's rooms who asked for it that it went away or came back. */
@@ -478,6 +504,10 @@ export class Rooms {
     for (const member of room.members) {
       if (++seen > max) break;
       if (member.name !== undefined && member.away !== "") (away ??= {})[member.name] = member.away;
+    }
+    for (const [name, message] of Object.entries(this.#shared.cluster?.awayIn(room.name) ?? {})) {
+      if (++seen > max) break;
+      (away ??= {})[name] = message;
     }
     return away;
   }
@@ -566,11 +596,18 @@ export class Rooms {
    *
    * @param session The session.
    * @param names Its rooms.
+   * @param ops The rooms it is an operator of.
    */
-  async reenter(session: Registered, names: readonly string[]): Promise<void> {
+  async reenter(
+    session: Registered,
+    names: readonly string[],
+    ops: readonly string[] = [],
+  ): Promise<void> {
     for (const name of [LOBBY, ...names]) {
       if (!isRoomName(name) || session.inRoom(name)) continue;
-      session.enter(await this.#room(name));
+      const room = await this.#room(name);
+      session.enter(room);
+      if (name !== LOBBY && ops.includes(name)) room.operators.add(session);
     }
     session.switchTo(this.lobby);
   }

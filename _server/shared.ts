@@ -39,9 +39,13 @@ export interface CoreOptions {
 /** What the core's parts ask of the other nodes, when several servers share the storage. */
 export interface Cluster {
   /** Someone on another node, by name as typed. */
-  find(name: string): { name: string; fingerprint: string | undefined } | undefined;
+  find(name: string): { name: string; fingerprint: string | undefined; away: string } | undefined;
   /** The names in a room on the other nodes. */
   namesIn(room: string): string[];
+  /** The names of a room's operators on the other nodes. */
+  opsIn(room: string): string[];
+  /** The away messages of those in a room on the other nodes who are away, by name. */
+  awayIn(room: string): Record<string, string>;
   /** How many are in a room on the other nodes. */
   count(room: string): number;
   /** Every room someone on another node is in. */
@@ -64,8 +68,19 @@ export interface Cluster {
   changed(session: Session & { readonly name: string }): void;
   /** A local session joined a room. */
   joined(session: Session & { readonly name: string }, room: string): void;
-  /** A local session left a room. */
-  parted(session: Session & { readonly name: string }, room: string, message?: string): void;
+  /** A local session left a room (`by`: an operator removed it). */
+  parted(
+    session: Session & { readonly name: string },
+    room: string,
+    message?: string,
+    by?: string,
+  ): void;
+  /** A local session went away (a message) or came back (`""`). */
+  away(session: Session & { readonly name: string }, message: string): void;
+  /** Asks the node of someone to remove them from a room. */
+  kick(room: string, name: string, by: string, message?: string): void;
+  /** Tells the others a room's settings. */
+  mode(room: string, topicLock: boolean): void;
   /** A local session ended. */
   quit(name: string, rooms: readonly string[], reason: LeaveReason, message?: string): void;
   /** A local session is held for a reconnect (`null`: it came back). */

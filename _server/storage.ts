@@ -87,7 +87,8 @@ export interface Committed {
 
 /** What the nodes tell each other besides new messages. */
 export type ClusterEvent =
-  | { kind: "join"; node: string; room: string; name: string; ts: string }
+  /** `op`: they are an operator of the room (they created it, or hold an operator's key). */
+  | { kind: "join"; node: string; room: string; name: string; op?: boolean; ts: string }
   | {
     kind: "leave";
     node: string;
@@ -95,6 +96,8 @@ export type ClusterEvent =
     name: string;
     reason: LeaveReason;
     message?: string;
+    /** Who removed them, when kicked. */
+    by?: string;
     ts: string;
   }
   | {
@@ -108,6 +111,12 @@ export type ClusterEvent =
   }
   | { kind: "nick"; node: string; from: string; to: string; rooms: string[]; ts: string }
   | { kind: "topic"; node: string; room: string; topic: string; from: string; ts: string }
+  /** Someone went away (a message) or came back (`""`). */
+  | { kind: "away"; node: string; name: string; message: string; rooms: string[]; ts: string }
+  /** An operator removes someone of another node from a room: their node does it. */
+  | { kind: "kick"; node: string; room: string; name: string; by: string; message?: string }
+  /** A room's settings changed, or (answering a join) are these. */
+  | { kind: "mode"; node: string; room: string; topicLock: boolean }
   | { kind: "dm"; node: string; dm: DmEvent }
   | { kind: "bans"; node: string }
   | { kind: "drop"; node: string; name: string; reason: "kicked" | "banned"; message: string }
@@ -179,6 +188,10 @@ export interface PresenceRow {
   rooms: readonly string[];
   /** Whether it is held for a reconnect. */
   held: boolean;
+  /** Its away message, `""` when it is not away. */
+  away?: string;
+  /** The rooms it is an operator of. */
+  ops?: readonly string[];
 }
 
 /** A storage shared by several servers: how the nodes meet. */
@@ -201,10 +214,16 @@ export interface ClusterBus extends Storage {
    * had that resume token is replaced.
    */
   claimPresence(row: PresenceRow, takeover?: string): Promise<PresenceRow | undefined>;
-  /** Changes the rooms, token or hold of a session of this node. */
+  /** Changes the rooms, token, hold, away message or operator rooms of a session of this node. */
   updatePresence(
     nameKey: string,
-    change: { rooms?: readonly string[]; token?: string; held?: number | null },
+    change: {
+      rooms?: readonly string[];
+      token?: string;
+      held?: number | null;
+      away?: string;
+      ops?: readonly string[];
+    },
   ): Promise<void>;
   /** Moves a session of this node to a new name; resolves with whether it was free. */
   renamePresence(oldKey: string, row: PresenceRow): Promise<boolean>;

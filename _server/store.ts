@@ -67,7 +67,7 @@ function lock(path: string): Deno.FsFile {
 }
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /**
  * The migrations, in order: entry `n` takes a database from version `n` to
@@ -113,6 +113,8 @@ export const MIGRATIONS: readonly string[] = [
   // 3 → 4: the bans made together by one operator's order share their origin.
   `ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT '';
    CREATE INDEX bans_origin ON bans (origin) WHERE origin <> '';`,
+  // 4 → 5: notices are kept as notices.
+  `ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /**
@@ -147,6 +149,8 @@ export interface StoredMessage {
   text: string;
   ts: string;
   action: boolean;
+  /** `true` for a notice. */
+  notice?: boolean;
   /** The sender's idempotency key, scoped by sender name. */
   key: string | undefined;
 }
@@ -173,6 +177,7 @@ interface MessageRow {
   text: string;
   ts: string;
   action: number;
+  notice: number;
 }
 
 function toEvent(row: MessageRow, history: boolean): MessageEvent {
@@ -185,6 +190,7 @@ function toEvent(row: MessageRow, history: boolean): MessageEvent {
     seq: row.seq,
   };
   if (row.action) event.action = true;
+  if (row.notice) event.notice = true;
   if (history) event.history = true;
   return event;
 }
@@ -275,19 +281,19 @@ export class Store {
       throw error;
     }
     this.#insert = this.#db.prepare(
-      "INSERT INTO messages (room, seq, sender, text, ts, action, key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, seq, sender, text, ts, action, key, notice) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.#lastSeq = this.#db.prepare("SELECT max(seq) AS seq FROM messages WHERE room = ?");
     this.#byKey = this.#db.prepare("SELECT seq, ts FROM messages WHERE room = ? AND key = ?");
     this.#recent = this.#db.prepare(
-      "SELECT * FROM (SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+      "SELECT * FROM (SELECT room, seq, sender, text, ts, action, notice FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
     );
     // The primary key (room, seq) bounds the rows read to the range asked for.
     this.#search = this.#db.prepare(
-      "SELECT * FROM (SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? AND seq < ? AND text LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+      "SELECT * FROM (SELECT room, seq, sender, text, ts, action, notice FROM messages WHERE room = ? AND seq > ? AND seq < ? AND text LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT ?) ORDER BY seq",
     );
     this.#after = this.#db.prepare(
-      "SELECT room, seq, sender, text, ts, action FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+      "SELECT room, seq, sender, text, ts, action, notice FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
     );
     this.#getTopic = this.#db.prepare(
       "SELECT topic, topic_by AS by, topic_ts AS ts FROM rooms WHERE name = ?",
@@ -328,7 +334,16 @@ export class Store {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       for (const m of messages) {
-        this.#insert.run(m.room, m.seq, m.from, m.text, m.ts, m.action ? 1 : 0, m.key ?? null);
+        this.#insert.run(
+          m.room,
+          m.seq,
+          m.from,
+          m.text,
+          m.ts,
+          m.action ? 1 : 0,
+          m.key ?? null,
+          m.notice === true ? 1 : 0,
+        );
       }
       this.#db.exec("COMMIT");
     } catch (error) {

@@ -588,7 +588,7 @@ export interface MessageEvent {
   seq: number;
   /** `true` for an action (`/me waves`). */
   action?: boolean;
-  /** `true` for a notice (not kept as such: history replays it as a message). */
+  /** `true` for a notice (kept as such: history replays it as a notice). */
   notice?: boolean;
   /** `true` when replayed from history on joining, not sent just now. */
   history?: boolean;

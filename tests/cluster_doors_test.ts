@@ -52,6 +52,9 @@ Deno.test({
     await lib.join("#dev");
     await expect(ira, /^:lib!u@chat JOIN #dev$/);
     await wes.until((f) => f.type === "join" && f.room === "#dev" && f.name === "lib", 20_000);
+    // A word from wes reaching lib shows node b has heard all that node a told before it.
+    wes.send({ type: "dm", id: 7, to: "lib", text: "sync" });
+    equal((await lib.next("dm", { timeout: 20_000 })).text, "sync");
     deepEqual((await lib.who({ room: "#dev" })).sort(), ["ira", "lib", "wes"]);
 
     // Room messages from each door reach the two others.
@@ -89,5 +92,39 @@ Deno.test({
     await expect(ira, /^:wes!u@chat QUIT :Quit$/);
     const quit = await lib.next("leave", { timeout: 20_000 });
     deepEqual([quit.name, quit.reason], ["wes", "quit"]);
+  },
+});
+
+Deno.test({
+  name:
+    `an IRC user sees a notice, away change, operator and kick from another node as IRC does${PG_MISSING}`,
+  ignore: PG_BIN === undefined,
+  async fn() {
+    await using pg = await startPostgres();
+    const url = await pg.database("irc_room");
+    const options = { ...unthrottled, data: url, historyOnJoin: 0 };
+    await using a = await serve(options);
+    await using b = await serve({ ...options, ircPort: 0 });
+    await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+    const iraJoins = ann.next("join", { timeout: 20_000 });
+    await using ira = await RawPeer.connect(b.ircAddr!.port);
+    await ira.write("CAP LS 302\r\nCAP REQ :away-notify\r\nNICK ira\r\nUSER ira 0 * :Ira\r\n");
+    await ira.write("CAP END\r\n");
+    await expect(ira, / 366 /);
+    equal((await iraJoins).name, "ira");
+    // ann creates #ops on node a; a word from her shows node b has heard of it.
+    await ann.join("#ops");
+    await ann.dm("ira", "come to #ops");
+    await expect(ira, /^:ann!u@chat PRIVMSG ira :come to #ops$/);
+    const iraInOps = ann.next("join", { timeout: 20_000 });
+    await ira.write("JOIN #ops\r\n");
+    await expect(ira, /^:chat\.server 353 ira = #ops :@ann ira$/);
+    deepEqual([(await iraInOps).name, (await iraInOps).room], ["ira", "#ops"]);
+    await ann.send("build passed", { room: "#ops", notice: true });
+    await expect(ira, /^:ann!u@chat NOTICE #ops :build passed$/);
+    await ann.away("lunch");
+    await expect(ira, /^:ann!u@chat AWAY :lunch$/);
+    await ann.kick("ira", "off topic", { room: "#ops" });
+    await expect(ira, /^:ann!u@chat KICK #ops ira :off topic$/);
   },
 });

@@ -49,6 +49,12 @@ async function messages(client: ChatClient, count: number, room = "#lobby") {
   return seen;
 }
 
+/** Matches the join of someone to a room. */
+function isJoin(name: string, room: string) {
+  return (e: ChatEvent): e is Extract<ChatEvent, { type: "join" }> =>
+    e.type === "join" && e.name === name && e.room === room;
+}
+
 function node(url: string, extra: Record<string, unknown> = {}): Promise<ChatServer> {
   return serve({ ...unthrottled, data: url, historyOnJoin: 0, ...extra });
 }
@@ -130,6 +136,30 @@ Deno.test({
       );
     });
 
+    await t.step("a notice reaches the other node, and history, as a notice", async () => {
+      const url = await pg.database("notices");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      const isMessage = (e: ChatEvent): e is Extract<ChatEvent, { type: "message" }> =>
+        e.type === "message";
+      const bobSees = until(bob, isMessage, "notice");
+      await ann.send("build passed", { notice: true });
+      const seen = await bobSees;
+      equal(seen.text, "build passed");
+      equal(seen.notice, true);
+      const bobSeesPlain = until(bob, isMessage, "message");
+      await ann.send("plain");
+      equal((await bobSeesPlain).notice, undefined);
+      for (const client of [ann, bob]) {
+        deepEqual((await client.history("#lobby")).map((m) => [m.text, m.notice]), [
+          ["build passed", true],
+          ["plain", undefined],
+        ]);
+      }
+    });
+
     await t.step("who, joins, leaves, names, topics and DMs span the nodes", async () => {
       const url = await pg.database("presence");
       await using a = await node(url);
@@ -142,6 +172,14 @@ Deno.test({
       );
       await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
       await bobJoins;
+      // A word from ann reaching bob shows node b has heard all that node a told before it.
+      const sync = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm" && e.text === "sync",
+        "dm",
+      );
+      await ann.dm("bob", "sync");
+      await sync;
       deepEqual(await ann.who(), ["ann", "bob"]);
       deepEqual(await bob.who(), ["ann", "bob"]);
       // A name taken on one node is taken on the other, and so is one that looks like it.
@@ -193,6 +231,91 @@ Deno.test({
       await ann.close();
       equal((await quit).reason, "quit");
       deepEqual(await bob.who(), ["robert"]);
+    });
+
+    await t.step(
+      "away changes reach the other node, and show in who, whois and answers",
+      async () => {
+        const url = await pg.database("away");
+        await using a = await node(url);
+        await using b = await node(url);
+        await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+        const bobJoins = until(ann, isJoin("bob", "#lobby"), "join of bob");
+        await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+        await bobJoins;
+        const isAway = (e: ChatEvent): e is Extract<ChatEvent, { type: "away" }> =>
+          e.type === "away";
+        const gone = until(bob, isAway, "away");
+        await ann.away("lunch");
+        deepEqual([(await gone).name, (await gone).message], ["ann", "lunch"]);
+        equal((await bob.whois("ann")).away, "lunch");
+        deepEqual((await bob.roster()).away, { ann: "lunch" });
+        equal((await bob.dm("ann", "there?")).away, "lunch");
+        const back = until(bob, isAway, "back");
+        await ann.away("");
+        equal((await back).message, "");
+        equal((await bob.whois("ann")).away, undefined);
+        deepEqual((await bob.roster()).away, {});
+        equal((await bob.dm("ann", "now?")).away, undefined);
+      },
+    );
+
+    await t.step("a room's operator, topic lock and kicks hold on every node", async () => {
+      const url = await pg.database("room_ops");
+      await using a = await node(url);
+      await using b = await node(url);
+      await using ann = await connect({ port: a.addr.port, name: "ann", history: 0 });
+      const bobJoins = until(ann, isJoin("bob", "#lobby"), "join of bob");
+      await using bob = await connect({ port: b.addr.port, name: "bob", history: 0 });
+      await bobJoins;
+      /** A word from ann to someone: what node a told before it has reached their node. */
+      const heard = async (client: ChatClient) => {
+        const dm = until(
+          client,
+          (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm",
+          "dm",
+        );
+        await ann.dm(client.name, "news");
+        await dm;
+      };
+      // ann creates #ops on node a: she is its operator on node b too.
+      await ann.join("#ops");
+      await heard(bob);
+      const bobInOps = until(ann, isJoin("bob", "#ops"), "join of bob to #ops");
+      await bob.join("#ops");
+      equal((await bobInOps).op, undefined);
+      deepEqual((await bob.roster({ room: "#ops" })).ops, ["ann"]);
+      deepEqual((await ann.roster({ room: "#ops" })).ops, ["ann"]);
+      await rejects(bob.lockTopic("#ops", true), /Only the operators/);
+      await rejects(bob.kick("ann", undefined, { room: "#ops" }), /Only the operators/);
+      // Her topic lock holds on node b.
+      equal(await ann.lockTopic("#ops", true), true);
+      await heard(bob);
+      await rejects(bob.topic("#ops", "mine"), /Only the operators/);
+      // Her kick of someone on node b shows there, and on node a, as a kick.
+      const isLeave = (e: ChatEvent): e is Extract<ChatEvent, { type: "leave" }> =>
+        e.type === "leave" && e.room === "#ops";
+      const bobSees = until(bob, isLeave, "kick seen by bob");
+      const annSees = until(ann, isLeave, "kick seen by ann");
+      await ann.kick("bob", "off topic", { room: "#ops" });
+      for (const leave of [await bobSees, await annSees]) {
+        deepEqual([leave.name, leave.reason, leave.by, leave.message], [
+          "bob",
+          "kicked",
+          "ann",
+          "off topic",
+        ]);
+      }
+      deepEqual(await ann.who({ room: "#ops" }), ["ann"]);
+      deepEqual(await bob.who({ room: "#ops" }).catch(() => "not in room"), "not in room");
+      // Node b has no one in #ops now: one who joins it there learns its lock from node a.
+      await using cat = await connect({ port: b.addr.port, name: "cat", history: 0 });
+      const catInOps = until(ann, isJoin("cat", "#ops"), "join of cat to #ops");
+      await cat.join("#ops");
+      await catInOps;
+      await heard(cat);
+      await rejects(cat.topic("#ops", "mine"), /Only the operators/);
+      deepEqual((await cat.roster({ room: "#ops" })).ops, ["ann"]);
     });
 
     await t.step("kick, ban and mute by an operator on one node apply on the other", async () => {
@@ -271,6 +394,15 @@ Deno.test({
         reconnect: { minDelay: 50, maxDelay: 200 },
       });
       await ann.join("#dev");
+      await ann.away("busy");
+      // A word from ann reaching bob shows node b has heard all that node a told before it.
+      const sync = until(
+        bob,
+        (e): e is Extract<ChatEvent, { type: "dm" }> => e.type === "dm",
+        "dm",
+      );
+      await ann.dm("bob", "sync");
+      await sync;
       await bob.join("#dev");
       const back = until(
         ann,
@@ -279,8 +411,13 @@ Deno.test({
       );
       await a.close();
       equal((await back).resumed, true);
-      // Still ann, still in #dev, on node b; bob saw no one leave.
-      deepEqual(await bob.who({ room: "#dev" }), ["ann", "bob"]);
+      // Still ann, still in #dev (its operator), still away, on node b; bob saw no one leave.
+      deepEqual(await bob.roster({ room: "#dev" }), {
+        room: "#dev",
+        names: ["ann", "bob"],
+        away: { ann: "busy" },
+        ops: ["ann"],
+      });
       const heard = until(
         bob,
         (e): e is Extract<ChatEvent, { type: "message" | "leave" }> =>

@@ -36,6 +36,31 @@ Deno.test("store keeps messages in order and finds them by key", () => {
   }
 });
 
+Deno.test("a notice is kept as a notice, after reopening too", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/history.db`;
+  try {
+    const store = new Store(path);
+    try {
+      store.append([
+        { ...message("#a", 1, "2026-01-01T00:00:00.000Z"), notice: true },
+        message("#a", 2, "2026-01-01T00:00:01.000Z"),
+      ]);
+    } finally {
+      store.close();
+    }
+    const again = new Store(path);
+    try {
+      deepEqual(again.recent("#a", 10).map((m) => [m.seq, m.notice]), [[1, true], [2, undefined]]);
+      deepEqual(again.after("#a", 0, 10, false).map((m) => m.notice), [true, undefined]);
+    } finally {
+      again.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a failed batch stores nothing", () => {
   const store = new Store(":memory:");
   try {
