@@ -46,12 +46,31 @@ const BEHIND_FACTOR = 4;
 const spare: Uint8Array[] = [];
 /** The most spare buffers kept. */
 const SPARE_MAX = 32;
+/** Spare-sized buffers out in writes now. */
+let lent = 0;
 
-/** Gives back a buffer {@linkcode nextWrite} joined pieces into, once written. */
+/**
+ * Gives back a buffer {@linkcode nextWrite} joined pieces into, once written
+ * (or once its write failed).
+ */
 function giveBack(bytes: Uint8Array, pieces: number): void {
-  if (pieces > 1 && bytes.buffer.byteLength === JOIN_MAX && spare.length < SPARE_MAX) {
-    spare.push(new Uint8Array(bytes.buffer));
-  }
+  if (pieces <= 1 || bytes.buffer.byteLength !== JOIN_MAX) return;
+  lent--;
+  if (spare.length < SPARE_MAX) spare.push(new Uint8Array(bytes.buffer));
+}
+
+/**
+ * A buffer to join `total` bytes into: a spare one; a new spare-sized one
+ * while few are out; else, with many writes in flight (a crowd, slow
+ * readers), one of the join's own size rather than 64 KiB that a reader
+ * would hold until it takes its bytes.
+ */
+function joinBuffer(total: number): Uint8Array {
+  const buffer = spare.pop() ??
+    (lent < SPARE_MAX || total >= JOIN_MAX / 4 ? new Uint8Array(JOIN_MAX) : undefined);
+  if (buffer === undefined) return new Uint8Array(total);
+  lent++;
+  return buffer.subarray(0, total);
 }
 
 /** Pieces waiting: `bases[i].subarray(from[i], to[i])` for each `i`. */
@@ -90,10 +109,7 @@ function nextWrite(pieces: Pieces, start: number): { bytes: Uint8Array; end: num
     end++;
   }
   if (end === start + 1) return { bytes: first, end };
-  // With no spare buffer (many writes in flight: a crowd, slow readers), a small join gets a
-  // buffer of its own size rather than 64 KiB that it would hold until it is written.
-  const joined = (spare.pop() ?? new Uint8Array(total < JOIN_MAX / 4 ? total : JOIN_MAX))
-    .subarray(0, total);
+  const joined = joinBuffer(total);
   let offset = 0;
   for (let i = start; i < end; i++) {
     joined.set(bases[i]!.subarray(from[i]!, to[i]!), offset);
@@ -260,10 +276,13 @@ export class SendQueue implements BudgetedQueue {
         for (let start = 0; start < chunks.bases.length;) {
           const { bytes, end } = nextWrite(chunks, start);
           let offset = 0;
-          while (offset < bytes.length) {
-            offset += await this.#conn.write(bytes.subarray(offset));
+          try {
+            while (offset < bytes.length) {
+              offset += await this.#conn.write(bytes.subarray(offset));
+            }
+          } finally {
+            giveBack(bytes, end - start);
           }
-          giveBack(bytes, end - start);
           // Closed meanwhile: the close let go of everything in flight.
           if (this.#closed) return;
           this.#queuedBytes -= bytes.length;
