@@ -163,6 +163,15 @@ const COMMANDS: Record<string, IrcCommand> = {
   TAGMSG: { run: () => undefined },
 };
 
+/** The `PING` of each server name, made once rather than for every connection. */
+const pings = new Map<string, Uint8Array>();
+
+function pingFor(server: string): Uint8Array {
+  let ping = pings.get(server);
+  if (ping === undefined) pings.set(server, ping = ircBytes([`PING :${server}`]));
+  return ping;
+}
+
 /** IRC lines over a connection. */
 export class IrcDialect implements Dialect {
   readonly decoder: LineDecoder;
@@ -177,9 +186,9 @@ export class IrcDialect implements Dialect {
   readonly historyPage: number;
   #batches = 0;
   #nextId = 0;
-  #pending = new Map<RequestId, Pending>();
+  #pending: Map<RequestId, Pending> | undefined;
   /** Capabilities negotiated. */
-  #caps = new Set<string>();
+  #caps: Set<string> | undefined;
   /** The tags this reader negotiated, as the bits of `Outbound.irc()`. */
   #variant = 0;
   /** Registration waits for `CAP END` while capabilities are being negotiated. */
@@ -191,7 +200,7 @@ export class IrcDialect implements Dialect {
   #introduced: IrcUser = { ident: "u", real: "" };
   #registering = false;
   /** Events for rooms being joined, held until the join is answered (history first). */
-  #joining = new Map<string, Uint8Array[]>();
+  #joining: Map<string, Uint8Array[]> | undefined;
   /** The last quit told, so someone leaving several shared rooms quits once. */
   #lastQuit = "";
 
@@ -213,7 +222,7 @@ export class IrcDialect implements Dialect {
     this.software = software;
     this.historyPage = historyPage;
     this.server = server;
-    this.ping = ircBytes([`PING :${server}`]);
+    this.ping = pingFor(server);
     this.decoder = new LineDecoder({ maxBytes: MAX_TAG_BYTES + MAX_LINE_BYTES });
   }
 
@@ -248,7 +257,7 @@ export class IrcDialect implements Dialect {
     frame: ClientFrame & { id: RequestId },
     pending: Pending,
   ): Promise<void> | undefined {
-    this.#pending.set(frame.id, pending);
+    (this.#pending ??= new Map()).set(frame.id, pending);
     return this.#host.core.receive(this.#host.session, frame);
   }
 
@@ -335,7 +344,7 @@ export class IrcDialect implements Dialect {
         return;
       case "LIST":
         this.send(
-          ircLine(this.server, "CAP", [this.nick, "LIST", [...this.#caps].join(" ")], true),
+          ircLine(this.server, "CAP", [this.nick, "LIST", [...(this.#caps ?? [])].join(" ")], true),
         );
         return;
       case "REQ": {
@@ -347,11 +356,11 @@ export class IrcDialect implements Dialect {
           return;
         }
         for (const cap of asked) {
-          if (cap.startsWith("-")) this.#caps.delete(cap.slice(1));
-          else this.#caps.add(cap);
+          if (cap.startsWith("-")) this.#caps?.delete(cap.slice(1));
+          else (this.#caps ??= new Set()).add(cap);
         }
         this.#variant = 0;
-        for (const cap of this.#caps) this.#variant |= CAPABILITIES.get(cap) ?? 0;
+        for (const cap of this.#caps ?? []) this.#variant |= CAPABILITIES.get(cap) ?? 0;
         this.send(ircLine(this.server, "CAP", [this.nick, "ACK", arg], true));
         return;
       }
@@ -474,7 +483,7 @@ export class IrcDialect implements Dialect {
       }
       // Joining a channel the client is in already does nothing, as on other servers.
       if (this.session.inRoom(room)) return undefined;
-      this.#joining.set(room, []);
+      (this.#joining ??= new Map()).set(room, []);
       return this.request({ type: "join", id: this.id(), room }, { kind: "join", room });
     });
   }
@@ -699,8 +708,8 @@ export class IrcDialect implements Dialect {
       nick: this.nick,
       server: this.server,
       name: this.session.name ?? "",
-      echo: this.#caps.has("echo-message"),
-      batch: this.#caps.has("batch"),
+      echo: this.#caps?.has("echo-message") === true,
+      batch: this.#caps?.has("batch") === true,
       variant: this.#variant,
       user: (name) => users.get(name),
     };
@@ -802,7 +811,7 @@ export class IrcDialect implements Dialect {
       case "error":
         return this.#answer(frame);
       case "welcome":
-        this.#pending.delete(frame.id);
+        this.#pending?.delete(frame.id);
         this.#registering = false;
         this.#introductions().set(session, this.#introduced);
         return ircBytes(
@@ -813,7 +822,7 @@ export class IrcDialect implements Dialect {
       case "ping":
         return null;
       case "message": {
-        const held = this.#joining.get(frame.room);
+        const held = this.#joining?.get(frame.room);
         if (held !== undefined) {
           const bytes = out.irc(this.#variant);
           if (bytes !== null) held.push(bytes);
@@ -841,7 +850,7 @@ export class IrcDialect implements Dialect {
       case "offer":
         return ircEvent(frame, this.#variant, this.server);
       case "away":
-        return this.#caps.has("away-notify") ? out.irc(this.#variant) : null;
+        return this.#caps?.has("away-notify") ? out.irc(this.#variant) : null;
       default:
         return out.irc(this.#variant);
     }
@@ -856,7 +865,7 @@ export class IrcDialect implements Dialect {
   ): void {
     // A run is messages to one room: held with the rest while that room is being joined.
     const first = run.items[start]?.frame;
-    const held = first?.type === "message" ? this.#joining.get(first.room) : undefined;
+    const held = first?.type === "message" ? this.#joining?.get(first.room) : undefined;
     if (held === undefined) return run.irc(this.#variant, start, end, sink);
     for (let index = start; index < end; index++) {
       const bytes = run.items[index]!.irc(this.#variant);
@@ -875,9 +884,9 @@ export class IrcDialect implements Dialect {
 
   /** Forgets a request answered without its own answer (refusals held back and counted). */
   #forget(id: RequestId): void {
-    const pending = this.#pending.get(id);
-    this.#pending.delete(id);
-    if (pending?.kind === "join") this.#joining.delete(pending.room);
+    const pending = this.#pending?.get(id);
+    this.#pending?.delete(id);
+    if (pending?.kind === "join") this.#joining?.delete(pending.room);
     if (pending?.kind === "hello") {
       this.#registering = false;
       this.#nick = undefined;
@@ -889,8 +898,8 @@ export class IrcDialect implements Dialect {
       for (const id of frame.ids ?? []) this.#forget(id);
       return ircBytes([ircLine(this.server, "NOTICE", [this.nick, frame.message], true)]);
     }
-    const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id);
-    if (frame.id !== undefined) this.#pending.delete(frame.id);
+    const pending = frame.id === undefined ? undefined : this.#pending?.get(frame.id);
+    if (frame.id !== undefined) this.#pending?.delete(frame.id);
     if (pending === undefined) return null;
     if (frame.type === "error" && pending.kind === "hello") {
       this.#registering = false;
@@ -904,8 +913,8 @@ export class IrcDialect implements Dialect {
       ? ackLines(frame, pending, this.#reader())
       : refusalLines(frame, pending, this.nick, this.server);
     if (pending.kind === "join") {
-      const held = this.#joining.get(pending.room) ?? [];
-      this.#joining.delete(pending.room);
+      const held = this.#joining?.get(pending.room) ?? [];
+      this.#joining?.delete(pending.room);
       if (held.length > 0) {
         return concat([ircBytes(lines), ...(frame.type === "ack" ? held : [])]);
       }
