@@ -41,7 +41,7 @@ export class QueueBudget {
   #bytes = 0;
   /** How many chunks in all queues hold each buffer (or other shared thing). */
   #refs = new Map<object, number>();
-  /** The size of each shared thing that is not a buffer. */
+  /** The size each shared thing was counted at. */
   #sizes = new Map<object, number>();
   #queues = new Set<BudgetedQueue>();
   #resume: PromiseWithResolvers<void> | undefined;
@@ -98,19 +98,12 @@ export class QueueBudget {
    * @param bytes The bytes, or a view of a buffer.
    */
   hold(bytes: Uint8Array): void {
-    const buffer = bytes.buffer;
-    const refs = this.#refs.get(buffer);
-    if (refs !== undefined) {
-      this.#refs.set(buffer, refs + 1);
-      return;
-    }
-    this.#refs.set(buffer, 1);
-    this.#grew(buffer.byteLength);
+    this.holdShared(bytes.buffer, bytes.buffer.byteLength);
   }
 
   /**
-   * A queue took something other queues may hold too, that is not a buffer
-   * (the text of a run of events, for WebSockets).
+   * A queue took something other queues may hold too: a buffer, or the text
+   * of a run of events (for WebSockets).
    *
    * @param key What is shared.
    * @param bytes Its size.
@@ -173,15 +166,7 @@ export class QueueBudget {
    * @param bytes The same bytes it took.
    */
   release(bytes: Uint8Array): void {
-    const buffer = bytes.buffer;
-    const refs = this.#refs.get(buffer);
-    if (refs === undefined) return;
-    if (refs > 1) {
-      this.#refs.set(buffer, refs - 1);
-      return;
-    }
-    this.#refs.delete(buffer);
-    this.#shrank(buffer.byteLength);
+    this.releaseShared(bytes.buffer);
   }
 
   /**

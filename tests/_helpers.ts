@@ -1,10 +1,12 @@
 /**
  * Small helpers shared by the tests: where a test server listens, a
- * temporary directory that is always removed, and joining bytes.
+ * temporary directory that is always removed, joining, hashing and making
+ * bytes, and promises awaited late.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { ServeOptions } from "../mod.ts";
 
@@ -84,4 +86,24 @@ export function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
   }
   flipped[index] = byte ^ (1 << (bit & 7));
   return flipped;
+}
+
+/** The SHA-256 of bytes, in hex. */
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** `size` random bytes (`getRandomValues` fills at most 64 KiB a call). */
+export function randomBytes(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(bytes.subarray(offset, offset + 65536));
+  }
+  return bytes;
+}
+
+/** Catches a rejection at once, so a failure that comes early is not "unhandled". */
+export function settle<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }

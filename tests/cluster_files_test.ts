@@ -7,31 +7,12 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { type ChatClient, type ChatServer, connect, type ProtocolError, serve } from "../mod.ts";
 import { postgres } from "../_server/_deps_postgres.ts";
-import { unthrottled } from "./_helpers.ts";
+import { randomBytes, settle, sha256, unthrottled } from "./_helpers.ts";
 import { startServer } from "./_cli.ts";
 import { RawPeer } from "./_raw.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-function randomBytes(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, offset + 65536));
-  }
-  return bytes;
-}
-
-/** Catches a rejection at once, so a failure that comes early is not "unhandled". */
-function settle<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => {});
-  return promise;
-}
 
 function node(url: string, extra: Record<string, unknown> = {}): Promise<ChatServer> {
   return serve({ ...unthrottled, data: url, historyOnJoin: 0, ...extra });

@@ -1,28 +1,8 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { connect, type ProtocolError, serve } from "../mod.ts";
 import { freePath, safeFileName } from "../_client/files.ts";
 import { RawPeer } from "./_raw.ts";
-import { local } from "./_helpers.ts";
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-function randomBytes(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(bytes.subarray(offset, offset + 65536));
-  }
-  return bytes;
-}
-
-/** Catches a rejection at once, so a failure that comes early is not "unhandled". */
-function settle<T>(promise: Promise<T>): Promise<T> {
-  const settled = promise.then((value) => value, (error) => Promise.reject(error));
-  settled.catch(() => {});
-  return settled;
-}
+import { local, randomBytes, settle, sha256 } from "./_helpers.ts";
 
 async function pair(options: Record<string, unknown> = {}) {
   const server = await serve({ ...local, ...options });

@@ -321,13 +321,9 @@ export class IrcDialect implements Dialect {
    */
   #channels(list: string): string {
     if (!list.includes("#")) return list;
-    return list.split(",").map((name) => {
-      if (!name.startsWith("#")) return name;
-      for (const room of this.#host.session.rooms) {
-        if (room.name.length === name.length && sameAscii(room.name, name)) return room.name;
-      }
-      return this.#host.core.roomNamed(name) ?? name;
-    }).join(",");
+    return list.split(",").map((name) =>
+      name.startsWith("#") ? this.#host.core.roomNamed(name) ?? name : name
+    ).join(",");
   }
 
   // Registration.
@@ -982,12 +978,6 @@ function matches(mask: string, text: string): boolean {
 }
 
 /** Splits a comma-separated list, dropping empty items. */
-/** Whether two names are the same but for the case of ASCII letters. */
-function sameAscii(a: string, b: string): boolean {
-  return a === b ||
-    a.replace(/[A-Z]/g, (c) => c.toLowerCase()) === b.replace(/[A-Z]/g, (c) => c.toLowerCase());
-}
-
 function targets(list: string): string[] {
   return list.split(",").filter((item) => item !== "");
 }
