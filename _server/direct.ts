@@ -10,6 +10,7 @@ import type { Names } from "./names.ts";
 import { Outbound } from "./outbound.ts";
 import type { Registered } from "./session.ts";
 import type { Shared } from "./shared.ts";
+import { isoNow } from "./clock.ts";
 
 /** Private messages between sessions. */
 export class Direct {
@@ -47,7 +48,7 @@ export class Direct {
       return shared.fail(session, frame.id, "no_such_user", `Nobody here is called "${frame.to}"`);
     }
     if (!shared.checkText(session, frame.id, frame.text)) return;
-    const ts = new Date().toISOString();
+    const ts = isoNow();
     const from = session.name;
     const to = target?.name ?? elsewhere!.name;
     const dm: DmEvent = frame.action === true

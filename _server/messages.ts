@@ -16,6 +16,7 @@ import type { Registered, Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
 import type { Feed } from "./feed.ts";
 import type { StoredMessage } from "./storage.ts";
+import { isoNow } from "./clock.ts";
 
 /** Most messages committed in one transaction to a shared storage. */
 const MAX_SHARED_BATCH = 1000;
@@ -105,7 +106,7 @@ export class Messages {
 
   #queue(session: Registered, room: Room, frame: SendFrame, key: string | undefined): undefined {
     const from = session.name;
-    const ts = new Date().toISOString();
+    const ts = isoNow();
     // A shared storage numbers messages as it commits them.
     const seq = this.#feed === undefined ? room.next() : 0;
     const action = frame.action === true;
@@ -278,10 +279,14 @@ export class Messages {
     const shared = this.#shared;
     const room = entries[0]!.room;
     const run = new OutboundRun(entries.map((entry) => entry.out), this.#arenas);
-    const answer = (entry: PendingSend) => {
-      const { room, seq, ts } = entry.stored;
-      shared.ack(entry.session, { type: "ack", id: entry.id, room, seq, ts });
-    };
+    const acks = Outbound.answers(entries.map(({ id, stored: { room, seq, ts } }) => ({
+      type: "ack",
+      id,
+      room,
+      seq,
+      ts,
+    })));
+    const answer = (index: number) => entries[index]!.session.peer?.deliver(acks[index]!);
     // Where each sender's own messages are: it hears the others, then its answer, in turn.
     const own = new Map<Session, number[]>();
     for (let i = 0; i < entries.length; i++) {
@@ -301,7 +306,7 @@ export class Messages {
       let from = 0;
       for (const index of mine) {
         if (peer !== undefined && index > from) shared.deliverRun(peer, run, from, index);
-        answer(entries[index]!);
+        answer(index);
         from = index + 1;
       }
       if (peer !== undefined && from < entries.length) {
@@ -310,7 +315,7 @@ export class Messages {
     }
     // Senders who left the room while their messages were being stored are answered too.
     for (const indexes of own.values()) {
-      for (const index of indexes) answer(entries[index]!);
+      for (const index of indexes) answer(index);
     }
   }
 

@@ -44,6 +44,8 @@ export class Moderation {
   #shared: Shared;
   #names: Names;
   #bans = new Map<string, Ban>();
+  /** How many of them are mutes: none, and a message is not checked against them. */
+  #mutes = 0;
   /** Parsed `ip` ban values. */
   #ranges = new Map<string, AddressRange>();
 
@@ -62,7 +64,18 @@ export class Moderation {
 
   #keep(bans: readonly Ban[]): void {
     this.#bans.clear();
-    for (const ban of bans) this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+    this.#mutes = 0;
+    for (const ban of bans) this.#set(ban);
+  }
+
+  #set(ban: Ban): void {
+    const key = `${ban.kind}:${ban.value}`;
+    if (ban.kind === "mute" && !this.#bans.has(key)) this.#mutes++;
+    this.#bans.set(key, ban);
+  }
+
+  #delete(key: string): void {
+    if (this.#bans.delete(key) && key.startsWith("mute:")) this.#mutes--;
   }
 
   async #load(): Promise<void> {
@@ -113,7 +126,7 @@ export class Moderation {
     const ban = this.#bans.get(`${kind}:${value}`);
     if (ban === undefined) return undefined;
     if (ban.until !== null && ban.until <= new Date().toISOString()) {
-      this.#bans.delete(`${kind}:${value}`);
+      this.#delete(`${kind}:${value}`);
       return undefined;
     }
     return ban;
@@ -127,7 +140,7 @@ export class Moderation {
     for (const [key, ban] of this.#bans) {
       if (ban.kind !== "ip") continue;
       if (ban.until !== null && ban.until <= now) {
-        this.#bans.delete(key);
+        this.#delete(key);
         continue;
       }
       let range = this.#ranges.get(ban.value);
@@ -181,6 +194,7 @@ export class Moderation {
 
   /** The mute in force for a session's name or key, if any. */
   #muteOf(session: Registered): Ban | undefined {
+    if (this.#mutes === 0) return undefined;
     return this.banned("mute", nameKey(session.name)) ??
       this.banned("mute", session.fingerprint && `key:${session.fingerprint}`);
   }
@@ -217,7 +231,7 @@ export class Moderation {
     }));
     for (const ban of bans) {
       await this.#shared.store.ban(ban);
-      this.#bans.set(`${ban.kind}:${ban.value}`, ban);
+      this.#set(ban);
     }
     this.#shared.cluster?.bansChanged();
     return bans[0] as Ban;

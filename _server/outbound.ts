@@ -10,6 +10,7 @@ import { formatFrame } from "../protocol/text_format.ts";
 import { ircEvent } from "./doors/irc_lines.ts";
 
 const encoder = new TextEncoder();
+const LF = 0x0a;
 
 function render(frame: ServerFrame, room: string | undefined): Uint8Array | null {
   const text = formatFrame(frame, { room });
@@ -44,6 +45,25 @@ export class Outbound {
   constructor(frame: ServerFrame, single = false) {
     this.frame = frame;
     this.#single = single;
+  }
+
+  /**
+   * Answers to many requests, their JSON laid end to end into the buffer
+   * shared by answers in one go.
+   *
+   * @param frames The answers.
+   * @returns Each one wrapped, in order.
+   */
+  static answers(frames: readonly ServerFrame[]): Outbound[] {
+    let text = "";
+    for (const frame of frames) text += JSON.stringify(frame) + "\n";
+    const placed = newPlaced(frames.length);
+    SINGLES.placeLines(text, placed);
+    return frames.map((frame, i) => {
+      const out = new Outbound(frame, true);
+      out.#json = placed.bases[i]!.subarray(placed.from[i], placed.to[i]);
+      return out;
+    });
   }
 
   /** The frame as one line of JSON. */
@@ -143,24 +163,36 @@ export class Arena {
   }
 
   /**
-   * Encodes text straight in, with no buffer of its own on the way.
+   * Encodes lines in, each ending with `\n` and holding no other, and notes
+   * where each one is.
    *
-   * @param text The text.
-   * @param at Where to note the buffer and the bounds it was encoded to.
-   * @param index Which item of `at` it is.
+   * @param text The lines.
+   * @param at Where to note the buffer and each line's bounds, in order.
    */
-  placeText(text: string, at: Placed, index: number): void {
+  placeLines(text: string, at: Placed): void {
+    let base: Uint8Array;
+    let from: number;
+    let end: number;
     // A UTF-16 code unit takes at most 3 bytes.
-    if (text.length * 3 > ARENA_LARGEST) return this.place(encoder.encode(text), at, index);
-    if (this.#used + text.length * 3 > this.#buffer.length) {
-      this.#buffer = new Uint8Array(ARENA_BYTES);
-      this.#used = 0;
+    if (text.length * 3 > ARENA_LARGEST) {
+      base = encoder.encode(text);
+      from = 0;
+      end = base.length;
+    } else {
+      if (this.#used + text.length * 3 > this.#buffer.length) {
+        this.#buffer = new Uint8Array(ARENA_BYTES);
+        this.#used = 0;
+      }
+      base = this.#buffer;
+      from = this.#used;
+      end = this.#used += encoder.encodeInto(text, base.subarray(from)).written;
     }
-    const { written } = encoder.encodeInto(text, this.#buffer.subarray(this.#used));
-    at.bases[index] = this.#buffer;
-    at.from[index] = this.#used;
-    this.#used += written;
-    at.to[index] = this.#used;
+    for (let i = 0; from < end; i++) {
+      const to = base.indexOf(LF, from) + 1;
+      at.bases[i] = base;
+      at.from[i] = from;
+      at.to[i] = from = to;
+    }
   }
 
   /**
@@ -288,11 +320,11 @@ export class OutboundRun {
   json(start: number, end: number, sink: ViewSink): void {
     if (this.#json === undefined) {
       const items = this.items;
-      const placed = this.#json = newPlaced(items.length);
-      const arena = this.#arenas.json;
-      for (let i = 0; i < items.length; i++) {
-        arena.placeText(JSON.stringify(items[i]!.frame) + "\n", placed, i);
-      }
+      // One string and one encoding for the whole run: JSON has no raw newline inside a line.
+      let text = "";
+      for (const item of items) text += JSON.stringify(item.frame) + "\n";
+      this.#json = newPlaced(items.length);
+      this.#arenas.json.placeLines(text, this.#json);
     }
     visit(this.#json, start, end, sink);
   }

@@ -851,6 +851,24 @@ const SHAPES: Record<ClientFrame["type"], Shape> = {
   pong: {},
 };
 
+/** One field of a shape, read once from {@linkcode SHAPES}. */
+interface FieldCheck {
+  field: string;
+  kind: Kind;
+  optional: boolean;
+}
+
+/** {@linkcode SHAPES} as lists of checks, so a frame is checked without taking them apart. */
+const CHECKS: ReadonlyMap<string, readonly FieldCheck[]> = new Map(
+  Object.entries(SHAPES).map(([type, shape]) => [
+    type,
+    Object.entries(shape).map(([field, expected]) => {
+      const optional = expected.endsWith("?");
+      return { field, kind: (optional ? expected.slice(0, -1) : expected) as Kind, optional };
+    }),
+  ]),
+);
+
 function kindOf(value: unknown): Kind | "other" {
   switch (typeof value) {
     case "string":
@@ -918,25 +936,20 @@ export function parseClientFrame(line: string): ClientFrame {
   }
   const frame = value as Record<string, unknown>;
   const id = isRequestId(frame.id) ? frame.id : undefined;
-  const fail = (code: ErrorCode, message: string): never => {
-    throw new ProtocolError(code, message, { cause: id });
-  };
-  if (typeof frame.type !== "string") fail("bad_request", 'Field "type" must be a string');
-  const shape = Object.hasOwn(SHAPES, frame.type as string)
-    ? SHAPES[frame.type as ClientFrame["type"]]
-    : undefined;
-  if (shape === undefined) {
-    fail("unknown_type", `Unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`);
+  const type = frame.type;
+  if (typeof type !== "string") throw invalid("bad_request", 'Field "type" must be a string', id);
+  const checks = CHECKS.get(type);
+  if (checks === undefined) {
+    throw invalid("unknown_type", `Unknown frame type ${JSON.stringify(type).slice(0, 80)}`, id);
   }
-  if (id === undefined && frame.type !== "pong" && frame.type !== "data") {
-    fail(
+  if (id === undefined && type !== "pong" && type !== "data") {
+    throw invalid(
       "bad_request",
       'Field "id" must be a string of 1 to 64 characters or a non-negative integer',
+      id,
     );
   }
-  for (const [field, expected] of Object.entries(shape!)) {
-    const optional = expected.endsWith("?");
-    const kind = (optional ? expected.slice(0, -1) : expected) as Kind;
+  for (const { field, kind, optional } of checks) {
     const present = frame[field];
     if (present === undefined && optional) continue;
     if (!fits(kind, present)) {
@@ -945,18 +958,24 @@ export function parseClientFrame(line: string): ClientFrame {
         : kind === "object"
         ? "an object"
         : `a ${kind}`;
-      fail("bad_request", `Field "${field}" must be ${what}`);
+      throw invalid("bad_request", `Field "${field}" must be ${what}`, id);
     }
   }
-  if (
-    (frame.type === "send" || frame.type === "dm") && frame.key !== undefined && !isKey(frame.key)
-  ) {
-    fail("bad_request", 'Field "key" must be a string of 1 to 64 characters');
+  if ((type === "send" || type === "dm") && frame.key !== undefined && !isKey(frame.key)) {
+    throw invalid("bad_request", 'Field "key" must be a string of 1 to 64 characters', id);
   }
-  if (frame.type === "hello" && frame.caps !== undefined && !isCaps(frame.caps)) {
-    fail("bad_request", 'Field "caps" must be a list of at most 16 names of 1 to 32 characters');
+  if (type === "hello" && frame.caps !== undefined && !isCaps(frame.caps)) {
+    throw invalid(
+      "bad_request",
+      'Field "caps" must be a list of at most 16 names of 1 to 32 characters',
+      id,
+    );
   }
   return frame as unknown as ClientFrame;
+}
+
+function invalid(code: ErrorCode, message: string, id: RequestId | undefined): ProtocolError {
+  return new ProtocolError(code, message, { cause: id });
 }
 
 /**

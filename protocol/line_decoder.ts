@@ -83,16 +83,60 @@ export class LineDecoder {
   push(chunk: Uint8Array): DecodedLine[] {
     const lines: DecodedLine[] = [];
     let start = 0;
-    while (start < chunk.length) {
-      const end = chunk.indexOf(LF, start);
+    // The end of a line begun in an earlier chunk.
+    if (this.#length > 0 || this.#discarding) {
+      const end = chunk.indexOf(LF);
       if (end === -1) {
-        this.#hold(chunk.subarray(start), lines);
-        break;
+        this.#hold(chunk, lines);
+        return lines;
       }
-      this.#finish(chunk.subarray(start, end), lines);
+      this.#finish(chunk.subarray(0, end), lines);
       start = end + 1;
     }
+    // The lines complete in this chunk, then the start of the next one.
+    const last = chunk.lastIndexOf(LF);
+    if (last >= start) {
+      this.#finishAll(chunk.subarray(start, last), lines);
+      start = last + 1;
+    }
+    if (start < chunk.length) this.#hold(chunk.subarray(start), lines);
     return lines;
+  }
+
+  /** Lines joined by `\n`, each whole: decoded in one go when all are within the limit and valid. */
+  #finishAll(part: Uint8Array, lines: DecodedLine[]): void {
+    let fits = true;
+    for (let from = 0;;) {
+      const end = part.indexOf(LF, from);
+      const stop = end === -1 ? part.length : end;
+      const length = stop > from && part[stop - 1] === CR ? stop - from - 1 : stop - from;
+      if (length > this.#maxBytes) {
+        fits = false;
+        break;
+      }
+      if (end === -1) break;
+      from = end + 1;
+    }
+    let text: string | undefined;
+    if (fits) {
+      try {
+        text = this.#decoder.decode(part);
+      } catch {
+        // Some line is not valid UTF-8: each is decoded on its own, to tell which.
+      }
+    }
+    if (text !== undefined) {
+      for (const line of text.split("\n")) {
+        lines.push({ ok: true, text: line.endsWith("\r") ? line.slice(0, -1) : line });
+      }
+      return;
+    }
+    for (let from = 0;;) {
+      const end = part.indexOf(LF, from);
+      this.#finish(part.subarray(from, end === -1 ? part.length : end), lines);
+      if (end === -1) break;
+      from = end + 1;
+    }
   }
 
   #tooLarge(lines: DecodedLine[]): void {

@@ -305,3 +305,25 @@ Deno.test("decoder does not let a truncated sequence swallow the next line", () 
   const bytes = concat(new Uint8Array([0xe4, 0xbd, 0x0a]), bytesOf("好"));
   deepEqual(decode(decoder, [bytes]), said("\uFFFD", "好"));
 });
+
+Deno.test("decoder gives the same lines for many lines in one chunk as for one byte at a time", () => {
+  const long = "x".repeat(65);
+  const parts = [
+    bytesOf(...FRAMES),
+    encoder.encode("crlf\r\n\uFEFFbom kept\r\n"),
+    new Uint8Array([0xe4, 0xbd, 0x0a]),
+    bytesOf(long, "x".repeat(64), ...FRAMES),
+    encoder.encode("unfinished"),
+  ];
+  const bytes = concat(...parts);
+  for (const fatal of [true, false]) {
+    const whole = decode(new LineDecoder({ maxBytes: 64, fatal }), [bytes]);
+    const byByte = decode(new LineDecoder({ maxBytes: 64, fatal }), inChunksOf(bytes, 1));
+    deepEqual(whole, byByte, `fatal: ${fatal}`);
+    equal(whole.length, 2 * FRAMES.length + 5);
+    ok(whole.some((line) => line.ok && line.text === "\uFEFFbom kept"));
+  }
+  // All valid and within the limit: decoded together, each line still on its own.
+  const valid = bytesOf(...FRAMES, "crlf\r");
+  deepEqual(decode(new LineDecoder({ maxBytes: 1024 }), [valid]), said(...FRAMES, "crlf"));
+});

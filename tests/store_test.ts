@@ -36,6 +36,31 @@ Deno.test("store keeps messages in order and finds them by key", () => {
   }
 });
 
+Deno.test("a large batch is stored whole, in order, with every field", () => {
+  const store = new Store(":memory:");
+  try {
+    // 32 + 8 + 3 rows: every size of insert the store uses.
+    const batch = Array.from({ length: 43 }, (_, i) => ({
+      ...message(i % 2 === 0 ? "#a" : "#b", Math.floor(i / 2) + 1, "2026-01-01T00:00:00.000Z"),
+      text: `第 ${i} 条`,
+      action: i % 3 === 0,
+      notice: i % 5 === 0 ? true : undefined,
+      key: i % 7 === 0 ? `alice:k${i}` : undefined,
+    }));
+    store.append(batch);
+    const stored = [...store.after("#a", 0, 100, false), ...store.after("#b", 0, 100, false)];
+    equal(stored.length, 43);
+    const expected = [...batch.filter((_, i) => i % 2 === 0), ...batch.filter((_, i) => i % 2)];
+    deepEqual(
+      stored.map((m) => [m.room, m.seq, m.text, m.action === true, m.notice === true]),
+      expected.map((m) => [m.room, m.seq, m.text, m.action, m.notice === true]),
+    );
+    deepEqual(store.findKey("#a", "alice:k14"), { seq: 8, ts: "2026-01-01T00:00:00.000Z" });
+  } finally {
+    store.close();
+  }
+});
+
 Deno.test("a notice is kept as a notice, after reopening too", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/history.db`;
