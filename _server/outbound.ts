@@ -7,14 +7,20 @@
 
 import type { ServerFrame } from "../protocol/frames.ts";
 import { formatFrame } from "../protocol/text_format.ts";
-import { ircEvent } from "./doors/irc_lines.ts";
+import { ircEvent, ircEventText } from "./doors/irc_lines.ts";
 
 const encoder = new TextEncoder();
 const LF = 0x0a;
 
-function render(frame: ServerFrame, room: string | undefined): Uint8Array | null {
+/** The frame as text lines for `nc` users, ended by CRLF, or `undefined` when there are none. */
+function textLines(frame: ServerFrame, room: string | undefined): string | undefined {
   const text = formatFrame(frame, { room });
-  return text === undefined ? null : encoder.encode(text.replaceAll("\n", "\r\n") + "\r\n");
+  return text === undefined ? undefined : text.replaceAll("\n", "\r\n") + "\r\n";
+}
+
+function render(frame: ServerFrame, room: string | undefined): Uint8Array | null {
+  const text = textLines(frame, room);
+  return text === undefined ? null : encoder.encode(text);
 }
 
 /**
@@ -138,31 +144,6 @@ export class Arena {
   #used = 0;
 
   /**
-   * Copies bytes in.
-   *
-   * @param bytes The bytes.
-   * @param at Where to note the buffer and the bounds they were copied to.
-   * @param index Which item of `at` they are.
-   */
-  place(bytes: Uint8Array, at: Placed, index: number): void {
-    if (bytes.length > ARENA_LARGEST) {
-      at.bases[index] = bytes;
-      at.from[index] = 0;
-      at.to[index] = bytes.length;
-      return;
-    }
-    if (this.#used + bytes.length > this.#buffer.length) {
-      this.#buffer = new Uint8Array(ARENA_BYTES);
-      this.#used = 0;
-    }
-    this.#buffer.set(bytes, this.#used);
-    at.bases[index] = this.#buffer;
-    at.from[index] = this.#used;
-    this.#used += bytes.length;
-    at.to[index] = this.#used;
-  }
-
-  /**
    * Encodes lines in, each ending with `\n` and holding no other, and notes
    * where each one is.
    *
@@ -170,29 +151,48 @@ export class Arena {
    * @param at Where to note the buffer and each line's bounds, in order.
    */
   placeLines(text: string, at: Placed): void {
-    let base: Uint8Array;
-    let from: number;
-    let end: number;
-    // A UTF-16 code unit takes at most 3 bytes.
-    if (text.length * 3 > ARENA_LARGEST) {
-      base = encoder.encode(text);
-      from = 0;
-      end = base.length;
-    } else {
-      if (this.#used + text.length * 3 > this.#buffer.length) {
-        this.#buffer = new Uint8Array(ARENA_BYTES);
-        this.#used = 0;
-      }
-      base = this.#buffer;
-      from = this.#used;
-      end = this.#used += encoder.encodeInto(text, base.subarray(from)).written;
-    }
-    for (let i = 0; from < end; i++) {
+    const { base, from: start, end } = this.#encodeAll(text);
+    for (let i = 0, from = start; from < end; i++) {
       const to = base.indexOf(LF, from) + 1;
       at.bases[i] = base;
       at.from[i] = from;
       at.to[i] = from = to;
     }
+  }
+
+  /**
+   * Encodes texts in, end to end, and notes where each one is.
+   *
+   * @param texts The texts.
+   * @param at Where to note the buffer and each text's bounds, in order.
+   */
+  placeTexts(texts: readonly string[], at: Placed): void {
+    const text = texts.join("");
+    const { base, from, end } = this.#encodeAll(text);
+    // As many bytes as characters: all ASCII, and each text's length is its size.
+    const ascii = end - from === text.length;
+    let to = from;
+    for (let i = 0; i < texts.length; i++) {
+      at.bases[i] = base;
+      at.from[i] = to;
+      at.to[i] = to += ascii ? texts[i]!.length : utf8Length(texts[i]!);
+    }
+  }
+
+  /** Encodes text in, into a buffer of its own when it is large. */
+  #encodeAll(text: string): { base: Uint8Array; from: number; end: number } {
+    // A UTF-16 code unit takes at most 3 bytes.
+    if (text.length * 3 > ARENA_LARGEST) {
+      const base = encoder.encode(text);
+      return { base, from: 0, end: base.length };
+    }
+    if (this.#used + text.length * 3 > this.#buffer.length) {
+      this.#buffer = new Uint8Array(ARENA_BYTES);
+      this.#used = 0;
+    }
+    const from = this.#used;
+    this.#used += encoder.encodeInto(text, this.#buffer.subarray(from)).written;
+    return { base: this.#buffer, from, end: this.#used };
   }
 
   /**
@@ -202,15 +202,8 @@ export class Arena {
    * @returns The bytes.
    */
   encode(text: string): Uint8Array {
-    if (text.length * 3 > ARENA_LARGEST) return encoder.encode(text);
-    if (this.#used + text.length * 3 > this.#buffer.length) {
-      this.#buffer = new Uint8Array(ARENA_BYTES);
-      this.#used = 0;
-    }
-    const from = this.#used;
-    const { written } = encoder.encodeInto(text, this.#buffer.subarray(from));
-    this.#used += written;
-    return this.#buffer.subarray(from, this.#used);
+    const { base, from, end } = this.#encodeAll(text);
+    return base.subarray(from, end);
   }
 }
 
@@ -258,12 +251,6 @@ export interface ViewSink {
 
 function newPlaced(length: number): Placed {
   return { bases: new Array(length), from: new Uint32Array(length), to: new Uint32Array(length) };
-}
-
-function place(arena: Arena, parts: readonly Uint8Array[]): Placed {
-  const placed = newPlaced(parts.length);
-  for (let i = 0; i < parts.length; i++) arena.place(parts[i]!, placed, i);
-  return placed;
 }
 
 /** Hands `sink` items `start` to `end` (excluded), adjacent ones as one stretch. */
@@ -379,13 +366,20 @@ export class OutboundRun {
    */
   text(room: string | undefined, start: number, end: number, sink: ViewSink): void {
     const first = this.items[0]?.frame;
+    // As {@linkcode Outbound.text} renders them, all in one go.
     const placed = first?.type === "message" && first.room !== room
-      ? this.#tagged ??= place(
-        this.#arenas.tagged,
-        this.items.map((item) => item.text(undefined) ?? EMPTY),
-      )
-      : this.#text ??= place(this.#arenas.text, this.items.map((item) => item.text(room) ?? EMPTY));
+      ? this.#tagged ??= this.#placeTexts(this.#arenas.tagged, () => "")
+      : this.#text ??= this.#placeTexts(
+        this.#arenas.text,
+        (frame) => frame.type === "message" ? frame.room : undefined,
+      );
     visit(placed, start, end, sink);
+  }
+
+  #placeTexts(arena: Arena, roomOf: (frame: ServerFrame) => string | undefined): Placed {
+    const placed = newPlaced(this.items.length);
+    arena.placeTexts(this.items.map(({ frame }) => textLines(frame, roomOf(frame)) ?? ""), placed);
+    return placed;
   }
 
   /**
@@ -399,15 +393,17 @@ export class OutboundRun {
    */
   irc(variant: number, start: number, end: number, sink: ViewSink): void {
     const cache = this.#irc ??= [];
-    const placed = cache[variant] ??= place(
-      this.#arenas.irc(variant),
-      this.items.map((item) => item.irc(variant) ?? EMPTY),
-    );
+    let placed = cache[variant];
+    if (placed === undefined) {
+      placed = cache[variant] = newPlaced(this.items.length);
+      this.#arenas.irc(variant).placeTexts(
+        this.items.map(({ frame }) => ircEventText(frame, variant)),
+        placed,
+      );
+    }
     visit(placed, start, end, sink);
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 /** The length of text in UTF-8, without encoding it. */
 function utf8Length(text: string): number {

@@ -34,10 +34,19 @@ function pad(value: number): string {
  * @returns The local time of day.
  */
 export function clock(ts: string): string {
+  // Messages come in runs with the same time stamp: the last one is remembered.
+  if (ts === lastStamp) return lastClock;
   const date = new Date(ts);
-  if (Number.isNaN(date.getTime())) return "--:--:--";
-  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const time = Number.isNaN(date.getTime())
+    ? "--:--:--"
+    : `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  lastStamp = ts;
+  lastClock = time;
+  return time;
 }
+
+let lastStamp: string | undefined;
+let lastClock = "";
 
 function body(prefix: string, text: string): string {
   const lines = sanitize(text, { newlines: true }).split("\n");

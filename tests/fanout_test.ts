@@ -186,6 +186,57 @@ Deno.test("a run is laid out once and handed out as adjacent stretches", () => {
   ok(around[0]![1] < around[1]![0]);
 });
 
+Deno.test("every stretch of a run is the bytes its events have one by one", () => {
+  const arenas = new Arenas();
+  const decoder = new TextDecoder();
+  const mixed = ["你好", "two\nlines", "👍🏽 e\u0301", "x".repeat(3000), "plain"];
+  const ascii = ["plain", "two\nlines", "x".repeat(3000)];
+  // Small runs go into the shared buffers, large ones into their own; ASCII or not.
+  const cases: [number, string[], string][] = [];
+  for (const count of [5, 40]) {
+    for (const texts of [mixed, ascii]) cases.push([count, texts, "小明"], [count, texts, "bob"]);
+  }
+  for (const [count, texts, sender] of cases) {
+    const items = Array.from({ length: count }, (_, seq) =>
+      new Outbound({
+        type: "message",
+        room: "#lobby",
+        from: sender,
+        text: texts[seq % texts.length]!,
+        ts: "2026-01-01T00:00:00.000Z",
+        seq,
+        ...(seq % 3 === 0 ? { action: true } : {}),
+      }));
+    const run = new OutboundRun(items, arenas);
+    const read = (
+      hand: (sink: { pushView: (b: Uint8Array, f: number, t: number) => void }) => void,
+    ) => {
+      const parts: string[] = [];
+      hand({ pushView: (base, from, to) => parts.push(decoder.decode(base.subarray(from, to))) });
+      return parts.join("");
+    };
+    const each = (bytes: (item: Outbound) => Uint8Array | null, from: number, to: number) =>
+      items.slice(from, to).map((item) => decoder.decode(bytes(item) ?? new Uint8Array())).join("");
+    for (const [from, to] of [[0, count], [0, 1], [1, count - 1], [count - 1, count]] as const) {
+      equal(read((sink) => run.json(from, to, sink)), each((item) => item.json, from, to));
+      equal(
+        read((sink) => run.text("#lobby", from, to, sink)),
+        each((item) => item.text("#lobby"), from, to),
+      );
+      equal(
+        read((sink) => run.text("#other", from, to, sink)),
+        each((item) => item.text("#other"), from, to),
+      );
+      for (const variant of [0, 1, 2, 3]) {
+        equal(
+          read((sink) => run.irc(variant, from, to, sink)),
+          each((item) => item.irc(variant), from, to),
+        );
+      }
+    }
+  }
+});
+
 Deno.test("a sender waits while its readers catch up, and nothing is lost", async () => {
   await using server = await serve({
     ...unthrottled,

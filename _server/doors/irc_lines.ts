@@ -280,6 +280,94 @@ export const QUIT_MESSAGES: Readonly<Record<Exclude<LeaveReason, "part">, string
   protocol_error: "Protocol error",
 };
 
+function eventLines(
+  frame: ServerFrame,
+  variant: number,
+  server: string = SERVER_NAME,
+): readonly string[] | null {
+  switch (frame.type) {
+    case "message":
+      return textLines(
+        maskOf(frame.from),
+        frame.room,
+        frame.text,
+        frame.action === true,
+        tagsFor(variant, frame.ts, `${frame.room}/${frame.seq}`),
+        frame.notice === true ? "NOTICE" : "PRIVMSG",
+      );
+    case "dm":
+      return textLines(
+        maskOf(frame.from),
+        nickOf(frame.to),
+        frame.text,
+        frame.action === true,
+        tagsFor(variant, frame.ts),
+        frame.notice === true ? "NOTICE" : "PRIVMSG",
+      );
+    case "join": {
+      const tags = tagsFor(variant, frame.ts);
+      const join = tags + ircLine(maskOf(frame.name), "JOIN", [frame.room]);
+      if (frame.op !== true) return [join];
+      return [
+        join,
+        tags + ircLine(server, "MODE", [frame.room, "+o", nickOf(frame.name)]),
+      ];
+    }
+    case "leave": {
+      const tags = tagsFor(variant, frame.ts);
+      if (frame.reason === "part") {
+        const params = frame.message === undefined ? [frame.room] : [frame.room, frame.message];
+        return [tags + ircLine(maskOf(frame.name), "PART", params, params.length > 1)];
+      }
+      if (frame.reason === "kicked") {
+        const source = frame.by === undefined ? server : maskOf(frame.by);
+        const why = frame.message ?? (frame.by === undefined ? "Kicked" : nickOf(frame.by));
+        return [
+          tags + ircLine(source, "KICK", [frame.room, nickOf(frame.name), why], true),
+        ];
+      }
+      const why = frame.reason === "quit" && frame.message !== undefined
+        ? `Quit: ${frame.message}`
+        : QUIT_MESSAGES[frame.reason];
+      return [tags + ircLine(maskOf(frame.name), "QUIT", [why], true)];
+    }
+    case "nick":
+      return [
+        tagsFor(variant, frame.ts) + ircLine(maskOf(frame.from), "NICK", [nickOf(frame.to)]),
+      ];
+    case "away":
+      return [
+        tagsFor(variant, frame.ts) +
+        (frame.message === ""
+          ? ircLine(maskOf(frame.name), "AWAY", [])
+          : ircLine(maskOf(frame.name), "AWAY", [frame.message], true)),
+      ];
+    case "topic":
+      return [
+        tagsFor(variant, frame.ts) +
+        ircLine(maskOf(frame.from), "TOPIC", [frame.room, frame.topic], true),
+      ];
+    case "bye":
+      return [`ERROR :${frame.message.replace(LINE_BREAKS, " ")}`];
+    case "offer":
+      return [
+        ircLine(
+          server,
+          "NOTICE",
+          [
+            frame.to.startsWith("#") ? frame.to : nickOf(frame.to),
+            `${nickOf(frame.from)} offers the file "${
+              [...frame.name].filter((char) => char >= " ").join("")
+            }" (${frame.size} bytes); files need the chat client`,
+          ],
+          true,
+        ),
+      ];
+    default:
+      return null;
+  }
+}
+
 /**
  * An event as IRC lines, the same for every reader that negotiated the same
  * tags; `null` for what an IRC client has no line for. Answers (`ack`,
@@ -297,89 +385,18 @@ export function ircEvent(
   variant: number,
   server: string = SERVER_NAME,
 ): Uint8Array | null {
-  switch (frame.type) {
-    case "message":
-      return ircBytes(
-        textLines(
-          maskOf(frame.from),
-          frame.room,
-          frame.text,
-          frame.action === true,
-          tagsFor(variant, frame.ts, `${frame.room}/${frame.seq}`),
-          frame.notice === true ? "NOTICE" : "PRIVMSG",
-        ),
-      );
-    case "dm":
-      return ircBytes(
-        textLines(
-          maskOf(frame.from),
-          nickOf(frame.to),
-          frame.text,
-          frame.action === true,
-          tagsFor(variant, frame.ts),
-          frame.notice === true ? "NOTICE" : "PRIVMSG",
-        ),
-      );
-    case "join": {
-      const tags = tagsFor(variant, frame.ts);
-      const join = tags + ircLine(maskOf(frame.name), "JOIN", [frame.room]);
-      if (frame.op !== true) return ircBytes([join]);
-      return ircBytes([
-        join,
-        tags + ircLine(server, "MODE", [frame.room, "+o", nickOf(frame.name)]),
-      ]);
-    }
-    case "leave": {
-      const tags = tagsFor(variant, frame.ts);
-      if (frame.reason === "part") {
-        const params = frame.message === undefined ? [frame.room] : [frame.room, frame.message];
-        return ircBytes([tags + ircLine(maskOf(frame.name), "PART", params, params.length > 1)]);
-      }
-      if (frame.reason === "kicked") {
-        const source = frame.by === undefined ? server : maskOf(frame.by);
-        const why = frame.message ?? (frame.by === undefined ? "Kicked" : nickOf(frame.by));
-        return ircBytes([
-          tags + ircLine(source, "KICK", [frame.room, nickOf(frame.name), why], true),
-        ]);
-      }
-      const why = frame.reason === "quit" && frame.message !== undefined
-        ? `Quit: ${frame.message}`
-        : QUIT_MESSAGES[frame.reason];
-      return ircBytes([tags + ircLine(maskOf(frame.name), "QUIT", [why], true)]);
-    }
-    case "nick":
-      return ircBytes([
-        tagsFor(variant, frame.ts) + ircLine(maskOf(frame.from), "NICK", [nickOf(frame.to)]),
-      ]);
-    case "away":
-      return ircBytes([
-        tagsFor(variant, frame.ts) +
-        (frame.message === ""
-          ? ircLine(maskOf(frame.name), "AWAY", [])
-          : ircLine(maskOf(frame.name), "AWAY", [frame.message], true)),
-      ]);
-    case "topic":
-      return ircBytes([
-        tagsFor(variant, frame.ts) +
-        ircLine(maskOf(frame.from), "TOPIC", [frame.room, frame.topic], true),
-      ]);
-    case "bye":
-      return ircBytes([`ERROR :${frame.message.replace(LINE_BREAKS, " ")}`]);
-    case "offer":
-      return ircBytes([
-        ircLine(
-          server,
-          "NOTICE",
-          [
-            frame.to.startsWith("#") ? frame.to : nickOf(frame.to),
-            `${nickOf(frame.from)} offers the file "${
-              [...frame.name].filter((char) => char >= " ").join("")
-            }" (${frame.size} bytes); files need the chat client`,
-          ],
-          true,
-        ),
-      ]);
-    default:
-      return null;
-  }
+  const lines = eventLines(frame, variant, server);
+  return lines === null ? null : ircBytes(lines);
+}
+
+/**
+ * {@linkcode ircEvent} as text, for laying many events into one buffer.
+ *
+ * @param frame The event.
+ * @param variant Which tags the reader negotiated.
+ * @returns The lines, each ended by CRLF; `""` when there are none.
+ */
+export function ircEventText(frame: ServerFrame, variant: number): string {
+  const lines = eventLines(frame, variant, SERVER_NAME);
+  return lines === null ? "" : lines.map((line) => line + "\r\n").join("");
 }
