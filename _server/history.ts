@@ -7,7 +7,7 @@
 
 import type { AckFrame, MessageEvent, SearchFrame } from "../protocol/frames.ts";
 import { MAX_SEARCH_PAGE, MAX_SEARCH_TEXT, SEARCH_SCAN_MESSAGES } from "../protocol/limits.ts";
-import { Outbound } from "./outbound.ts";
+import { Arenas, Outbound, OutboundRun } from "./outbound.ts";
 import type { Room, Session } from "./session.ts";
 import type { Shared } from "./shared.ts";
 
@@ -26,8 +26,8 @@ interface Replay {
   seq: number;
   /** How many messages were asked for. */
   limit: number;
-  /** The messages, each encoded at most once for every joiner. */
-  frames: Outbound[];
+  /** The messages, encoded at most once for every joiner, into adjacent bytes. */
+  run: OutboundRun;
   bytes: number;
 }
 
@@ -65,6 +65,8 @@ export class History {
   /** Replays by room, oldest first. */
   #replays = new Map<string, Replay>();
   #replayBytes = 0;
+  /** Where replays are encoded: apart from live messages, as they are kept longer. */
+  #arenas = new Arenas();
   /** Counts {@linkcode History.forget}: a read it overlapped may hold what was removed. */
   #generation = 0;
 
@@ -101,9 +103,12 @@ export class History {
       const kept = fit(messages, true);
       replay = generation === this.#generation
         ? this.#keep(room.name, seq, limit, kept)
-        : { seq, limit, frames: kept.map((message) => new Outbound(message)), bytes: 0 };
+        : { seq, limit, run: this.#run(kept), bytes: 0 };
     }
-    for (const frame of replay.frames) session.peer?.deliver(frame);
+    // One view of the whole replay for each joiner, not a piece per message.
+    const { peer } = session;
+    const length = replay.run.items.length;
+    if (peer !== undefined && length > 0) this.#shared.deliverRun(peer, replay.run, 0, length);
   }
 
   /**
@@ -111,8 +116,8 @@ export class History {
    * shares one read and one encoding), within {@linkcode REPLAY_CACHE_BYTES}.
    */
   #keep(room: string, seq: number, limit: number, messages: MessageEvent[]): Replay {
-    const frames = messages.map((message) => new Outbound(message));
-    const replay = { seq, limit, frames, bytes: messages.reduce((sum, m) => sum + cost(m), 0) };
+    const bytes = messages.reduce((sum, m) => sum + cost(m), 0);
+    const replay = { seq, limit, run: this.#run(messages), bytes };
     this.#drop(room);
     this.#replays.set(room, replay);
     this.#replayBytes += replay.bytes;
@@ -121,6 +126,10 @@ export class History {
       this.#drop(name);
     }
     return replay;
+  }
+
+  #run(messages: MessageEvent[]): OutboundRun {
+    return new OutboundRun(messages.map((message) => new Outbound(message)), this.#arenas);
   }
 
   #drop(room: string): void {
