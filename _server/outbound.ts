@@ -162,7 +162,8 @@ export class Arena {
   placeLines(text: string, at: Placed): void {
     const { base, from: start, end } = this.#encodeAll(text);
     for (let i = 0, from = start; from < end; i++) {
-      const to = base.indexOf(LF, from) + 1;
+      const next = base.indexOf(LF, from);
+      const to = next === -1 || next >= end ? end : next + 1;
       at.bases[i] = base;
       at.from[i] = from;
       at.to[i] = from = to;
