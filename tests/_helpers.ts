@@ -10,6 +10,19 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { ServeOptions } from "../mod.ts";
 
+/**
+ * A loopback port free now, for a program that must be told its port
+ * before it starts (HAProxy, PostgreSQL, a `chat serve` process).
+ *
+ * @returns The port.
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /** Options for a test server: loopback only, on any free port. */
 export const local = { hostname: "127.0.0.1", port: 0 } satisfies ServeOptions;
 

@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { freePort } from "./_helpers.ts";
 
 /** Where Debian (or the PATH) keeps the PostgreSQL programs, if anywhere. */
 function findBin(): string | undefined {
@@ -56,13 +57,6 @@ async function run(program: string, args: string[], cwd?: string): Promise<strin
   const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
   if (code !== 0) throw new Error(`"${program} ${args.join(" ")}" failed (${code}): ${text}`);
   return text;
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** A running PostgreSQL for tests. */

@@ -12,28 +12,10 @@ import { join } from "node:path";
 import { type ChatClient, type ChatEvent, connect } from "../mod.ts";
 import { type ChatProcess, startServer } from "./_cli.ts";
 import { PG_BIN, PG_MISSING, startPostgres } from "./_postgres.ts";
+import { freePort } from "./_helpers.ts";
+import { HAPROXY, HAPROXY_MISSING, startHaproxy } from "./_haproxy.ts";
 
-/** Where Debian keeps HAProxy, if it is installed. */
-const HAPROXY = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].find((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
-
-const MISSING = PG_MISSING !== ""
-  ? PG_MISSING
-  : HAPROXY === undefined
-  ? " (skipped: HAProxy is not installed; apt-get install haproxy)"
-  : "";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+const MISSING = PG_MISSING !== "" ? PG_MISSING : HAPROXY_MISSING;
 
 /**
  * The HAProxy configuration the README shows: TCP mode, round robin, quick
@@ -64,41 +46,10 @@ export function haproxyConfig(port: number, nodes: readonly number[]): string {
   ].join("\n");
 }
 
-async function startHaproxy(dir: string, port: number, nodes: number[]) {
+async function startProxy(dir: string, port: number, nodes: number[]) {
   const config = join(dir, "haproxy.cfg");
   await Deno.writeTextFile(config, haproxyConfig(port, nodes));
-  const child = new Deno.Command(HAPROXY!, {
-    args: ["-f", config, "-db"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  // Ready once it accepts connections.
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        await child.status;
-        throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  return {
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Gone already.
-      }
-      await child.status;
-    },
-  };
+  return await startHaproxy(config, port);
 }
 
 async function node(
@@ -165,7 +116,7 @@ Deno.test({
       const b = await node(pg.url, "--node", "b");
       await using _b = b.server;
       const proxyPort = freePort();
-      await using _proxy = await startHaproxy(dir, proxyPort, [aPort, b.port]);
+      await using _proxy = await startProxy(dir, proxyPort, [aPort, b.port]);
 
       const names = ["ann", "ben", "cat", "dan"];
       const clients: ChatClient[] = [];
@@ -263,7 +214,7 @@ Deno.test({
       const b = await node(pg.url, "--node", "b");
       await using _b = b.server;
       const proxyPort = freePort();
-      await using _proxy = await startHaproxy(dir, proxyPort, [a.port, b.port]);
+      await using _proxy = await startProxy(dir, proxyPort, [a.port, b.port]);
       await using ann = await connect({ port: proxyPort, name: "ann", history: 0 });
       const bobJoins = ann.next("join", { timeout: 20_000 });
       await using bob = await connect({ port: proxyPort, name: "bob", history: 0 });

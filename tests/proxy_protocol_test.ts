@@ -9,20 +9,12 @@ import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { serve } from "../mod.ts";
 import { parseProxyHeader } from "../_server/proxy_protocol.ts";
-import { local } from "./_helpers.ts";
+import { freePort, local } from "./_helpers.ts";
+import { HAPROXY, HAPROXY_MISSING, startHaproxy } from "./_haproxy.ts";
 import { RawPeer } from "./_raw.ts";
 import { assertOneErrorLine, runChat } from "./_cli.ts";
 
 const encoder = new TextEncoder();
-
-/** Where Debian keeps HAProxy, if it is installed. */
-const HAPROXY = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].find((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
 
 function v2(command: number, family: number, body: number[]): Uint8Array {
   return new Uint8Array([
@@ -146,9 +138,7 @@ Deno.test("with the PROXY protocol on, limits and bans see the address in the he
 });
 
 Deno.test({
-  name: `HAProxy's send-proxy and send-proxy-v2 give the client's address${
-    HAPROXY === undefined ? " (skipped: HAProxy is not installed; apt-get install haproxy)" : ""
-  }`,
+  name: `HAProxy's send-proxy and send-proxy-v2 give the client's address${HAPROXY_MISSING}`,
   ignore: HAPROXY === undefined,
   async fn(t) {
     const lines: string[] = [];
@@ -161,9 +151,7 @@ Deno.test({
     try {
       for (const send of ["send-proxy", "send-proxy-v2"]) {
         await t.step(send, async () => {
-          const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-          const front = (listener.addr as Deno.NetAddr).port;
-          listener.close();
+          const front = freePort();
           const config = join(dir, `${send}.cfg`);
           await Deno.writeTextFile(
             config,
@@ -181,38 +169,19 @@ Deno.test({
               "",
             ].join("\n"),
           );
-          const child = new Deno.Command(HAPROXY!, {
-            args: ["-f", config, "-db"],
-            stdin: "null",
-            stdout: "null",
-            stderr: "null",
-          }).spawn();
-          try {
-            let conn: Deno.TcpConn | undefined;
-            const deadline = Date.now() + 15_000;
-            while (conn === undefined) {
-              conn = await Deno.connect({ hostname: "127.0.0.1", port: front }).catch(() => {
-                ok(Date.now() < deadline, "HAProxy did not start");
-                return new Promise<undefined>((resolve) =>
-                  setTimeout(() => resolve(undefined), 100)
-                );
-              });
-            }
-            await using peer = RawPeer.over(conn);
-            const name = send.replaceAll("-", "");
-            await peer.send({ type: "hello", id: 1, v: 1, name });
-            await peer.frame("welcome");
-            const port = (conn.localAddr as Deno.NetAddr).port;
-            ok(
-              lines.some((line) => line.startsWith(`${name} joined from 127.0.0.1:${port}`)),
-              `no "${name} joined from 127.0.0.1:${port}" in:\n${lines.join("\n")}`,
-            );
-            // The health checks that connect and say nothing leave no trace.
-            ok(!lines.some((line) => /PROXY/.test(line)), lines.join("\n"));
-          } finally {
-            child.kill("SIGTERM");
-            await child.status;
-          }
+          await using _proxy = await startHaproxy(config, front);
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: front });
+          await using peer = RawPeer.over(conn);
+          const name = send.replaceAll("-", "");
+          await peer.send({ type: "hello", id: 1, v: 1, name });
+          await peer.frame("welcome");
+          const port = (conn.localAddr as Deno.NetAddr).port;
+          ok(
+            lines.some((line) => line.startsWith(`${name} joined from 127.0.0.1:${port}`)),
+            `no "${name} joined from 127.0.0.1:${port}" in:\n${lines.join("\n")}`,
+          );
+          // The health checks that connect and say nothing leave no trace.
+          ok(!lines.some((line) => /PROXY/.test(line)), lines.join("\n"));
         });
       }
     } finally {
